@@ -1,0 +1,765 @@
+/* lash.h - the public C API of liblash, the durable process engine core.
+ *
+ * This is the only public header. It includes neither lmdb.h nor lua.h: the
+ * store's LMDB types stay private, and a C host can use the core without Lua.
+ *
+ * Conventions (see docs/c-api.md for the long form):
+ * - Every function that can fail returns an int: 0 on success, a negative
+ *   LASH_E* code on failure, and where documented a positive "informational"
+ *   code (LASH_APPLIED, LASH_SUPERSEDED_OUTCOME) that is not an error.
+ * - On failure the store keeps a message naming the id and what was wrong;
+ *   lash_errmsg(store) returns it, valid until the next call on that store.
+ * - A failed operation changes nothing: record, event log and indexes stay
+ *   byte-identical.
+ * - Every operation takes a `lash_txn *txn`. NULL means "run in a transaction
+ *   of your own and commit it before returning". A non-NULL write batch from
+ *   lash_txn_begin() lets many operations share one commit (group commit).
+ *   Inside a batch, an operation that fails its checks writes nothing and the
+ *   batch stays usable; a storage failure (map full, I/O) poisons the batch:
+ *   every later call on it and its commit return that error.
+ * - Strings in (ids, kinds, owners) are NUL-terminated. Data out (records,
+ *   events) is either copied into caller-owned structs freed with
+ *   lash_record_free(), or passed to a callback and valid only during it.
+ * - One store handle belongs to one thread at a time. Many OS processes may
+ *   open the same directory; LMDB serialises their writers.
+ * - Times are wall-clock milliseconds since the epoch from one replaceable
+ *   clock (lash_store_set_clock), so lease lapses are testable without sleep.
+ */
+#ifndef LASH_H
+#define LASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LASH_API __attribute__((visibility("default")))
+
+#define LASH_VERSION_MAJOR 0
+#define LASH_VERSION_MINOR 1
+#define LASH_VERSION_PATCH 0
+#define LASH_VERSION_STRING "0.1.0"
+/* Version of the on-disk record encoding; a store written with another
+ * version refuses to open (LASH_EFORMAT, both versions named). */
+#define LASH_FORMAT_VERSION 1
+
+LASH_API const char *lash_version(void);
+
+/* ---------------------------------------------------------------- errors */
+
+/* XX(NAME, value, text). Values are stable: they cross the C/Lua boundary as
+ * the names ("ENOENT") and are written in no store. */
+#define LASH_ERRNO_MAP(XX)                                                     \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ENOENT, -2, "unknown process")                                            \
+  XX(ECONFLICT, -3, "conflicts with the stored definition")                    \
+  XX(ESUPERSEDED, -4, "lease is no longer held by this owner")                 \
+  XX(EBUSY, -5, "lease is held by another owner")                              \
+  XX(ETERMINAL, -6, "process is already terminal")                             \
+  XX(EPRUNED, -7, "process is no longer retained")                             \
+  XX(ETOOBIG, -8, "payload is over the size limit")                            \
+  XX(EFORMAT, -9, "store has another format version")                          \
+  XX(EIO, -10, "storage I/O error")                                            \
+  XX(EFULL, -11, "store map is full")                                          \
+  XX(ENOMEM, -12, "out of memory")                                             \
+  XX(EEXHAUSTED, -13, "attempt budget exhausted")                              \
+  XX(ESTARTED, -14, "owner-bound process was already started")                 \
+  XX(EEXTERNAL, -15, "process is externally owned")                            \
+  XX(EAUTHORITY, -16, "completion authority not valid for this process")      \
+  XX(EACCES, -17, "store directory is not accessible")                         \
+  XX(ECORRUPT, -18, "store is corrupt")                                        \
+  XX(ETIMEDOUT, -19, "timed out")                                              \
+  XX(ECANCELED, -20, "cancelled")                                              \
+  XX(ECLOSED, -21, "closed")                                                   \
+  XX(EPANIC, -22, "fatal storage error; reopen required")
+
+enum {
+#define LASH__ERR_ENUM(name, val, text) LASH_##name = (val),
+  LASH_ERRNO_MAP(LASH__ERR_ENUM)
+#undef LASH__ERR_ENUM
+  LASH_ERR_LAST = -22
+};
+
+/* Positive, non-error results of completion verbs on a terminal row. */
+enum {
+  LASH_APPLIED = 1,           /* identical outcome already recorded */
+  LASH_SUPERSEDED_OUTCOME = 2 /* a different outcome won first */
+};
+
+/* Text for a code ("unknown process"); never NULL. */
+LASH_API const char *lash_strerror(int rc);
+/* Name of a code without the LASH_ prefix ("ENOENT"); "OK" for 0. */
+LASH_API const char *lash_err_name(int rc);
+
+/* ------------------------------------------------------------ enumerations */
+
+typedef enum lash_status {
+  LASH_PENDING = 1, /* registered, never started        (live) */
+  LASH_RUNNING,     /* started by an owner               (live) */
+  LASH_WAITING,     /* parked on a signal/event/timer    (live) */
+  LASH_COMPLETED,   /* terminal */
+  LASH_FAILED,      /* terminal */
+  LASH_CANCELLED,   /* terminal */
+  LASH_ABANDONED    /* terminal */
+} lash_status;
+#define LASH_STATUS_COUNT 7
+#define LASH_IS_TERMINAL(st) ((st) >= LASH_COMPLETED)
+
+/* "pending", "running", ...; NULL for an unknown value. */
+LASH_API const char *lash_status_name(int status);
+/* Parses a status name; returns 0 when unknown. */
+LASH_API int lash_status_parse(const char *name);
+
+typedef enum lash_disposition {
+  LASH_RERUNNABLE = 1, /* re-run after its lease lapses, up to max_attempts */
+  LASH_OWNER_BOUND,    /* runs at most once */
+  LASH_EXTERNAL        /* never run here; closed by an external authority */
+} lash_disposition;
+LASH_API const char *lash_disposition_name(int disposition);
+LASH_API int lash_disposition_parse(const char *name); /* 0 when unknown */
+
+/* Who may complete a row without holding its lease (SEMANTICS 3.5). */
+typedef enum lash_authority {
+  LASH_AUTH_EXTERNAL = 1,     /* external owner: LASH_EXTERNAL rows only */
+  LASH_AUTH_WORKFLOW,         /* host/workflow key: rerunnable, owner_bound */
+  LASH_AUTH_RECONCILED_ABANDON /* external rows, abandoned outcome only */
+} lash_authority;
+LASH_API const char *lash_authority_name(int authority);
+
+/* Writers of an abandoned outcome (SEMANTICS 1.3). */
+typedef enum lash_abandon_writer {
+  LASH_WRITER_OWNER_DRAIN = 1,
+  LASH_WRITER_RECONCILED_REQUEST,
+  LASH_WRITER_ENGINE_GAVE_UP,
+  LASH_WRITER_SWEEP
+} lash_abandon_writer;
+/* "owner_drain", "reconciled_request", "engine_gave_up", "sweep" */
+LASH_API const char *lash_writer_name(int writer);
+
+typedef enum lash_durability {
+  LASH_DURABILITY_FULL = 0, /* fsync every commit */
+  LASH_DURABILITY_NOMETA,   /* MDB_NOMETASYNC */
+  LASH_DURABILITY_NONE      /* MDB_NOSYNC: the OS decides */
+} lash_durability;
+
+/* --------------------------------------------------------------- values */
+
+#define LASH_ID_MAX 255    /* ids are 1..255 bytes, no NUL */
+#define LASH_NAME_MAX 127  /* kinds, owners, incarnations, event types */
+
+typedef struct lash_bytes {
+  const void *data;
+  size_t len;
+} lash_bytes;
+
+/* ---------------------------------------------------------------- store */
+
+typedef struct lash_store lash_store;
+typedef struct lash_txn lash_txn;
+
+typedef struct lash_store_opts {
+  int durability;        /* lash_durability; default FULL */
+  size_t map_size;       /* LMDB map size in bytes; 0 = 1 GiB */
+  size_t max_payload;    /* 0 = 1 MiB; applies to input, event payloads,
+                            outcome payloads */
+  unsigned max_readers;  /* 0 = 126 */
+  int read_only;         /* open for reading only */
+} lash_store_opts;
+
+/* Fills *o with the defaults above. */
+LASH_API void lash_store_opts_init(lash_store_opts *o);
+
+/* Opens (creating if needed, dir 0700, files 0600) the store in directory
+ * @p dir. @p opts may be NULL for defaults.
+ * On failure *out is NULL, nothing is left to close, and if @p err is not
+ * NULL a message (naming the directory and the cause) is written into it
+ * (at most @p errlen bytes, NUL-terminated).
+ * @return 0, LASH_EINVAL, LASH_EACCES (missing parent, not a directory, read
+ *   only), LASH_EFORMAT (other format version; message names both),
+ *   LASH_EIO, LASH_ENOMEM, LASH_ECORRUPT. */
+LASH_API int lash_store_open(const char *dir, const lash_store_opts *opts,
+                             lash_store **out, char *err, size_t errlen);
+/* Closes the store; aborts an open batch. NULL is a no-op. */
+LASH_API void lash_store_close(lash_store *s);
+
+/* The message of the last failed call on @p s; "" if none. Owned by the
+ * store, valid until the next call on it. */
+LASH_API const char *lash_errmsg(const lash_store *s);
+
+/* Replaces the clock (NULL restores the wall clock). */
+typedef int64_t (*lash_clock_fn)(void *ud);
+LASH_API void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud);
+LASH_API int64_t lash_store_now(lash_store *s);
+
+LASH_API size_t lash_store_max_payload(const lash_store *s);
+LASH_API const char *lash_store_path(const lash_store *s);
+
+/* --------------------------------------------------------------- batches */
+
+/* Starts a write batch. Only one batch per store at a time (a second begin
+ * returns LASH_EINVAL). While a batch is open, writes with txn == NULL on
+ * the same store return LASH_EINVAL (pass the batch instead); reads with
+ * txn == NULL see the last committed state, reads given the batch see its
+ * uncommitted writes.
+ * @return 0, LASH_EINVAL, LASH_EIO, LASH_EPANIC, LASH_EACCES (read-only). */
+LASH_API int lash_txn_begin(lash_store *s, lash_txn **out);
+/* Commits every write of the batch and frees it (even on failure). The
+ * commit hook (below) runs after a successful commit.
+ * @return 0, the poisoning error, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_txn_commit(lash_txn *txn);
+/* Discards every write of the batch and frees it. NULL is a no-op. */
+LASH_API void lash_txn_abort(lash_txn *txn);
+
+/* One committed change to one process, reported to the commit hook. */
+typedef struct lash_change {
+  const char *id;         /* the process id */
+  uint64_t first_seq;     /* first event seq appended by the commit, 0: none */
+  uint64_t last_seq;      /* last event seq after the commit */
+  int status;             /* status after the commit */
+  int registered;         /* 1 if the commit created the row */
+  int cancel_requested;   /* the record's cancel_requested after the commit */
+} lash_change;
+/* Called after every successful commit that changed records or events
+ * (registration, appends, starts, waits, completions, requests; not lease
+ * operations, not prune), once per commit, with one entry per changed
+ * process in first-change order. Data valid during the call only. The hook
+ * must not call back into the store. */
+typedef void (*lash_commit_fn)(void *ud, const lash_change *changes,
+                               size_t n);
+LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn,
+                                   void *ud);
+
+/* --------------------------------------------------------------- records */
+
+typedef struct lash_attempt {
+  char owner[LASH_NAME_MAX + 1];
+  char incarnation[LASH_NAME_MAX + 1];
+  uint64_t fence;
+  uint32_t number;     /* 1-based attempt number */
+  int64_t started_at;
+} lash_attempt;
+
+/* A process record: the stored projection of the event log. Pointers point
+ * into memory owned by the record; free with lash_record_free(). */
+typedef struct lash_record {
+  const char *id;
+  const char *kind;
+  lash_bytes input;          /* opaque payload (MessagePack by convention) */
+  int disposition;           /* lash_disposition */
+  uint32_t max_attempts;     /* 0 = unlimited */
+  int status;                /* lash_status */
+  int has_attempt;
+  lash_attempt attempt;      /* latest start, if has_attempt */
+  lash_bytes outcome;        /* terminal payload, iff terminal */
+  const char *wait;          /* what it is parked on, or NULL */
+  int64_t wait_since;
+  int cancel_requested;
+  const char *cancel_reason; /* may be NULL */
+  int abandon_requested;
+  const char *abandon_by;    /* may be NULL */
+  const char *abandon_reason;/* may be NULL */
+  int64_t created_at;
+  int64_t updated_at;        /* `at` of the last event folded in */
+  uint64_t last_seq;         /* seq of the last event, 0 if none */
+  uint64_t change_seq;       /* store-wide change seq of the last save */
+  void *priv_;               /* owned memory; do not touch */
+} lash_record;
+
+LASH_API void lash_record_free(lash_record *r); /* NULL-safe; zeroes *r */
+
+/* A tombstone: what remains of a pruned process. */
+typedef struct lash_tombstone {
+  char id[LASH_ID_MAX + 1];
+  int status;          /* terminal status at prune */
+  int64_t pruned_at;
+  uint64_t change_seq;
+  uint64_t last_seq;   /* sequence floor: a re-registered id continues here */
+} lash_tombstone;
+
+/* What a new process is. Immutable after registration; registration is
+ * idempotent per (id, kind, input, disposition, max_attempts). */
+typedef struct lash_def {
+  const char *id;          /* 1..255 bytes */
+  const char *kind;        /* 1..127 bytes */
+  lash_bytes input;        /* <= max_payload */
+  int disposition;         /* required: a lash_disposition */
+  uint32_t max_attempts;   /* 0 = unlimited */
+} lash_def;
+
+/* Registers a process (status pending).
+ * @param[out] created  1 if this call created the row, 0 if an identical
+ *   row existed (nothing written, change seq untouched). May be NULL.
+ * @param[out] out      the stored record; may be NULL.
+ * A tombstoned id is registered anew (its sequence continues after the
+ * tombstone's floor).
+ * @return 0, LASH_EINVAL (empty/over-long id or kind, bad disposition),
+ *   LASH_ETOOBIG, LASH_ECONFLICT (same id, other definition), LASH_EFULL,
+ *   LASH_EIO, LASH_EPANIC. */
+LASH_API int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
+                           int *created, lash_record *out);
+
+/* Reads one record.
+ * @return 0, LASH_ENOENT, LASH_EPRUNED (then *tomb is filled if not NULL),
+ *   LASH_EINVAL, LASH_EIO. */
+LASH_API int lash_get(lash_store *s, lash_txn *txn, const char *id,
+                      lash_record *out, lash_tombstone *tomb);
+
+/* ------------------------------------------------------------------ events */
+
+typedef struct lash_event {
+  const char *process_id;
+  uint64_t seq;
+  const char *type;      /* "process.started", "signal.approve", "progress" */
+  lash_bytes payload;    /* MessagePack; lifecycle payloads written by core */
+  int64_t at;
+} lash_event;
+
+/* Callback for listings: return 0 to continue, non-zero to stop early (that
+ * value is then returned by the listing call if it is negative, else 0). */
+typedef int (*lash_event_fn)(void *ud, const lash_event *ev);
+typedef int (*lash_record_fn)(void *ud, const lash_record *rec);
+
+/* Calls fn for each event of @p id with seq > after, ascending, at most
+ * @p limit (0 = no limit).
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_EINVAL, LASH_EIO, or fn's
+ *   negative stop value. */
+LASH_API int lash_events_after(lash_store *s, lash_txn *txn, const char *id,
+                               uint64_t after, size_t limit, lash_event_fn fn,
+                               void *ud);
+
+/* Host appends (unfenced). A signal: type "signal.<name>", name
+ * [A-Za-z0-9_-]+; a user event type must not start with "process.".
+ * @param[out] seq  the new event's sequence (may be NULL)
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ETERMINAL, LASH_EINVAL,
+ *   LASH_ETOOBIG, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_append(lash_store *s, lash_txn *txn, const char *id,
+                         const char *type, lash_bytes payload, uint64_t *seq);
+
+/* Records a cancellation request (process.cancel_requested {reason}).
+ * Idempotent: a row that already has a request returns its seq and writes
+ * nothing. On a terminal row it writes nothing and returns LASH_ETERMINAL.
+ * A pending row (never started) is cancelled at once: the request and the
+ * terminal process.cancelled are appended in the same commit.
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ETERMINAL, LASH_EINVAL,
+ *   LASH_EFULL, LASH_EIO. */
+LASH_API int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
+                                 const char *reason, uint64_t *seq);
+
+/* Records an abandon request (process.abandon_requested {by, reason}).
+ * Identical repeat: no-op; a different one: LASH_ECONFLICT (first kept).
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ETERMINAL, LASH_ECONFLICT,
+ *   LASH_EINVAL, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_request_abandon(lash_store *s, lash_txn *txn,
+                                  const char *id, const char *by,
+                                  const char *reason, uint64_t *seq);
+
+/* ------------------------------------------------------------------ leases */
+
+typedef struct lash_lease {
+  char process_id[LASH_ID_MAX + 1];
+  char owner[LASH_NAME_MAX + 1];
+  char incarnation[LASH_NAME_MAX + 1];
+  uint64_t token;     /* minted at acquire, only ever compared; 0 = none */
+  uint64_t fence;     /* per process, starts at 1, only grows */
+  int64_t expires_at;
+} lash_lease;
+
+/* Claims the lease of @p id for (owner, incarnation) for @p ttl_ms.
+ * Live lease of the same owner+incarnation: expiry extended, token and fence
+ * kept. Live lease of another: LASH_EBUSY, *out filled with the holder.
+ * None, released or expired (expires_at <= now): acquired with
+ * fence = retained + 1 and a fresh token. Terminal rows can be claimed
+ * (callers re-check).
+ * @return 0, LASH_EBUSY, LASH_ENOENT, LASH_EPRUNED (no lease row created),
+ *   LASH_EINVAL, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_lease_claim(lash_store *s, lash_txn *txn, const char *id,
+                              const char *owner, const char *incarnation,
+                              int64_t ttl_ms, lash_lease *out);
+
+/* Extends a held lease to now + ttl_ms (fence check at now). Updates
+ * ls->expires_at. @return 0, LASH_ESUPERSEDED (superseded or expired,
+ * expires_at == now counts as expired), LASH_EFULL, LASH_EIO. */
+LASH_API int lash_lease_renew(lash_store *s, lash_txn *txn, lash_lease *ls,
+                              int64_t ttl_ms);
+
+/* Releases where the token matches; a stale release is a silent no-op. The
+ * fence is retained. @return 0, LASH_EIO. */
+LASH_API int lash_lease_release(lash_store *s, lash_txn *txn,
+                                const lash_lease *ls);
+
+/* Reads the lease row of @p id. @return 0 (token 0 if released),
+ * LASH_ENOENT (no lease row), LASH_EIO. */
+LASH_API int lash_lease_get(lash_store *s, lash_txn *txn, const char *id,
+                            lash_lease *out);
+
+/* ------------------------------------------------------- fenced writes */
+
+/* Records the start of an execution attempt under @p ls (process.started
+ * {owner, incarnation, fence, attempt}); status becomes running.
+ * Attempt number: the retained one if the retained owner incarnation and
+ * fence equal the lease's (a no-op, nothing written), else retained + 1.
+ * @param[out] attempt  the attempt number (may be NULL)
+ * @return 0, LASH_ESUPERSEDED, LASH_ETERMINAL, LASH_EEXTERNAL,
+ *   LASH_ESTARTED (owner-bound, started before by another execution; the
+ *   message names that owner), LASH_EEXHAUSTED (attempt > max_attempts;
+ *   nothing written), LASH_ENOENT, LASH_EPRUNED, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                        uint32_t *attempt);
+
+/* Fenced append of a user event by the execution holding @p ls.
+ * @return as lash_append, plus LASH_ESUPERSEDED. */
+LASH_API int lash_append_fenced(lash_store *s, lash_txn *txn,
+                                const lash_lease *ls, const char *type,
+                                lash_bytes payload, uint64_t *seq);
+
+/* Enters a wait (process.waiting {wait, since}): status waiting. @p wait is a
+ * short description ("signal:approve", "sleep:5000", "process:child-1").
+ * Clear with lash_wait_clear (process.resumed): status running. Clearing
+ * when not waiting is a no-op. @return 0, LASH_ESUPERSEDED, LASH_ETERMINAL,
+ * LASH_EINVAL, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_wait_set(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                           const char *wait, uint64_t *seq);
+LASH_API int lash_wait_clear(lash_store *s, lash_txn *txn,
+                             const lash_lease *ls, uint64_t *seq);
+
+/* Leased completion: appends the terminal event process.<status> whose
+ * payload is @p outcome, sets status and outcome, clears the wait and
+ * releases the lease, atomically. The terminal check precedes the lease
+ * check: on a terminal row it writes nothing and returns LASH_APPLIED
+ * (same status and payload) or LASH_SUPERSEDED_OUTCOME.
+ * @param status  LASH_COMPLETED, LASH_FAILED, LASH_CANCELLED, LASH_ABANDONED
+ * @return 0, LASH_APPLIED, LASH_SUPERSEDED_OUTCOME, LASH_ESUPERSEDED,
+ *   LASH_EINVAL, LASH_ETOOBIG, LASH_ENOENT, LASH_EPRUNED, LASH_EFULL,
+ *   LASH_EIO. */
+LASH_API int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                           int status, lash_bytes outcome);
+
+/* Unleased completion by an authority (SEMANTICS 3.5). The terminal
+ * event's payload carries the authority beside the outcome. No lease is
+ * touched. @return as lash_complete, plus LASH_EAUTHORITY (nothing
+ * appended), without LASH_ESUPERSEDED. */
+LASH_API int lash_complete_unleased(lash_store *s, lash_txn *txn,
+                                    const char *id, int status,
+                                    lash_bytes outcome, int authority);
+
+/* Encodes the outcome payload of an abandonment, {writer=, owner=}, as
+ * MessagePack into @p buf (at most @p cap bytes; 512 is always enough).
+ * @p owner may be NULL. Returns the length, or LASH_EINVAL. */
+LASH_API int lash_abandon_payload(int writer, const char *owner, void *buf,
+                                  size_t cap);
+
+/* ------------------------------------------------------------- listings */
+
+/* Keyset cursor over the live index of one kind (SEMANTICS 7.1). Zero it to
+ * start a scan: the first page captures the current last live id of the kind
+ * as an inclusive bound, later pages continue after the last id returned. */
+typedef struct lash_worklist_cursor {
+  char last[LASH_ID_MAX + 1];
+  char bound[LASH_ID_MAX + 1];
+  int started;
+  int done;  /* set when the scan reached its bound */
+} lash_worklist_cursor;
+
+/* Calls fn for up to @p limit live rows of @p kind after the cursor, in id
+ * order, and advances the cursor. Touches only live rows of that kind.
+ * @return the number of rows passed to fn (>= 0), or a negative error. */
+LASH_API int lash_worklist_page(lash_store *s, lash_txn *txn, const char *kind,
+                                lash_worklist_cursor *cur, size_t limit,
+                                lash_record_fn fn, void *ud);
+
+typedef struct lash_list_filter {
+  int status;          /* 0 = any; a lash_status */
+  int live_only;       /* only pending/running/waiting */
+  const char *kind;    /* NULL = any */
+  const char *after;   /* ids strictly after this one; NULL = from start */
+  size_t limit;        /* 0 = no limit */
+} lash_list_filter;
+
+/* Calls fn for each matching record in id order. Uses the status index when
+ * a status is given. @return the number of rows passed, or an error. */
+LASH_API int lash_list(lash_store *s, lash_txn *txn,
+                       const lash_list_filter *f, lash_record_fn fn,
+                       void *ud);
+
+/* --------------------------------------------------------- change feed */
+
+/* The store-wide change sequence: a cheap point read (one read txn), for
+ * noticing writes by other OS processes. 0 on a read error. */
+LASH_API uint64_t lash_change_seq(lash_store *s);
+
+typedef struct lash_change_entry {
+  uint64_t change_seq;
+  const char *id;
+  int deleted;             /* 1: pruned (tombstone), 0: upsert */
+  const lash_record *rec;  /* the record, if !deleted */
+  const lash_tombstone *tomb; /* the tombstone, if deleted */
+} lash_change_entry;
+typedef int (*lash_change_fn)(void *ud, const lash_change_entry *c);
+
+/* Calls fn for each change strictly after @p cursor in order (the latest
+ * change per id), at most @p limit (0 = all); *next receives the cursor to
+ * pass next time. @return the number passed, or an error. */
+LASH_API int lash_changes_since(lash_store *s, lash_txn *txn, uint64_t cursor,
+                                size_t limit, lash_change_fn fn, void *ud,
+                                uint64_t *next);
+
+/* ----------------------------------------------------------------- prune */
+
+typedef struct lash_prune_report {
+  uint64_t processes;
+  uint64_t events;
+} lash_prune_report;
+
+/* Removes terminal rows with updated_at < before_ms (and status == @p status
+ * if non-zero), with their events and lease rows, leaving tombstones
+ * (status label, pruned_at = now, consecutive change seqs in id order).
+ * Live rows are never touched. @return 0, LASH_EINVAL, LASH_EFULL,
+ * LASH_EIO. */
+LASH_API int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms,
+                        int status, lash_prune_report *out);
+
+/* ----------------------------------------------------------------- stats */
+
+typedef struct lash_stats {
+  uint64_t count[LASH_STATUS_COUNT + 1]; /* indexed by lash_status */
+  uint64_t live;
+  uint64_t total;
+  uint64_t tombstones;
+  uint64_t change_seq;
+  uint64_t map_size;  /* bytes */
+  uint64_t map_used;  /* bytes in use (last page * page size) */
+} lash_stats;
+
+LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);
+
+/* ----------------------------------------------------------------- check */
+
+/* Walks the whole store and verifies: every record equals the fold of its
+ * registration base and event log, field by field; sequences start at 1 and
+ * strictly increase; the live, status and change indexes list exactly the
+ * rows they should; per-status counters match; every lease row belongs to a
+ * record and its fence is >= the latest attempt's fence; terminal rows hold
+ * no live lease. fn (may be NULL) is called with a line per problem.
+ * @return the number of problems (0 = clean), or a negative error. */
+typedef void (*lash_problem_fn)(void *ud, const char *problem);
+LASH_API int lash_check(lash_store *s, lash_problem_fn fn, void *ud);
+
+
+/* ================================================================ engine
+ *
+ * The engine runs on a libuv loop: it owns a store, the change hub, the
+ * awaiter, a group-commit writer and the driver. Everything below is called
+ * on the loop thread only. Host code (the Lua bindings) runs process bodies;
+ * the engine never calls into a body except through lash_runner callbacks,
+ * and only from loop callbacks (never nested inside a caller's stack).
+ */
+struct uv_loop_s;
+typedef struct lash_engine lash_engine;
+typedef struct lash_run lash_run;   /* one admitted execution attempt */
+typedef struct lash_wait lash_wait; /* one parked wait */
+
+typedef struct lash_engine_opts {
+  lash_store_opts store;
+  const char *owner;        /* stable worker identity; NULL: "<host>:<pid>" */
+  const char *incarnation;  /* per boot; NULL: random */
+  unsigned concurrency;     /* bodies running at once; 0 = 64 */
+  int64_t lease_ttl_ms;     /* 0 = 30000 */
+  int64_t renew_ms;         /* 0 = ttl / 3; must satisfy ttl >= 3 * renew */
+  int64_t poll_min_ms;      /* cross-process change poll backoff: 0 = 25 */
+  int64_t poll_max_ms;      /* 0 = 1000 */
+  struct uv_loop_s *loop;   /* NULL: a private loop owned by the engine */
+} lash_engine_opts;
+
+LASH_API void lash_engine_opts_init(lash_engine_opts *o);
+
+/* @return 0, LASH_EINVAL (bad timings: message says which), and every
+ *   lash_store_open error. On failure *out is NULL and err holds a message. */
+LASH_API int lash_engine_open(const char *dir, const lash_engine_opts *opts,
+                              lash_engine **out, char *err, size_t errlen);
+/* Stops admission, drops every run (runner->drop with LASH_ECLOSED, leases
+ * released so rerunnable rows can be re-run elsewhere at once), cancels
+ * waits silently, closes handles and the store. NULL is a no-op. */
+LASH_API void lash_engine_close(lash_engine *e);
+
+LASH_API lash_store *lash_engine_store(lash_engine *e);
+LASH_API struct uv_loop_s *lash_engine_loop(lash_engine *e);
+LASH_API const char *lash_engine_owner(const lash_engine *e);
+LASH_API const char *lash_engine_incarnation(const lash_engine *e);
+
+/* Host callbacks. All run from loop callbacks. */
+typedef struct lash_runner {
+  void *ud;
+  /* A row was claimed and its start recorded: begin the body. Return 0, or
+   * a negative code for an infrastructure failure (the lease is released,
+   * no terminal is written, the run is freed). */
+  int (*start)(void *ud, lash_run *run);
+  /* The engine takes @p run away without a terminal (lease lost:
+   * LASH_ESUPERSEDED; engine closing: LASH_ECLOSED). The host discards the
+   * body; the run pointer is invalid after the call. */
+  void (*drop)(void *ud, lash_run *run, int rc);
+  /* Event sink (may be NULL): every event appended through this engine or
+   * seen through the change feed, after its durable write, in seq order per
+   * process. Best effort; data valid during the call only. */
+  void (*event)(void *ud, const lash_event *ev);
+} lash_runner;
+LASH_API void lash_engine_set_runner(lash_engine *e, const lash_runner *r);
+
+/* Declares that this engine runs rows of @p kind (the driver only claims
+ * kinds declared here). Idempotent. @return 0, LASH_EINVAL. */
+LASH_API int lash_engine_define(lash_engine *e, const char *kind);
+
+/* ------------------------------------------------------ group commit */
+
+/* A write to perform inside the engine's shared transaction. It calls
+ * registry functions with the given txn and returns their result. */
+typedef int (*lash_write_fn)(lash_store *s, lash_txn *txn, void *ud);
+/* Called once after the commit (or failure) of a queued write, from a loop
+ * callback: rc is the write's result, or the commit error when the write
+ * succeeded but its commit failed. */
+typedef void (*lash_done_fn)(void *ud, int rc);
+
+/* Queues @p fn for the shared transaction flushed at the end of this loop
+ * turn; @p done runs after that commit. Nothing is reported durable (and
+ * no waiter is woken) before the commit. @return 0, LASH_ECLOSED. */
+LASH_API int lash_engine_write(lash_engine *e, lash_write_fn fn, void *ud,
+                               lash_done_fn done);
+/* Runs @p fn now in one transaction with everything already queued and
+ * commits before returning (inside lash_engine_batch_begin: joins the open
+ * batch, committed by batch_end). @return fn's result or the commit
+ * error. Queued done callbacks still run later from the loop. */
+LASH_API int lash_engine_write_sync(lash_engine *e, lash_write_fn fn,
+                                    void *ud);
+/* Opens an explicit atomic batch for write_sync calls (eng:batch). While
+ * it is open the loop must not run. @return 0, LASH_EINVAL (one open). */
+LASH_API int lash_engine_batch_begin(lash_engine *e);
+/* Commits (commit != 0) or aborts the explicit batch. @return 0 or the
+ * commit error. */
+LASH_API int lash_engine_batch_end(lash_engine *e, int commit);
+
+/* ------------------------------------------------------------- runs */
+
+/* The record as it was when the run started (input, kind, id, attempt). */
+LASH_API const lash_record *lash_run_record(const lash_run *r);
+/* The current lease (renewed by the engine); use it for fenced writes. */
+LASH_API const lash_lease *lash_run_lease(const lash_run *r);
+LASH_API lash_engine *lash_run_engine(const lash_run *r);
+/* 1 once a cancellation request for this row has been seen. */
+LASH_API int lash_run_cancelled(const lash_run *r);
+/* A slot for the host's own pointer (the body's coroutine). */
+LASH_API void *lash_run_data(const lash_run *r);
+LASH_API void lash_run_set_data(lash_run *r, void *data);
+
+/* Ends the run: queues the leased completion (status COMPLETED, FAILED,
+ * CANCELLED) with @p outcome (copied), frees its slot, and frees the run
+ * after the commit. @return 0, LASH_EINVAL (bad status), LASH_ETOOBIG (the
+ * run is still live: finish it again with a smaller outcome). */
+LASH_API int lash_run_finish(lash_run *r, int status, lash_bytes outcome);
+
+/* ------------------------------------------------------------ waits */
+
+/* Wait results are delivered to a lash_wait_fn exactly once, from a loop
+ * callback: rc 0 (resolved: read the result from the wait), LASH_ETIMEDOUT,
+ * LASH_ECANCELED (the run's row got a cancellation request while parked),
+ * LASH_ENOENT, LASH_EIO. The callback owns @p w and frees it with
+ * lash_wait_free (after reading the result). */
+typedef void (*lash_wait_fn)(void *ud, lash_wait *w, int rc);
+
+/* Every await below:
+ * - point-reads first: if already satisfied it returns 1 and *out is a
+ *   resolved wait (read, then lash_wait_free; cb is never called);
+ * - otherwise subscribes to the hub BEFORE re-reading (no lost wakeup),
+ *   returns 0 and calls cb later exactly once; re-reads on hub bumps and
+ *   on a backoff timer (poll_min_ms doubling to poll_max_ms, reset on a
+ *   bump) which catches writes by other OS processes;
+ * - on error returns it (negative) and never calls cb.
+ * @p run: the run whose body waits, or NULL for plain host code. A run
+ * gives its concurrency slot back while parked and retakes one before cb
+ * (so a parent awaiting its child finishes at concurrency 1); a run whose
+ * row gets a cancellation request sees cb(LASH_ECANCELED).
+ * @p timeout_ms: < 0 waits forever. */
+LASH_API int lash_await_terminal(lash_engine *e, lash_run *run,
+                                 const char *id, int64_t timeout_ms,
+                                 lash_wait_fn cb, void *ud, lash_wait **out);
+/* First event of @p id with seq > after_seq and exactly @p type. Does not
+ * stop on terminal rows (bound it with a timeout). */
+LASH_API int lash_await_event(lash_engine *e, lash_run *run, const char *id,
+                              const char *type, uint64_t after_seq,
+                              int64_t timeout_ms, lash_wait_fn cb, void *ud,
+                              lash_wait **out);
+/* A timer (ctx:sleep). Never resolves at once; returns 0 or an error. */
+LASH_API int lash_await_sleep(lash_engine *e, lash_run *run, int64_t ms,
+                              lash_wait_fn cb, void *ud, lash_wait **out);
+
+/* Results of a resolved wait (valid until lash_wait_free):
+ * terminal waits: the record (with outcome), or, when the id was pruned,
+ * NULL from lash_wait_record and the tombstone from lash_wait_tombstone;
+ * event waits: the event. */
+LASH_API const lash_record *lash_wait_record(const lash_wait *w);
+LASH_API const lash_tombstone *lash_wait_tombstone(const lash_wait *w);
+LASH_API const lash_event *lash_wait_event(const lash_wait *w);
+/* Frees a resolved wait, or cancels a parked one silently (cb is then
+ * never called). NULL is a no-op. */
+LASH_API void lash_wait_free(lash_wait *w);
+
+/* ------------------------------------------------------------ driving */
+
+typedef struct lash_drive_report {
+  unsigned admitted;  /* rows claimed and started by this pass */
+  unsigned deferred;  /* busy (foreign lease, already running here),
+                         external, left to their owner */
+  int coalesced;      /* a scan was in flight: this call only asked for a
+                         rescan */
+} lash_drive_report;
+
+/* claim_and_run_pending: pages through the live rows of the declared kinds
+ * (page = free slots clamped to [1, 256]), and in one transaction claims
+ * and records the start of each row this owner can run; bodies start from
+ * the loop afterwards (runner->start). Handles recovery per disposition:
+ * rerunnable past max_attempts -> abandoned (engine_gave_up); owner_bound
+ * started elsewhere -> left (or abandoned reconciled_request when an
+ * abandon request exists); external -> deferred (abandoned reconciled if
+ * requested). Admission, not completion. @return 0 or an error of the
+ * page read. */
+LASH_API int lash_engine_drive(lash_engine *e, lash_drive_report *out);
+
+enum {
+  LASH_RUN_DEFAULT = 0, /* until lash_engine_stop */
+  LASH_RUN_ONCE,        /* one loop turn (blocks for events if none ready) */
+  LASH_RUN_NOWAIT,      /* one loop turn without blocking */
+  LASH_RUN_UNTIL_IDLE   /* until lash_engine_idle() */
+};
+/* Runs the loop, driving when rows change (hub, change feed of other OS
+ * processes, lapse timers). @return 0, LASH_EINVAL. Not re-entrant except
+ * through lash_engine_run_until. */
+LASH_API int lash_engine_run(lash_engine *e, int mode);
+/* Runs the loop until *flag becomes non-zero (used by plain-code awaits).
+ * Re-entrant: may be called from plain code while no body runs. */
+LASH_API int lash_engine_run_until(lash_engine *e, volatile int *flag);
+/* Asks lash_engine_run(DEFAULT) to return after the current turn. */
+LASH_API void lash_engine_stop(lash_engine *e);
+/* 1 when no body of this engine runs or is ready, no write is queued,
+ * nothing is claimable by it, and no timer of its waits is pending. */
+LASH_API int lash_engine_idle(lash_engine *e);
+
+/* Owner drain (SEMANTICS 3.7): abandons (writer owner_drain) the non-
+ * terminal owner_bound rows started by this owner. @return 0 or error. */
+LASH_API int lash_engine_drain(lash_engine *e, unsigned *abandoned);
+
+typedef struct lash_engine_stats {
+  uint64_t running;       /* bodies holding a slot */
+  uint64_t parked;        /* bodies parked in a wait */
+  uint64_t waits;         /* parked waits (bodies and host) */
+  uint64_t backoff_reads; /* awaiter re-reads triggered by the backoff timer */
+  uint64_t hub_wakes;     /* awaiter re-reads triggered by the hub */
+  uint64_t commits;       /* shared transactions committed */
+  uint64_t drives;        /* drive passes */
+  uint64_t feed_changes;  /* changes by other OS processes seen via the feed */
+} lash_engine_stats;
+LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LASH_H */
