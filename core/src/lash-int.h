@@ -1,0 +1,340 @@
+/* lash-int.h - private structures and helpers shared by the core files.
+ *
+ * Nothing here is API. The store is one LMDB environment with the named
+ * databases listed in enum lash__db; see DESIGN.md section 2 for the model.
+ */
+#ifndef LASH_INT_H
+#define LASH_INT_H
+
+#include "lash.h"
+
+#include <lmdb.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#define LASH__ERRMSG_MAX 1024
+#define LASH__DEFAULT_MAP_SIZE ((size_t)1 << 30)
+#define LASH__DEFAULT_MAX_PAYLOAD ((size_t)1 << 20)
+#define LASH__DEFAULT_MAX_READERS 126u
+#define LASH__WAIT_MAX 1024   /* bytes of a wait description */
+#define LASH__REASON_MAX 4096 /* bytes of a cancel/abandon reason */
+#define LASH__OP_EVENTS 2     /* events one operation may append */
+#define LASH__EVKEY_MAX (LASH_ID_MAX + 1 + 8)
+#define LASH__LIVEKEY_MAX (LASH_NAME_MAX + 1 + LASH_ID_MAX)
+
+#define LASH__UNUSED(x) ((void)(x))
+
+/* Named databases of one store. */
+enum lash__db {
+  LASH__DB_RECORDS = 0, /* id -> encoded record (base + projection) */
+  LASH__DB_EVENTS,      /* id 0x00 be64(seq) -> [type, payload, at] */
+  LASH__DB_LEASES,      /* id -> [owner, incarnation, token, fence, exp] */
+  LASH__DB_LIVE,        /* kind 0x00 id -> "" (pending/running/waiting) */
+  LASH__DB_BYSTATUS,    /* status byte, id -> "" */
+  LASH__DB_CHANGES,     /* be64(change_seq) -> id */
+  LASH__DB_TOMBS,       /* id -> [status, pruned_at, change_seq, last_seq] */
+  LASH__DB_META,        /* "format", "change_seq", "counts" */
+  LASH__DB_COUNT
+};
+
+/* ------------------------------------------------------------ buffers */
+
+/* A growable byte buffer; also the write target of msgpack_packer. */
+typedef struct lash__buf {
+  char *p;
+  size_t len;
+  size_t cap;
+} lash__buf;
+
+int lash__buf_reserve(lash__buf *b, size_t extra);        /* 0 or LASH_ENOMEM */
+int lash__buf_write(void *data, const char *p, size_t n); /* packer cb */
+void lash__buf_free(lash__buf *b);
+void lash__packer(msgpack_packer *pk, lash__buf *b); /* resets b */
+
+/* A byte view. p == NULL means "absent" (nil); present values always have
+ * a non-NULL p, even when empty. */
+typedef struct lash__sv {
+  const char *p;
+  size_t n;
+} lash__sv;
+
+lash__sv lash__sv_of(const void *p, size_t n); /* NULL p -> present "" */
+lash__sv lash__sv_str(const char *s);          /* NULL -> absent */
+int lash__sv_eq(lash__sv a, lash__sv b);       /* absent == absent only */
+
+/* ------------------------------------------------------------ records */
+
+/* The decoded form of a stored record. Views point into the LMDB value or
+ * into scratch buffers: valid only until the next write in the txn. */
+typedef struct lash__rec {
+  /* registration base (immutable) */
+  lash__sv id;
+  lash__sv kind;
+  lash__sv input;
+  int disposition;
+  uint32_t max_attempts;
+  int64_t created_at;
+  uint64_t floor; /* sequence floor inherited from a tombstone */
+  /* projection of the event log */
+  int status;
+  int has_attempt;
+  lash__sv att_owner;
+  lash__sv att_inc;
+  uint64_t att_fence;
+  uint32_t att_number;
+  int64_t att_started_at;
+  lash__sv outcome;
+  lash__sv wait;
+  int64_t wait_since;
+  int cancel_requested;
+  lash__sv cancel_reason;
+  int abandon_requested;
+  lash__sv abandon_by;
+  lash__sv abandon_reason;
+  int64_t updated_at;
+  uint64_t last_seq;
+  uint64_t change_seq;
+  /* Set by the fold only (not stored): the first terminal event carried an
+   * authority, i.e. came from an unleased completion. */
+  int term_unleased;
+} lash__rec;
+
+/* One event to append or being folded. */
+typedef struct lash__ev {
+  lash__sv type;
+  lash__sv payload;
+  uint64_t seq;
+  int64_t at;
+} lash__ev;
+
+/* Lifecycle event types. */
+#define LASH__EV_STARTED "process.started"
+#define LASH__EV_WAITING "process.waiting"
+#define LASH__EV_RESUMED "process.resumed"
+#define LASH__EV_CANCEL_REQ "process.cancel_requested"
+#define LASH__EV_ABANDON_REQ "process.abandon_requested"
+
+/* Fresh base record (status pending, no events). */
+void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
+                    int disposition, uint32_t max_attempts, int64_t now,
+                    uint64_t floor);
+/* Resets the projection of r to the state right after registration. */
+void lash__rec_reset_projection(lash__rec *r);
+int lash__rec_encode(const lash__rec *r, lash__buf *b);
+/* 0 or LASH_ECORRUPT (no message set). Clears the zone. */
+int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z);
+/* Copies r into out. arena NULL: one malloc'd block owned by out->priv_;
+ * else memory of arena (reset first), out->priv_ = NULL. */
+int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena);
+
+/* Applies one event to r (the fold). 0 or LASH_ECORRUPT. */
+int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z);
+/* 1 if p is an unleased terminal payload {outcome=<bin>, authority=<str>}
+ * (exactly those two keys); then *outcome is set when non-NULL. */
+int lash__authority_wrapper(const void *p, size_t n, msgpack_zone *z,
+                            lash__sv *outcome);
+/* Terminal status of an event type, or 0. */
+int lash__terminal_type_status(lash__sv type);
+/* "process.completed" ... for a terminal status; NULL otherwise. */
+const char *lash__terminal_type(int status);
+
+int lash__ev_encode(const lash__ev *ev, lash__buf *b);
+int lash__ev_decode(const void *p, size_t n, lash__ev *ev, msgpack_zone *z);
+
+int lash__lease_encode(const lash_lease *ls, lash__buf *b);
+int lash__lease_decode(const void *p, size_t n, lash_lease *ls,
+                       msgpack_zone *z);
+int lash__tomb_encode(const lash_tombstone *t, lash__buf *b);
+int lash__tomb_decode(const void *p, size_t n, lash_tombstone *t,
+                      msgpack_zone *z);
+
+/* Lifecycle payload builders (into b, reset first). */
+int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
+                     uint64_t fence, uint32_t attempt, int64_t at);
+int lash__pl_waiting(lash__buf *b, const char *wait, int64_t since);
+int lash__pl_resumed(lash__buf *b);
+int lash__pl_cancel(lash__buf *b, const char *reason);
+int lash__pl_abandon(lash__buf *b, const char *by, const char *reason);
+int lash__pl_terminal(lash__buf *b, lash_bytes outcome, const char *authority);
+int lash__pl_str_or_nil(lash__buf *b, const char *s);
+
+/* msgpack_object helpers. */
+const msgpack_object *lash__mp_map_get(const msgpack_object *map,
+                                       const char *key);
+int lash__mp_u64(const msgpack_object *o, uint64_t *out);
+int lash__mp_i64(const msgpack_object *o, int64_t *out);
+int lash__mp_sv(const msgpack_object *o, lash__sv *out, int nil_ok);
+int lash__mp_bin(const msgpack_object *o, lash__sv *out);
+
+/* -------------------------------------------------------- transactions */
+
+/* One process touched by the current write transaction: its entry for the
+ * commit hook, and the write-back cache of its record and lease. Records
+ * and leases written in a transaction stay here and reach LMDB once, at
+ * flush (commit, or before a read that walks an index); the status, live
+ * and change indexes are then updated from the state before (orig_*) to
+ * the state after (cur_*). */
+typedef struct lash__chg {
+  size_t id_off; /* into lash_txn.ids (NUL-terminated) */
+  size_t id_len;
+  /* commit hook */
+  int report;
+  uint64_t first_seq;
+  uint64_t last_seq;
+  int status;
+  int registered;
+  /* record write-back: 0 not cached, 1 cached clean, 2 dirty */
+  int rec_state;
+  lash__buf rec; /* encoded record (capacity kept across commits) */
+  int orig_exists;
+  int orig_status;
+  uint64_t orig_cs;
+  int cur_status;
+  uint64_t cur_cs;
+  unsigned char kind[LASH_NAME_MAX];
+  size_t kind_n;
+  /* lease write-back: 0 unknown, 1 absent, 2 cached clean, 3 dirty */
+  int lease_state;
+  lash_lease lease;
+} lash__chg;
+
+struct lash_txn {
+  lash_store *s;
+  MDB_txn *mt;
+  int active;
+  int batch; /* 1: a user batch from lash_txn_begin */
+  int rc;    /* poisoning error, 0 if healthy */
+  int wrote; /* some put/del happened */
+  /* meta cache, loaded on first use, written at commit */
+  int tombs_known; /* tombs_any is valid */
+  int tombs_any;   /* the tombstones database has entries */
+  int meta_loaded;
+  int meta_dirty;
+  uint64_t change_seq;
+  uint64_t counts[LASH_STATUS_COUNT + 1];
+  /* change list for the commit hook */
+  lash__chg *ch;
+  size_t nch, chcap;
+  uint32_t *hash; /* open addressing: index + 1, 0 empty */
+  size_t hcap;
+  int hused;
+  lash__buf ids;
+  lash_change *out; /* built at commit */
+  size_t outcap;
+};
+
+struct lash_store {
+  MDB_env *env;
+  MDB_dbi dbi[LASH__DB_COUNT];
+  char *path;
+  lash_store_opts opts;
+  int panicked;
+  lash_clock_fn clock;
+  void *clock_ud;
+  lash_commit_fn on_commit;
+  void *on_commit_ud;
+  lash_txn own;   /* the transaction of an operation given txn == NULL */
+  lash_txn batch; /* the user batch, when active */
+  MDB_txn *rtxn;  /* cached read transaction (reset between uses) */
+  int rtxn_busy;
+  msgpack_zone zone;
+  lash__buf rbuf;                  /* record encoding */
+  lash__buf ebuf[LASH__OP_EVENTS]; /* event values */
+  lash__buf pbuf[LASH__OP_EVENTS]; /* lifecycle payloads */
+  lash__buf vbuf;                  /* lease / tombstone values */
+  uint64_t tok_seed;
+  uint64_t tok_ctr;
+  char errmsg[LASH__ERRMSG_MAX];
+};
+
+/* ------------------------------------------------------------ errors */
+
+void lash__clear(lash_store *s);
+int lash__fail(lash_store *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Translates an LMDB/errno code, sets the message ("while <what>"). */
+int lash__mdb(lash_store *s, int mrc, const char *what);
+int lash__mdb_code(int mrc);
+
+/* ------------------------------------------------------------- store */
+
+int64_t lash__now(lash_store *s);
+uint64_t lash__token(lash_store *s);
+
+/* Starts an operation that writes: txn NULL opens the store's own write
+ * txn, else the batch is checked (same store, active, not poisoned). */
+int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out);
+/* Ends it: the own txn commits if rc >= 0 and something was written, else
+ * aborts. Returns the final code. */
+int lash__wend(lash_store *s, lash_txn *t, int rc);
+/* Read access: the batch's txn, or a read-only one of the store. */
+int lash__rbegin(lash_store *s, lash_txn *txn, MDB_txn **mt);
+void lash__rend(lash_store *s, lash_txn *txn, MDB_txn *mt);
+
+/* Write helpers: failures poison t and set the message. */
+int lash__put(lash_txn *t, int db, const void *k, size_t kn, const void *v,
+              size_t vn, unsigned flags);
+int lash__del(lash_txn *t, int db, const void *k, size_t kn); /* 0 if absent */
+/* 0 found, 1 not found, <0 error (message set). */
+int lash__get(lash_store *s, MDB_txn *mt, int db, const void *k, size_t kn,
+              MDB_val *v);
+
+int lash__meta_load(lash_txn *t);
+int lash__meta_read(lash_store *s, MDB_txn *mt, uint64_t *change_seq,
+                    uint64_t counts[LASH_STATUS_COUNT + 1]);
+uint64_t lash__next_change_seq(lash_txn *t);
+/* The entry of id in t, or NULL; _get creates it (NULL: out of memory).
+ * Entry pointers are invalidated by the next _get. */
+lash__chg *lash__chg_find(lash_txn *t, const char *id, size_t idlen);
+lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen);
+/* Writes every dirty cached record and lease of t to LMDB with their index
+ * entries. drop: forget the cache afterwards. Failures poison t. */
+int lash__wb_flush(lash_txn *t, int drop);
+
+/* ------------------------------------------------------------- keys */
+
+void lash__be64(unsigned char *p, uint64_t v);
+uint64_t lash__get_be64(const unsigned char *p);
+size_t lash__evkey(unsigned char *k, const char *id, size_t idlen,
+                   uint64_t seq);
+size_t lash__livekey(unsigned char *k, lash__sv kind, const char *id,
+                     size_t idlen);
+size_t lash__statkey(unsigned char *k, int status, const char *id,
+                     size_t idlen);
+
+/* ---------------------------------------------------------- validation */
+
+/* Length of a valid id (1..255, no NUL) or LASH_EINVAL with a message. */
+int lash__check_id(lash_store *s, const char *id);
+/* Length of a valid name (1..127) or LASH_EINVAL naming `what`. */
+int lash__check_name(lash_store *s, const char *what, const char *name);
+/* Checks a presented lease struct (id and names NUL-terminated in range). */
+int lash__check_lease_arg(lash_store *s, const lash_lease *ls);
+int lash__check_payload(lash_store *s, const char *what, const char *id,
+                        lash_bytes b);
+
+/* ------------------------------------------------------------ registry */
+
+/* Looks a record up (t's cache first): 0 found (decoded into r unless r is
+ * NULL), 1 absent, <0 error. Sets no message when absent. */
+int lash__rec_lookup(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+                     size_t idlen, lash__rec *r);
+/* Loads a record; LASH_ENOENT / LASH_EPRUNED (with tomb if non-NULL) with a
+ * message naming the id. */
+int lash__rec_load(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+                   size_t idlen, lash__rec *r, lash_tombstone *tomb);
+
+/* The fence predicate (SEMANTICS 3.3): 0 or LASH_ESUPERSEDED. On success
+ * *row holds the stored lease. */
+int lash__fence(lash_txn *t, const lash_lease *ls, int64_t now,
+                lash_lease *row);
+/* Reads the lease of id through t's cache (t may be NULL): 0, 1 (none), or
+ * an error. */
+int lash__lease_read(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+                     size_t idlen, lash_lease *row);
+/* Writes the lease row of id (into t's cache). */
+int lash__lease_put(lash_txn *t, const char *id, size_t idlen,
+                    const lash_lease *ls);
+
+#endif /* LASH_INT_H */

@@ -1,0 +1,757 @@
+/* record.c - MessagePack encodings of records, events, leases and
+ * tombstones, lifecycle payloads, and the fold of one event onto a record.
+ *
+ * Encodings are arrays in a fixed order, versioned by LASH_FORMAT_VERSION
+ * (the store's meta and the first element of every record). Decoding uses
+ * msgpack_unpack with the store's zone; strings and binaries reference the
+ * input bytes, so a decoded value lives as long as those bytes.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
+#endif
+#include "lash-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define REC_FIELDS 21
+
+/* ------------------------------------------------------------ buffers */
+
+int lash__buf_reserve(lash__buf *b, size_t extra) {
+  size_t need = b->len + extra, cap;
+  char *p;
+  if (need < b->len) return LASH_ENOMEM;
+  if (need <= b->cap) return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < need)
+    cap *= 2;
+  p = realloc(b->p, cap);
+  if (p == NULL) return LASH_ENOMEM;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+int lash__buf_write(void *data, const char *p, size_t n) {
+  lash__buf *b = data;
+  if (n > b->cap - b->len && lash__buf_reserve(b, n) < 0) return -1;
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+void lash__buf_free(lash__buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+void lash__packer(msgpack_packer *pk, lash__buf *b) {
+  b->len = 0;
+  msgpack_packer_init(pk, b, lash__buf_write);
+}
+
+/* -------------------------------------------------------------- views */
+
+lash__sv lash__sv_of(const void *p, size_t n) {
+  lash__sv v;
+  v.p = p != NULL ? (const char *)p : "";
+  v.n = p != NULL ? n : 0;
+  return v;
+}
+
+lash__sv lash__sv_str(const char *s) {
+  lash__sv v;
+  v.p = s;
+  v.n = s != NULL ? strlen(s) : 0;
+  return v;
+}
+
+int lash__sv_eq(lash__sv a, lash__sv b) {
+  if (a.p == NULL || b.p == NULL) return a.p == NULL && b.p == NULL;
+  return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static int pack_sv(msgpack_packer *pk, lash__sv v) {
+  if (v.p == NULL) return msgpack_pack_nil(pk);
+  if (msgpack_pack_str(pk, v.n) != 0) return -1;
+  return msgpack_pack_str_body(pk, v.p, v.n);
+}
+
+static int pack_bin(msgpack_packer *pk, lash__sv v) {
+  if (v.p == NULL) return msgpack_pack_nil(pk);
+  if (msgpack_pack_bin(pk, v.n) != 0) return -1;
+  return msgpack_pack_bin_body(pk, v.p, v.n);
+}
+
+static int pack_cstr(msgpack_packer *pk, const char *s) {
+  return pack_sv(pk, lash__sv_str(s));
+}
+
+/* ------------------------------------------------------ msgpack helpers */
+
+const msgpack_object *lash__mp_map_get(const msgpack_object *map,
+                                       const char *key) {
+  size_t klen = strlen(key);
+  uint32_t i;
+  if (map->type != MSGPACK_OBJECT_MAP) return NULL;
+  for (i = 0; i < map->via.map.size; i++) {
+    const msgpack_object *k = &map->via.map.ptr[i].key;
+    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+        memcmp(k->via.str.ptr, key, klen) == 0)
+      return &map->via.map.ptr[i].val;
+  }
+  return NULL;
+}
+
+int lash__mp_u64(const msgpack_object *o, uint64_t *out) {
+  if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return LASH_ECORRUPT;
+  *out = o->via.u64;
+  return 0;
+}
+
+int lash__mp_i64(const msgpack_object *o, int64_t *out) {
+  if (o == NULL) return LASH_ECORRUPT;
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 > (uint64_t)INT64_MAX) return LASH_ECORRUPT;
+    *out = (int64_t)o->via.u64;
+    return 0;
+  }
+  if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    *out = o->via.i64;
+    return 0;
+  }
+  return LASH_ECORRUPT;
+}
+
+int lash__mp_sv(const msgpack_object *o, lash__sv *out, int nil_ok) {
+  if (o == NULL) return LASH_ECORRUPT;
+  if (o->type == MSGPACK_OBJECT_NIL && nil_ok) {
+    out->p = NULL;
+    out->n = 0;
+    return 0;
+  }
+  if (o->type != MSGPACK_OBJECT_STR) return LASH_ECORRUPT;
+  *out = lash__sv_of(o->via.str.ptr, o->via.str.size);
+  return 0;
+}
+
+int lash__mp_bin(const msgpack_object *o, lash__sv *out) {
+  if (o == NULL) return LASH_ECORRUPT;
+  if (o->type == MSGPACK_OBJECT_BIN) {
+    *out = lash__sv_of(o->via.bin.ptr, o->via.bin.size);
+    return 0;
+  }
+  return LASH_ECORRUPT;
+}
+
+static int mp_bool(const msgpack_object *o, int *out) {
+  if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN) return LASH_ECORRUPT;
+  *out = o->via.boolean ? 1 : 0;
+  return 0;
+}
+
+static int mp_u32(const msgpack_object *o, uint32_t *out) {
+  uint64_t v;
+  if (lash__mp_u64(o, &v) < 0 || v > UINT32_MAX) return LASH_ECORRUPT;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+static int mp_int(const msgpack_object *o, int lo, int hi, int *out) {
+  uint64_t v;
+  if (lash__mp_u64(o, &v) < 0 || v < (uint64_t)lo || v > (uint64_t)hi)
+    return LASH_ECORRUPT;
+  *out = (int)v;
+  return 0;
+}
+
+/* Unpacks exactly one object spanning [p, p+n). */
+static int unpack(const void *p, size_t n, msgpack_zone *z, msgpack_object *o) {
+  size_t off = 0;
+  msgpack_unpack_return r;
+  if (n == 0) return LASH_ECORRUPT;
+  r = msgpack_unpack(p, n, &off, z, o);
+  if (r != MSGPACK_UNPACK_SUCCESS) return LASH_ECORRUPT;
+  return 0;
+}
+
+/* ------------------------------------------------------------ records */
+
+void lash__rec_reset_projection(lash__rec *r) {
+  r->status = LASH_PENDING;
+  r->has_attempt = 0;
+  r->att_owner.p = r->att_inc.p = NULL;
+  r->att_owner.n = r->att_inc.n = 0;
+  r->att_fence = 0;
+  r->att_number = 0;
+  r->att_started_at = 0;
+  r->outcome.p = NULL;
+  r->outcome.n = 0;
+  r->wait.p = NULL;
+  r->wait.n = 0;
+  r->wait_since = 0;
+  r->cancel_requested = 0;
+  r->cancel_reason.p = NULL;
+  r->cancel_reason.n = 0;
+  r->abandon_requested = 0;
+  r->abandon_by.p = r->abandon_reason.p = NULL;
+  r->abandon_by.n = r->abandon_reason.n = 0;
+  r->updated_at = r->created_at;
+  r->last_seq = 0;
+  r->term_unleased = 0;
+}
+
+void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
+                    int disposition, uint32_t max_attempts, int64_t now,
+                    uint64_t floor) {
+  memset(r, 0, sizeof *r);
+  r->id = id;
+  r->kind = kind;
+  r->input = input;
+  r->disposition = disposition;
+  r->max_attempts = max_attempts;
+  r->created_at = now;
+  r->floor = floor;
+  lash__rec_reset_projection(r);
+  r->change_seq = 0;
+}
+
+int lash__rec_encode(const lash__rec *r, lash__buf *b) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_array(&pk, REC_FIELDS);
+  e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
+  e |= pack_sv(&pk, r->id);
+  e |= pack_sv(&pk, r->kind);
+  e |= pack_bin(&pk, lash__sv_of(r->input.p, r->input.n));
+  e |= msgpack_pack_int(&pk, r->disposition);
+  e |= msgpack_pack_uint32(&pk, r->max_attempts);
+  e |= msgpack_pack_int64(&pk, r->created_at);
+  e |= msgpack_pack_uint64(&pk, r->floor);
+  e |= msgpack_pack_int(&pk, r->status);
+  if (r->has_attempt) {
+    e |= msgpack_pack_array(&pk, 5);
+    e |= pack_sv(&pk, lash__sv_of(r->att_owner.p, r->att_owner.n));
+    e |= pack_sv(&pk, lash__sv_of(r->att_inc.p, r->att_inc.n));
+    e |= msgpack_pack_uint64(&pk, r->att_fence);
+    e |= msgpack_pack_uint32(&pk, r->att_number);
+    e |= msgpack_pack_int64(&pk, r->att_started_at);
+  } else {
+    e |= msgpack_pack_nil(&pk);
+  }
+  e |= pack_bin(&pk, r->outcome);
+  e |= pack_sv(&pk, r->wait);
+  e |= msgpack_pack_int64(&pk, r->wait_since);
+  e |= r->cancel_requested ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+  e |= pack_sv(&pk, r->cancel_reason);
+  e |= r->abandon_requested ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+  e |= pack_sv(&pk, r->abandon_by);
+  e |= pack_sv(&pk, r->abandon_reason);
+  e |= msgpack_pack_int64(&pk, r->updated_at);
+  e |= msgpack_pack_uint64(&pk, r->last_seq);
+  e |= msgpack_pack_uint64(&pk, r->change_seq);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
+  const msgpack_object *f, *a;
+  uint32_t version;
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != REC_FIELDS)
+    return LASH_ECORRUPT;
+  f = o->via.array.ptr;
+  memset(r, 0, sizeof *r);
+  if (mp_u32(&f[0], &version) < 0 || version != LASH_FORMAT_VERSION)
+    return LASH_ECORRUPT;
+  if (lash__mp_sv(&f[1], &r->id, 0) < 0 ||
+      lash__mp_sv(&f[2], &r->kind, 0) < 0 ||
+      lash__mp_bin(&f[3], &r->input) < 0 ||
+      mp_int(&f[4], LASH_RERUNNABLE, LASH_EXTERNAL, &r->disposition) < 0 ||
+      mp_u32(&f[5], &r->max_attempts) < 0 ||
+      lash__mp_i64(&f[6], &r->created_at) < 0 ||
+      lash__mp_u64(&f[7], &r->floor) < 0 ||
+      mp_int(&f[8], LASH_PENDING, LASH_ABANDONED, &r->status) < 0)
+    return LASH_ECORRUPT;
+  if (f[9].type == MSGPACK_OBJECT_ARRAY) {
+    if (f[9].via.array.size != 5) return LASH_ECORRUPT;
+    a = f[9].via.array.ptr;
+    r->has_attempt = 1;
+    if (lash__mp_sv(&a[0], &r->att_owner, 0) < 0 ||
+        lash__mp_sv(&a[1], &r->att_inc, 0) < 0 ||
+        lash__mp_u64(&a[2], &r->att_fence) < 0 ||
+        mp_u32(&a[3], &r->att_number) < 0 ||
+        lash__mp_i64(&a[4], &r->att_started_at) < 0)
+      return LASH_ECORRUPT;
+  } else if (f[9].type != MSGPACK_OBJECT_NIL) {
+    return LASH_ECORRUPT;
+  }
+  if (f[10].type != MSGPACK_OBJECT_NIL && lash__mp_bin(&f[10], &r->outcome) < 0)
+    return LASH_ECORRUPT;
+  if (lash__mp_sv(&f[11], &r->wait, 1) < 0 ||
+      lash__mp_i64(&f[12], &r->wait_since) < 0 ||
+      mp_bool(&f[13], &r->cancel_requested) < 0 ||
+      lash__mp_sv(&f[14], &r->cancel_reason, 1) < 0 ||
+      mp_bool(&f[15], &r->abandon_requested) < 0 ||
+      lash__mp_sv(&f[16], &r->abandon_by, 1) < 0 ||
+      lash__mp_sv(&f[17], &r->abandon_reason, 1) < 0 ||
+      lash__mp_i64(&f[18], &r->updated_at) < 0 ||
+      lash__mp_u64(&f[19], &r->last_seq) < 0 ||
+      lash__mp_u64(&f[20], &r->change_seq) < 0)
+    return LASH_ECORRUPT;
+  return 0;
+}
+
+int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
+  msgpack_object o;
+  int rc = unpack(p, n, z, &o);
+  if (rc == 0) rc = rec_from_obj(&o, r);
+  msgpack_zone_clear(z);
+  return rc;
+}
+
+/* Appends a NUL-terminated copy of v to the block at *pos; NULL if absent. */
+static const char *put_str(char *base, size_t *pos, lash__sv v) {
+  char *d;
+  if (v.p == NULL) return NULL;
+  d = base + *pos;
+  memcpy(d, v.p, v.n);
+  d[v.n] = '\0';
+  *pos += v.n + 1;
+  return d;
+}
+
+static void copy_name(char *dst, lash__sv v) {
+  size_t n = v.p != NULL ? v.n : 0;
+  if (n > LASH_NAME_MAX) n = LASH_NAME_MAX;
+  if (n > 0) memcpy(dst, v.p, n);
+  dst[n] = '\0';
+}
+
+static size_t str_size(lash__sv v) {
+  return v.p != NULL ? v.n + 1 : 0;
+}
+
+int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
+  size_t total, pos = 0;
+  char *base;
+  total = str_size(r->id) + str_size(r->kind) + r->input.n + 1 + r->outcome.n +
+          1 + str_size(r->wait) + str_size(r->cancel_reason) +
+          str_size(r->abandon_by) + str_size(r->abandon_reason);
+  memset(out, 0, sizeof *out);
+  if (arena == NULL) {
+    base = malloc(total);
+    if (base == NULL) return LASH_ENOMEM;
+    out->priv_ = base;
+  } else {
+    arena->len = 0;
+    if (lash__buf_reserve(arena, total) < 0) return LASH_ENOMEM;
+    base = arena->p;
+  }
+  out->id = put_str(base, &pos, r->id);
+  out->kind = put_str(base, &pos, r->kind);
+  out->input.data = base + pos;
+  out->input.len = r->input.n;
+  if (r->input.n > 0) memcpy(base + pos, r->input.p, r->input.n);
+  pos += r->input.n + 1;
+  if (r->outcome.p != NULL) {
+    out->outcome.data = base + pos;
+    out->outcome.len = r->outcome.n;
+    if (r->outcome.n > 0) memcpy(base + pos, r->outcome.p, r->outcome.n);
+  }
+  pos += r->outcome.n + 1;
+  out->wait = put_str(base, &pos, r->wait);
+  out->cancel_reason = put_str(base, &pos, r->cancel_reason);
+  out->abandon_by = put_str(base, &pos, r->abandon_by);
+  out->abandon_reason = put_str(base, &pos, r->abandon_reason);
+  out->disposition = r->disposition;
+  out->max_attempts = r->max_attempts;
+  out->status = r->status;
+  out->has_attempt = r->has_attempt;
+  if (r->has_attempt) {
+    copy_name(out->attempt.owner, r->att_owner);
+    copy_name(out->attempt.incarnation, r->att_inc);
+    out->attempt.fence = r->att_fence;
+    out->attempt.number = r->att_number;
+    out->attempt.started_at = r->att_started_at;
+  }
+  out->wait_since = r->wait_since;
+  out->cancel_requested = r->cancel_requested;
+  out->abandon_requested = r->abandon_requested;
+  out->created_at = r->created_at;
+  out->updated_at = r->updated_at;
+  out->last_seq = r->last_seq;
+  out->change_seq = r->change_seq;
+  return 0;
+}
+
+void lash_record_free(lash_record *r) {
+  if (r == NULL) return;
+  free(r->priv_);
+  memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------- events */
+
+int lash__ev_encode(const lash__ev *ev, lash__buf *b) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_array(&pk, 3);
+  e |= pack_sv(&pk, ev->type);
+  e |= pack_bin(&pk, lash__sv_of(ev->payload.p, ev->payload.n));
+  e |= msgpack_pack_int64(&pk, ev->at);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__ev_decode(const void *p, size_t n, lash__ev *ev, msgpack_zone *z) {
+  msgpack_object o;
+  int rc = unpack(p, n, z, &o);
+  if (rc == 0) {
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 3 ||
+        lash__mp_sv(&o.via.array.ptr[0], &ev->type, 0) < 0 ||
+        lash__mp_bin(&o.via.array.ptr[1], &ev->payload) < 0 ||
+        lash__mp_i64(&o.via.array.ptr[2], &ev->at) < 0)
+      rc = LASH_ECORRUPT;
+  }
+  msgpack_zone_clear(z);
+  return rc;
+}
+
+/* ------------------------------------------------------------- leases */
+
+int lash__lease_encode(const lash_lease *ls, lash__buf *b) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_array(&pk, 5);
+  e |= pack_cstr(&pk, ls->owner);
+  e |= pack_cstr(&pk, ls->incarnation);
+  e |= msgpack_pack_uint64(&pk, ls->token);
+  e |= msgpack_pack_uint64(&pk, ls->fence);
+  e |= msgpack_pack_int64(&pk, ls->expires_at);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__lease_decode(const void *p, size_t n, lash_lease *ls,
+                       msgpack_zone *z) {
+  msgpack_object o;
+  lash__sv owner, inc;
+  int rc = unpack(p, n, z, &o);
+  if (rc == 0) {
+    const msgpack_object *f = o.via.array.ptr;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 5 ||
+        lash__mp_sv(&f[0], &owner, 0) < 0 || lash__mp_sv(&f[1], &inc, 0) < 0 ||
+        owner.n > LASH_NAME_MAX || inc.n > LASH_NAME_MAX ||
+        lash__mp_u64(&f[2], &ls->token) < 0 ||
+        lash__mp_u64(&f[3], &ls->fence) < 0 ||
+        lash__mp_i64(&f[4], &ls->expires_at) < 0) {
+      rc = LASH_ECORRUPT;
+    } else {
+      copy_name(ls->owner, owner);
+      copy_name(ls->incarnation, inc);
+    }
+  }
+  msgpack_zone_clear(z);
+  return rc;
+}
+
+/* ---------------------------------------------------------- tombstones */
+
+int lash__tomb_encode(const lash_tombstone *t, lash__buf *b) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_array(&pk, 4);
+  e |= msgpack_pack_int(&pk, t->status);
+  e |= msgpack_pack_int64(&pk, t->pruned_at);
+  e |= msgpack_pack_uint64(&pk, t->change_seq);
+  e |= msgpack_pack_uint64(&pk, t->last_seq);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__tomb_decode(const void *p, size_t n, lash_tombstone *t,
+                      msgpack_zone *z) {
+  msgpack_object o;
+  int rc = unpack(p, n, z, &o);
+  if (rc == 0) {
+    const msgpack_object *f = o.via.array.ptr;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4 ||
+        mp_int(&f[0], LASH_COMPLETED, LASH_ABANDONED, &t->status) < 0 ||
+        lash__mp_i64(&f[1], &t->pruned_at) < 0 ||
+        lash__mp_u64(&f[2], &t->change_seq) < 0 ||
+        lash__mp_u64(&f[3], &t->last_seq) < 0)
+      rc = LASH_ECORRUPT;
+  }
+  msgpack_zone_clear(z);
+  return rc;
+}
+
+/* ------------------------------------------------- lifecycle payloads */
+
+static int pack_key(msgpack_packer *pk, const char *k) {
+  return pack_cstr(pk, k);
+}
+
+int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
+                     uint64_t fence, uint32_t attempt, int64_t at) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, 5);
+  e |= pack_key(&pk, "owner");
+  e |= pack_cstr(&pk, owner);
+  e |= pack_key(&pk, "incarnation");
+  e |= pack_cstr(&pk, inc);
+  e |= pack_key(&pk, "fence");
+  e |= msgpack_pack_uint64(&pk, fence);
+  e |= pack_key(&pk, "attempt");
+  e |= msgpack_pack_uint32(&pk, attempt);
+  e |= pack_key(&pk, "at");
+  e |= msgpack_pack_int64(&pk, at);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_waiting(lash__buf *b, const char *wait, int64_t since) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, 2);
+  e |= pack_key(&pk, "wait");
+  e |= pack_cstr(&pk, wait);
+  e |= pack_key(&pk, "since");
+  e |= msgpack_pack_int64(&pk, since);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_resumed(lash__buf *b) {
+  msgpack_packer pk;
+  lash__packer(&pk, b);
+  return msgpack_pack_map(&pk, 0) != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_cancel(lash__buf *b, const char *reason) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, 1);
+  e |= pack_key(&pk, "reason");
+  e |= pack_cstr(&pk, reason);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_abandon(lash__buf *b, const char *by, const char *reason) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, 2);
+  e |= pack_key(&pk, "by");
+  e |= pack_cstr(&pk, by);
+  e |= pack_key(&pk, "reason");
+  e |= pack_cstr(&pk, reason);
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_terminal(lash__buf *b, lash_bytes outcome, const char *authority) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, authority != NULL ? 2 : 1);
+  e |= pack_key(&pk, "outcome");
+  e |= pack_bin(&pk, lash__sv_of(outcome.data, outcome.len));
+  if (authority != NULL) {
+    e |= pack_key(&pk, "authority");
+    e |= pack_cstr(&pk, authority);
+  }
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_str_or_nil(lash__buf *b, const char *s) {
+  msgpack_packer pk;
+  lash__packer(&pk, b);
+  return pack_cstr(&pk, s) != 0 ? LASH_ENOMEM : 0;
+}
+
+/* A packer target of fixed capacity, for lash_abandon_payload. */
+typedef struct fixed_buf {
+  char *p;
+  size_t len, cap;
+} fixed_buf;
+
+static int fixed_write(void *data, const char *p, size_t n) {
+  fixed_buf *b = data;
+  if (n > b->cap - b->len) return -1;
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+int lash_abandon_payload(int writer, const char *owner, void *buf, size_t cap) {
+  msgpack_packer pk;
+  fixed_buf fb;
+  const char *name = lash_writer_name(writer);
+  int e = 0;
+  if (name == NULL || buf == NULL ||
+      (owner != NULL && strlen(owner) > LASH_NAME_MAX))
+    return LASH_EINVAL;
+  fb.p = buf;
+  fb.len = 0;
+  fb.cap = cap;
+  msgpack_packer_init(&pk, &fb, fixed_write);
+  e |= msgpack_pack_map(&pk, 2);
+  e |= pack_key(&pk, "writer");
+  e |= pack_cstr(&pk, name);
+  e |= pack_key(&pk, "owner");
+  e |= pack_cstr(&pk, owner);
+  if (e != 0) return LASH_EINVAL;
+  return (int)fb.len;
+}
+
+/* ---------------------------------------------------------------- fold */
+
+static const char *const terminal_types[LASH_STATUS_COUNT + 1] = {
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    "process.completed",
+    "process.failed",
+    "process.cancelled",
+    "process.abandoned"};
+
+const char *lash__terminal_type(int status) {
+  if (status < LASH_COMPLETED || status > LASH_ABANDONED) return NULL;
+  return terminal_types[status];
+}
+
+static int sv_is(lash__sv v, const char *lit) {
+  size_t n = strlen(lit);
+  return v.n == n && memcmp(v.p, lit, n) == 0;
+}
+
+int lash__terminal_type_status(lash__sv type) {
+  int st;
+  if (type.n < 8 || memcmp(type.p, "process.", 8) != 0) return 0;
+  for (st = LASH_COMPLETED; st <= LASH_ABANDONED; st++)
+    if (sv_is(type, terminal_types[st])) return st;
+  return 0;
+}
+
+static void clear_wait(lash__rec *r) {
+  r->wait.p = NULL;
+  r->wait.n = 0;
+  r->wait_since = 0;
+}
+
+int lash__authority_wrapper(const void *p, size_t n, msgpack_zone *z,
+                            lash__sv *outcome) {
+  msgpack_object o;
+  const msgpack_object *out, *auth;
+  int yes = 0;
+  unsigned char first = n > 0 ? *(const unsigned char *)p : 0;
+  /* Only a map (fixmap of 2, or map16/map32) can be a wrapper. */
+  if (first != 0x82 && first != 0xde && first != 0xdf) return 0;
+  if (unpack(p, n, z, &o) == 0 && o.type == MSGPACK_OBJECT_MAP &&
+      o.via.map.size == 2 && (out = lash__mp_map_get(&o, "outcome")) != NULL &&
+      out->type == MSGPACK_OBJECT_BIN &&
+      (auth = lash__mp_map_get(&o, "authority")) != NULL &&
+      auth->type == MSGPACK_OBJECT_STR) {
+    yes = 1;
+    if (outcome != NULL)
+      *outcome = lash__sv_of(out->via.bin.ptr, out->via.bin.size);
+  }
+  msgpack_zone_clear(z);
+  return yes;
+}
+
+int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
+  msgpack_object o;
+  int rc = 0, term, terminal = LASH_IS_TERMINAL(r->status);
+
+  if (ev->type.n < 8 || memcmp(ev->type.p, "process.", 8) != 0)
+    goto stamp; /* user events and signals only move the stamps */
+  term = lash__terminal_type_status(ev->type);
+  if (term != 0) {
+    /* A leased terminal's payload is the outcome itself; an unleased one
+     * wraps it beside the authority. The first terminal wins. */
+    lash__sv outcome;
+    int unleased =
+        lash__authority_wrapper(ev->payload.p, ev->payload.n, z, &outcome);
+    if (!unleased) outcome = lash__sv_of(ev->payload.p, ev->payload.n);
+    if (!terminal) {
+      r->status = term;
+      r->outcome = outcome;
+      r->term_unleased = unleased;
+      clear_wait(r);
+    }
+    goto stamp;
+  }
+  if ((rc = unpack(ev->payload.p, ev->payload.n, z, &o)) < 0) goto out;
+  if (o.type != MSGPACK_OBJECT_MAP) {
+    rc = LASH_ECORRUPT;
+    goto out;
+  }
+  if (sv_is(ev->type, LASH__EV_STARTED)) {
+    lash__sv owner, inc;
+    uint64_t fence;
+    uint32_t number;
+    int64_t at;
+    if ((rc = lash__mp_sv(lash__mp_map_get(&o, "owner"), &owner, 0)) < 0 ||
+        (rc = lash__mp_sv(lash__mp_map_get(&o, "incarnation"), &inc, 0)) < 0 ||
+        (rc = lash__mp_u64(lash__mp_map_get(&o, "fence"), &fence)) < 0 ||
+        (rc = mp_u32(lash__mp_map_get(&o, "attempt"), &number)) < 0 ||
+        (rc = lash__mp_i64(lash__mp_map_get(&o, "at"), &at)) < 0)
+      goto out;
+    r->has_attempt = 1;
+    r->att_owner = owner;
+    r->att_inc = inc;
+    r->att_fence = fence;
+    r->att_number = number;
+    r->att_started_at = at;
+    if (!terminal) {
+      r->status = LASH_RUNNING;
+      clear_wait(r);
+    }
+  } else if (sv_is(ev->type, LASH__EV_WAITING)) {
+    lash__sv wait;
+    int64_t since;
+    if ((rc = lash__mp_sv(lash__mp_map_get(&o, "wait"), &wait, 0)) < 0 ||
+        (rc = lash__mp_i64(lash__mp_map_get(&o, "since"), &since)) < 0)
+      goto out;
+    if (!terminal) {
+      r->status = LASH_WAITING;
+      r->wait = wait;
+      r->wait_since = since;
+    }
+  } else if (sv_is(ev->type, LASH__EV_RESUMED)) {
+    if (!terminal) {
+      r->status = LASH_RUNNING;
+      clear_wait(r);
+    }
+  } else if (sv_is(ev->type, LASH__EV_CANCEL_REQ)) {
+    lash__sv reason;
+    if ((rc = lash__mp_sv(lash__mp_map_get(&o, "reason"), &reason, 1)) < 0)
+      goto out;
+    r->cancel_requested = 1;
+    r->cancel_reason = reason;
+  } else if (sv_is(ev->type, LASH__EV_ABANDON_REQ)) {
+    lash__sv by, reason;
+    if ((rc = lash__mp_sv(lash__mp_map_get(&o, "by"), &by, 1)) < 0 ||
+        (rc = lash__mp_sv(lash__mp_map_get(&o, "reason"), &reason, 1)) < 0)
+      goto out;
+    r->abandon_requested = 1;
+    r->abandon_by = by;
+    r->abandon_reason = reason;
+  } else {
+    rc = LASH_ECORRUPT; /* an unknown reserved type */
+    goto out;
+  }
+stamp:
+  r->updated_at = ev->at;
+  r->last_seq = ev->seq;
+out:
+  msgpack_zone_clear(z);
+  return rc;
+}
