@@ -36,7 +36,7 @@ static int tap_ok_(int cond, const char *expr, const char *file, int line,
 #define is(got, want, ...)                                                     \
   do {                                                                         \
     long long g_ = (long long)(got), w_ = (long long)(want);                   \
-    if (!tap_ok_(g_ == w_, #got " == " #want, __FILE__, __LINE__,             \
+    if (!tap_ok_(g_ == w_, #got " == " #want, __FILE__, __LINE__,              \
                  __VA_ARGS__))                                                 \
       printf("#   got: %lld\n#   expected: %lld\n", g_, w_);                   \
   } while (0)
@@ -45,7 +45,7 @@ static int tap_ok_(int cond, const char *expr, const char *file, int line,
     const char *g_ = (got), *w_ = (want);                                      \
     int c_ = (g_ == NULL && w_ == NULL) ||                                     \
              (g_ != NULL && w_ != NULL && strcmp(g_, w_) == 0);                \
-    if (!tap_ok_(c_, #got " eq " #want, __FILE__, __LINE__, __VA_ARGS__))     \
+    if (!tap_ok_(c_, #got " eq " #want, __FILE__, __LINE__, __VA_ARGS__))      \
       printf("#   got: '%s'\n#   expected: '%s'\n", g_ ? g_ : "(null)",        \
              w_ ? w_ : "(null)");                                              \
   } while (0)
@@ -58,8 +58,7 @@ static int tap_ok_(int cond, const char *expr, const char *file, int line,
 
 static inline int done_testing(void) {
   printf("1..%d\n", tap_n_);
-  if (tap_failed_)
-    printf("# %d of %d failed\n", tap_failed_, tap_n_);
+  if (tap_failed_) printf("# %d of %d failed\n", tap_failed_, tap_n_);
   return tap_failed_ ? 1 : 0;
 }
 
