@@ -1,0 +1,461 @@
+--- lash: durable processes for Lua 5.4.
+--
+-- The user-facing API (DESIGN.md §5) over the C module `lash.core`. This
+-- layer checks option tables, applies defaults, and extends the method
+-- tables of engines (`core.Engine`) and process contexts (`core.Ctx`).
+--
+-- Conventions: misuse (wrong argument types, closed engine) raises an error
+-- naming the argument; expected failures return `nil, message, code` with a
+-- stable code ("ENOENT", "ECONFLICT", "ETIMEDOUT", "EINVAL", ...).
+local core = require "lash.core"
+
+local M = {}
+
+--- The value that stands for nil inside tables of payloads.
+M.null = core.null
+M.version = core.version
+--- Encodes a Lua value as MessagePack: string | nil, msg, "EINVAL".
+M.encode = core.encode
+--- Decodes MessagePack: value | nil, msg, "EINVAL".
+M.decode = core.decode
+
+local Engine = core.Engine
+local Ctx = core.Ctx
+
+-- engine -> { kind -> { disposition =, max_attempts = } }
+local kind_defs = setmetatable({}, { __mode = "k" })
+-- ctx -> { signal name -> seq of the last signal consumed }
+local cursors = setmetatable({}, { __mode = "k" })
+
+local DISPOSITIONS = { rerunnable = true, owner_bound = true, external = true }
+local DURABILITIES = { full = true, nometa = true, none = true }
+local AUTHORITIES = { external = true, workflow = true, reconciled_abandon = true }
+local STATUSES = {
+  pending = true, running = true, waiting = true, completed = true,
+  failed = true, cancelled = true, abandoned = true, live = true,
+}
+
+-- --------------------------------------------------------- argument checks
+
+local function argerror(fname, name, msg)
+  error(string.format("bad argument '%s' to '%s' (%s)", name, fname, msg), 4)
+end
+
+local function check(fname, name, v, want, optional)
+  if v == nil and optional then return v end
+  local t = type(v)
+  if want == "integer" then
+    if math.type(v) ~= "integer" then
+      argerror(fname, name, "integer expected, got " ..
+        (t == "number" and "float" or t))
+    end
+  elseif t ~= want then
+    argerror(fname, name, want .. " expected, got " .. t)
+  end
+  return v
+end
+
+local function check_opts(fname, opts, name)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    argerror(fname, name or "opts", "table expected, got " .. type(opts))
+  end
+  return opts
+end
+
+local function einval(msg)
+  return nil, msg, "EINVAL"
+end
+
+-- ---------------------------------------------------------------- open
+
+local OPEN_OPTS = {
+  durability = "string", owner = "string", incarnation = "string",
+  concurrency = "integer", lease_ttl_ms = "integer", renew_ms = "integer",
+  max_payload = "integer", map_size = "integer", poll_min_ms = "integer",
+  poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
+}
+
+--- Opens (creating if missing) the store in directory `dir`.
+---@param dir string
+---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
+---  max_payload, map_size
+---@return userdata|nil engine, string? msg, string? code
+function M.open(dir, opts)
+  check("open", "dir", dir, "string")
+  opts = check_opts("open", opts)
+  local o = {}
+  for k, v in pairs(opts) do
+    local want = OPEN_OPTS[k]
+    if not want then argerror("open", tostring(k), "unknown option") end
+    check("open", k, v, want)
+    if want == "integer" and v < 0 then argerror("open", k, "must be >= 0") end
+    if k == "owner" and (#v == 0 or #v > 127) then
+      argerror("open", "owner", "must be 1 to 127 bytes")
+    end
+    o[k] = v
+  end
+  if o.durability and not DURABILITIES[o.durability] then
+    argerror("open", "durability",
+      'must be "full", "nometa" or "none", got "' .. o.durability .. '"')
+  end
+  if o.concurrency == 0 then argerror("open", "concurrency", "must be >= 1") end
+  return core.open(dir, o)
+end
+
+-- -------------------------------------------------------------- kinds
+
+local function defs_of(eng)
+  local d = kind_defs[eng]
+  if not d then
+    d = {}
+    kind_defs[eng] = d
+  end
+  return d
+end
+
+-- Checks a definition's options (types raise); returns true or nil, msg.
+local function check_def(fname, opts)
+  check(fname, "disposition", opts.disposition, "string", true)
+  check(fname, "max_attempts", opts.max_attempts, "integer", true)
+  if opts.disposition ~= nil and not DISPOSITIONS[opts.disposition] then
+    return nil, 'unknown disposition "' .. opts.disposition ..
+      '" (rerunnable, owner_bound or external)'
+  end
+  if opts.max_attempts ~= nil and opts.max_attempts < 1 then
+    return nil, "max_attempts must be >= 1, got " .. opts.max_attempts
+  end
+  return true
+end
+
+--- Defines a kind: this engine runs rows of `kind` with body `fn(ctx, input)`.
+---@param kind string
+---@param fn function
+---@param opts? table disposition ("rerunnable"), max_attempts
+function Engine:define(kind, fn, opts)
+  check("define", "kind", kind, "string")
+  check("define", "fn", fn, "function")
+  opts = check_opts("define", opts)
+  local valid, why = check_def("define", opts)
+  if not valid then return einval(why) end
+  local ok, msg, code = core.define(self, kind, fn)
+  if not ok then return nil, msg, code end
+  defs_of(self)[kind] = {
+    disposition = opts.disposition or "rerunnable",
+    max_attempts = opts.max_attempts,
+  }
+  return true
+end
+
+local function shq(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Reads the kinds a script file returns: { kind = { fn, opts } } or nil, msg.
+local function read_kinds(path)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then return nil, err end
+  local ok, t = pcall(chunk)
+  if not ok then return nil, path .. ": " .. tostring(t) end
+  if type(t) ~= "table" then
+    return nil, path .. ": must return a table of kinds, returned a " .. type(t)
+  end
+  local out = {}
+  for kind, v in pairs(t) do
+    if type(kind) ~= "string" then
+      return nil, path .. ": kind names must be strings, got a " .. type(kind)
+    end
+    local fn, opts = v, nil
+    if type(v) == "table" then fn, opts = v[1], v[2] end
+    if type(fn) ~= "function" then
+      return nil, path .. ": kind " .. kind .. " must be a function or {fn, opts}"
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+      return nil, path .. ": the options of kind " .. kind .. " must be a table"
+    end
+    opts = opts or {}
+    local dok, valid, why = pcall(check_def, "load", opts)
+    if not dok or not valid then
+      return nil, path .. ": kind " .. kind .. ": " .. tostring(dok and why or valid)
+    end
+    out[kind] = { fn, opts }
+  end
+  return out
+end
+
+local function lua_files(dir)
+  local p = io.popen("find " .. shq(dir) .. " -maxdepth 1 -type f -name '*.lua' | sort")
+  if not p then return nil end
+  local files = {}
+  for line in p:lines() do files[#files + 1] = line end
+  p:close()
+  return files
+end
+
+--- Loads kinds from a file returning { kind = fn | {fn, opts} }, or from
+--- every *.lua file of a directory. A malformed file defines nothing.
+---@param path string
+---@return true|nil ok, string? msg, string? code
+function Engine:load(path)
+  check("load", "path", path, "string")
+  local f, err = io.open(path, "r")
+  if not f then return nil, "cannot load " .. err, "ENOENT" end
+  local _, rerr = f:read(0)
+  f:close()
+  local files = { path }
+  if rerr then -- a directory (reading it fails), or unreadable
+    files = lua_files(path)
+    if not files then return nil, "cannot list " .. path, "EIO" end
+  end
+  local all = {}
+  for _, file in ipairs(files) do
+    local kinds, kerr = read_kinds(file)
+    if not kinds then return einval(kerr) end
+    for kind, v in pairs(kinds) do all[kind] = v end
+  end
+  for kind, v in pairs(all) do
+    local ok, msg, code = self:define(kind, v[1], v[2])
+    if not ok then return nil, msg, code end
+  end
+  return true
+end
+
+-- ------------------------------------------------------------- writes
+
+local id_ms, id_n = -1, 0
+
+-- A time-ordered id: ms since the epoch, a per-ms counter, random bits.
+local function new_id(eng)
+  local ms = eng:now()
+  if ms == id_ms then
+    id_n = id_n + 1
+  else
+    id_ms, id_n = ms, 0
+  end
+  return string.format("%013x-%04x-%08x", ms, id_n % 0x10000,
+    math.random(0, 0xffffffff))
+end
+
+--- Registers a process of `kind` (need not be defined here); idempotent per
+--- id + definition. Returns the id.
+---@param kind string
+---@param input any payload
+---@param opts? table id, disposition, max_attempts
+---@return string|nil id, string? msg, string? code
+function Engine:start(kind, input, opts)
+  check("start", "kind", kind, "string")
+  opts = check_opts("start", opts)
+  local id = check("start", "id", opts.id, "string", true)
+  local valid, why = check_def("start", opts)
+  if not valid then return einval(why) end
+  if id ~= nil and (#id == 0 or #id > 255) then
+    return einval("invalid id: must be 1 to 255 bytes, got " .. #id)
+  end
+  local d = defs_of(self)[kind]
+  local disp = opts.disposition or (d and d.disposition) or "rerunnable"
+  local max = opts.max_attempts
+  if max == nil and d then max = d.max_attempts end
+  id = id or new_id(self)
+  local ok, msg, code = core.start(self, kind, input, id, disp, max or 0)
+  if not ok then return nil, msg, code end
+  return id
+end
+
+--- Ends a row without its lease, as an authority (external rows:
+--- "external"; rerunnable and owner_bound rows: "workflow").
+---@param id string
+---@param outcome table {status="completed", value=} | {status="failed",
+---  error=} | {status="cancelled", reason=} | {status="abandoned"}
+---@param opts? table authority ("external")
+function Engine:complete(id, outcome, opts)
+  check("complete", "id", id, "string")
+  check("complete", "outcome", outcome, "table")
+  opts = check_opts("complete", opts)
+  local auth = check("complete", "authority", opts.authority, "string", true) or "external"
+  if not AUTHORITIES[auth] then
+    return einval('unknown authority "' .. auth ..
+      '" (external, workflow or reconciled_abandon)')
+  end
+  local st, payload = outcome.status, nil
+  if st == "completed" then
+    payload = outcome.value
+  elseif st == "failed" then
+    local e = outcome.error
+    if type(e) == "table" then
+      payload = { message = tostring(e.message or "failed"), class = e.class or "error",
+        traceback = e.traceback }
+    else
+      payload = { message = e ~= nil and tostring(e) or "failed", class = "error" }
+    end
+  elseif st == "cancelled" then
+    payload = { reason = outcome.reason }
+  elseif st ~= "abandoned" then
+    argerror("complete", "outcome",
+      'outcome.status must be "completed", "failed", "cancelled" or "abandoned"')
+  end
+  return core.complete(self, id, st, payload, auth)
+end
+
+--- Removes terminal rows last updated before `before_ms` (and of `status`).
+---@param opts table before_ms, status
+---@return table {processes=, events=}
+function Engine:prune(opts)
+  check("prune", "opts", opts, "table")
+  check("prune", "before_ms", opts.before_ms, "integer")
+  check("prune", "status", opts.status, "string", true)
+  return core.prune(self, opts.before_ms, opts.status)
+end
+
+--- Runs fn(eng) with every write in one transaction: committed if fn
+--- returns, discarded (and fn's error re-raised) if it raises.
+function Engine:batch(fn)
+  check("batch", "fn", fn, "function")
+  core.batch_begin(self)
+  local res = table.pack(pcall(fn, self))
+  local ok, msg, code = core.batch_end(self, res[1])
+  if not res[1] then error(res[2], 0) end
+  if not ok then return nil, msg, code end
+  return table.unpack(res, 2, res.n)
+end
+
+-- -------------------------------------------------------------- reads
+
+--- Lists records: filter {status=, kind=, limit=, after=} (status may be
+--- "live"), in id order.
+function Engine:list(filter)
+  filter = check_opts("list", filter, "filter")
+  local st = check("list", "status", filter.status, "string", true)
+  check("list", "kind", filter.kind, "string", true)
+  check("list", "limit", filter.limit, "integer", true)
+  check("list", "after", filter.after, "string", true)
+  if st and not STATUSES[st] then return einval('unknown status "' .. st .. '"') end
+  if filter.limit and filter.limit < 0 then return einval("limit must be >= 0") end
+  return core.list(self, st, filter.kind, filter.limit or 0, filter.after)
+end
+
+-- -------------------------------------------------------------- waits
+
+local function timeout_of(fname, opts)
+  opts = check_opts(fname, opts)
+  local t = check(fname, "timeout_ms", opts.timeout_ms, "integer", true)
+  if t and t < 0 then argerror(fname, "timeout_ms", "must be >= 0") end
+  return t
+end
+
+--- Waits for the outcome of `id`. Yields inside an engine coroutine, runs
+--- the loop from plain code.
+---@return table|nil outcome, string? msg, string? code
+function Engine:await(id, opts)
+  check("await", "id", id, "string")
+  return core.await(self, id, timeout_of("await", opts))
+end
+
+--- Waits for the first event of `id` of exactly `type` after seq `after`.
+---@return table|nil event, string? msg, string? code
+function Engine:await_event(id, type_, after, opts)
+  check("await_event", "id", id, "string")
+  check("await_event", "type", type_, "string")
+  check("await_event", "after", after, "integer", true)
+  return core.await_event(self, id, type_, after or 0, timeout_of("await_event", opts))
+end
+
+-- ------------------------------------------------------------ driving
+
+--- Runs the loop: eng:run() until eng:stop(); eng:run{until_idle=true}
+--- until nothing is left to do; eng:run{once=true} one turn.
+function Engine:run(opts)
+  opts = check_opts("run", opts)
+  local mode = "default"
+  if opts.until_idle then
+    mode = "until_idle"
+  elseif opts.once then
+    mode = "once"
+  elseif opts.nowait then
+    mode = "nowait"
+  end
+  return core.run(self, mode)
+end
+
+--- One loop turn (blocks for events if none is ready).
+function Engine:run_once()
+  return core.run(self, "once")
+end
+
+-- ---------------------------------------------------------------- ctx
+
+-- Runs wait() between process.waiting {wait = what} and process.resumed, so
+-- the row shows status "waiting" while the body is parked. A cancellation
+-- raised by wait() propagates (the row ends cancelled, which clears it).
+local function parked(ctx, what, wait, ...)
+  local ok, msg, code = core.ctx_wait_set(ctx, what)
+  if not ok then return nil, msg, code end
+  local r1, r2, r3 = wait(...)
+  core.ctx_wait_clear(ctx)
+  return r1, r2, r3
+end
+
+--- Waits for the next "signal.<name>" event this run has not consumed yet
+--- (signals sent before the call count). Returns its payload.
+---@param name string
+---@param opts? table timeout_ms
+function Ctx:await_signal(name, opts)
+  check("await_signal", "name", name, "string")
+  local timeout = timeout_of("await_signal", opts)
+  local type_ = "signal." .. name
+  local seen = cursors[self]
+  if not seen then
+    seen = {}
+    cursors[self] = seen
+  end
+  local after = seen[name] or 0
+  local ev = core.ctx_find_event(self, type_, after)
+  if not ev then
+    local msg, code
+    ev, msg, code = parked(self, "signal:" .. name, core.await_event,
+      self.engine, self.id, type_, after, timeout)
+    if not ev then return nil, msg, code end
+  end
+  seen[name] = ev.seq
+  return ev.payload
+end
+
+--- Waits for the first event of this process of exactly `type` after seq
+--- `after`; returns the event.
+function Ctx:await_event(type_, after, opts)
+  check("await_event", "type", type_, "string")
+  check("await_event", "after", after, "integer", true)
+  local timeout = timeout_of("await_event", opts)
+  local ev = core.ctx_find_event(self, type_, after or 0)
+  if ev then return ev end
+  return parked(self, "event:" .. type_, core.await_event, self.engine, self.id,
+    type_, after or 0, timeout)
+end
+
+--- Sleeps `ms` milliseconds (status "waiting" meanwhile).
+function Ctx:sleep(ms)
+  check("sleep", "ms", ms, "integer")
+  if ms < 0 then argerror("sleep", "ms", "must be >= 0") end
+  return parked(self, "sleep:" .. ms, core.ctx_sleep, self, ms)
+end
+
+--- Starts a child process; returns its id.
+function Ctx:start(kind, input, opts)
+  return self.engine:start(kind, input, opts)
+end
+
+--- Waits for the outcome of another process (a child); a child already
+--- terminal returns at once.
+function Ctx:await(id, opts)
+  check("await", "id", id, "string")
+  local timeout = timeout_of("await", opts)
+  local eng = self.engine
+  local r, msg, code = eng:get(id)
+  if r and r.outcome then return r.outcome end
+  if not r and code ~= "EPRUNED" then return nil, msg, code end
+  return parked(self, "process:" .. id, core.await, eng, id, timeout)
+end
+
+M.Engine = Engine
+M.Ctx = Ctx
+
+return M
