@@ -179,6 +179,7 @@ typedef struct lash__chg_copy {
   uint64_t last_seq;
   int status;
   int registered;
+  int cancel_requested;
   char id[LASH_ID_MAX + 1];
 } lash__chg_copy;
 

@@ -184,6 +184,7 @@ typedef struct lash__chg {
   uint64_t last_seq;
   int status;
   int registered;
+  int cancel_requested;
   /* record write-back: 0 not cached, 1 cached clean, 2 dirty */
   int rec_state;
   lash__buf rec; /* encoded record (capacity kept across commits) */

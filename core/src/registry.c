@@ -298,6 +298,7 @@ static int op_save(op *o, int registered) {
   if (c->first_seq == 0 && o->nev > 0) c->first_seq = o->ev[0].seq;
   c->last_seq = r->last_seq;
   c->status = r->status;
+  c->cancel_requested = r->cancel_requested;
   c->registered |= registered;
   return 0;
 }

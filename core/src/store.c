@@ -706,6 +706,7 @@ static int txn_finish(lash_txn *t) {
       t->out[n].last_seq = c->last_seq;
       t->out[n].status = c->status;
       t->out[n].registered = c->registered;
+      t->out[n].cancel_requested = c->cancel_requested;
       n++;
     }
     if (n > 0) s->on_commit(s->on_commit_ud, t->out, n);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CANCEL_TYPE "process.cancel_requested"
 
 int lash__wrv_push(lash__wrv *v, lash_write_fn fn, void *ud, lash_done_fn done,
                    int rc) {
@@ -177,23 +176,20 @@ void lash__commit_hook(void *ud, const lash_change *changes, size_t n) {
     c->last_seq = changes[i].last_seq;
     c->status = changes[i].status;
     c->registered = changes[i].registered;
+    c->cancel_requested = changes[i].cancel_requested;
   }
   lash__pump_kick(e);
 }
 
 typedef struct ev_ctx {
   lash_engine *e;
-  int sink;
-  int cancel;
   uint64_t last;
 } ev_ctx;
 
 static int ev_cb(void *ud, const lash_event *ev) {
   ev_ctx *c = ud;
   if (ev->seq > c->last) return 1;
-  if (strcmp(ev->type, CANCEL_TYPE) == 0) c->cancel = 1;
-  if (c->sink && c->e->runner.event != NULL)
-    c->e->runner.event(c->e->runner.ud, ev);
+  c->e->runner.event(c->e->runner.ud, ev);
   return 0;
 }
 
@@ -207,18 +203,12 @@ void lash__changes_process(lash_engine *e) {
     ev_ctx ctx;
     if (run != NULL) run->fresh = 0;
     lash__hub_publish(e, c.id);
-    if (c.first_seq > 0 && (e->runner.event != NULL || watch)) {
+    if (watch && c.cancel_requested) lash__run_cancel(run);
+    if (c.first_seq > 0 && e->runner.event != NULL) {
       ctx.e = e;
-      ctx.sink = e->runner.event != NULL;
-      ctx.cancel = 0;
       ctx.last = c.last_seq;
       lash_events_after(e->s, NULL, c.id, c.first_seq - 1,
                         (size_t)(c.last_seq - c.first_seq + 1), ev_cb, &ctx);
-      if (ctx.cancel && watch) {
-        /* The sink may have finished the run: look it up again. */
-        run = lash__run_find(e, c.id);
-        if (run != NULL) lash__run_cancel(run);
-      }
     }
     if (c.registered) lash__drive_request(e);
     if (e->poll_on) lash__feed_note(e, c.id, c.last_seq, c.status);

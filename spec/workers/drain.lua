@@ -1,0 +1,19 @@
+-- spec/workers/drain.lua DIR OWNER TOTAL LOG [LEASE_TTL_MS]
+-- Defines kind "job" (rerunnable), logs "<id> <owner>" for every body it
+-- runs, returns {worker = OWNER, n = input.n}, and runs until TOTAL "job"
+-- rows are completed in the store (or 60 s pass).
+local W = require "spec.workers.common"
+local dir, owner, total, logpath, ttl = arg[1], arg[2], tonumber(arg[3]), arg[4], arg[5]
+local log = W.log(logpath)
+ttl = tonumber(ttl) or 10000
+local eng = W.open(dir, { owner = owner, lease_ttl_ms = ttl, renew_ms = ttl // 3 })
+eng:define("job", function(ctx, input)
+  log("run", ctx.id, owner)
+  return { worker = owner, n = input.n }
+end)
+local ok = W.run_until(eng, owner, function()
+  return (eng:stats().completed or 0) >= total
+end, 60000, 25)
+log("exit", ok and "ok" or "deadline")
+eng:close()
+os.exit(ok and 0 or 1)
