@@ -337,6 +337,9 @@ static int l_op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.disposition = op->i1;
     def.max_attempts = op->u1;
     rc = lash_register(s, txn, &def, &op->i2, NULL);
+    /* A kind run here starts in the same commit as its registration. */
+    if (rc == 0 && op->i2 && op->le->eager && op->le->e != NULL)
+      (void)lash_engine_admit(op->le->e, txn, op->s1);
     break;
   }
   case LLASH_OP_APPEND:
@@ -772,6 +775,9 @@ static int l_open(lua_State *L) {
   if (le == NULL) return llash_fail(L, LASH_ENOMEM, NULL);
   le->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   le->L = L;
+  lua_getfield(L, 2, "eager_start");
+  le->eager = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
   err[0] = '\0';
   rc = lash_engine_open(dir, &o, &le->e, err, sizeof err);
   if (rc < 0) {

@@ -82,6 +82,7 @@ typedef struct llash_engine {
   int in_loop;   /* > 0 while the loop runs */
   int batch;     /* an explicit batch is open */
   int nhandlers; /* on_event handlers */
+  int eager;     /* start a defined kind in its registration's commit */
   llash_co *cos; /* every anchored coroutine */
   llash_op *ops; /* every queued write */
 } llash_engine;

@@ -651,8 +651,31 @@ return {
   end)
 
   describe("drive / run / run_once / stop / spawn", function()
+    it("starts a row of a kind defined here in the commit that registers it", function()
+      local eng = h.open(nil, { durability = "full" })
+      eng:define("k", function(_, input) return input * 2 end)
+      eng:run { until_idle = true } -- the drive that define asks for
+      local c0 = eng:stats().commits
+      local id = assert(eng:start("k", 21))
+      local rec = eng:get(id)
+      assert.are.equal("running", rec.status)
+      assert.are.equal(1, rec.attempt.number)
+      assert.are.equal(c0 + 1, eng:stats().commits)
+      assert.are.same({ status = "completed", value = 42 }, eng:await(id))
+      assert.are.equal(c0 + 2, eng:stats().commits)
+    end)
+
+    it("leaves a row pending with eager_start = false until a drive", function()
+      local eng = h.open(nil, { eager_start = false })
+      eng:define("k", function() return 1 end)
+      local id = assert(eng:start("k", nil))
+      assert.are.equal("pending", eng:get(id).status)
+      assert.are.same({ status = "completed", value = 1 }, eng:await(id))
+    end)
+
     it("drive admits the rows of defined kinds and reports counts", function()
-      local eng = h.open()
+      -- eager_start = false: rows stay pending until a drive claims them
+      local eng = h.open(nil, { eager_start = false })
       local ran = 0
       eng:define("k", function() ran = ran + 1 return ran end)
       for _ = 1, 3 do assert(eng:start("k", nil)) end
@@ -900,7 +923,7 @@ return {
 
   describe("stats", function()
     it("counts rows per status and tracks change_seq and backoff_reads", function()
-      local eng = h.open()
+      local eng = h.open(nil, { eager_start = false })
       local s0 = eng:stats()
       for _, st in ipairs(STATUSES) do
         assert.are.equal("integer", math.type(s0[st]), "stats." .. st)

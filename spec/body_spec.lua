@@ -270,7 +270,7 @@ describe("process bodies", function()
   end)
 
   it("cancel of a pending row ends it cancelled and never runs the body", function()
-    local eng = h.open()
+    local eng = h.open(nil, { eager_start = false })
     local ran = false
     eng:define("k", function() ran = true return 1 end)
     local id = assert(eng:start("k", nil))

@@ -47,7 +47,7 @@ describe("driver", function()
   end)
 
   it("does not admit a row it is already running twice (S8.67)", function()
-    local eng = h.open()
+    local eng = h.open(nil, { eager_start = false })
     local runs = 0
     eng:define("k", function(ctx)
       runs = runs + 1

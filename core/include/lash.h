@@ -724,6 +724,15 @@ typedef struct lash_drive_report {
  * page read. */
 LASH_API int lash_engine_drive(lash_engine *e, lash_drive_report *out);
 
+/* Inside a write fn of this engine (or an explicit batch): if @p id is a
+ * live row of a kind this engine declared, not running here, and a slot is
+ * free, claims it and records its start in @p txn, so a registration and
+ * its start share one commit; the body starts from the loop after the
+ * commit (nothing starts if the commit fails). @return 1 admitted,
+ * 0 not admitted (busy, undeclared kind, no slot, ...), or a storage
+ * error (the transaction is then poisoned). */
+LASH_API int lash_engine_admit(lash_engine *e, lash_txn *txn, const char *id);
+
 enum {
   LASH_RUN_DEFAULT = 0, /* until lash_engine_stop */
   LASH_RUN_ONCE,        /* one loop turn (blocks for events if none ready) */

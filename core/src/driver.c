@@ -360,6 +360,36 @@ static int row_do(scan_ctx *c, const scan_row *row) {
   return fatal(rc) ? rc : 0;
 }
 
+int lash_engine_admit(lash_engine *e, lash_txn *txn, const char *id) {
+  lash_drive_report rep;
+  lash_record rec;
+  scan_ctx c;
+  scan_row row;
+  int rc;
+  if (e == NULL || txn == NULL || id == NULL) return LASH_EINVAL;
+  if (e->closing || e->runner.start == NULL || lash__free_slots(e) == 0)
+    return 0;
+  memset(&rec, 0, sizeof rec);
+  if (lash_get(e->s, txn, id, &rec, NULL) < 0) return 0;
+  if (!lash__kind_declared(e, rec.kind) || LASH_IS_TERMINAL(rec.status)) {
+    lash_record_free(&rec);
+    return 0;
+  }
+  memset(&c, 0, sizeof c);
+  memset(&rep, 0, sizeof rep);
+  c.e = e;
+  c.txn = txn;
+  c.rep = &rep;
+  c.rows = &row;
+  c.n = 0;
+  collect_cb(&c, &rec);
+  lash_record_free(&rec);
+  rc = row_do(&c, &row);
+  if (c.min_busy > 0) lash__lapse_arm(e, c.min_busy);
+  if (rc < 0) return rc;
+  return rep.admitted > 0;
+}
+
 uint64_t lash__free_slots(const lash_engine *e) {
   uint64_t used = e->running + e->nslotq;
   return used >= e->concurrency ? 0 : e->concurrency - used;

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int lash__wrv_push(lash__wrv *v, lash_write_fn fn, void *ud, lash_done_fn done,
                    int rc) {
   lash__wr *w;
@@ -85,7 +84,7 @@ int lash__writer_txn(lash_engine *e, lash_write_fn fn, void *ud, int scan,
   if (fn_rc >= 0 && crc < 0) fn_rc = crc;
 
 out:
-  if (scan) lash__scan_committed(e, crc);
+  if (scan || !lash__q_empty(&e->uncommitted)) lash__scan_committed(e, crc);
   for (i = q.head; i < q.n; i++) {
     lash__wr *w = &q.v[i];
     int final = !began ? crc : (w->rc >= 0 && crc < 0 ? crc : w->rc);
@@ -133,7 +132,10 @@ int lash_engine_batch_end(lash_engine *e, int commit) {
     if (rc == 0) e->stats.commits++;
   } else {
     lash_txn_abort(txn);
+    rc = LASH_ECANCELED; /* runs admitted inside the batch never started */
   }
+  if (!lash__q_empty(&e->uncommitted)) lash__scan_committed(e, rc);
+  if (!commit) rc = 0;
   lash__pump_kick(e);
   return rc;
 }
@@ -210,7 +212,9 @@ void lash__changes_process(lash_engine *e) {
       lash_events_after(e->s, NULL, c.id, c.first_seq - 1,
                         (size_t)(c.last_seq - c.first_seq + 1), ev_cb, &ctx);
     }
-    if (c.registered) lash__drive_request(e);
+    /* A registration this engine already admitted (lash_engine_admit in the
+     * same commit) needs no drive. */
+    if (c.registered && run == NULL) lash__drive_request(e);
     if (e->poll_on) lash__feed_note(e, c.id, c.last_seq, c.status);
   }
   if (e->chg_head == e->nchg) e->chg_head = e->nchg = 0;

@@ -74,12 +74,14 @@ local OPEN_OPTS = {
   concurrency = "integer", lease_ttl_ms = "integer", renew_ms = "integer",
   max_payload = "integer", map_size = "integer", poll_min_ms = "integer",
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
+  eager_start = "boolean",
 }
 
 --- Opens (creating if missing) the store in directory `dir`.
 ---@param dir string
 ---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
----  max_payload, map_size
+---  max_payload, map_size, eager_start (default true: a row of a kind this
+---  engine defines is claimed and started in the commit that registers it)
 ---@return userdata|nil engine, string? msg, string? code
 function M.open(dir, opts)
   check("open", "dir", dir, "string")
