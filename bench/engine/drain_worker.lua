@@ -1,0 +1,32 @@
+-- bench/engine/drain_worker.lua DIR N: the worker OS process of drain.lua.
+-- Opens the store with concurrency 256 (durability "full"), defines "noop",
+-- runs until idle, checks that N rows completed, prints the rate.
+local here = (arg[0]:match("^(.*/)") or "./")
+local C = dofile(here .. "common.lua")
+local lash = require "lash"
+
+local dir = assert(arg[1], "usage: drain_worker.lua DIR N")
+local N = assert(tonumber(arg[2]), "usage: drain_worker.lua DIR N")
+
+local eng = C.open(lash, dir, { durability = "full", concurrency = 256 }, 4 << 30)
+eng:define("noop", function(_, input) return input end, { disposition = "rerunnable" })
+
+local t0 = C.now_us()
+local r, msg, code = eng:run({ until_idle = true })
+local t1 = C.now_us()
+if r == nil and msg ~= nil then
+  error(("eng:run{until_idle=true}: nil, %s, %s"):format(tostring(msg), tostring(code)))
+end
+
+local st = C.stats(eng)
+local done = C.count(st, "completed")
+eng:close()
+if done ~= N then
+  error(("eng:stats().completed = %s after run{until_idle=true}, want %d"
+    .. " (failed=%s pending=%s running=%s)")
+    :format(tostring(done), N, tostring(C.count(st, "failed")), tostring(C.count(st, "pending")),
+      tostring(C.count(st, "running"))))
+end
+local secs = (t1 - t0) / 1e6
+C.note("drained %d in %.3f s", N, secs)
+print(("engine drain  N=%d  full  %.0f processes/s  (target >= 30000)"):format(N, N / secs))

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench/engine/run.sh [quick] - the engine figures of DESIGN §7, one line
+# each. Expects a built tree (the caller ran lash_setup); `quick` uses small
+# sizes for a smoke run. LASH_BENCH_VERBOSE=1 adds notes on stderr.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR/../..
+# shellcheck source=scripts/setup
+source "$here/../../scripts/setup"
+set +e
+lash_lua_env
+
+if [ "${1:-}" = quick ]; then
+  drain_n=10000 roundtrip_n=200 signal_n=200 parked_n=10000 worklist_n=100000
+else
+  drain_n=100000 roundtrip_n=2000 signal_n=1000 parked_n=100000 worklist_n=1000000
+fi
+
+# A figure that hangs is stopped after LASH_BENCH_TIMEOUT seconds.
+limit=${LASH_BENCH_TIMEOUT:-1200}
+rc=0
+figure() { # figure NAME SCRIPT ARG
+  local name=$1 script=$2 n=$3
+  if ! timeout -k 10 "$limit" lua5.4 "$here/$script" "$n"; then
+    echo "$name  FAILED (lua5.4 bench/engine/$script $n)"
+    rc=1
+  fi
+}
+
+figure "engine drain" drain.lua "$drain_n"
+figure "engine await round trip" roundtrip.lua "$roundtrip_n"
+figure "engine signal -> resume" signal.lua "$signal_n"
+figure "engine parked bodies" parked.lua "$parked_n"
+figure "engine drive pass" worklist.lua "$worklist_n"
+exit $rc
