@@ -1,0 +1,705 @@
+--- lash.cli: the operator commands of the `lash` executable (DESIGN §6).
+---
+--- Everything goes through the Lua API (`require "lash"`). The executable's
+--- host module `lash.host` adds signals, line input, the store audit and
+--- pausing admission; main(arg) returns the exit code: 0 ok, 1 failure,
+--- 2 usage. Arguments are checked completely before the store is opened,
+--- so a rejected command writes nothing.
+local lash = require "lash"
+local format = require "lash.format"
+
+local M = {}
+
+local host_mod
+local function host()
+  if host_mod == nil then
+    local ok, h = pcall(require, "lash.host")
+    host_mod = ok and h or false
+  end
+  return host_mod or nil
+end
+
+local STATUSES = { "pending", "running", "waiting", "completed", "failed", "cancelled",
+  "abandoned" }
+local TERMINAL = { completed = true, failed = true, cancelled = true, abandoned = true }
+local DISPOSITIONS = { rerunnable = true, owner_bound = true, external = true }
+
+-- ------------------------------------------------------------ commands
+
+-- Option kinds: flag, string, int (>= 0), list (repeatable string),
+-- duration ("7d"). `args` names the positionals ([X] optional, X... rest).
+local COMMANDS = {
+  repl = {
+    args = {}, creates = true,
+    summary = "interactive Lua prompt on the store (the default on a terminal)",
+    help = [[
+The REPL preloads `lash` and `eng` (the open store). Expressions print their
+value; incomplete input continues on a `>>` prompt; records, events and
+outcomes are pretty-printed. The engine keeps running while the prompt
+waits, so bodies started at the prompt progress. Ctrl-C interrupts the
+running chunk, Ctrl-D exits. History: $LASH_HISTORY or ~/.lash_history.]],
+  },
+  run = {
+    args = { "FILE", "ARGS..." }, creates = true, rest_is_script = true,
+    summary = "run a Lua script with `lash` and `eng` preloaded, then drive until idle",
+    help = [[
+FILE (or - for stdin) runs with the globals `lash`, `eng` (the open store)
+and `arg` (arg[0] = FILE). Afterwards the engine runs until idle. A script
+that returns an integer exits with it.]],
+  },
+  worker = {
+    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string" },
+    creates = true,
+    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME]",
+    summary = "run the processes of the loaded kinds until SIGINT/SIGTERM",
+    help = [[
+Each --load is a file returning {kind = fn | {fn, opts}} or a directory of
+such files. On SIGINT or SIGTERM the worker stops admitting rows, lets
+running bodies finish within the grace period (--grace, default 10s),
+abandons the owner_bound rows it could not finish, releases its leases and
+exits 0. A second signal ends the grace period at once.]],
+  },
+  start = {
+    args = { "KIND", "[JSON]" },
+    opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag" },
+    creates = true,
+    summary = "register a process of KIND with input JSON; prints its id",
+    help = [[
+JSON is the input (default null). --disposition is rerunnable (default),
+owner_bound or external. Starting again with the same --id and definition
+returns the same id.]],
+  },
+  ps = {
+    opts = { status = "string", kind = "string", limit = "int", json = "flag" },
+    summary = "list processes: id, kind, status, attempt, age",
+    help = "--status is pending, running, waiting, completed, failed, cancelled,\n" ..
+      "abandoned or live. --limit defaults to 100 (0: no limit).",
+  },
+  show = {
+    args = { "ID" }, opts = { json = "flag" },
+    summary = "show one process record",
+  },
+  events = {
+    args = { "ID" }, opts = { after = "int", follow = "flag", json = "flag" },
+    summary = "list the events of a process (--follow: print new ones as they land)",
+    help = [[
+--after N shows events with seq > N. --follow keeps printing new events until
+the process ends (with --json: one JSON object per line).]],
+  },
+  await = {
+    args = { "ID" }, opts = { timeout = "int", json = "flag" },
+    summary = "wait for the outcome of a process and print it",
+    help = [[
+--timeout is in milliseconds. Exits 1 unless the process completed (failed,
+cancelled, abandoned, pruned or timed out).]],
+  },
+  signal = {
+    args = { "ID", "NAME", "[JSON]" }, opts = { json = "flag" },
+    summary = "send signal NAME (event signal.NAME) with payload JSON",
+  },
+  cancel = {
+    args = { "ID", "[REASON]" }, opts = { json = "flag" },
+    summary = "request the cancellation of a process",
+  },
+  prune = {
+    opts = { ["older-than"] = "duration", status = "string", json = "flag" },
+    required = { "older-than" },
+    usage = "prune --older-than DURATION [--status S] [--json]",
+    summary = "remove terminal processes last updated before DURATION ago",
+    help = "DURATION is like 7d, 12h, 30m, 10s or 500ms. --status is a terminal status.",
+  },
+  stats = {
+    opts = { json = "flag" },
+    summary = "counts per status, store size and change sequence",
+  },
+  check = {
+    opts = { json = "flag" },
+    summary = "audit the store (record folds, indexes, leases); exit 1 on a problem",
+  },
+  help = {
+    args = { "[COMMAND]" },
+    summary = "show the help of a command",
+  },
+}
+
+local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
+  "cancel", "prune", "stats", "check", "help" }
+
+local function usage_line(name)
+  local c = COMMANDS[name]
+  if c.usage then return "lash [--db DIR] " .. c.usage end
+  local parts = { "lash [--db DIR]", name }
+  for _, a in ipairs(c.args or {}) do parts[#parts + 1] = a end
+  local opts = {}
+  for o, kind in pairs(c.opts or {}) do
+    local meta = ({ string = " " .. o:upper():gsub("%-", "_"), int = " N",
+      duration = " DURATION", list = " X" })[kind] or ""
+    opts[#opts + 1] = "[--" .. o .. meta .. "]"
+  end
+  table.sort(opts)
+  for _, o in ipairs(opts) do parts[#parts + 1] = o end
+  return table.concat(parts, " ")
+end
+
+local function general_usage()
+  local lines = {
+    "usage: lash [--db DIR] [COMMAND] [ARGS] [--help]",
+    "       lash --version",
+    "",
+    "A durable process engine. DIR is the store (default $LASH_DB, else ./lash.db).",
+    "",
+    "commands:",
+  }
+  for _, n in ipairs(ORDER) do
+    lines[#lines + 1] = string.format("  %-8s %s", n, COMMANDS[n].summary)
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Read commands take --json. Exit codes: 0 ok, 1 failure, 2 usage."
+  lines[#lines + 1] = "`lash COMMAND --help` describes a command."
+  return table.concat(lines, "\n")
+end
+
+local function command_help(name)
+  local c = COMMANDS[name]
+  local out = { "usage: " .. usage_line(name), "", c.summary }
+  if c.help then
+    out[#out + 1] = ""
+    out[#out + 1] = c.help
+  end
+  return table.concat(out, "\n")
+end
+
+-- ------------------------------------------------------------- results
+
+local Exit = {}
+Exit.__index = Exit
+
+-- error objects carried to main: {code, msg, cmd}
+local function usage_error(cmd, msg)
+  error(setmetatable({ code = 2, msg = msg, cmd = cmd, usage = true }, Exit), 0)
+end
+
+local function failure(cmd, msg)
+  error(setmetatable({ code = 1, msg = msg, cmd = cmd }, Exit), 0)
+end
+
+local out = io.stdout
+local function say(...)
+  out:write(...)
+  out:write("\n")
+end
+
+local function log(fmt, ...)
+  io.stderr:write("lash: ", string.format(fmt, ...), "\n")
+end
+
+-- ------------------------------------------------------------ parsing
+
+local function parse_int(cmd, opt, v)
+  local n = math.tointeger(tonumber(v))
+  if not n or not tostring(v):match("^%d+$") then
+    usage_error(cmd, "--" .. opt .. ' needs a non-negative integer, got "' .. tostring(v) .. '"')
+  end
+  return n
+end
+
+-- Parses the arguments of command `name` from args[i..]. Returns
+-- positionals, options.
+local function parse(name, args, i)
+  local c = COMMANDS[name]
+  local specs = c.opts or {}
+  local pos, opts = {}, { help = false }
+  local n = #args
+  local only_pos = false
+  while i <= n do
+    local a = args[i]
+    if not only_pos and a == "--" then
+      only_pos = true
+    elseif not only_pos and (a == "--help" or a == "-h") then
+      opts.help = true
+    elseif not only_pos and a:sub(1, 2) == "--" and #a > 2 and
+      not (c.rest_is_script and #pos > 0) then
+      local key, val = a:match("^%-%-([^=]+)=(.*)$")
+      key = key or a:sub(3)
+      if key == "db" then
+        if val == nil then
+          i = i + 1
+          val = args[i]
+          if val == nil then usage_error(name, "--db needs a directory") end
+        end
+        opts.db = val
+      else
+        local kind = specs[key]
+        if not kind then usage_error(name, 'unknown option "--' .. key .. '"') end
+        if kind == "flag" then
+          if val ~= nil then usage_error(name, "--" .. key .. " takes no value") end
+          opts[key] = true
+        else
+          if val == nil then
+            i = i + 1
+            val = args[i]
+            if val == nil then usage_error(name, "--" .. key .. " needs a value") end
+          end
+          if kind == "int" then
+            val = parse_int(name, key, val)
+          elseif kind == "duration" then
+            local ms, why = format.duration(val)
+            if not ms then usage_error(name, "--" .. key .. ": " .. why) end
+            val = ms
+          end
+          if kind == "list" then
+            opts[key] = opts[key] or {}
+            table.insert(opts[key], val)
+          else
+            opts[key] = val
+          end
+        end
+      end
+    elseif not only_pos and a:sub(1, 1) == "-" and #a > 1 and
+      not (c.rest_is_script and #pos > 0) then
+      usage_error(name, 'unknown option "' .. a .. '"')
+    else
+      pos[#pos + 1] = a
+      if c.rest_is_script then only_pos = true end
+    end
+    i = i + 1
+  end
+  if opts.help then return pos, opts end
+  -- positionals: required, [optional], REST...
+  local want = c.args or {}
+  local min, max = 0, 0
+  for _, w in ipairs(want) do
+    if w:sub(-3) == "..." then
+      max = math.huge
+    elseif w:sub(1, 1) == "[" then
+      max = max + 1
+    else
+      min, max = min + 1, max + 1
+    end
+  end
+  if #pos < min then usage_error(name, "missing " .. want[#pos + 1]) end
+  if #pos > max then usage_error(name, 'unexpected argument "' .. pos[max + 1] .. '"') end
+  for _, r in ipairs(c.required or {}) do
+    if opts[r] == nil then usage_error(name, "--" .. r .. " is required") end
+  end
+  return pos, opts
+end
+
+local function json_arg(cmd, what, s)
+  if s == nil then return nil end
+  local ok, v = format.from_json(s)
+  if not ok then usage_error(cmd, "bad JSON " .. what .. ": " .. v) end
+  return v
+end
+
+local function check_status(cmd, st, allowed)
+  if st == nil then return end
+  if not allowed[st] then
+    local names = {}
+    for _, n in ipairs(STATUSES) do
+      if allowed[n] then names[#names + 1] = n end
+    end
+    if allowed.live then names[#names + 1] = "live" end
+    usage_error(cmd, 'unknown status "' .. st .. '" (' .. table.concat(names, ", ") .. ")")
+  end
+end
+
+-- ------------------------------------------------------------ the store
+
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function open_store(cmd, db, creates, opts)
+  if not creates and not exists(db .. "/data.mdb") then
+    failure(cmd, "no store at " .. db .. " (give --db DIR or set LASH_DB)")
+  end
+  local eng, msg = lash.open(db, opts or {})
+  if not eng then failure(cmd, "cannot open the store " .. db .. ": " .. tostring(msg)) end
+  return eng
+end
+
+-- Closes eng; the host's watch (signal pipe, stdin) goes first, because its
+-- handles live on the engine's loop.
+local function close_store(eng)
+  local h = host()
+  if h and h.watching(eng) then h.unwatch() end
+  pcall(eng.close, eng)
+end
+
+local function is_open(eng)
+  return (pcall(eng.path, eng))
+end
+
+local function unknown_or_fail(cmd, id, msg, code)
+  if code == "ENOENT" then failure(cmd, 'unknown process "' .. id .. '"') end
+  failure(cmd, tostring(msg))
+end
+
+-- --------------------------------------------------------- the commands
+
+local run = {}
+
+function run.start(ctx, pos, opts)
+  local kind, input = pos[1], json_arg("start", "input", pos[2])
+  if opts.disposition and not DISPOSITIONS[opts.disposition] then
+    usage_error("start", 'unknown disposition "' .. opts.disposition ..
+      '" (rerunnable, owner_bound or external)')
+  end
+  if kind == "" then usage_error("start", "KIND must not be empty") end
+  if opts.id and (#opts.id == 0 or #opts.id > 255) then
+    usage_error("start", "--id must be 1 to 255 bytes, got " .. #opts.id)
+  end
+  if opts["max-attempts"] == 0 then usage_error("start", "--max-attempts must be >= 1") end
+  local eng = ctx.open(true)
+  local id, msg, code = eng:start(kind, input, { id = opts.id, disposition = opts.disposition,
+    max_attempts = opts["max-attempts"] })
+  if not id then
+    if code == "EINVAL" then usage_error("start", msg) end
+    failure("start", msg)
+  end
+  if opts.json then say(format.json({ id = id })) else say(id) end
+end
+
+function run.ps(ctx, _, opts)
+  local allowed = { live = true }
+  for _, s in ipairs(STATUSES) do allowed[s] = true end
+  check_status("ps", opts.status, allowed)
+  local eng = ctx.open()
+  local list, msg = eng:list { status = opts.status, kind = opts.kind,
+    limit = opts.limit or 100 }
+  if not list then failure("ps", msg) end
+  if opts.json then
+    say(format.json(list, { array = true }))
+  elseif #list == 0 then
+    say("no processes")
+  else
+    say(format.records(list, eng:now()))
+  end
+end
+
+function run.show(ctx, pos, opts)
+  local eng = ctx.open()
+  local r, msg, code = eng:get(pos[1])
+  if not r then unknown_or_fail("show", pos[1], msg, code) end
+  if opts.json then say(format.json(r)) else say(format.record(r, eng:now())) end
+end
+
+function run.events(ctx, pos, opts)
+  local id = pos[1]
+  local eng = ctx.open()
+  local r, msg, code = eng:get(id)
+  if not r then unknown_or_fail("events", id, msg, code) end
+  local list
+  list, msg = eng:events(id, opts.after or 0)
+  if not list then failure("events", msg) end
+  if not opts.follow then
+    if opts.json then
+      say(format.json(list, { array = true }))
+    elseif #list == 0 then
+      say("no events")
+    else
+      say(format.events(list))
+    end
+    return
+  end
+  -- --follow: print as they land, until the process is terminal.
+  local last = opts.after or 0
+  local function emit(evs)
+    for _, ev in ipairs(evs) do
+      say(opts.json and format.json(ev) or format.event_line(ev))
+      last = ev.seq
+    end
+    out:flush()
+  end
+  emit(list)
+  local h = host()
+  if h then
+    h.watch(eng)
+    h.trap("INT", "TERM")
+  end
+  -- There is no wait for "any event of id": re-read on a backoff (25 ms
+  -- doubling to 250 ms, reset when events land), sleeping in eng:await so
+  -- the terminal event wakes us at once.
+  local pause = 25
+  while true do
+    r = eng:get(id)
+    if not r then return end -- pruned meanwhile
+    local more = assert(eng:events(id, last))
+    emit(more)
+    if TERMINAL[r.status] and #more == 0 then return end
+    if h and h.signal() then return end
+    pause = #more > 0 and 25 or math.min(pause * 2, 250)
+    if not TERMINAL[r.status] then eng:await(id, { timeout_ms = pause }) end
+    if h and h.signal() then return end
+  end
+end
+
+function run.await(ctx, pos, opts)
+  local id = pos[1]
+  local eng = ctx.open()
+  local o, msg, code = eng:await(id, { timeout_ms = opts.timeout })
+  if not o then
+    if code == "ETIMEDOUT" then
+      if opts.json then say(format.json({ status = "timed_out", timeout_ms = opts.timeout })) end
+      failure("await", id .. ": timed out after " .. tostring(opts.timeout) .. " ms")
+    end
+    unknown_or_fail("await", id, msg, code)
+  end
+  if opts.json then say(format.json(o)) else say(format.outcome(o)) end
+  if o.status ~= "completed" then
+    if not opts.json and o.status == "failed" and type(o.error) == "table" and
+      o.error.traceback then
+      io.stderr:write(tostring(o.error.traceback), "\n")
+    end
+    return 1
+  end
+end
+
+function run.signal(ctx, pos, opts)
+  local id, name = pos[1], pos[2]
+  local payload = json_arg("signal", "payload", pos[3])
+  if name == "" then usage_error("signal", "NAME must not be empty") end
+  local eng = ctx.open()
+  local seq, msg, code = eng:signal(id, name, payload)
+  if not seq then unknown_or_fail("signal", id, msg, code) end
+  if opts.json then
+    say(format.json({ id = id, type = "signal." .. name, seq = seq }))
+  else
+    say(string.format("%s: signal.%s is event %d", id, name, seq))
+  end
+end
+
+function run.cancel(ctx, pos, opts)
+  local id, reason = pos[1], pos[2]
+  local eng = ctx.open()
+  local seq, msg, code = eng:cancel(id, reason)
+  if not seq then unknown_or_fail("cancel", id, msg, code) end
+  if opts.json then
+    say(format.json({ id = id, seq = seq }))
+  else
+    say(string.format("%s: cancellation requested (event %d)", id, seq))
+  end
+end
+
+function run.prune(ctx, _, opts)
+  check_status("prune", opts.status, TERMINAL)
+  local eng = ctx.open()
+  local rep, msg = eng:prune { before_ms = eng:now() - opts["older-than"], status = opts.status }
+  if not rep then failure("prune", msg) end
+  if opts.json then
+    say(format.json(rep))
+  else
+    say(string.format("pruned %d processes, %d events", rep.processes, rep.events))
+  end
+end
+
+local STAT_ORDER = { "pending", "running", "waiting", "completed", "failed", "cancelled",
+  "abandoned", "live", "total", "tombstones", "change_seq", "map_size", "map_used" }
+
+function run.stats(ctx, _, opts)
+  local eng = ctx.open()
+  local s, msg = eng:stats()
+  if not s then failure("stats", msg) end
+  if opts.json then
+    say(format.json(s))
+    return
+  end
+  local rows = {}
+  for _, k in ipairs(STAT_ORDER) do
+    if s[k] ~= nil then rows[#rows + 1] = { k, tostring(s[k]) } end
+  end
+  say(format.columns({ "STAT", "VALUE" }, rows))
+end
+
+function run.check(ctx, _, opts)
+  local h = host()
+  if not (h and h.check) then failure("check", "this build has no store audit") end
+  local eng = ctx.open()
+  local problems, msg = h.check(eng)
+  if not problems then failure("check", msg) end
+  if opts.json then
+    say(format.json({ ok = #problems == 0, problems = problems }))
+  elseif #problems == 0 then
+    say("ok: no problems found in " .. eng:path())
+  else
+    for _, p in ipairs(problems) do say(p) end
+    say(string.format("%d problem%s found", #problems, #problems == 1 and "" or "s"))
+  end
+  if #problems > 0 then return 1 end
+end
+
+local function traceback(msg)
+  if type(msg) ~= "string" then msg = tostring(msg) end
+  return debug.traceback(msg, 2)
+end
+
+function run.run(ctx, pos)
+  local file = pos[1]
+  local chunk, err = loadfile(file ~= "-" and file or nil, "t")
+  if not chunk then failure("run", err) end
+  local eng = ctx.open(true)
+  local script_arg = { [0] = file }
+  for i = 2, #pos do script_arg[i - 1] = pos[i] end
+  _G.lash, _G.eng, _G.arg = lash, eng, script_arg
+  local res = table.pack(xpcall(chunk, traceback, table.unpack(script_arg)))
+  if not res[1] then failure("run", tostring(res[2])) end
+  if is_open(eng) then
+    local ok, rerr = pcall(eng.run, eng, { until_idle = true })
+    if not ok then failure("run", tostring(rerr)) end
+  end
+  if math.type(res[2]) == "integer" then return res[2] end
+end
+
+local function busy(eng)
+  local s = eng:stats()
+  return s and (s.bodies_running or 0) + (s.bodies_parked or 0) or 0
+end
+
+function run.worker(ctx, _, opts)
+  local h = host()
+  if not h then failure("worker", "signals need the lash executable") end
+  local loads = opts.load or {}
+  if #loads == 0 then usage_error("worker", "nothing to run: give --load FILE|DIR") end
+  if opts.concurrency == 0 then usage_error("worker", "--concurrency must be >= 1") end
+  for _, p in ipairs(loads) do
+    if not exists(p) then usage_error("worker", "--load " .. p .. ": no such file or directory") end
+  end
+  local eng = ctx.open(true, { concurrency = opts.concurrency, owner = opts.owner })
+  for _, p in ipairs(loads) do
+    local ok, msg = eng:load(p)
+    if not ok then failure("worker", "cannot load " .. p .. ": " .. tostring(msg)) end
+  end
+  h.watch(eng)
+  h.trap("INT", "TERM")
+  local grace = opts.grace or 10000
+  log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
+    table.concat(loads, ", "), opts.concurrency or 64)
+  local ok, err = pcall(eng.run, eng)
+  if not ok then failure("worker", tostring(err)) end
+  local sig = h.signal() or "stop"
+  h.pause(eng)
+  local n = busy(eng)
+  log("worker: SIG%s: admission stopped, %d bodies running, grace %s", sig, n,
+    format.age(grace))
+  local deadline = eng:now() + grace
+  while busy(eng) > 0 do
+    local left = deadline - eng:now()
+    if left <= 0 or h.signal() then break end
+    eng:sleep(math.min(25, left))
+  end
+  n = busy(eng)
+  local drained = eng:drain() or 0
+  close_store(eng)
+  ctx.eng = nil
+  if n > 0 then
+    log("worker: stopped; %d bodies cut off (%d owner_bound abandoned), leases released", n,
+      drained)
+  else
+    log("worker: stopped; all bodies finished, leases released")
+  end
+  return 0
+end
+
+function run.repl(ctx)
+  local eng = ctx.open(true)
+  return require("lash.repl").run(eng, { host = host() })
+end
+
+function run.help(_, pos)
+  local name = pos[1]
+  if name == nil then
+    say(general_usage())
+  elseif COMMANDS[name] then
+    say(command_help(name))
+  else
+    usage_error(nil, 'unknown command "' .. name .. '"')
+  end
+end
+
+-- ----------------------------------------------------------------- main
+
+local function report(e)
+  local where = e.cmd and ("lash " .. e.cmd) or "lash"
+  io.stderr:write(where, ": ", e.msg, "\n")
+  if e.usage then
+    if e.cmd and COMMANDS[e.cmd] then
+      io.stderr:write("usage: ", usage_line(e.cmd), "\n")
+      io.stderr:write("(lash ", e.cmd, " --help for more)\n")
+    else
+      io.stderr:write("usage: lash [--db DIR] [COMMAND] [ARGS] [--help]\n")
+      io.stderr:write("(lash --help lists the commands)\n")
+    end
+  end
+  return e.code
+end
+
+local function main(args)
+  local i, db, n = 1, nil, #args
+  -- global options
+  while i <= n do
+    local a = args[i]
+    if a == "--version" or a == "-V" then
+      say("lash " .. lash.version .. " (" .. _VERSION .. ")")
+      return 0
+    elseif a == "--help" or a == "-h" then
+      say(general_usage())
+      return 0
+    elseif a == "--db" then
+      db = args[i + 1]
+      if db == nil then usage_error(nil, "--db needs a directory") end
+      i = i + 2
+    elseif a:match("^%-%-db=") then
+      db = a:sub(6)
+      i = i + 1
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      usage_error(nil, 'unknown option "' .. a .. '"')
+    else
+      break
+    end
+  end
+  local name = args[i]
+  if name == nil then
+    name = "repl"
+  elseif not COMMANDS[name] then
+    usage_error(nil, 'unknown command "' .. name .. '"')
+  else
+    i = i + 1
+  end
+  local pos, opts = parse(name, args, i)
+  if opts.help then
+    say(command_help(name))
+    return 0
+  end
+  db = opts.db or db or os.getenv("LASH_DB") or "./lash.db"
+  if db == "" then usage_error(name, "--db must not be empty") end
+  local ctx = {}
+  function ctx.open(creates, eopts)
+    ctx.eng = open_store(name, db, creates, eopts)
+    return ctx.eng
+  end
+  local ok, code = pcall(run[name], ctx, pos, opts)
+  if ctx.eng and is_open(ctx.eng) then close_store(ctx.eng) end
+  if not ok then error(code, 0) end
+  return code or 0
+end
+
+--- Runs the command line `args` (arg[1..n]); returns the exit code.
+function M.main(args)
+  local ok, res = xpcall(main, function(e)
+    if getmetatable(e) == Exit then return e end
+    return traceback(e)
+  end, args)
+  out:flush()
+  if ok then return res end
+  if getmetatable(res) == Exit then return report(res) end
+  io.stderr:write("lash: ", tostring(res), "\n")
+  return 1
+end
+
+M.commands = COMMANDS
+M.usage_line = usage_line
+
+return M

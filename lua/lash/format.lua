@@ -1,0 +1,388 @@
+--- lash.format: text and JSON renderings of records, events, outcomes and
+--- plain Lua values, shared by the REPL and the operator commands.
+local M = {}
+
+local TERMINAL = { completed = true, failed = true, cancelled = true, abandoned = true,
+  no_longer_retained = true }
+
+local null -- lash.null, looked up lazily (this module loads without lash.core)
+local function lash_null()
+  if null == nil then
+    local ok, lash = pcall(require, "lash")
+    null = ok and lash.null or false
+  end
+  return null
+end
+
+-- ---------------------------------------------------------------- time
+
+--- "3s", "4m", "2h", "5d" for a duration in ms (negative shows as 0s).
+function M.age(ms)
+  ms = math.max(0, ms // 1)
+  if ms < 1000 then return ms .. "ms" end
+  local s = ms // 1000
+  if s < 60 then return s .. "s" end
+  if s < 3600 then return s // 60 .. "m" end
+  if s < 86400 then return s // 3600 .. "h" end
+  return s // 86400 .. "d"
+end
+
+--- UTC "2024-05-01 12:00:00.123" for ms since the epoch.
+function M.time(ms)
+  if math.type(ms) ~= "integer" then return tostring(ms) end
+  return os.date("!%Y-%m-%d %H:%M:%S", ms // 1000) .. string.format(".%03d", ms % 1000)
+end
+
+local UNITS = { ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000, w = 604800000 }
+
+--- Parses "7d", "90m", "30s", "500ms", "2h", "1w" into ms; nil, why when bad.
+function M.duration(s)
+  local n, unit = tostring(s):match("^(%d+)(%a*)$")
+  if not n then return nil, 'bad duration "' .. tostring(s) .. '" (like 7d, 12h, 30m, 10s)' end
+  unit = unit == "" and "s" or unit
+  local k = UNITS[unit]
+  if not k then
+    return nil, 'bad duration unit "' .. unit .. '" in "' .. s .. '" (ms, s, m, h, d or w)'
+  end
+  local v = math.tointeger(tonumber(n))
+  if not v or v > math.maxinteger // k then return nil, 'duration "' .. s .. '" is too long' end
+  return v * k
+end
+
+-- ---------------------------------------------------------------- JSON
+
+local cjson_mod
+local function cjson()
+  if cjson_mod == nil then
+    local ok, m = pcall(require, "cjson")
+    if not ok then error("lash: JSON needs lua-cjson (Debian package lua-cjson): " .. m, 0) end
+    cjson_mod = m.new and m.new() or m
+    cjson_mod.encode_sparse_array(true)
+    pcall(cjson_mod.encode_invalid_numbers, true)
+    pcall(cjson_mod.decode_invalid_numbers, false)
+  end
+  return cjson_mod
+end
+
+-- Valid UTF-8 stays; every byte of an invalid sequence becomes U+FFFD, so
+-- the JSON text is always valid UTF-8.
+local function utf8_clean(s)
+  if utf8.len(s) then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local ok, cp = pcall(utf8.codepoint, s, i)
+    if ok and cp then
+      local c = utf8.char(cp)
+      out[#out + 1] = c
+      i = i + #c
+    else
+      out[#out + 1] = "\u{FFFD}"
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+local function is_array(t)
+  local n = 0
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 then return false end
+    n = n + 1
+  end
+  return n > 0 and n == #t
+end
+
+-- Converts v to something cjson encodes faithfully: lash.null -> null,
+-- strings cleaned, non-string keys stringified, cycles and unencodable
+-- values shown as strings.
+local function jsonable(v, seen)
+  local t = type(v)
+  if t == "string" then return utf8_clean(v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
+    return v
+  end
+  if t == "boolean" or t == "nil" then return v end
+  if t == "userdata" and v == lash_null() then return cjson().null end
+  if t ~= "table" then return tostring(v) end
+  if seen[v] then return "<cycle>" end
+  seen[v] = true
+  local out = {}
+  if is_array(v) then
+    for i = 1, #v do
+      local x = jsonable(v[i], seen)
+      if x == nil then x = cjson().null end
+      out[i] = x
+    end
+  else
+    for k, x in pairs(v) do
+      local key = type(k) == "string" and utf8_clean(k) or tostring(k)
+      out[key] = jsonable(x, seen)
+    end
+  end
+  seen[v] = nil
+  return out
+end
+
+--- One JSON document for v. opts.array: an empty table is [] (else {}).
+function M.json(v, opts)
+  if type(v) == "table" and next(v) == nil and opts and opts.array then return "[]" end
+  local text = cjson().encode(jsonable(v, {}))
+  return text
+end
+
+local function from_json(v, n)
+  if v == cjson().null then return n end
+  if type(v) == "number" then
+    local i = math.tointeger(v)
+    if i and math.abs(v) < 2 ^ 53 then return i end
+    return v
+  end
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = from_json(x, lash_null()) end
+  end
+  return v
+end
+
+--- Decodes a JSON text into a payload: null inside tables becomes lash.null,
+--- a top-level null nil, integral numbers integers. nil, why on bad JSON.
+function M.from_json(s)
+  local ok, v = pcall(cjson().decode, s)
+  if not ok then
+    return nil, (tostring(v):gsub("^[^:]*:%d+: ", ""))
+  end
+  return true, from_json(v, nil)
+end
+
+-- ------------------------------------------------------------- Lua values
+
+local function is_ident(s)
+  return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
+end
+
+local function sort_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return ta < tb end
+    if ta == "number" or ta == "string" then return a < b end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+local function scalar(v)
+  local t = type(v)
+  if t == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
+  if t == "userdata" and v == lash_null() then return "lash.null" end
+  if t == "number" and math.type(v) == "float" then
+    local s = string.format("%.14g", v)
+    if not s:find("[%.eninf]") then s = s .. ".0" end
+    return s
+  end
+  return tostring(v)
+end
+
+-- A Lua-like literal: short tables on one line, longer ones indented.
+local function value(v, indent, seen, depth)
+  if type(v) ~= "table" then return scalar(v) end
+  if seen[v] then return "<cycle>" end
+  if depth > 8 then return "{...}" end
+  if next(v) == nil then return "{}" end
+  seen[v] = true
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = value(v[i], indent .. "  ", seen, depth + 1) end
+  for _, k in ipairs(sort_keys(v)) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+      local key = is_ident(k) and k or "[" .. scalar(k) .. "]"
+      parts[#parts + 1] = key .. " = " .. value(v[k], indent .. "  ", seen, depth + 1)
+    end
+  end
+  seen[v] = nil
+  local one = "{" .. table.concat(parts, ", ") .. "}"
+  if #one + #indent <= 78 and not one:find("\n") then return one end
+  return "{\n" .. indent .. "  " .. table.concat(parts, ",\n" .. indent .. "  ") ..
+    "\n" .. indent .. "}"
+end
+
+--- A Lua literal for any value (strings quoted).
+function M.value(v)
+  return value(v, "", {}, 0)
+end
+
+--- Compact one-line JSON-ish text for a payload in a table cell.
+function M.payload(v, width)
+  if v == nil then return "" end
+  local ok, s = pcall(M.json, v)
+  if not ok then s = M.value(v) end
+  if width and #s > width then s = s:sub(1, width - 3) .. "..." end
+  return s
+end
+
+-- ------------------------------------------------------------ tables
+
+--- Aligned columns: rows is an array of arrays of strings.
+function M.columns(headers, rows)
+  local w = {}
+  for i, h in ipairs(headers) do w[i] = #h end
+  for _, r in ipairs(rows) do
+    for i = 1, #headers do w[i] = math.max(w[i], utf8.len(r[i] or "") or #(r[i] or "")) end
+  end
+  local function line(r)
+    local out = {}
+    for i = 1, #headers do
+      local cell = r[i] or ""
+      if i == #headers then
+        out[i] = cell
+      else
+        out[i] = cell .. string.rep(" ", w[i] - (utf8.len(cell) or #cell))
+      end
+    end
+    return (table.concat(out, "  "):gsub("%s+$", ""))
+  end
+  local lines = { line(headers) }
+  for _, r in ipairs(rows) do lines[#lines + 1] = line(r) end
+  return table.concat(lines, "\n")
+end
+
+-- ------------------------------------------------------------- records
+
+function M.is_record(v)
+  return type(v) == "table" and type(v.id) == "string" and type(v.kind) == "string" and
+    type(v.status) == "string" and v.created_at ~= nil
+end
+
+function M.is_event(v)
+  return type(v) == "table" and math.type(v.seq) == "integer" and type(v.type) == "string" and
+    v.at ~= nil
+end
+
+function M.is_event_list(v)
+  if type(v) ~= "table" or #v == 0 then return false end
+  for i = 1, #v do
+    if not M.is_event(v[i]) then return false end
+  end
+  return true
+end
+
+function M.is_record_list(v)
+  if type(v) ~= "table" or #v == 0 then return false end
+  for i = 1, #v do
+    if not M.is_record(v[i]) then return false end
+  end
+  return true
+end
+
+function M.is_outcome(v)
+  return type(v) == "table" and TERMINAL[v.status] == true and v.id == nil and v.kind == nil
+end
+
+--- One line for an outcome: "completed {"x":1}", "failed: boom".
+function M.outcome(o)
+  if type(o) ~= "table" then return tostring(o) end
+  local st = o.status
+  if st == "completed" then
+    if o.value == nil then return "completed" end
+    return "completed " .. M.payload(o.value)
+  elseif st == "failed" then
+    local e = o.error
+    local msg = type(e) == "table" and (e.message or "?") or tostring(e)
+    local class = type(e) == "table" and e.class
+    local suffix = (class and class ~= "error") and (" (" .. class .. ")") or ""
+    return "failed: " .. tostring(msg) .. suffix
+  elseif st == "cancelled" then
+    return "cancelled" .. (o.reason ~= nil and (": " .. tostring(o.reason)) or "")
+  elseif st == "abandoned" then
+    local who = {}
+    if o.writer then who[#who + 1] = "writer " .. tostring(o.writer) end
+    if o.owner then who[#who + 1] = "owner " .. tostring(o.owner) end
+    return "abandoned" .. (#who > 0 and (" (" .. table.concat(who, ", ") .. ")") or "")
+  elseif st == "no_longer_retained" then
+    return "no longer retained (was " .. tostring(o.terminal) .. ", pruned " ..
+      M.time(o.pruned_at) .. ")"
+  end
+  return M.payload(o)
+end
+
+local function ago(at, now)
+  if not now or math.type(at) ~= "integer" then return M.time(at) end
+  return M.time(at) .. " (" .. M.age(now - at) .. " ago)"
+end
+
+--- The short aligned block of a process record.
+function M.record(r, now)
+  local rows = {
+    { "id", r.id },
+    { "kind", r.kind },
+    { "status", r.status .. (r.cancel_requested and r.status ~= "cancelled"
+      and "  (cancel requested)" or "") },
+    { "disposition", r.disposition .. (r.max_attempts and
+      ("  (max " .. r.max_attempts .. " attempts)") or "") },
+  }
+  local a = r.attempt
+  if a then
+    rows[#rows + 1] = { "attempt", string.format("%d by %s, fence %d, started %s", a.number,
+      tostring(a.owner), a.fence, ago(a.started_at, now)) }
+  end
+  rows[#rows + 1] = { "input", M.payload(r.input, 200) }
+  if r.wait then
+    rows[#rows + 1] = { "waiting on", r.wait .. (r.wait_since and
+      (" since " .. ago(r.wait_since, now)) or "") }
+  end
+  if r.outcome then rows[#rows + 1] = { "outcome", M.outcome(r.outcome) } end
+  if r.cancel_reason then rows[#rows + 1] = { "cancel reason", tostring(r.cancel_reason) } end
+  if r.abandon_request then
+    rows[#rows + 1] = { "abandon req.", tostring(r.abandon_request.by) .. ": " ..
+      tostring(r.abandon_request.reason) }
+  end
+  rows[#rows + 1] = { "created", ago(r.created_at, now) }
+  rows[#rows + 1] = { "updated", ago(r.updated_at, now) }
+  if r.last_seq then rows[#rows + 1] = { "events", tostring(r.last_seq) } end
+  local out = {}
+  for _, row in ipairs(rows) do
+    out[#out + 1] = string.format("%-13s %s", row[1], row[2])
+  end
+  return table.concat(out, "\n")
+end
+
+--- The table of an event list.
+function M.events(list, width)
+  local rows = {}
+  for _, ev in ipairs(list) do
+    rows[#rows + 1] = { tostring(ev.seq), ev.type, M.time(ev.at),
+      M.payload(ev.payload, width or 80) }
+  end
+  return M.columns({ "SEQ", "TYPE", "AT", "PAYLOAD" }, rows)
+end
+
+--- One line per event (events --follow).
+function M.event_line(ev)
+  local p = M.payload(ev.payload, 120)
+  return string.format("%-4d %-24s %s%s", ev.seq, ev.type, M.time(ev.at),
+    p ~= "" and ("  " .. p) or "")
+end
+
+--- The `ps` table of a record list.
+function M.records(list, now)
+  local rows = {}
+  for _, r in ipairs(list) do
+    rows[#rows + 1] = { r.id, r.kind, r.status, r.attempt and tostring(r.attempt.number) or "-",
+      now and M.age(now - r.created_at) or M.time(r.created_at) }
+  end
+  return M.columns({ "ID", "KIND", "STATUS", "ATTEMPT", "AGE" }, rows)
+end
+
+--- How the REPL shows a value: records, event lists and outcomes get their
+--- own layout, anything else a Lua literal; top-level strings print raw.
+function M.repl(v, now)
+  if type(v) == "string" then return v end
+  if M.is_record(v) then return M.record(v, now) end
+  if M.is_event_list(v) then return M.events(v) end
+  if M.is_record_list(v) then return M.records(v, now) end
+  if M.is_event(v) then return M.event_line(v) end
+  if M.is_outcome(v) then return M.outcome(v) end
+  return M.value(v)
+end
+
+return M
