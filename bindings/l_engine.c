@@ -599,6 +599,7 @@ int llash_wait(lua_State *L, llash_engine *le, llash_co *c, llash_waiter *wt,
     wt->wait = NULL;
     free(wt->label);
     wt->label = NULL;
+    if (rc == LASH_ECANCELED) return luaL_error(L, "interrupted!");
     return llash_fail(L, rc < 0 ? rc : LASH_ECLOSED,
                       "the loop stopped before the wait resolved");
   }
@@ -1254,6 +1255,7 @@ static int l_run(lua_State *L) {
   rc = lash_engine_run(le->e, mode);
   le->in_loop--;
   le->L = prev;
+  if (rc == LASH_ECANCELED) return luaL_error(L, "interrupted!");
   if (rc < 0) return llash_fail_store(L, le, rc);
   lua_pushboolean(L, 1);
   return 1;
@@ -1281,6 +1283,46 @@ static int l_drain(lua_State *L) {
   if ((rc = lash_engine_drain(le->e, &n)) < 0)
     return llash_fail_store(L, le, rc);
   lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* eng:pause([on]) -> admission stops (on, the default) or resumes; running
+ * and parked bodies go on. */
+static int l_pause(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  lash_engine_pause(le->e, lua_isnone(L, 2) || lua_toboolean(L, 2));
+  return 0;
+}
+
+/* eng:interrupt(): the wait or run in progress from plain code returns
+ * early (a REPL's Ctrl-C). */
+static int l_interrupt(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  lash_engine_interrupt(le->e);
+  return 0;
+}
+
+typedef struct check_ud {
+  lua_State *L;
+  int t;
+} check_ud;
+
+static void check_problem(void *ud, const char *problem) {
+  check_ud *c = ud;
+  lua_pushstring(c->L, problem);
+  lua_rawseti(c->L, c->t, (lua_Integer)lua_rawlen(c->L, c->t) + 1);
+}
+
+/* eng:check() -> problems (an array of lines; empty when clean) */
+static int l_check(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  check_ud c;
+  int rc;
+  lua_newtable(L);
+  c.L = L;
+  c.t = lua_gettop(L);
+  rc = lash_check(lash_engine_store(le->e), check_problem, &c);
+  if (rc < 0) return llash_fail_store(L, le, rc);
   return 1;
 }
 
@@ -1316,6 +1358,9 @@ void llash_engine_open(lua_State *L) {
                                      {"stop", l_stop},
                                      {"idle", l_idle},
                                      {"drain", l_drain},
+                                     {"pause", l_pause},
+                                     {"interrupt", l_interrupt},
+                                     {"check", l_check},
                                      {"on_event", l_on_event},
                                      {"spawn", llash_spawn},
                                      {"stats", l_stats},

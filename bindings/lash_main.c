@@ -13,9 +13,9 @@
  * - line input through libedit's callback interface, fed by a uv_poll_t on
  *   stdin on the engine's loop: the REPL waits for a line inside eng:run(),
  *   so process bodies keep running while the prompt waits;
- * - history and tab completion;
- * - lash_check (the store audit) and pausing admission (worker shutdown),
- *   which lash.core does not expose.
+ * - history and tab completion.
+ * While a REPL chunk waits in the loop (eng:await), SIGINT interrupts the
+ * engine (lash_engine_interrupt) and the wait raises "interrupted!".
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* sigaction, pthread types in uv.h */
@@ -144,6 +144,10 @@ static void sigpoll_cb(uv_poll_t *h, int status, int events) {
      * interruption is reported as the pending signal instead. */
     lua_sethook(globalL, NULL, 0, 0);
   }
+  /* A chunk waiting in the loop (eng:await, eng:run) raises "interrupted!"
+   * when its wait returns. */
+  if (eval_on && W.le != NULL && W.le->e != NULL)
+    lash_engine_interrupt(W.le->e);
   if (W.stop_on_signal) stop_engine();
 }
 
@@ -428,88 +432,6 @@ static int h_isatty(lua_State *L) {
   return 1;
 }
 
-typedef struct {
-  lua_State *L;
-  int t;
-} check_ud;
-
-static void check_problem(void *ud, const char *problem) {
-  check_ud *c = ud;
-  lua_pushstring(c->L, problem);
-  lua_rawseti(c->L, c->t, (lua_Integer)lua_rawlen(c->L, c->t) + 1);
-}
-
-/* host.check(eng) -> problems (array of lines) | nil, msg, code */
-static int h_check(lua_State *L) {
-  llash_engine *le = check_engine(L, 1);
-  check_ud c;
-  int rc;
-  lua_newtable(L);
-  c.L = L;
-  c.t = lua_gettop(L);
-  rc = lash_check(lash_engine_store(le->e), check_problem, &c);
-  if (rc < 0) return llash_fail_store(L, le, rc);
-  return 1;
-}
-
-/* ---- pausing admission: a runner without `start` admits nothing. The
- * drop and event callbacks do what the bindings' own runner does
- * (l_run.c), through the functions llash.h shares. */
-
-static int p_release(lua_State *L) {
-  llash_co_release(lua_touserdata(L, 1));
-  return 0;
-}
-
-static void paused_drop(void *ud, lash_run *run, int rc) {
-  llash_engine *le = ud;
-  llash_co *c = lash_run_data(run);
-  (void)rc;
-  if (c == NULL) return;
-  c->run = NULL;
-  lash_run_set_data(run, NULL);
-  if (!c->running) llash_protect(le, p_release, c, NULL);
-}
-
-static int p_event(lua_State *L) {
-  llash_engine *le = lua_touserdata(L, 1);
-  const lash_event *ev = lua_touserdata(L, 2);
-  lua_Integer i, n;
-  int hidx, eidx;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, le->state_ref);
-  lua_getfield(L, -1, "handlers");
-  hidx = lua_gettop(L);
-  llash_pushevent(L, ev);
-  eidx = lua_gettop(L);
-  n = (lua_Integer)lua_rawlen(L, hidx);
-  for (i = 1; i <= n; i++) {
-    llash_co *c = llash_co_new(L, le, LLASH_CO_HANDLER);
-    lua_rawgeti(L, hidx, i);
-    lua_pushvalue(L, eidx);
-    lua_xmove(L, c->th, 2);
-    lua_pop(L, 1);
-    llash_co_resume(c, 1);
-  }
-  return 0;
-}
-
-static void paused_event(void *ud, const lash_event *ev) {
-  llash_engine *le = ud;
-  if (le->nhandlers > 0) llash_protect(le, p_event, le, (void *)ev);
-}
-
-/* host.pause(eng): admits no more rows; running bodies go on. */
-static int h_pause(lua_State *L) {
-  llash_engine *le = check_engine(L, 1);
-  lash_runner r;
-  r.ud = le;
-  r.start = NULL;
-  r.drop = paused_drop;
-  r.event = paused_event;
-  lash_engine_set_runner(le->e, &r);
-  return 0;
-}
-
 static int luaopen_lash_host(lua_State *L) {
   static const luaL_Reg fns[] = {{"watch", h_watch},
                                  {"unwatch", h_unwatch},
@@ -525,8 +447,6 @@ static int luaopen_lash_host(lua_State *L) {
                                  {"history_save", h_history_save},
                                  {"completer", h_completer},
                                  {"isatty", h_isatty},
-                                 {"check", h_check},
-                                 {"pause", h_pause},
                                  {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_pushstring(L, progname);

@@ -552,6 +552,20 @@ return {
       h.fails("ETIMEDOUT", nil, eng:await_event(id, "progress", ev.seq, { timeout_ms = 100 }))
     end)
 
+    it('await_event with type "*" returns the next event of any type', function()
+      local eng = h.open()
+      local id = assert(eng:start("undefined-kind", nil))
+      local seen
+      eng:spawn(function() seen = eng:await_event(id, "*", 0, { timeout_ms = 5000 }) end)
+      eng:run_once()
+      assert.is_nil(seen)
+      local seq = assert(eng:signal(id, "poke", { n = 1 }))
+      h.wait_until(eng, function() return seen ~= nil end, 5000)
+      assert.are.equal("signal.poke", seen.type)
+      assert.are.equal(seq, seen.seq)
+      h.fails("ETIMEDOUT", nil, eng:await_event(id, "*", seq, { timeout_ms = 100 }))
+    end)
+
     it("raises on bad argument types, naming them", function()
       local eng = h.open()
       local id = assert(eng:start("k", nil))
@@ -918,6 +932,37 @@ return {
       local eng = h.open()
       h.raises_naming(function() eng:prune { before_ms = "x" } end, "before_ms")
       h.raises_naming(function() eng:prune { before_ms = 0, status = 42 } end, "status")
+    end)
+  end)
+
+  describe("check / pause", function()
+    it("check returns no problems on a store after every kind of write", function()
+      local eng = h.open()
+      eng:define("ok", function(ctx) ctx:emit("p", 1) return 1 end)
+      eng:define("bad", function() error("x") end)
+      local a = assert(eng:start("ok", nil))
+      assert(eng:start("bad", nil))
+      local c = assert(eng:start("undefined-kind", nil))
+      assert(eng:signal(c, "s", true))
+      assert(eng:cancel(c, "stop"))
+      eng:await(a)
+      eng:run { until_idle = true }
+      assert(eng:prune { before_ms = eng:now() + 1 })
+      assert.are.same({}, eng:check())
+    end)
+
+    it("pause stops admission and resume starts it again", function()
+      local eng = h.open()
+      local ran = 0
+      eng:define("k", function() ran = ran + 1 return ran end)
+      eng:pause(true)
+      local id = assert(eng:start("k", nil))
+      assert.are.equal(0, eng:drive().admitted)
+      eng:run { until_idle = true }
+      assert.are.equal(0, ran)
+      assert.are.equal("pending", eng:get(id).status)
+      eng:pause(false)
+      assert.are.same({ status = "completed", value = 1 }, eng:await(id))
     end)
   end)
 

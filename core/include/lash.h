@@ -682,8 +682,8 @@ typedef void (*lash_wait_fn)(void *ud, lash_wait *w, int rc);
 LASH_API int lash_await_terminal(lash_engine *e, lash_run *run,
                                  const char *id, int64_t timeout_ms,
                                  lash_wait_fn cb, void *ud, lash_wait **out);
-/* First event of @p id with seq > after_seq and exactly @p type. Does not
- * stop on terminal rows (bound it with a timeout). */
+/* First event of @p id with seq > after_seq and exactly @p type ("*": of
+ * any type). Does not stop on terminal rows (bound it with a timeout). */
 LASH_API int lash_await_event(lash_engine *e, lash_run *run, const char *id,
                               const char *type, uint64_t after_seq,
                               int64_t timeout_ms, lash_wait_fn cb, void *ud,
@@ -748,6 +748,15 @@ LASH_API int lash_engine_run(lash_engine *e, int mode);
 LASH_API int lash_engine_run_until(lash_engine *e, volatile int *flag);
 /* Asks lash_engine_run(DEFAULT) to return after the current turn. */
 LASH_API void lash_engine_stop(lash_engine *e);
+/* Makes the lash_engine_run or lash_engine_run_until in progress (or the
+ * next one) return LASH_ECANCELED after the current loop turn, leaving
+ * every wait in place. For a host's SIGINT handler run on the loop (the
+ * REPL's Ctrl-C). */
+LASH_API void lash_engine_interrupt(lash_engine *e);
+/* Stops (paused != 0) or resumes admission: a paused engine claims no new
+ * rows (drive, lash_engine_admit), while running and parked bodies go on.
+ * For a worker's graceful shutdown. */
+LASH_API void lash_engine_pause(lash_engine *e, int paused);
 /* 1 when no body of this engine runs or is ready, no write is queued,
  * nothing is claimable by it, and no timer of its waits is pending. */
 LASH_API int lash_engine_idle(lash_engine *e);

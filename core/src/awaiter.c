@@ -124,7 +124,7 @@ static int ev_find_cb(void *ud, const lash_event *ev) {
   lash_wait *w = ud;
   size_t pl, tl;
   char *p;
-  if (strcmp(ev->type, w->etype) != 0) {
+  if (strcmp(w->etype, "*") != 0 && strcmp(ev->type, w->etype) != 0) {
     w->after = ev->seq;
     return 0;
   }

@@ -367,7 +367,8 @@ int lash_engine_admit(lash_engine *e, lash_txn *txn, const char *id) {
   scan_row row;
   int rc;
   if (e == NULL || txn == NULL || id == NULL) return LASH_EINVAL;
-  if (e->closing || e->runner.start == NULL || lash__free_slots(e) == 0)
+  if (e->closing || e->paused || e->runner.start == NULL ||
+      lash__free_slots(e) == 0)
     return 0;
   memset(&rec, 0, sizeof rec);
   if (lash_get(e->s, txn, id, &rec, NULL) < 0) return 0;
@@ -473,7 +474,7 @@ void lash__scan_committed(lash_engine *e, int commit_rc) {
 }
 
 void lash__drive_request(lash_engine *e) {
-  if (e->nkinds == 0 || e->closing) return;
+  if (e->nkinds == 0 || e->closing || e->paused) return;
   if (e->scan.active)
     e->scan.rescan = 1;
   else
@@ -493,7 +494,7 @@ static void scan_begin(lash_engine *e) {
 }
 
 int lash__drive_pump(lash_engine *e) {
-  if (e->closing) return 0;
+  if (e->closing || e->paused) return 0;
   if (e->scan.active) return lash__free_slots(e) > 0;
   if (e->drive_req) {
     if (e->nkinds == 0 || e->runner.start == NULL) {
@@ -516,6 +517,7 @@ int lash_engine_drive(lash_engine *e, lash_drive_report *out) {
   if (e == NULL) return LASH_EINVAL;
   if (e->closing) return LASH_ECLOSED;
   if (e->in_txn || e->batch != NULL) return LASH_EINVAL;
+  if (e->paused) return 0;
   if (e->scan.active) {
     e->scan.rescan = 1;
     rep.coalesced = 1;

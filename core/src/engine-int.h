@@ -281,6 +281,8 @@ struct lash_engine {
   int in_run;
   int run_default;
   int stop;
+  int interrupted; /* lash_engine_interrupt: end run_until/run early */
+  int paused;      /* lash_engine_pause: admit nothing new */
   int handles_open;
 
   lash_engine_stats stats;

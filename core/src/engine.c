@@ -353,9 +353,13 @@ int lash_engine_run(lash_engine *e, int mode) {
     e->stop = 0;
     lash__poll_update(e);
     lash_engine_drive(e, NULL);
-    while (!e->stop && !e->closing)
+    while (!e->stop && !e->closing && !e->interrupted)
       uv_run(e->loop, UV_RUN_ONCE);
     e->stop = 0;
+    if (e->interrupted) {
+      e->interrupted = 0;
+      rc = LASH_ECANCELED;
+    }
     e->run_default = 0;
     lash__poll_update(e);
     break;
@@ -368,6 +372,11 @@ int lash_engine_run(lash_engine *e, int mode) {
   case LASH_RUN_UNTIL_IDLE:
     lash_engine_drive(e, NULL);
     while (!e->closing && !lash_engine_idle(e)) {
+      if (e->interrupted) {
+        e->interrupted = 0;
+        rc = LASH_ECANCELED;
+        break;
+      }
       if (uv_run(e->loop, UV_RUN_ONCE) == 0 && !e->pump_on &&
           !lash_engine_idle(e))
         break; /* nothing alive can make progress */
@@ -385,6 +394,10 @@ int lash_engine_run_until(lash_engine *e, volatile int *flag) {
   if (e == NULL || flag == NULL || e->batch != NULL) return LASH_EINVAL;
   while (!*flag) {
     if (e->closing) return LASH_ECLOSED;
+    if (e->interrupted) {
+      e->interrupted = 0;
+      return LASH_ECANCELED;
+    }
     if (uv_run(e->loop, UV_RUN_ONCE) == 0 && !*flag && !e->pump_on)
       return LASH_EINVAL; /* nothing alive could ever set the flag */
   }
@@ -395,6 +408,25 @@ void lash_engine_stop(lash_engine *e) {
   if (e == NULL) return;
   e->stop = 1;
   uv_stop(e->loop);
+}
+
+void lash_engine_interrupt(lash_engine *e) {
+  if (e == NULL) return;
+  e->interrupted = 1;
+  uv_stop(e->loop);
+}
+
+void lash_engine_pause(lash_engine *e, int paused) {
+  if (e == NULL) return;
+  e->paused = paused != 0;
+  if (e->paused) {
+    /* End the scan in flight; resuming starts a new one. */
+    e->scan.active = 0;
+    e->scan.rescan = 0;
+    e->drive_req = 0;
+  } else {
+    lash__drive_request(e);
+  }
 }
 
 void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out) {

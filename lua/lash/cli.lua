@@ -420,10 +420,9 @@ function run.events(ctx, pos, opts)
     h.watch(eng)
     h.trap("INT", "TERM")
   end
-  -- There is no wait for "any event of id": re-read on a backoff (25 ms
-  -- doubling to 250 ms, reset when events land), sleeping in eng:await so
-  -- the terminal event wakes us at once.
-  local pause = 25
+  -- Wait for the next event of any type ("*") through the awaiter, so each
+  -- one prints as it lands; the timeout only bounds how late a signal
+  -- (Ctrl-C, SIGTERM) is noticed.
   while true do
     r = eng:get(id)
     if not r then return end -- pruned meanwhile
@@ -431,8 +430,9 @@ function run.events(ctx, pos, opts)
     emit(more)
     if TERMINAL[r.status] and #more == 0 then return end
     if h and h.signal() then return end
-    pause = #more > 0 and 25 or math.min(pause * 2, 250)
-    if not TERMINAL[r.status] then eng:await(id, { timeout_ms = pause }) end
+    if not TERMINAL[r.status] then
+      eng:await_event(id, "*", last, { timeout_ms = 250 })
+    end
     if h and h.signal() then return end
   end
 end
@@ -515,10 +515,8 @@ function run.stats(ctx, _, opts)
 end
 
 function run.check(ctx, _, opts)
-  local h = host()
-  if not (h and h.check) then failure("check", "this build has no store audit") end
   local eng = ctx.open()
-  local problems, msg = h.check(eng)
+  local problems, msg = eng:check()
   if not problems then failure("check", msg) end
   if opts.json then
     say(format.json({ ok = #problems == 0, problems = problems }))
@@ -580,7 +578,7 @@ function run.worker(ctx, _, opts)
   local ok, err = pcall(eng.run, eng)
   if not ok then failure("worker", tostring(err)) end
   local sig = h.signal() or "stop"
-  h.pause(eng)
+  eng:pause(true)
   local n = busy(eng)
   log("worker: SIG%s: admission stopped, %d bodies running, grace %s", sig, n,
     format.age(grace))
