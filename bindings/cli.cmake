@@ -79,6 +79,10 @@ set_target_properties(lash PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bindings
   ENABLE_EXPORTS ON) # C modules loaded by require (cjson) see the Lua API
 target_include_directories(lash PRIVATE ${LASH_SRC}/bindings)
+if(LASH_LUV_INCLUDE_DIRS)
+  target_compile_definitions(lash PRIVATE LASH_HAVE_LUV)
+  target_include_directories(lash PRIVATE ${LASH_LUV_INCLUDE_DIRS})
+endif()
 target_link_libraries(lash PRIVATE lash_core PkgConfig::MSGPACK
                       PkgConfig::LASH_CLI_LUA PkgConfig::LASH_CLI_EDIT PkgConfig::UV m dl)
 

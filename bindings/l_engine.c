@@ -15,6 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef LASH_HAVE_LUV
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes" /* luv.h's own */
+#include <luv/luv.h>
+#pragma GCC diagnostic pop
+#endif
 #include "llash.h"
 
 /* ---------------------------------------------------------------- utils */
@@ -38,6 +44,17 @@ int llash_fail(lua_State *L, int rc, const char *msg) {
 
 int llash_fail_store(lua_State *L, llash_engine *le, int rc) {
   return llash_fail(L, rc, lash_errmsg(lash_engine_store(le->e)));
+}
+
+/* 1 while the engine runs on luv's loop and luv is running it (uv.run):
+ * libuv loops are not re-entrant, so plain-code waits must not run it. */
+int llash_luv_running(const llash_engine *le) {
+#ifdef LASH_HAVE_LUV
+  return le->luv != NULL && ((const luv_ctx_t *)le->luv)->mode != -1;
+#else
+  (void)le;
+  return 0;
+#endif
 }
 
 llash_engine *llash_checkengine(lua_State *L, int idx) {
@@ -615,6 +632,9 @@ static llash_waiter *l_waiter(lua_State *L, llash_engine *le, llash_co **pc,
   if (le->batch) luaL_error(L, "cannot wait inside eng:batch");
   if (c == NULL && le->in_loop > 0 && le->depth > 0)
     luaL_error(L, "cannot wait here: the lash loop is already running");
+  if (c == NULL && llash_luv_running(le))
+    luaL_error(L, "cannot wait from plain code while the luv loop runs: "
+                  "wait inside eng:spawn(fn) instead");
   memset(w, 0, sizeof *w);
   w->co = c;
   w->what = what;
@@ -727,6 +747,7 @@ static int l_open(lua_State *L) {
   llash_engine **u, *le;
   lash_engine_opts o;
   const char *dur;
+  void *luv_ctx = NULL;
   char err[512];
   int rc;
   if (lua_isnoneornil(L, 2)) {
@@ -754,6 +775,28 @@ static int l_open(lua_State *L) {
   lua_getfield(L, 2, "read_only");
   o.store.read_only = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  {
+    const char *loop = l_getstr(L, 2, "loop");
+    if (loop != NULL && strcmp(loop, "luv") == 0) {
+#ifdef LASH_HAVE_LUV
+      /* luv keeps its context (loop first) in the registry. */
+      lua_getfield(L, LUA_REGISTRYINDEX, "luv_context");
+      luv_ctx = lua_touserdata(L, -1);
+      lua_pop(L, 1);
+      if (luv_ctx == NULL)
+        return luaL_error(L, "option loop \"luv\": require \"luv\" first");
+      o.loop = ((luv_ctx_t *)luv_ctx)->loop;
+#else
+      return luaL_error(L, "option loop \"luv\": this lash was built "
+                           "without luv (install lua-luv-dev and rebuild)");
+#endif
+    } else if (loop != NULL && strcmp(loop, "own") != 0) {
+      return luaL_error(L,
+                        "option loop must be \"luv\" or \"own\", got "
+                        "\"%s\"",
+                        loop);
+    }
+  }
   o.owner = l_getstr(L, 2, "owner");
   o.incarnation = l_getstr(L, 2, "incarnation");
   o.concurrency = (unsigned)l_getint(L, 2, "concurrency", 0);
@@ -776,6 +819,7 @@ static int l_open(lua_State *L) {
   if (le == NULL) return llash_fail(L, LASH_ENOMEM, NULL);
   le->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   le->L = L;
+  le->luv = luv_ctx;
   lua_getfield(L, 2, "eager_start");
   le->eager = lua_isnil(L, -1) || lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -1247,7 +1291,7 @@ static int l_run(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   int mode = values[luaL_checkoption(L, 2, "default", modes)], rc;
   lua_State *prev = le->L;
-  if (le->depth > 0 || le->in_loop > 0)
+  if (le->depth > 0 || le->in_loop > 0 || llash_luv_running(le))
     return luaL_error(L, "cannot run the lash loop from inside it");
   if (le->batch) return luaL_error(L, "cannot run the loop inside eng:batch");
   le->L = L;

@@ -83,6 +83,7 @@ typedef struct llash_engine {
   int batch;     /* an explicit batch is open */
   int nhandlers; /* on_event handlers */
   int eager;     /* start a defined kind in its registration's commit */
+  void *luv;     /* luv's context when running on its loop, else NULL */
   llash_co *cos; /* every anchored coroutine */
   llash_op *ops; /* every queued write */
 } llash_engine;
@@ -138,6 +139,7 @@ struct llash_op {
 };
 
 llash_engine *llash_checkengine(lua_State *L, int idx);
+int llash_luv_running(const llash_engine *le);
 
 /* Argument checks whose errors name the argument:
  * "bad argument #2 to 'get' (id: string expected, got table)". */

@@ -74,14 +74,16 @@ local OPEN_OPTS = {
   concurrency = "integer", lease_ttl_ms = "integer", renew_ms = "integer",
   max_payload = "integer", map_size = "integer", poll_min_ms = "integer",
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
-  eager_start = "boolean",
+  eager_start = "boolean", loop = "string",
 }
 
 --- Opens (creating if missing) the store in directory `dir`.
 ---@param dir string
 ---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
 ---  max_payload, map_size, eager_start (default true: a row of a kind this
----  engine defines is claimed and started in the commit that registers it)
+---  engine defines is claimed and started in the commit that registers it),
+---  loop ("own", the default, or "luv": run on the loop of the luv module,
+---  so a luv program's uv.run() also runs lash bodies)
 ---@return userdata|nil engine, string? msg, string? code
 function M.open(dir, opts)
   check("open", "dir", dir, "string")
@@ -102,6 +104,11 @@ function M.open(dir, opts)
       'must be "full", "nometa" or "none", got "' .. o.durability .. '"')
   end
   if o.concurrency == 0 then argerror("open", "concurrency", "must be >= 1") end
+  if o.loop ~= nil and o.loop ~= "luv" and o.loop ~= "own" then
+    argerror("open", "loop", 'must be "luv" or "own", got "' .. o.loop .. '"')
+  end
+  -- On luv's loop: luv must be loaded so its loop exists to share.
+  if o.loop == "luv" then require "luv" end
   return core.open(dir, o)
 end
 

@@ -1,0 +1,53 @@
+-- lash on the loop of the luv module: a luv host's uv.run() runs lash
+-- bodies too, without a second loop (issue 4, "embedding").
+local h = require "spec.helpers"
+
+describe("lash.open{loop = \"luv\"}", function()
+  local uv = require "luv"
+  after_each(h.cleanup)
+
+  it("interleaves a luv timer and a lash body on one loop", function()
+    local eng = h.open(nil, { loop = "luv" })
+    local log = {}
+    eng:define("k", function(ctx)
+      log[#log + 1] = "body start"
+      ctx:sleep(80)
+      log[#log + 1] = "body end"
+      return 7
+    end)
+    local t = uv.new_timer()
+    t:start(20, 0, function() log[#log + 1] = "timer" end)
+    local id = assert(eng:start("k"))
+    local outcome
+    eng:spawn(function()
+      outcome = eng:await(id)
+      t:close()
+      uv.stop()
+    end)
+    local guard = uv.new_timer() -- the spec never hangs
+    guard:start(5000, 0, function() uv.stop() end)
+    uv.run()
+    guard:close()
+    assert.are.same({ "body start", "timer", "body end" }, log)
+    assert.are.same({ status = "completed", value = 7 }, outcome)
+  end)
+
+  it("refuses a plain-code wait while uv.run runs the loop", function()
+    local eng = h.open(nil, { loop = "luv" })
+    local id = assert(eng:start("undefined-kind"))
+    local ok, err
+    local t = uv.new_timer()
+    t:start(1, 0, function()
+      ok, err = pcall(eng.await, eng, id, { timeout_ms = 10 })
+      t:close()
+      uv.stop()
+    end)
+    uv.run()
+    assert.is_false(ok)
+    assert.matches("eng:spawn", tostring(err), 1, true)
+  end)
+
+  it("refuses an unknown loop, naming the option", function()
+    h.raises_naming(function() h.open(nil, { loop = "tokio" }) end, "loop")
+  end)
+end)
