@@ -3,8 +3,10 @@
 rockspec_format = "3.0"
 package = "lash"
 version = "scm-1"
+-- Built from a checkout with `luarocks make lash-scm-1.rockspec` (the
+-- source is the current directory; nothing is fetched).
 source = {
-  url = "git+file:///work/main",
+  url = "git+file://.",
 }
 description = {
   summary = "Durable processes for Lua 5.4: a C core over LMDB and libuv",
@@ -13,7 +15,6 @@ lash runs durable processes: rows with a kind, an input, an ordered event log
 and one terminal outcome, stored in LMDB and driven by any number of workers
 under fenced leases. Process bodies are Lua functions; waits are coroutine
 yields. Includes the `lash` executable (REPL and operator commands).]],
-  license = "MIT",
   labels = { "job-queue", "workflow", "lmdb", "libuv" },
 }
 dependencies = {

@@ -692,6 +692,29 @@ LASH_API int lash_await_event(lash_engine *e, lash_run *run, const char *id,
 LASH_API int lash_await_sleep(lash_engine *e, lash_run *run, int64_t ms,
                               lash_wait_fn cb, void *ud, lash_wait **out);
 
+/* An external backend that owns terminal waits (SEMANTICS 4, "attach"):
+ * when installed, lash_await_terminal still point-reads first (terminal,
+ * pruned and unknown rows never reach the backend), then hands a live row's
+ * wait to the backend instead of the hub and backoff. Event waits and
+ * sleeps always stay local. */
+typedef struct lash_attach {
+  void *ud;
+  /* Takes over the wait @p w for @p id. Return 0, then call
+   * lash_attach_resolve(w, rc) exactly once, from a loop callback, unless
+   * cancel(ud, w) came first; or return a negative error, which
+   * lash_await_terminal returns as-is (no polling fallback). */
+  int (*await_terminal)(void *ud, const char *id, lash_wait *w);
+  /* @p w ended without the backend (timeout, cancellation, freed, engine
+   * closed): forget it; it must not be resolved. */
+  void (*cancel)(void *ud, lash_wait *w);
+} lash_attach;
+/* Installs (or, with NULL, removes) the attach backend. */
+LASH_API void lash_engine_set_attach(lash_engine *e, const lash_attach *a);
+/* The backend's answer for @p w: 0 when the row is terminal (the engine
+ * re-reads the record; a row still live then is LASH_EIO), or an error,
+ * delivered to the waiter as-is. */
+LASH_API void lash_attach_resolve(lash_wait *w, int rc);
+
 /* Results of a resolved wait (valid until lash_wait_free):
  * terminal waits: the record (with outcome), or, when the id was pruned,
  * NULL from lash_wait_record and the tombstone from lash_wait_tombstone;

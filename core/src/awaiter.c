@@ -181,6 +181,11 @@ int lash__wait_check(lash_engine *e, lash_wait *w) {
 /* ------------------------------------------------------------- settle */
 
 static void unpark(lash_engine *e, lash_wait *w) {
+  if (w->attached) {
+    /* Ended without the backend's answer: it must forget w. */
+    w->attached = 0;
+    if (e->attach.cancel != NULL) e->attach.cancel(e->attach.ud, w);
+  }
   lash__hub_unsubscribe(e, w);
   heap_remove(e, w);
   if (w->deadline != LASH__NO_DEADLINE) e->ntimed--;
@@ -330,7 +335,8 @@ static int park(lash_engine *e, lash_wait *w, int64_t timeout_ms) {
   now = uv_now(e->loop);
   w->backoff = e->poll_min;
   if (timeout_ms >= 0) w->deadline = now + (uint64_t)timeout_ms;
-  w->due = w->kind == LASH__W_SLEEP ? w->deadline : next_due(w, now);
+  w->due =
+      w->kind == LASH__W_SLEEP || w->attached ? w->deadline : next_due(w, now);
   w->state = LASH__WS_PARKED;
   if ((rc = heap_push(e, w)) < 0) {
     w->state = 0;
@@ -363,6 +369,24 @@ static int await_common(lash_engine *e, lash_wait *w, int64_t timeout_ms,
     w->run = NULL;
     *out = w;
     return 1;
+  }
+  if (w->kind == LASH__W_TERMINAL && e->attach.await_terminal != NULL) {
+    /* A live row: the backend owns this wait (no hub, no backoff). */
+    lash__hub_unsubscribe(e, w);
+    w->attached = 1;
+    if ((rc = park(e, w, timeout_ms)) < 0) {
+      w->attached = 0;
+      goto fail;
+    }
+    rc = e->attach.await_terminal(e->attach.ud, w->id, w);
+    if (rc < 0) {
+      w->attached = 0; /* refused: nothing to cancel */
+      *out = NULL;
+      lash_wait_free(w);
+      return rc;
+    }
+    *out = w;
+    return 0;
   }
   if ((rc = park(e, w, timeout_ms)) < 0) {
     lash__hub_unsubscribe(e, w);
@@ -417,6 +441,24 @@ int lash_await_sleep(lash_engine *e, lash_run *run, int64_t ms, lash_wait_fn cb,
   }
   *out = w;
   return 0;
+}
+
+void lash_engine_set_attach(lash_engine *e, const lash_attach *a) {
+  if (e == NULL) return;
+  if (a != NULL)
+    e->attach = *a;
+  else
+    memset(&e->attach, 0, sizeof e->attach);
+}
+
+void lash_attach_resolve(lash_wait *w, int rc) {
+  if (w == NULL || !w->attached || w->state != LASH__WS_PARKED) return;
+  w->attached = 0; /* answered: no cancel */
+  if (rc == 0) {
+    rc = lash__wait_check(w->e, w);
+    rc = rc > 0 ? 0 : rc == 0 ? LASH_EIO : rc;
+  }
+  lash__wait_settle(w, rc);
 }
 
 /* ------------------------------------------------------------- results */

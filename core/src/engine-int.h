@@ -103,6 +103,7 @@ struct lash_wait {
   int state;
   int rc;
   int ready;        /* on the hub ready list */
+  int attached;     /* held by the attach backend (no hub, no backoff) */
   lash__q link;     /* ready list, slot FIFO or deliver list */
   lash__q all;      /* e->waits while parked/settled, not delivered */
   lash__q hub_link; /* the hub entry's subscribers */
@@ -206,6 +207,7 @@ struct lash_engine {
   int64_t ttl_ms, renew_ms;
   uint64_t poll_min, poll_max;
   lash_runner runner;
+  lash_attach attach; /* await_terminal == NULL: none */
   int closing;
 
   /* kinds this engine runs */
