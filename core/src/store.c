@@ -753,18 +753,25 @@ void lash_txn_abort(lash_txn *txn) {
   txn_reset(txn);
 }
 
+/* A caller's batch must be this store's, open, and not poisoned. */
+static int batch_usable(lash_store *s, const lash_txn *txn) {
+  if (txn->s != s || !txn->active)
+    return lash__fail(s, LASH_EINVAL,
+                      "the write batch does not belong to store %s or is "
+                      "already finished",
+                      s->path);
+  if (txn->rc < 0)
+    return lash__fail(s, txn->rc,
+                      "the write batch was poisoned by an earlier storage "
+                      "error (%s): abort it",
+                      lash_err_name(txn->rc));
+  return 0;
+}
+
 int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out) {
   if (txn != NULL) {
-    if (txn->s != s || !txn->active)
-      return lash__fail(s, LASH_EINVAL,
-                        "the write batch does not belong to store %s or is "
-                        "already finished",
-                        s->path);
-    if (txn->rc < 0)
-      return lash__fail(s, txn->rc,
-                        "the write batch was poisoned by an earlier storage "
-                        "error (%s): abort it",
-                        lash_err_name(txn->rc));
+    int rc = batch_usable(s, txn);
+    if (rc < 0) return rc;
     *out = txn;
     return 0;
   }
@@ -797,16 +804,8 @@ int lash__rbegin(lash_store *s, lash_txn *txn, MDB_txn **mt) {
   int mrc;
   *mt = NULL;
   if (txn != NULL) {
-    if (txn->s != s || !txn->active)
-      return lash__fail(s, LASH_EINVAL,
-                        "the write batch does not belong to store %s or is "
-                        "already finished",
-                        s->path);
-    if (txn->rc < 0)
-      return lash__fail(s, txn->rc,
-                        "the write batch was poisoned by an earlier storage "
-                        "error (%s): abort it",
-                        lash_err_name(txn->rc));
+    int rc = batch_usable(s, txn);
+    if (rc < 0) return rc;
     *mt = txn->mt;
     return 0;
   }
