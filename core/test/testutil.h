@@ -38,9 +38,12 @@ static inline void tu_rmrf(const char *path) {
   nftw(path, tu_rmrf_cb_, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Creates a fresh directory /tmp/lash-test-XXXXXX into @p buf (>= 64). */
+/* Creates a fresh directory /tmp/lash-test-<6 random chars> into @p buf
+ * (>= 64 bytes): mkdtemp's template ends in six 'X'. */
 static inline int tu_mkdtemp(char *buf, size_t cap) {
-  snprintf(buf, cap, "/tmp/lash-test-XXXXXX");
+  int n = snprintf(buf, cap, "/tmp/lash-test-");
+  memset(buf + n, 'X', 6);
+  buf[n + 6] = '\0';
   if (mkdtemp(buf) == NULL) {
     diag("mkdtemp: %s", strerror(errno));
     return -1;
