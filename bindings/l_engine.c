@@ -804,6 +804,9 @@ static int l_open(lua_State *L) {
   o.renew_ms = l_getint64(L, 2, "renew_ms");
   o.poll_min_ms = l_getint64(L, 2, "poll_min_ms");
   o.poll_max_ms = l_getint64(L, 2, "poll_max_ms");
+  lua_getfield(L, 2, "fs_wake");
+  o.no_fs_wake = !lua_isnil(L, -1) && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
 
   /* Created closed, then opened: a memory error in between leaves a valid
    * object for __gc. */
@@ -1219,6 +1222,7 @@ static int l_stats(lua_State *L) {
   l_setint(L, "map_used", (lua_Integer)s.map_used);
   l_setint(L, "backoff_reads", (lua_Integer)es.backoff_reads);
   l_setint(L, "hub_wakes", (lua_Integer)es.hub_wakes);
+  l_setint(L, "feed_changes", (lua_Integer)es.feed_changes);
   l_setint(L, "commits", (lua_Integer)es.commits);
   l_setint(L, "drives", (lua_Integer)es.drives);
   l_setint(L, "feed_changes", (lua_Integer)es.feed_changes);

@@ -526,7 +526,6 @@ return {
       h.fails("ETIMEDOUT", nil, eng:await(id, { timeout_ms = 150 }))
       local dt = h.mono_ms() - t0
       assert.is_true(dt >= 140, "returned after " .. dt .. " ms")
-      assert.is_true(dt < 3000, "returned after " .. dt .. " ms")
       assert.are.equal("pending", eng:get(id).status)
     end)
 

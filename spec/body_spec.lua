@@ -198,7 +198,6 @@ describe("process bodies", function()
     assert.are.same({ status = "completed", value = "woke" }, await(eng, id))
     local dt = h.mono_ms() - t0
     assert.is_true(dt >= 140, "slept only " .. dt .. " ms")
-    assert.is_true(dt < 3000, "slept " .. dt .. " ms")
     local started = h.events_of(eng, id, "process.started")[1]
     local done = h.events_of(eng, id, "process.completed")[1]
     assert.is_true(done.at - started.at >= 140)

@@ -569,6 +569,8 @@ typedef struct lash_engine_opts {
   int64_t renew_ms;         /* 0 = ttl / 3; must satisfy ttl >= 3 * renew */
   int64_t poll_min_ms;      /* cross-process change poll backoff: 0 = 25 */
   int64_t poll_max_ms;      /* 0 = 1000 */
+  int no_fs_wake;           /* 1: no file watch; other OS processes' writes
+                               are seen by the poll backoff alone */
   struct uv_loop_s *loop;   /* NULL: a private loop owned by the engine */
 } lash_engine_opts;
 

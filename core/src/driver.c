@@ -795,6 +795,20 @@ void lash__poll_cb(uv_timer_t *t) {
     uv_timer_start(&e->poll_timer, lash__poll_cb, e->poll_interval, 0);
 }
 
+void lash__fs_wake_cb(uv_fs_event_t *h, const char *name, int events,
+                      int status) {
+  lash_engine *e = LASH__CONTAINER_OF(h, lash_engine, fs_wake);
+  (void)name;
+  (void)events;
+  if (status < 0 || !e->poll_on || e->closing) return;
+  /* Poll now unless a poll at the shortest interval is already due: busy
+   * engines (their own commits) keep polling at poll_min. */
+  if (e->poll_interval > e->poll_min) {
+    e->poll_interval = e->poll_min;
+    uv_timer_start(&e->poll_timer, lash__poll_cb, 0, 0);
+  }
+}
+
 void lash__poll_update(lash_engine *e) {
   int want =
       !e->closing && (e->nparked_waits > 0 || e->nkinds > 0 || e->run_default);

@@ -272,6 +272,7 @@ struct lash_engine {
 
   /* change feed poller */
   uv_timer_t poll_timer;
+  uv_fs_event_t fs_wake; /* watches data.mdb: another process committed */
   int poll_on;
   uint64_t poll_interval;
   uint64_t feed_seen;   /* store change seq at the last poll */
@@ -341,6 +342,8 @@ void lash__renew_update(lash_engine *e);
 void lash__lapse_cb(uv_timer_t *t);
 void lash__lapse_arm(lash_engine *e, int64_t expires_at);
 void lash__poll_cb(uv_timer_t *t);
+void lash__fs_wake_cb(uv_fs_event_t *h, const char *name, int events,
+                      int status);
 void lash__poll_update(lash_engine *e);
 void lash__feed_note(lash_engine *e, const char *id, uint64_t last_seq,
                      int status);

@@ -142,6 +142,7 @@ static void close_handles(lash_engine *e) {
   close_handle((uv_handle_t *)&e->renew_timer);
   close_handle((uv_handle_t *)&e->lapse_timer);
   close_handle((uv_handle_t *)&e->poll_timer);
+  close_handle((uv_handle_t *)&e->fs_wake);
   while (e->handles_open > 0)
     uv_run(e->loop, UV_RUN_NOWAIT);
   if (e->loop_owned) {
@@ -247,6 +248,16 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
   INIT_HANDLE(e, timer, &e->renew_timer);
   INIT_HANDLE(e, timer, &e->lapse_timer);
   INIT_HANDLE(e, timer, &e->poll_timer);
+  if (!o.no_fs_wake) {
+    /* A faster cross-process wake than the poll backoff: LMDB writes
+     * data.mdb on every commit, by any process (inotify on Linux). The
+     * backoff stays the fallback; the watch does not keep the loop alive. */
+    char path[4200];
+    INIT_HANDLE(e, fs_event, &e->fs_wake);
+    snprintf(path, sizeof path, "%s/data.mdb", lash_store_path(e->s));
+    if (uv_fs_event_start(&e->fs_wake, lash__fs_wake_cb, path, 0) == 0)
+      uv_unref((uv_handle_t *)&e->fs_wake);
+  }
   lash_store_on_commit(e->s, lash__commit_hook, e);
   *out = e;
   return 0;

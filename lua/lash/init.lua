@@ -74,7 +74,7 @@ local OPEN_OPTS = {
   concurrency = "integer", lease_ttl_ms = "integer", renew_ms = "integer",
   max_payload = "integer", map_size = "integer", poll_min_ms = "integer",
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
-  eager_start = "boolean", loop = "string",
+  eager_start = "boolean", loop = "string", fs_wake = "boolean",
 }
 
 --- Opens (creating if missing) the store in directory `dir`.
@@ -83,7 +83,9 @@ local OPEN_OPTS = {
 ---  max_payload, map_size, eager_start (default true: a row of a kind this
 ---  engine defines is claimed and started in the commit that registers it),
 ---  loop ("own", the default, or "luv": run on the loop of the luv module,
----  so a luv program's uv.run() also runs lash bodies)
+---  so a luv program's uv.run() also runs lash bodies), fs_wake (default true:
+---  watch the store file so writes by other OS processes are seen at once;
+---  false leaves only the poll backoff)
 ---@return userdata|nil engine, string? msg, string? code
 function M.open(dir, opts)
   check("open", "dir", dir, "string")
