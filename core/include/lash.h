@@ -341,7 +341,9 @@ LASH_API int lash_append(lash_store *s, lash_txn *txn, const char *id,
  * Idempotent: a row that already has a request returns its seq and writes
  * nothing. On a terminal row it writes nothing and returns LASH_ETERMINAL.
  * A pending row (never started) is cancelled at once: the request and the
- * terminal process.cancelled are appended in the same commit.
+ * terminal process.cancelled are appended in the same commit; except an
+ * external row, whose owner runs it elsewhere and closes it (with
+ * lash_complete_unleased) when it sees the request.
  * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ETERMINAL, LASH_EINVAL,
  *   LASH_EFULL, LASH_EIO. */
 LASH_API int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
@@ -428,7 +430,9 @@ LASH_API int lash_wait_clear(lash_store *s, lash_txn *txn,
  * payload is @p outcome, sets status and outcome, clears the wait and
  * releases the lease, atomically. The terminal check precedes the lease
  * check: on a terminal row it writes nothing and returns LASH_APPLIED
- * (same status and payload) or LASH_SUPERSEDED_OUTCOME.
+ * (same status and payload) or LASH_SUPERSEDED_OUTCOME. Argument checks
+ * (status, outcome size) come before both, so a malformed retry gets
+ * LASH_EINVAL or LASH_ETOOBIG even on a terminal row.
  * @param status  LASH_COMPLETED, LASH_FAILED, LASH_CANCELLED, LASH_ABANDONED
  * @return 0, LASH_APPLIED, LASH_SUPERSEDED_OUTCOME, LASH_ESUPERSEDED,
  *   LASH_EINVAL, LASH_ETOOBIG, LASH_ENOENT, LASH_EPRUNED, LASH_EFULL,

@@ -651,8 +651,11 @@ int lash__authority_wrapper(const void *p, size_t n, msgpack_zone *z,
   const msgpack_object *out, *auth;
   int yes = 0;
   unsigned char first = n > 0 ? *(const unsigned char *)p : 0;
-  /* Only a map (fixmap of 2, or map16/map32) can be a wrapper. */
-  if (first != 0x82 && first != 0xde && first != 0xdf) return 0;
+  /* The core writes the wrapper as a fixmap of 2 entries; nothing else is
+   * one. (Checking the first byte before unpacking also keeps a caller's
+   * outcome bytes such as a map32 header claiming 4 billion entries from
+   * reaching msgpack-c's allocator.) */
+  if (first != 0x82) return 0;
   if (unpack(p, n, z, &o) == 0 && o.type == MSGPACK_OBJECT_MAP &&
       o.via.map.size == 2 && (out = lash__mp_map_get(&o, "outcome")) != NULL &&
       out->type == MSGPACK_OBJECT_BIN &&

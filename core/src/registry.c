@@ -264,6 +264,15 @@ static int op_save(op *o, int registered) {
   for (i = 0; i < o->nev; i++)
     if ((rc = lash__ev_encode(&o->ev[i], &s->ebuf[i])) < 0)
       return lash__fail(s, rc, "out of memory encoding an event of %s", o->id);
+  if (c->rec_state == 0) {
+    /* First save in this transaction: remember the stored state (before
+     * any put: r->kind may point into LMDB memory an update may move). */
+    c->orig_exists = o->existed;
+    c->orig_status = o->old_status;
+    c->orig_cs = o->old_change_seq;
+    memcpy(c->kind, r->kind.p, r->kind.n);
+    c->kind_n = r->kind.n;
+  }
   /* Nothing was written so far; from here on a failure poisons t. */
   lash__next_change_seq(t);
   for (i = 0; i < o->nev; i++) {
@@ -271,14 +280,6 @@ static int op_save(op *o, int registered) {
     if ((rc = lash__put(t, LASH__DB_EVENTS, key, kn, s->ebuf[i].p,
                         s->ebuf[i].len, 0)) < 0)
       return rc;
-  }
-  if (c->rec_state == 0) {
-    /* First save in this transaction: remember the stored state. */
-    c->orig_exists = o->existed;
-    c->orig_status = o->old_status;
-    c->orig_cs = o->old_change_seq;
-    memcpy(c->kind, r->kind.p, r->kind.n);
-    c->kind_n = r->kind.n;
   }
   /* r may point into c->rec: swap buffers rather than copy. */
   tmp = c->rec;
@@ -447,7 +448,8 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
   }
   if (created != NULL) *created = 1;
   if (out != NULL && (rc = lash__rec_export(&o.r, &tmp, NULL)) < 0)
-    rc = lash__fail(s, rc, "out of memory copying process %s", def->id);
+    /* The row is already written: a batch cannot keep it silently. */
+    rc = t->rc = lash__fail(s, rc, "out of memory copying process %s", def->id);
 out:
   rc = lash__wend(s, t, rc);
   if (rc >= 0 && out != NULL)
@@ -620,8 +622,10 @@ int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
       (rc = op_event_lit(&o, LASH__EV_CANCEL_REQ, &s->pbuf[0], now, &first)) <
           0)
     goto out;
-  if (o.r.status == LASH_PENDING && !o.r.has_attempt) {
-    /* Never started: nobody will notice the request, so cancel now. */
+  if (o.r.status == LASH_PENDING && !o.r.has_attempt &&
+      o.r.disposition != LASH_EXTERNAL) {
+    /* Never started here: nobody will notice the request, so cancel now.
+     * External rows run elsewhere: their owner honours the request. */
     if ((rc = lash__pl_str_or_nil(&s->pbuf[1], reason)) < 0 ||
         (rc = op_event_lit(&o, lash__terminal_type(LASH_CANCELLED), &s->pbuf[1],
                            now, NULL)) < 0)
@@ -1335,7 +1339,7 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
   size_t nents = 0, capents = 0, i;
   unsigned char key[LASH_ID_MAX + 9];
   lash_prune_report rep = {0, 0};
-  int rc = 0, mrc, st, lo, hi;
+  int rc = 0, mrc, st, lo, hi, writing = 0;
   int64_t now;
 
   lash__clear(s);
@@ -1412,6 +1416,7 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
   qsort(ents, nents, sizeof *ents, prune_cmp);
   if ((rc = lash__meta_load(t)) < 0) goto out;
   now = lash__now(s);
+  writing = 1;
   /* Pass 2: tombstones in id order, with consecutive change seqs. */
   for (i = 0; i < nents; i++) {
     char id[LASH_ID_MAX + 1];
@@ -1461,6 +1466,9 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
     rep.processes++;
   }
 out:
+  /* A prune that failed after its first write must not be committed in
+   * part by a batch: poison it. */
+  if (rc < 0 && writing && t->rc == 0) t->rc = rc;
   if (c != NULL) mdb_cursor_close(c);
   free(ents);
   lash__buf_free(&ids);

@@ -642,6 +642,18 @@ static void txn_reset(lash_txn *t) {
   }
 }
 
+/* Another process grew the map (MDB_MAP_RESIZED): adopt its size. LMDB
+ * allows that only with no transaction of this process running, so not
+ * from inside a listing callback (a read is busy) or during a write. */
+static int adopt_mapsize(lash_store *s) {
+  if (s->rtxn_busy || s->own.active || s->batch.active) return -1;
+  if (s->rtxn != NULL) {
+    mdb_txn_abort(s->rtxn);
+    s->rtxn = NULL;
+  }
+  return mdb_env_set_mapsize(s->env, 0) == 0 ? 0 : -1;
+}
+
 static int txn_open(lash_store *s, lash_txn *t) {
   int mrc;
   if (s->panicked)
@@ -653,11 +665,8 @@ static int txn_open(lash_store *s, lash_txn *t) {
                       "store %s is open read-only: reopen it for writing",
                       s->path);
   mrc = mdb_txn_begin(s->env, NULL, 0, &t->mt);
-  if (mrc == MDB_MAP_RESIZED) {
-    /* Another process grew the map: adopt its size and retry once. */
-    if (mdb_env_set_mapsize(s->env, 0) == 0)
-      mrc = mdb_txn_begin(s->env, NULL, 0, &t->mt);
-  }
+  if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
+    mrc = mdb_txn_begin(s->env, NULL, 0, &t->mt); /* retry once */
   if (mrc != 0) {
     t->mt = NULL;
     return lash__mdb(s, mrc, "starting a write transaction");
@@ -819,6 +828,8 @@ int lash__rbegin(lash_store *s, lash_txn *txn, MDB_txn **mt) {
     }
     if (s->rtxn == NULL) {
       mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+      if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
+        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
       if (mrc != 0) {
         s->rtxn = NULL;
         return lash__mdb(s, mrc, "starting a read transaction");

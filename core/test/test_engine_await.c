@@ -316,9 +316,8 @@ static int fifo_start(void *ud, lash_run *run) {
   (void)ud;
   if (strcmp(lash_run_record(run)->kind, "p") == 0) {
     g_fifo.p_run = run;
-    return lash_await_event(lash_run_engine(run), run,
-                            lash_run_record(run)->id, "signal.go", 0, -1,
-                            fifo_cb, NULL, &w);
+    return lash_await_event(lash_run_engine(run), run, lash_run_record(run)->id,
+                            "signal.go", 0, -1, fifo_cb, NULL, &w);
   }
   g_fifo.h_run = run; /* holds its slot until the test finishes it */
   return 0;

@@ -482,6 +482,7 @@ static void test_cancel(void) {
   lash_lease ls;
   tu_evs ev = {0};
   tu_snap sn;
+  unsigned char buf[32];
   uint64_t seq = 0, seq2 = 0;
   int rc;
 
@@ -516,6 +517,22 @@ static void test_cancel(void) {
      "hook: one change c-1 first_seq=request, last_seq=terminal, cancelled");
   lash_record_free(&r);
   tu_check(s, "S8.5 check after cancelling a pending row");
+
+  /* External (never started here): only the request; its owner closes it. */
+  is_rc(s, tu_reg(s, "c-x", "k", LASH_EXTERNAL, 0), 0, "register c-x");
+  rc = lash_request_cancel(s, NULL, "c-x", "stop", &seq);
+  is_rc(s, rc, 0, "cancel an external row");
+  memset(&r, 0, sizeof r);
+  lash_get(s, NULL, "c-x", &r, NULL);
+  is(r.status, LASH_PENDING, "external row is not cancelled by the request");
+  ok(r.cancel_requested && r.outcome.len == 0, "request only, no outcome");
+  lash_record_free(&r);
+  is_rc(s,
+        lash_complete_unleased(s, NULL, "c-x", LASH_CANCELLED,
+                               tu_mp_str(buf, sizeof buf, "stop"),
+                               LASH_AUTH_EXTERNAL),
+        0, "the external owner closes it");
+  tu_check(s, "check after an external cancel");
 
   /* Running: only the request. */
   is_rc(s, tu_reg(s, "c-2", "k", LASH_RERUNNABLE, 0), 0, "register c-2");

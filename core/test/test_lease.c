@@ -312,9 +312,35 @@ static void test_fence_growth(tu_env *e) {
   tu_check(s, "S8.5 check after fence cycles");
 }
 
+/* Outcome bytes are opaque: a map32 header that claims 4 billion entries is
+ * stored as given, never unpacked (it would ask msgpack-c for 256 GiB). */
+static void test_opaque_outcome(tu_env *e) {
+  static const unsigned char hostile[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+  lash_store *s = e->s;
+  lash_lease ls;
+  lash_record r;
+  lash_bytes b;
+  b.data = hostile;
+  b.len = sizeof hostile;
+  is(tu_reg(s, "opaque-1", "k", LASH_RERUNNABLE, 0), 0, "register opaque-1");
+  memset(&ls, 0, sizeof ls);
+  is(claim(s, "opaque-1", "w1", "inc", 30000, &ls), 0, "claim opaque-1");
+  is(lash_start(s, NULL, &ls, NULL), 0, "start opaque-1");
+  is(lash_complete(s, NULL, &ls, LASH_COMPLETED, b), 0,
+     "complete with a map32 header claiming 2^32-1 entries");
+  memset(&r, 0, sizeof r);
+  is(lash_get(s, NULL, "opaque-1", &r, NULL), 0, "read it back");
+  ok(r.outcome.len == sizeof hostile &&
+         memcmp(r.outcome.data, hostile, sizeof hostile) == 0,
+     "the outcome bytes are stored as given");
+  lash_record_free(&r);
+  tu_check(s, "check folds it without unpacking");
+}
+
 int main(void) {
   tu_env e;
   tu_open(&e, NULL);
+  test_opaque_outcome(&e);
   test_claim(&e);
   test_fenced_completion(&e);
   test_fence_growth(&e);

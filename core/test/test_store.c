@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 
 /* ---------------------------------------------------------- open & modes */
@@ -639,7 +640,68 @@ static void test_stats(void) {
   tu_close(&e);
 }
 
+/* Another OS process opens the store with a larger map and fills past the
+ * first one's size: the first process's reads (and its change-seq poll)
+ * adopt the new size instead of failing with EIO. */
+static void test_map_grown_elsewhere(void) {
+  static char big[200000];
+  char root[64], dir[128], err[256], id[32];
+  lash_store_opts o;
+  lash_store *a = NULL;
+  lash_record r;
+  uint64_t cs0;
+  pid_t pid;
+  int status = -1, rc;
+
+  if (tu_mkdtemp(root, sizeof root) != 0) return;
+  snprintf(dir, sizeof dir, "%s/store", root);
+  lash_store_opts_init(&o);
+  o.map_size = 1 << 20;
+  is(lash_store_open(dir, &o, &a, err, sizeof err), 0, "A opens with 1 MiB");
+  is(tu_reg(a, "x", "k", LASH_RERUNNABLE, 0), 0, "A registers x");
+  cs0 = lash_change_seq(a);
+  memset(&r, 0, sizeof r);
+  is(lash_get(a, NULL, "x", &r, NULL), 0, "A reads x");
+  lash_record_free(&r);
+  fflush(stdout);
+  pid = fork();
+  if (pid == 0) {
+    lash_store *b = NULL;
+    lash_store_opts ob;
+    int i;
+    lash_store_opts_init(&ob);
+    ob.map_size = 64 << 20;
+    if (lash_store_open(dir, &ob, &b, err, sizeof err) != 0) _exit(2);
+    for (i = 0; i < 40; i++) {
+      lash_def d;
+      snprintf(id, sizeof id, "b%d", i);
+      d.id = id;
+      d.kind = "k";
+      d.input.data = big;
+      d.input.len = sizeof big;
+      d.disposition = LASH_RERUNNABLE;
+      d.max_attempts = 0;
+      if (lash_register(b, NULL, &d, NULL, NULL) != 0) _exit(3);
+    }
+    lash_store_close(b);
+    _exit(0);
+  }
+  waitpid(pid, &status, 0);
+  ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+     "B (64 MiB map) wrote 8 MB into the store");
+  memset(&r, 0, sizeof r);
+  rc = lash_get(a, NULL, "b39", &r, NULL);
+  is(rc, 0, "A reads B's last row after the map grew (not EIO)");
+  lash_record_free(&r);
+  ok(lash_change_seq(a) > cs0, "A's change-seq poll sees B's writes");
+  is(tu_reg(a, "y", "k", LASH_RERUNNABLE, 0), 0, "A writes again");
+  tu_check(a, "store consistent");
+  lash_store_close(a);
+  tu_rmrf(root);
+}
+
 int main(void) {
+  test_map_grown_elsewhere();
   test_open_modes();
   test_format();
   test_map_full();
