@@ -460,7 +460,9 @@ static int l_wait_k(lua_State *L, int status, lua_KContext k);
 
 int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op) {
   int rc;
-  if (c != NULL && !le->batch) {
+  /* A coroutine that cannot yield here (inside a C function) commits its
+   * write before the call returns, like plain code. */
+  if (c != NULL && !le->batch && lua_isyieldable(L)) {
     llash_waiter *w = &c->w;
     w->co = c;
     w->what = LLASH_W_WRITE;
@@ -623,12 +625,22 @@ int llash_wait(lua_State *L, llash_engine *le, llash_co *c, llash_waiter *wt,
   return l_wait_result(L, le, wt);
 }
 
+void llash_check_yieldable(lua_State *L) {
+  /* Checked before anything is registered: a failed yield would leave a
+   * wait behind that resumes the coroutine later, at the wrong point. */
+  if (!lua_isyieldable(L))
+    luaL_error(L, "lash: cannot wait here: a C function (a table.sort "
+                  "comparator, a metamethod, ...) stands between this call "
+                  "and the lash coroutine");
+}
+
 /* Checks that a wait may start here; returns the waiter to use. */
 static llash_waiter *l_waiter(lua_State *L, llash_engine *le, llash_co **pc,
                               llash_waiter *local, int what,
                               const char *label) {
   llash_co *c = llash_current(L, le);
   llash_waiter *w = c != NULL ? &c->w : local;
+  if (c != NULL) llash_check_yieldable(L);
   if (le->batch) luaL_error(L, "cannot wait inside eng:batch");
   if (c == NULL && le->in_loop > 0 && le->depth > 0)
     luaL_error(L, "cannot wait here: the lash loop is already running");
@@ -821,7 +833,11 @@ static int l_open(lua_State *L) {
   le = calloc(1, sizeof *le);
   if (le == NULL) return llash_fail(L, LASH_ENOMEM, NULL);
   le->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  le->L = L;
+  /* Loop callbacks outside eng:run/await (a luv host's uv.run) run on the
+   * main thread, which outlives any coroutine that opened the engine. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  le->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
   le->luv = luv_ctx;
   lua_getfield(L, 2, "eager_start");
   le->eager = lua_isnil(L, -1) || lua_toboolean(L, -1);

@@ -232,7 +232,7 @@ static int l_dec_str(l_dec *d, size_t len) {
 static int l_dec_array(l_dec *d, size_t n) {
   lua_State *L = d->L;
   size_t i;
-  if (++d->depth > LLASH_MAX_DEPTH + 1 || !lua_checkstack(L, 4)) return -1;
+  if (++d->depth > LLASH_MAX_DEPTH || !lua_checkstack(L, 4)) return -1;
   if (n > (size_t)(d->end - d->p)) return -1; /* each element is >= 1 byte */
   lua_createtable(L, n > 1024 ? 1024 : (int)n, 0);
   for (i = 1; i <= n; i++) {
@@ -246,7 +246,7 @@ static int l_dec_array(l_dec *d, size_t n) {
 static int l_dec_map(l_dec *d, size_t n) {
   lua_State *L = d->L;
   size_t i;
-  if (++d->depth > LLASH_MAX_DEPTH + 1 || !lua_checkstack(L, 4)) return -1;
+  if (++d->depth > LLASH_MAX_DEPTH || !lua_checkstack(L, 4)) return -1;
   if (n > (size_t)(d->end - d->p) / 2) return -1;
   lua_createtable(L, 0, n > 1024 ? 1024 : (int)n);
   for (i = 0; i < n; i++) {

@@ -537,6 +537,7 @@ static int l_ctx_sleep(lua_State *L) {
   if (ms < 0) luaL_argerror(L, 2, "ms must be >= 0");
   l_checkown(L, c);
   if (c->le->batch) return luaL_error(L, "cannot wait inside eng:batch");
+  llash_check_yieldable(L);
   if (lash_run_cancelled(c->run)) return llash_raise_cancelled(L, c->le, c->id);
   memset(&c->w, 0, sizeof c->w);
   c->w.co = c;

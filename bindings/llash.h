@@ -140,6 +140,7 @@ struct llash_op {
 
 llash_engine *llash_checkengine(lua_State *L, int idx);
 int llash_luv_running(const llash_engine *le);
+void llash_check_yieldable(lua_State *L);
 
 /* Argument checks whose errors name the argument:
  * "bad argument #2 to 'get' (id: string expected, got table)". */

@@ -412,4 +412,61 @@ describe("process bodies", function()
     assert.is_true(calls >= 1)
     assert.are.equal(1, #h.events_of(eng, id, "x"))
   end)
+  it("a wait where the body cannot yield raises and leaves nothing behind", function()
+    local eng = h.open()
+    local err, slept
+    eng:define("k", function(ctx)
+      -- table.sort's comparator is a C call boundary: no yield possible
+      local ok, e = pcall(table.sort, { 3, 1, 2 }, function(a, b)
+        ctx:sleep(20)
+        return a < b
+      end)
+      err = not ok and tostring(e)
+      local t0 = eng:now()
+      ctx:sleep(150)
+      slept = eng:now() - t0
+      return "after"
+    end)
+    local id = assert(eng:start("k", nil))
+    assert.are.same({ status = "completed", value = "after" }, await(eng, id))
+    assert.matches("cannot wait here", err, 1, true)
+    -- the refused wait did not fire later and cut the real sleep short
+    assert.is_true(slept >= 140, "slept " .. tostring(slept) .. " ms")
+    local st = eng:stats()
+    assert.are.equal(0, st.bodies_running)
+    assert.are.equal(0, st.bodies_parked)
+  end)
+
+  it("sees a cancel request written in the commit that admitted it", function()
+    local eng = h.open()
+    eng:define("k", function(ctx)
+      for _ = 1, 200 do
+        if ctx:cancelled() then return "saw it" end
+        eng:sleep(10)
+      end
+      return "never saw it"
+    end)
+    eng:batch(function()
+      assert(eng:start("k", nil, { id = "x" }))
+      assert(eng:cancel("x", "stop"))
+    end)
+    assert.are.same({ status = "completed", value = "saw it" }, await(eng, "x"))
+  end)
+
+  it("a bare yield inside eng:batch in a body aborts the batch, fails the body", function()
+    local eng = h.open()
+    eng:define("k", function(ctx)
+      eng:batch(function()
+        eng:append(ctx.id, "x")
+        coroutine.yield()
+      end)
+      return 1
+    end)
+    local id = assert(eng:start("k", nil))
+    eng:run { until_idle = true }
+    assert.are.equal("failed", eng:get(id).status)
+    assert.are.equal(0, #h.events_of(eng, id, "x")) -- the batch was aborted
+    local id2 = assert(eng:start("k2-undefined", nil)) -- the engine writes again
+    assert.are.equal("pending", eng:get(id2).status)
+  end)
 end)

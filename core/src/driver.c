@@ -295,7 +295,6 @@ static int admit(scan_ctx *c, const scan_row *row, const lash_lease *ls) {
     goto fail;
   }
   r->state = LASH__RS_ADMITTED;
-  r->fresh = 1;
   r->cancelled = r->rec.cancel_requested;
   lash__q_push(&e->runs, &r->link);
   lash__q_push(&e->uncommitted, &r->slink);

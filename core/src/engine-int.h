@@ -146,7 +146,6 @@ struct lash_run {
   int state;
   int cancelled;
   int lost;        /* renewal saw ESUPERSEDED; dropped from the pump */
-  int fresh;       /* admitted by the commit being reported */
   lash_record rec; /* deep copy: strings point into this block */
   lash_lease lease;
   void *data;

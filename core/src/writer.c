@@ -200,10 +200,11 @@ void lash__changes_process(lash_engine *e) {
     /* Copy: the sink may commit, which appends to (and moves) e->chg. */
     lash__chg_copy c = e->chg[e->chg_head++];
     lash_run *run = lash__run_find(e, c.id);
-    int watch = run != NULL && !run->fresh && !run->cancelled &&
-                run->state != LASH__RS_FINISHING;
+    /* Also for a run admitted by this very commit: a cancel request written
+     * later in the same transaction is in c.cancel_requested only. */
+    int watch =
+        run != NULL && !run->cancelled && run->state != LASH__RS_FINISHING;
     ev_ctx ctx;
-    if (run != NULL) run->fresh = 0;
     lash__hub_publish(e, c.id);
     if (watch && c.cancel_requested) lash__run_cancel(run);
     if (c.first_seq > 0 && e->runner.event != NULL) {
