@@ -325,7 +325,7 @@ function Engine:batch(fn)
   -- pcall does not catch a bare coroutine.yield: if fn's coroutine is
   -- closed while fn runs (the engine ends such a body), abort the batch
   -- rather than leave it open. After a normal end there is none to abort.
-  local guard <close> = setmetatable({}, { __close = function()
+  local _guard <close> = setmetatable({}, { __close = function()
     pcall(core.batch_end, self, false)
   end })
   local res = table.pack(pcall(fn, self))
