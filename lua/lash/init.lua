@@ -325,9 +325,11 @@ function Engine:batch(fn)
   -- pcall does not catch a bare coroutine.yield: if fn's coroutine is
   -- closed while fn runs (the engine ends such a body), abort the batch
   -- rather than leave it open. After a normal end there is none to abort.
+  -- luacheck: push ignore 211 (a to-be-closed variable is used by its scope)
   local _guard <close> = setmetatable({}, { __close = function()
     pcall(core.batch_end, self, false)
   end })
+  -- luacheck: pop
   local res = table.pack(pcall(fn, self))
   local ok, msg, code = core.batch_end(self, res[1])
   if not res[1] then error(res[2], 0) end
