@@ -786,6 +786,11 @@ void lash__poll_cb(uv_timer_t *t) {
     e->feed_seen = cs;
     feed_read(e);
     e->poll_interval = e->poll_min;
+    e->fs_retry = 0;
+  } else if (e->fs_retry > 0) {
+    e->fs_retry--;
+    if (e->poll_on) uv_timer_start(&e->poll_timer, lash__poll_cb, 1, 0);
+    return;
   } else {
     e->poll_interval *= 2;
     if (e->poll_interval > e->poll_max) e->poll_interval = e->poll_max;
@@ -804,6 +809,10 @@ void lash__fs_wake_cb(uv_fs_event_t *h, const char *name, int events,
    * engines (their own commits) keep polling at poll_min. */
   if (e->poll_interval > e->poll_min) {
     e->poll_interval = e->poll_min;
+    /* The event can come before the commit is readable (LMDB writes the
+     * data pages, syncs, then the meta page): re-poll quickly a few times
+     * rather than wait a whole backoff step. */
+    e->fs_retry = 4;
     uv_timer_start(&e->poll_timer, lash__poll_cb, 0, 0);
   }
 }

@@ -272,6 +272,7 @@ struct lash_engine {
   /* change feed poller */
   uv_timer_t poll_timer;
   uv_fs_event_t fs_wake; /* watches data.mdb: another process committed */
+  int fs_retry;          /* quick re-polls left after a file event */
   int poll_on;
   uint64_t poll_interval;
   uint64_t feed_seen;   /* store change seq at the last poll */
