@@ -10,9 +10,9 @@ set +e
 lash_lua_env
 
 if [ "${1:-}" = quick ]; then
-  drain_n=10000 roundtrip_n=200 signal_n=200 parked_n=10000 worklist_n=100000
+  drain_n=10000 roundtrip_n=200 signal_n=200 parked_n=10000 worklist_n=100000 xproc_n=5
 else
-  drain_n=100000 roundtrip_n=2000 signal_n=1000 parked_n=100000 worklist_n=1000000
+  drain_n=100000 roundtrip_n=2000 signal_n=1000 parked_n=100000 worklist_n=1000000 xproc_n=20
 fi
 
 # A figure that hangs is stopped after LASH_BENCH_TIMEOUT seconds.
@@ -29,6 +29,7 @@ figure() { # figure NAME SCRIPT ARG
 figure "engine drain" drain.lua "$drain_n"
 figure "engine await round trip" roundtrip.lua "$roundtrip_n"
 figure "engine signal -> resume" signal.lua "$signal_n"
+figure "engine signal from another process" signal_xproc.lua "$xproc_n"
 figure "engine parked bodies" parked.lua "$parked_n"
 figure "engine drive pass" worklist.lua "$worklist_n"
 exit $rc
