@@ -967,22 +967,27 @@ static int l_start(lua_State *L) {
   return llash_write(L, le, llash_writer(L, le), op);
 }
 
+/* An unfenced host append of @p type to @p id, payload at index 4. */
+static int l_host_append(lua_State *L, llash_engine *le, const char *id,
+                         const char *type) {
+  llash_op *op;
+  int n;
+  if ((op = llash_op_new(le, LLASH_OP_APPEND)) == NULL) return l_nomem(L, op);
+  op->s1 = llash_strdup(id);
+  op->s2 = llash_strdup(type);
+  if (op->s1 == NULL || op->s2 == NULL) return l_nomem(L, op);
+  if ((n = l_op_payload(L, op, 4, "payload")) != 0) return n;
+  return llash_write(L, le, llash_writer(L, le), op);
+}
+
 /* eng:signal(id, name [, payload]) -> seq */
 static int l_signal(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *id = llash_checkstr(L, 2, "id");
   const char *name = llash_checkstr(L, 3, "name");
-  llash_op *op;
-  int n;
-  if ((op = llash_op_new(le, LLASH_OP_APPEND)) == NULL) return l_nomem(L, op);
-  op->s1 = llash_strdup(id);
-  lua_pushfstring(L, "signal.%s", name);
-  op->s2 = llash_strdup(lua_tostring(L, -1));
-  lua_pop(L, 1);
-  if (op->s1 == NULL || op->s2 == NULL) return l_nomem(L, op);
   lua_settop(L, 4);
-  if ((n = l_op_payload(L, op, 4, "payload")) != 0) return n;
-  return llash_write(L, le, llash_writer(L, le), op);
+  /* index 5 keeps the type string alive until the op copied it */
+  return l_host_append(L, le, id, lua_pushfstring(L, "signal.%s", name));
 }
 
 /* eng:append(id, type [, payload]) -> seq (an unfenced host event) */
@@ -990,15 +995,8 @@ static int l_append(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *id = llash_checkstr(L, 2, "id");
   const char *type = llash_checkstr(L, 3, "type");
-  llash_op *op;
-  int n;
-  if ((op = llash_op_new(le, LLASH_OP_APPEND)) == NULL) return l_nomem(L, op);
-  op->s1 = llash_strdup(id);
-  op->s2 = llash_strdup(type);
-  if (op->s1 == NULL || op->s2 == NULL) return l_nomem(L, op);
   lua_settop(L, 4);
-  if ((n = l_op_payload(L, op, 4, "payload")) != 0) return n;
-  return llash_write(L, le, llash_writer(L, le), op);
+  return l_host_append(L, le, id, type);
 }
 
 /* eng:cancel(id [, reason]) -> seq */
