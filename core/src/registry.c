@@ -310,6 +310,20 @@ static int refuse_terminal(lash_store *s, const lash__rec *r, const char *id,
                     lash_status_name(r->status), what);
 }
 
+/* Opens the write (own or the caller's batch), loads @p id into @p o and
+ * refuses a terminal row, saying @p why. On failure *t may be NULL (the
+ * write never began); lash__wend accepts that. */
+static int op_open_live(lash_store *s, lash_txn *txn, lash_txn **t, op *o,
+                        const char *id, size_t idlen, const char *why) {
+  int rc;
+  *t = NULL;
+  if ((rc = lash__wbegin(s, txn, t)) < 0) return rc;
+  op_init(o, *t, id, idlen);
+  if ((rc = op_load(o, NULL)) < 0) return rc;
+  if (LASH_IS_TERMINAL(o->r.status)) return refuse_terminal(s, &o->r, id, why);
+  return 0;
+}
+
 /* The seq of the first event of `type` in the log of id (0: none). */
 static int find_event(lash_store *s, MDB_txn *mt, const char *id, size_t idlen,
                       const char *type, uint64_t *seq) {
@@ -556,13 +570,9 @@ static int append_common(lash_store *s, lash_txn *txn, const char *id,
   if ((rc = check_event_type(s, id, type)) < 0) return rc;
   if ((rc = lash__check_payload(s, "event payload", id, payload)) < 0)
     return rc;
-  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
-  op_init(&o, t, id, (size_t)idn);
-  if ((rc = op_load(&o, NULL)) < 0) goto out;
-  if (LASH_IS_TERMINAL(o.r.status)) {
-    rc = refuse_terminal(s, &o.r, id, "no more events can be appended");
+  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
+                         "no more events can be appended")) < 0)
     goto out;
-  }
   now = lash__now(s);
   if (ls != NULL && (rc = lash__fence(t, ls, now, &row)) < 0) goto out;
   if ((rc = op_event(&o, type, strlen(type), payload.data, payload.len, now,
@@ -604,13 +614,9 @@ int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
   if ((rc = check_text(s, "cancel reason", reason, id, LASH__REASON_MAX, 1)) <
       0)
     return rc;
-  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
-  op_init(&o, t, id, (size_t)idn);
-  if ((rc = op_load(&o, NULL)) < 0) goto out;
-  if (LASH_IS_TERMINAL(o.r.status)) {
-    rc = refuse_terminal(s, &o.r, id, "a cancel request changes nothing");
+  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
+                         "a cancel request changes nothing")) < 0)
     goto out;
-  }
   if (o.r.cancel_requested) {
     /* Idempotent: report the first request, write nothing. */
     rc = find_event(s, t->mt, id, (size_t)idn, LASH__EV_CANCEL_REQ, &first);
@@ -653,13 +659,9 @@ int lash_request_abandon(lash_store *s, lash_txn *txn, const char *id,
   if ((rc = check_text(s, "abandon reason", reason, id, LASH__REASON_MAX, 1)) <
       0)
     return rc;
-  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
-  op_init(&o, t, id, (size_t)idn);
-  if ((rc = op_load(&o, NULL)) < 0) goto out;
-  if (LASH_IS_TERMINAL(o.r.status)) {
-    rc = refuse_terminal(s, &o.r, id, "an abandon request changes nothing");
+  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
+                         "an abandon request changes nothing")) < 0)
     goto out;
-  }
   if (o.r.abandon_requested) {
     if (!lash__sv_eq(o.r.abandon_by, lash__sv_str(by)) ||
         !lash__sv_eq(o.r.abandon_reason, lash__sv_str(reason))) {
@@ -707,13 +709,9 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
   if (attempt != NULL) *attempt = 0;
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
   id = ls->process_id;
-  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
-  op_init(&o, t, id, strlen(id));
-  if ((rc = op_load(&o, NULL)) < 0) goto out;
-  if (LASH_IS_TERMINAL(o.r.status)) {
-    rc = refuse_terminal(s, &o.r, id, "it cannot be started");
+  if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
+                         "it cannot be started")) < 0)
     goto out;
-  }
   if (o.r.disposition == LASH_EXTERNAL) {
     rc = lash__fail(s, LASH_EEXTERNAL,
                     "process %s is externally owned: it is never started "
@@ -771,14 +769,10 @@ static int wait_common(lash_store *s, lash_txn *txn, const lash_lease *ls,
   if (wait != NULL &&
       (rc = check_text(s, "wait description", wait, id, LASH__WAIT_MAX, 0)) < 0)
     return rc;
-  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
-  op_init(&o, t, id, strlen(id));
-  if ((rc = op_load(&o, NULL)) < 0) goto out;
-  if (LASH_IS_TERMINAL(o.r.status)) {
-    rc = refuse_terminal(s, &o.r, id,
-                         wait != NULL ? "it cannot wait" : "it is not waiting");
+  if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
+                         wait != NULL ? "it cannot wait"
+                                      : "it is not waiting")) < 0)
     goto out;
-  }
   now = lash__now(s);
   if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
   if (wait != NULL) {

@@ -797,7 +797,7 @@ int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out) {
 }
 
 int lash__wend(lash_store *s, lash_txn *t, int rc) {
-  if (t->batch) return rc;
+  if (t == NULL || t->batch) return rc; /* NULL: the write never began */
   LASH__UNUSED(s);
   if (rc >= 0 && t->rc == 0 && t->wrote) {
     int crc = txn_finish(t);
