@@ -1127,6 +1127,23 @@ typedef struct l_collect {
   int failed;
 } l_collect;
 
+/* Pushes the result array and points @p k at it. */
+static void l_collect_begin(lua_State *L, l_collect *k) {
+  lua_newtable(L);
+  k->L = L;
+  k->tidx = lua_gettop(L);
+  k->n = 0;
+  k->failed = 0;
+}
+
+/* Returns the array, or raises/fails for a callback or store error. */
+static int l_collect_end(lua_State *L, llash_engine *le, l_collect *k, int rc) {
+  if (k->failed) return lua_error(L);
+  if (rc < 0) return llash_fail_store(L, le, rc);
+  lua_settop(L, k->tidx);
+  return 1;
+}
+
 static int p_push_record(lua_State *L) {
   llash_pushrecord(L, lua_touserdata(L, 2));
   lua_rawseti(L, 1, lua_tointeger(L, 3));
@@ -1172,17 +1189,10 @@ static int l_events(lua_State *L) {
   l_checknonneg(L, after, 3, "after");
   l_checknonneg(L, limit, 4, "limit");
   lua_settop(L, 4);
-  lua_newtable(L);
-  k.L = L;
-  k.tidx = lua_gettop(L);
-  k.n = 0;
-  k.failed = 0;
+  l_collect_begin(L, &k);
   rc = lash_events_after(lash_engine_store(le->e), NULL, id, (uint64_t)after,
                          (size_t)limit, l_event_cb, &k);
-  if (k.failed) return lua_error(L);
-  if (rc < 0) return llash_fail_store(L, le, rc);
-  lua_settop(L, k.tidx);
-  return 1;
+  return l_collect_end(L, le, &k, rc);
 }
 
 /* core.list(eng, status, kind, limit, after) -> array of records */
@@ -1204,16 +1214,9 @@ static int l_list(lua_State *L) {
   f.limit = (size_t)limit;
   f.after = llash_optstr(L, 5, "after");
   lua_settop(L, 5);
-  lua_newtable(L);
-  k.L = L;
-  k.tidx = lua_gettop(L);
-  k.n = 0;
-  k.failed = 0;
+  l_collect_begin(L, &k);
   rc = lash_list(lash_engine_store(le->e), NULL, &f, l_record_cb, &k);
-  if (k.failed) return lua_error(L);
-  if (rc < 0) return llash_fail_store(L, le, rc);
-  lua_settop(L, k.tidx);
-  return 1;
+  return l_collect_end(L, le, &k, rc);
 }
 
 /* eng:stats() -> table */

@@ -3,29 +3,6 @@
  * S8.17 signals on terminal rows, cancellation and abandon requests. */
 #include "testutil.h"
 
-/* Commit hook recorder. */
-typedef struct hook_rec {
-  int calls;
-  size_t n;
-  char id[4][LASH_ID_MAX + 1];
-  uint64_t first_seq[4], last_seq[4];
-  int status[4], registered[4];
-} hook_rec;
-
-static void hook_fn(void *ud, const lash_change *c, size_t n) {
-  hook_rec *h = (hook_rec *)ud;
-  size_t i;
-  h->calls++;
-  h->n = n;
-  for (i = 0; i < n && i < 4; i++) {
-    snprintf(h->id[i], sizeof h->id[i], "%s", c[i].id);
-    h->first_seq[i] = c[i].first_seq;
-    h->last_seq[i] = c[i].last_seq;
-    h->status[i] = c[i].status;
-    h->registered[i] = c[i].registered;
-  }
-}
-
 static int claim(lash_store *s, const char *id, const char *owner,
                  lash_lease *ls) {
   memset(ls, 0, sizeof *ls);

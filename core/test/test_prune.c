@@ -3,13 +3,7 @@
 
 #define TTL 30000
 
-static int hook_calls;
-static void hook_fn(void *ud, const lash_change *c, size_t n) {
-  (void)ud;
-  (void)c;
-  (void)n;
-  hook_calls++;
-}
+static hook_rec hooks; /* testutil.h's commit hook recorder */
 
 static void complete_unleased(lash_store *s, const char *id, int status) {
   unsigned char b[16];
@@ -57,7 +51,7 @@ int main(void) {
   long ev_t1, ev_t2, ev_t3;
   tu_snap sn;
 
-  lash_store_on_commit(s, hook_fn, NULL);
+  lash_store_on_commit(s, hook_fn, &hooks);
   t0 = e.now;
   /* Terminal rows at t0: t1 (leased, with extra events), t2, t3 completed,
    * t4 failed; t5 completed later; live rows l1 (pending) and l2 (running),
@@ -104,7 +98,7 @@ int main(void) {
   e.now = t0 + 5000;
   prune_at = e.now;
   cursor = lash_change_seq(s);
-  hook_calls = 0;
+  hooks.calls = 0;
   rc = lash_prune(s, NULL, 99, 99, &rep);
   is_rc(s, rc, LASH_EINVAL, "prune with status 99 -> EINVAL");
   memset(&rep, 0, sizeof rep);
@@ -112,7 +106,7 @@ int main(void) {
   is_rc(s, rc, 0, "S8.46 prune completed rows before the cutoff");
   is(rep.processes, 3, "S8.46 report: 3 processes (t1, t2, t3)");
   is(rep.events, ev_t1 + ev_t2 + ev_t3, "S8.46 report: their events");
-  is(hook_calls, 0, "prune does not call the commit hook");
+  is(hooks.calls, 0, "prune does not call the commit hook");
   tu_check(s, "S8.5 check after prune");
 
   is(tu_status(s, "t4"), LASH_FAILED, "S8.46 failed row survives the filter");

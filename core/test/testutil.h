@@ -462,4 +462,29 @@ static inline int tu_status(lash_store *s, const char *id) {
   return rc;
 }
 
+/* ------------------------------------------------- commit hook recorder */
+
+/* Records the last commit hook call (its first 8 changes). */
+typedef struct hook_rec {
+  int calls;
+  size_t n;
+  char id[8][LASH_ID_MAX + 1];
+  uint64_t first_seq[8], last_seq[8];
+  int status[8], registered[8];
+} hook_rec;
+
+static inline void hook_fn(void *ud, const lash_change *c, size_t n) {
+  hook_rec *h = (hook_rec *)ud;
+  size_t i;
+  h->calls++;
+  h->n = n;
+  for (i = 0; i < n && i < 8; i++) {
+    snprintf(h->id[i], sizeof h->id[i], "%s", c[i].id);
+    h->first_seq[i] = c[i].first_seq;
+    h->last_seq[i] = c[i].last_seq;
+    h->status[i] = c[i].status;
+    h->registered[i] = c[i].registered;
+  }
+}
+
 #endif
