@@ -228,7 +228,7 @@ static lash_store *open_store(const char *dir) {
   lash_store_opts o;
   lash_store_opts_init(&o);
   o.durability = LASH_DURABILITY_FULL;
-  o.map_size = MAP_SIZE;
+  o.max_bytes = MAP_SIZE;
   lash_store *s = NULL;
   char err[512] = "";
   int rc = lash_store_open(dir, &o, &s, err, sizeof err);

@@ -353,10 +353,10 @@ static int l_op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.input = b;
     def.disposition = op->i1;
     def.max_attempts = op->u1;
-    rc = lash_register(s, txn, &def, &op->i2, NULL);
-    /* A kind run here starts in the same commit as its registration. */
-    if (rc == 0 && op->i2 && op->le->eager && op->le->e != NULL)
-      (void)lash_engine_admit(op->le->e, txn, op->s1);
+    if (op->le->e != NULL)
+      rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
+    else
+      rc = lash_register(s, txn, &def, &op->i2, NULL);
     break;
   }
   case LLASH_OP_APPEND:
@@ -781,7 +781,7 @@ static int l_open(lua_State *L) {
                       "option durability must be \"full\", \"nometa\" "
                       "or \"none\", got \"%s\"",
                       dur);
-  o.store.map_size = (size_t)l_getint64(L, 2, "map_size");
+  o.store.max_bytes = (size_t)l_getint64(L, 2, "max_bytes");
   o.store.max_payload = (size_t)l_getint64(L, 2, "max_payload");
   o.store.max_readers = (unsigned)l_getint(L, 2, "max_readers", 0);
   lua_getfield(L, 2, "read_only");
@@ -840,7 +840,7 @@ static int l_open(lua_State *L) {
   lua_pop(L, 1);
   le->luv = luv_ctx;
   lua_getfield(L, 2, "eager_start");
-  le->eager = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  o.no_eager_start = !(lua_isnil(L, -1) || lua_toboolean(L, -1));
   lua_pop(L, 1);
   err[0] = '\0';
   rc = lash_engine_open(dir, &o, &le->e, err, sizeof err);
@@ -1235,8 +1235,8 @@ static int l_stats(lua_State *L) {
   l_setint(L, "total", (lua_Integer)s.total);
   l_setint(L, "tombstones", (lua_Integer)s.tombstones);
   l_setint(L, "change_seq", (lua_Integer)s.change_seq);
-  l_setint(L, "map_size", (lua_Integer)s.map_size);
-  l_setint(L, "map_used", (lua_Integer)s.map_used);
+  l_setint(L, "bytes_used", (lua_Integer)s.bytes_used);
+  l_setint(L, "bytes_available", (lua_Integer)s.bytes_available);
   l_setint(L, "backoff_reads", (lua_Integer)es.backoff_reads);
   l_setint(L, "hub_wakes", (lua_Integer)es.hub_wakes);
   l_setint(L, "feed_changes", (lua_Integer)es.feed_changes);

@@ -82,7 +82,6 @@ typedef struct llash_engine {
   int in_loop;   /* > 0 while the loop runs */
   int batch;     /* an explicit batch is open */
   int nhandlers; /* on_event handlers */
-  int eager;     /* start a defined kind in its registration's commit */
   void *luv;     /* luv's context when running on its loop, else NULL */
   llash_co *cos; /* every anchored coroutine */
   llash_op *ops; /* every queued write */

@@ -79,7 +79,7 @@ describe("lash API", function()
     end)
 
     it("a full map: nil, msg, EFULL, and the store stays usable (DESIGN §8)", function()
-      local eng = h.open(nil, { map_size = 1024 * 1024 })
+      local eng = h.open(nil, { max_bytes = 1024 * 1024 })
       local first = assert(eng:start("k", "small", { id = "first" }))
       local code, msg
       for i = 1, 40 do

@@ -111,16 +111,16 @@ function M.stats(eng)
   return M.check("eng:stats()", eng:stats())
 end
 
--- lash.open(dir, opts); with @p map_size set, asks for that LMDB map size
--- (option map_size) and falls back to the default when open refuses it.
-function M.open(lash, dir, opts, map_size)
-  if map_size then
+-- lash.open(dir, opts); with @p max_bytes set, asks for that store size limit
+-- (option max_bytes) and falls back to the default when open refuses it.
+function M.open(lash, dir, opts, max_bytes)
+  if max_bytes then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
-    o.map_size = map_size
+    o.max_bytes = max_bytes
     local ok, eng, msg, code = pcall(lash.open, dir, o)
     if ok and eng ~= nil then return eng end
-    M.note("lash.open(%q, {map_size=%d}) -> %s %s %s; retrying without map_size", dir, map_size,
+    M.note("lash.open(%q, {max_bytes=%d}) -> %s %s %s; retrying without max_bytes", dir, max_bytes,
       tostring(ok and "nil" or "raised"), tostring(ok and msg or eng), tostring(code))
   end
   local eng, msg, code = lash.open(dir, opts)

@@ -1,7 +1,9 @@
 /* lash.h - the public C API of liblash, the durable process engine core.
  *
- * This is the only public header. It includes neither lmdb.h nor lua.h: the
- * store's LMDB types stay private, and a C host can use the core without Lua.
+ * This is the only public header. It includes neither a storage library's
+ * header nor lua.h: the registry backend stays private (lash_backend.h is
+ * the interface a backend implements), and a C host can use the core
+ * without Lua.
  *
  * Conventions (see docs/c-api.md for the long form):
  * - Every function that can fail returns an int: 0 on success, a negative
@@ -21,7 +23,7 @@
  *   events) is either copied into caller-owned structs freed with
  *   lash_record_free(), or passed to a callback and valid only during it.
  * - One store handle belongs to one thread at a time. Many OS processes may
- *   open the same directory; LMDB serialises their writers.
+ *   open the same store; the backend serialises their writers.
  * - Times are wall-clock milliseconds since the epoch from one replaceable
  *   clock (lash_store_set_clock), so lease lapses are testable without sleep.
  */
@@ -139,9 +141,10 @@ typedef enum lash_abandon_writer {
 LASH_API const char *lash_writer_name(int writer);
 
 typedef enum lash_durability {
-  LASH_DURABILITY_FULL = 0, /* fsync every commit */
-  LASH_DURABILITY_NOMETA,   /* MDB_NOMETASYNC */
-  LASH_DURABILITY_NONE      /* MDB_NOSYNC: the OS decides */
+  LASH_DURABILITY_FULL = 0, /* every commit is on disk before it returns */
+  LASH_DURABILITY_NOMETA,   /* data synced, the commit marker may lag: a
+                               crash can lose the last commit, never tear */
+  LASH_DURABILITY_NONE      /* no sync: the OS decides when */
 } lash_durability;
 
 /* --------------------------------------------------------------- values */
@@ -161,10 +164,12 @@ typedef struct lash_txn lash_txn;
 
 typedef struct lash_store_opts {
   int durability;        /* lash_durability; default FULL */
-  size_t map_size;       /* LMDB map size in bytes; 0 = 1 GiB */
+  size_t max_bytes;      /* most bytes the store may hold; 0 = the
+                            backend's default (1 GiB on LMDB) */
   size_t max_payload;    /* 0 = 1 MiB; applies to input, event payloads,
                             outcome payloads */
-  unsigned max_readers;  /* 0 = 126 */
+  unsigned max_readers;  /* concurrent readers, where the backend has a
+                            limit; 0 = 126 */
   int read_only;         /* open for reading only */
 } lash_store_opts;
 
@@ -194,7 +199,29 @@ LASH_API void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud);
 LASH_API int64_t lash_store_now(lash_store *s);
 
 LASH_API size_t lash_store_max_payload(const lash_store *s);
+/* The target the store was opened with, as given ("app.lash",
+ * "lmdb:app.lash"). */
 LASH_API const char *lash_store_path(const lash_store *s);
+
+/* How another OS process's commit can be noticed without polling: the
+ * backend's wake source. The change sequence (lash_change_seq) stays the
+ * truth; a wake only says "read it now". */
+enum {
+  LASH_WAKE_NONE = 0, /* nothing: poll lash_change_seq on a backoff */
+  LASH_WAKE_FILE,     /* watch `path`: it is written by every commit */
+  LASH_WAKE_FD        /* `fd` becomes readable on a commit; then call
+                         lash_store_wake_consume */
+};
+typedef struct lash_wake_source {
+  int kind;
+  char path[4096]; /* LASH_WAKE_FILE */
+  int fd;          /* LASH_WAKE_FD; -1 otherwise */
+} lash_wake_source;
+/* Fills *out. @return 0, or a negative error (then kind is NONE). */
+LASH_API int lash_store_wake_source(lash_store *s, lash_wake_source *out);
+/* After a LASH_WAKE_FD source became readable: takes the notifications
+ * off it. @return 1 if any arrived, 0 if none, or a negative error. */
+LASH_API int lash_store_wake_consume(lash_store *s);
 
 /* --------------------------------------------------------------- batches */
 
@@ -532,8 +559,8 @@ typedef struct lash_stats {
   uint64_t total;
   uint64_t tombstones;
   uint64_t change_seq;
-  uint64_t map_size;  /* bytes */
-  uint64_t map_used;  /* bytes in use (last page * page size) */
+  uint64_t bytes_used;      /* bytes the store occupies */
+  uint64_t bytes_available; /* bytes it may still grow by before EFULL */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);
@@ -573,8 +600,9 @@ typedef struct lash_engine_opts {
   int64_t renew_ms;         /* 0 = ttl / 3; must satisfy ttl >= 3 * renew */
   int64_t poll_min_ms;      /* cross-process change poll backoff: 0 = 25 */
   int64_t poll_max_ms;      /* 0 = 1000 */
-  int no_fs_wake;           /* 1: no file watch; other OS processes' writes
+  int no_fs_wake;           /* 1: no wake source; other OS processes' writes
                                are seen by the poll backoff alone */
+  int no_eager_start;       /* 1: lash_engine_register never admits */
   struct uv_loop_s *loop;   /* NULL: a private loop owned by the engine */
 } lash_engine_opts;
 
@@ -761,6 +789,16 @@ LASH_API int lash_engine_drive(lash_engine *e, lash_drive_report *out);
  * 0 not admitted (busy, undeclared kind, no slot, ...), or a storage
  * error (the transaction is then poisoned). */
 LASH_API int lash_engine_admit(lash_engine *e, lash_txn *txn, const char *id);
+
+/* Registers @p def (lash_register) inside a write fn of this engine (or an
+ * explicit batch) and, when the row was created, its kind is declared
+ * here and the engine starts eagerly (the default; no_eager_start turns it
+ * off), admits it in the same @p txn (lash_engine_admit). @p created and
+ * @p out as lash_register; @p admitted (may be NULL) is set to 1 when the
+ * row was admitted. @return as lash_register. */
+LASH_API int lash_engine_register(lash_engine *e, lash_txn *txn,
+                                  const lash_def *def, int *created,
+                                  lash_record *out, int *admitted);
 
 enum {
   LASH_RUN_DEFAULT = 0, /* until lash_engine_stop */

@@ -390,6 +390,21 @@ int lash_engine_admit(lash_engine *e, lash_txn *txn, const char *id) {
   return rep.admitted > 0;
 }
 
+int lash_engine_register(lash_engine *e, lash_txn *txn, const lash_def *def,
+                         int *created, lash_record *out, int *admitted) {
+  int made = 0, rc;
+  if (admitted != NULL) *admitted = 0;
+  if (e == NULL || txn == NULL) return LASH_EINVAL;
+  rc = lash_register(e->s, txn, def, &made, out);
+  if (created != NULL) *created = made;
+  if (rc < 0 || !made || !e->eager) return rc;
+  /* A kind run here starts in the same commit as its registration. */
+  rc = lash_engine_admit(e, txn, def->id);
+  if (rc < 0) return rc;
+  if (admitted != NULL) *admitted = rc;
+  return 0;
+}
+
 uint64_t lash__free_slots(const lash_engine *e) {
   uint64_t used = e->running + e->nslotq;
   return used >= e->concurrency ? 0 : e->concurrency - used;

@@ -286,6 +286,7 @@ struct lash_engine {
   int stop;
   int interrupted; /* lash_engine_interrupt: end run_until/run early */
   int paused;      /* lash_engine_pause: admit nothing new */
+  int eager;       /* lash_engine_register admits what it created */
   int handles_open;
 
   lash_engine_stats stats;

@@ -206,6 +206,7 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
     return LASH_ENOMEM;
   }
   e->concurrency = o.concurrency;
+  e->eager = !o.no_eager_start;
   e->ttl_ms = o.lease_ttl_ms;
   e->renew_ms = o.renew_ms;
   e->poll_min = (uint64_t)o.poll_min_ms;
@@ -249,14 +250,16 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
   INIT_HANDLE(e, timer, &e->lapse_timer);
   INIT_HANDLE(e, timer, &e->poll_timer);
   if (!o.no_fs_wake) {
-    /* A faster cross-process wake than the poll backoff: LMDB writes
-     * data.mdb on every commit, by any process (inotify on Linux). The
-     * backoff stays the fallback; the watch does not keep the loop alive. */
-    char path[4200];
-    INIT_HANDLE(e, fs_event, &e->fs_wake);
-    snprintf(path, sizeof path, "%s/data.mdb", lash_store_path(e->s));
-    if (uv_fs_event_start(&e->fs_wake, lash__fs_wake_cb, path, 0) == 0)
-      uv_unref((uv_handle_t *)&e->fs_wake);
+    /* A faster cross-process wake than the poll backoff: the backend's wake
+     * source (a file its commits write, watched through inotify on Linux).
+     * The backoff stays the fallback; the watch does not keep the loop
+     * alive. */
+    lash_wake_source ws;
+    if (lash_store_wake_source(e->s, &ws) == 0 && ws.kind == LASH_WAKE_FILE) {
+      INIT_HANDLE(e, fs_event, &e->fs_wake);
+      if (uv_fs_event_start(&e->fs_wake, lash__fs_wake_cb, ws.path, 0) == 0)
+        uv_unref((uv_handle_t *)&e->fs_wake);
+    }
   }
   lash_store_on_commit(e->s, lash__commit_hook, e);
   *out = e;

@@ -166,9 +166,9 @@ int lash__mdb(lash_store *s, int mrc, const char *what) {
   if (rc == 0) return 0;
   if (mrc == MDB_MAP_FULL)
     return lash__fail(s, rc,
-                      "store %s is full (map_size %zu bytes) while %s: "
-                      "reopen it with a larger map_size",
-                      s->path, s->opts.map_size, what);
+                      "store %s is full (max_bytes %zu bytes) while %s: "
+                      "reopen it with a larger max_bytes",
+                      s->path, s->opts.max_bytes, what);
   if (mrc == MDB_TXN_FULL)
     return lash__fail(s, rc,
                       "store %s: the write batch is too large while %s: "

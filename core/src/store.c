@@ -92,6 +92,25 @@ const char *lash_store_path(const lash_store *s) {
   return s->path;
 }
 
+int lash_store_wake_source(lash_store *s, lash_wake_source *out) {
+  if (out == NULL) return LASH_EINVAL;
+  memset(out, 0, sizeof *out);
+  out->kind = LASH_WAKE_NONE;
+  out->fd = -1;
+  if (s == NULL) return LASH_EINVAL;
+  /* LMDB writes data.mdb on every commit, whoever commits. */
+  if ((size_t)snprintf(out->path, sizeof out->path, "%s/data.mdb", s->path) >=
+      sizeof out->path)
+    return lash__fail(s, LASH_EINVAL, "store path %s is too long to watch",
+                      s->path);
+  out->kind = LASH_WAKE_FILE;
+  return 0;
+}
+
+int lash_store_wake_consume(lash_store *s) {
+  return s == NULL ? LASH_EINVAL : 0;
+}
+
 void lash_store_on_commit(lash_store *s, lash_commit_fn fn, void *ud) {
   s->on_commit = fn;
   s->on_commit_ud = ud;
@@ -139,7 +158,7 @@ uint64_t lash__token(lash_store *s) {
 void lash_store_opts_init(lash_store_opts *o) {
   memset(o, 0, sizeof *o);
   o->durability = LASH_DURABILITY_FULL;
-  o->map_size = LASH__DEFAULT_MAP_SIZE;
+  o->max_bytes = LASH__DEFAULT_MAP_SIZE;
   o->max_payload = LASH__DEFAULT_MAX_PAYLOAD;
   o->max_readers = LASH__DEFAULT_MAX_READERS;
 }
@@ -319,7 +338,7 @@ int lash_store_open(const char *dir, const lash_store_opts *opts,
     s->opts = *opts;
   else
     lash_store_opts_init(&s->opts);
-  if (s->opts.map_size == 0) s->opts.map_size = LASH__DEFAULT_MAP_SIZE;
+  if (s->opts.max_bytes == 0) s->opts.max_bytes = LASH__DEFAULT_MAP_SIZE;
   if (s->opts.max_payload == 0) s->opts.max_payload = LASH__DEFAULT_MAX_PAYLOAD;
   if (s->opts.max_readers == 0) s->opts.max_readers = LASH__DEFAULT_MAX_READERS;
   s->path = strdup(dir);
@@ -347,7 +366,7 @@ int lash_store_open(const char *dir, const lash_store_opts *opts,
     goto out;
   }
   if ((mrc = mdb_env_set_maxdbs(s->env, LASH__DB_COUNT)) != 0 ||
-      (mrc = mdb_env_set_mapsize(s->env, s->opts.map_size)) != 0 ||
+      (mrc = mdb_env_set_mapsize(s->env, s->opts.max_bytes)) != 0 ||
       (mrc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0) {
     rc = lash__mdb(s, mrc, "configuring the environment");
     goto out;
@@ -367,8 +386,8 @@ int lash_store_open(const char *dir, const lash_store_opts *opts,
   }
   {
     MDB_envinfo info;
-    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->opts.map_size)
-      s->opts.map_size = info.me_mapsize;
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->opts.max_bytes)
+      s->opts.max_bytes = info.me_mapsize;
   }
   if ((rc = open_dbs(s, s->opts.read_only)) < 0) goto out;
   s->tok_seed = seed64();
@@ -952,8 +971,10 @@ int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out) {
     rc = lash__mdb(s, mrc, "reading environment statistics");
     goto out;
   }
-  out->map_size = info.me_mapsize;
-  out->map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+  out->bytes_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+  out->bytes_available = info.me_mapsize > out->bytes_used
+                             ? info.me_mapsize - out->bytes_used
+                             : 0;
 out:
   lash__rend(s, txn, mt);
   return rc;

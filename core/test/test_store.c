@@ -275,7 +275,7 @@ static void test_map_full(void) {
   lash_stats st;
 
   lash_store_opts_init(&o);
-  o.map_size = 256 * 1024;
+  o.max_bytes = 256 * 1024;
   s = tu_open(&e, &o);
   blob = tu_mp_blob(2000);
   for (i = 0; i < 2000; i++) {
@@ -290,14 +290,15 @@ static void test_map_full(void) {
   }
   free(blob);
   is_rc(s, rc, LASH_EFULL, "registering until the 256 KiB map is full");
-  msg_has(s, "map_size", "EFULL message mentions map_size");
+  msg_has(s, "max_bytes", "EFULL message mentions max_bytes");
   ok(n_ok > 10, "some rows fit first (%d)", n_ok);
   is(tu_status(s, id), LASH_ENOENT, "the failed row is not there");
   is(tu_status(s, "full-00000"), LASH_PENDING, "earlier rows readable");
   memset(&st, 0, sizeof st);
   rc = lash_store_stats(s, NULL, &st);
   ok(rc == 0 && st.total == (uint64_t)n_ok, "stats total == rows written");
-  ok(st.map_size == o.map_size, "stats map_size is the option");
+  ok(st.bytes_used + st.bytes_available == o.max_bytes,
+     "stats: bytes used + available = the max_bytes option");
   tu_check(s, "S8.5 check after EFULL");
   rc = lash_append(s, NULL, "full-00000", "progress", (lash_bytes){"\xc0", 1},
                    NULL);
@@ -341,8 +342,8 @@ static void test_durability(void) {
     snprintf(dir, sizeof dir, "%s/store", root);
     lash_store_opts_init(&o);
     is(o.durability, LASH_DURABILITY_FULL, "default durability FULL");
-    ok(o.map_size == 0 || o.map_size == (size_t)1 << 30,
-       "default map_size 0 or 1 GiB");
+    ok(o.max_bytes == 0 || o.max_bytes == (size_t)1 << 30,
+       "default max_bytes 0 or 1 GiB");
     o.durability = 99;
     rc = lash_store_open(dir, &o, &s, err, sizeof err);
     is_rc(NULL, rc, LASH_EINVAL, "durability 99 -> EINVAL");
@@ -598,8 +599,9 @@ static void test_stats(void) {
   is(st.total, 10, "stats total 10");
   is(st.tombstones, 0, "stats tombstones 0");
   is(st.change_seq, lash_change_seq(s), "stats change_seq");
-  is(st.map_size, (uint64_t)1 << 30, "stats map_size 1 GiB by default");
-  ok(st.map_used > 0 && st.map_used <= st.map_size, "stats map_used");
+  is(st.bytes_used + st.bytes_available, (uint64_t)1 << 30,
+     "stats: used + available is 1 GiB by default");
+  ok(st.bytes_used > 0 && st.bytes_available > 0, "stats bytes_used");
   is(tu_reopen(&e), 0, "reopen");
   memset(&st, 0, sizeof st);
   lash_store_stats(e.s, NULL, &st);
@@ -634,7 +636,7 @@ static void test_map_grown_elsewhere(void) {
   if (tu_mkdtemp(root, sizeof root) != 0) return;
   snprintf(dir, sizeof dir, "%s/store", root);
   lash_store_opts_init(&o);
-  o.map_size = 1 << 20;
+  o.max_bytes = 1 << 20;
   is(lash_store_open(dir, &o, &a, err, sizeof err), 0, "A opens with 1 MiB");
   is(tu_reg(a, "x", "k", LASH_RERUNNABLE, 0), 0, "A registers x");
   cs0 = lash_change_seq(a);
@@ -648,7 +650,7 @@ static void test_map_grown_elsewhere(void) {
     lash_store_opts ob;
     int i;
     lash_store_opts_init(&ob);
-    ob.map_size = 64 << 20;
+    ob.max_bytes = 64 << 20;
     if (lash_store_open(dir, &ob, &b, err, sizeof err) != 0) _exit(2);
     for (i = 0; i < 40; i++) {
       lash_def d;

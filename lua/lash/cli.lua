@@ -497,7 +497,7 @@ function run.prune(ctx, _, opts)
 end
 
 local STAT_ORDER = { "pending", "running", "waiting", "completed", "failed", "cancelled",
-  "abandoned", "live", "total", "tombstones", "change_seq", "map_size", "map_used" }
+  "abandoned", "live", "total", "tombstones", "change_seq", "bytes_used", "bytes_available" }
 
 function run.stats(ctx, _, opts)
   local eng = ctx.open()

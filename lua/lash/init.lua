@@ -72,7 +72,7 @@ end
 local OPEN_OPTS = {
   durability = "string", owner = "string", incarnation = "string",
   concurrency = "integer", lease_ttl_ms = "integer", renew_ms = "integer",
-  max_payload = "integer", map_size = "integer", poll_min_ms = "integer",
+  max_payload = "integer", max_bytes = "integer", poll_min_ms = "integer",
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
   eager_start = "boolean", loop = "string", fs_wake = "boolean",
 }
@@ -80,7 +80,7 @@ local OPEN_OPTS = {
 --- Opens (creating if missing) the store in directory `dir`.
 ---@param dir string
 ---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
----  max_payload, map_size, eager_start (default true: a row of a kind this
+---  max_payload, max_bytes, eager_start (default true: a row of a kind this
 ---  engine defines is claimed and started in the commit that registers it),
 ---  loop ("own", the default, or "luv": run on the loop of the luv module,
 ---  so a luv program's uv.run() also runs lash bodies), fs_wake (default true:
