@@ -60,10 +60,8 @@ static void on_terminal(void *ud, lash_wait *w, int rc) {
   hw->done = 1;
 }
 
-static int start_fn(lash_store *s, lash_txn *txn, void *ud) {
+static int register_fn(lash_store *s, lash_txn *txn, void *ud) {
   const lash_def *def = ud;
-  (void)s;
-  (void)txn;
   return lash_register(s, txn, def, NULL, NULL);
 }
 
@@ -93,8 +91,8 @@ int main(void) {
   lash_def req = {
       .id = "req-1", .kind = "approval", .disposition = LASH_RERUNNABLE};
   lash_def nap = {.id = "nap-1", .kind = "nap", .disposition = LASH_RERUNNABLE};
-  CHECK(s, lash_engine_write_sync(e, start_fn, &req));
-  CHECK(s, lash_engine_write_sync(e, start_fn, &nap));
+  CHECK(s, lash_engine_write_sync(e, register_fn, &req));
+  CHECK(s, lash_engine_write_sync(e, register_fn, &nap));
   CHECK(s, lash_engine_drive(e, NULL)); /* claims both, bodies start */
   CHECK(s, lash_engine_run(e, LASH_RUN_NOWAIT));
   lash_engine_get_stats(e, &st);
@@ -116,7 +114,7 @@ int main(void) {
   host_wait slow = {0, 0, 0, ""};
   lash_def never = {
       .id = "never", .kind = "manual", .disposition = LASH_EXTERNAL};
-  CHECK(s, lash_engine_write_sync(e, start_fn, &never));
+  CHECK(s, lash_engine_write_sync(e, register_fn, &never));
   CHECK(s, lash_await_terminal(e, NULL, "never", 10, on_terminal, &slow, &w));
   CHECK(s, lash_engine_run_until(e, &slow.done));
   EXPECT(slow.rc == LASH_ETIMEDOUT);
