@@ -66,23 +66,17 @@ add_custom_command(
   COMMENT "Embedding lua/lash/*.lua into the lash executable"
   VERBATIM)
 
-# The lash.core sources are compiled a second time into the executable, so
-# luaopen_lash_core is preloaded rather than found on LUA_CPATH.
+# The executable links the objects of lash_bindings (bindings/CMakeLists.txt),
+# compiled once for it and the lash.core module, so luaopen_lash_core is
+# preloaded rather than found on LUA_CPATH.
 add_executable(lash
   ${LASH_SRC}/bindings/lash_main.c
-  ${LASH_SRC}/bindings/lash_core.c
-  ${LASH_SRC}/bindings/l_engine.c
-  ${LASH_SRC}/bindings/l_payload.c
-  ${LASH_SRC}/bindings/l_run.c
+  $<TARGET_OBJECTS:lash_bindings>
   ${LASH_EMBED_C})
 set_target_properties(lash PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bindings
   ENABLE_EXPORTS ON) # C modules loaded by require (cjson) see the Lua API
 target_include_directories(lash PRIVATE ${LASH_SRC}/bindings)
-if(LASH_LUV_INCLUDE_DIRS)
-  target_compile_definitions(lash PRIVATE LASH_HAVE_LUV)
-  target_include_directories(lash PRIVATE ${LASH_LUV_INCLUDE_DIRS})
-endif()
 target_link_libraries(lash PRIVATE lash_core PkgConfig::MSGPACK
                       PkgConfig::LASH_CLI_LUA PkgConfig::LASH_CLI_EDIT PkgConfig::UV m dl)
 
@@ -110,5 +104,11 @@ file(RELATIVE_PATH LASH_PC_UP /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
 string(REGEX REPLACE "/$" "" LASH_PC_UP "${LASH_PC_UP}")
 set(LASH_PC_LIBDIR ${CMAKE_INSTALL_LIBDIR})
 set(LASH_PC_INCLUDEDIR ${CMAKE_INSTALL_INCLUDEDIR})
+# A sanitizer build's liblash.a calls its sanitizers' runtimes: a program
+# linking it needs the same -fsanitize flag.
+set(LASH_PC_LIBS_EXTRA "")
+if(LASH_SANITIZE_LIST)
+  set(LASH_PC_LIBS_EXTRA " -fsanitize=${LASH_SANITIZE_LIST}")
+endif()
 configure_file(${LASH_SRC}/bindings/lash.pc.in ${CMAKE_BINARY_DIR}/lash.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/lash.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -2,7 +2,8 @@
  *
  * plan(n) is optional: done_testing() prints the plan at the end. Each ok()
  * prints "ok N - name" or "not ok N - name" with the failing expression and
- * location as a diagnostic; is()/isu()/iss() print both sides. The exit
+ * location as a diagnostic; is() (signed), isu() (unsigned: seqs, counts
+ * past INT64_MAX) and iss() (strings, NULL-safe) print both sides. The exit
  * status of done_testing() is non-zero if any test failed. */
 #ifndef LASH_TAP_H
 #define LASH_TAP_H
@@ -39,6 +40,14 @@ static int tap_ok_(int cond, const char *expr, const char *file, int line,
     if (!tap_ok_(g_ == w_, #got " == " #want, __FILE__, __LINE__,              \
                  __VA_ARGS__))                                                 \
       printf("#   got: %lld\n#   expected: %lld\n", g_, w_);                   \
+  } while (0)
+#define isu(got, want, ...)                                                    \
+  do {                                                                         \
+    unsigned long long g_ = (unsigned long long)(got),                         \
+                       w_ = (unsigned long long)(want);                        \
+    if (!tap_ok_(g_ == w_, #got " == " #want, __FILE__, __LINE__,              \
+                 __VA_ARGS__))                                                 \
+      printf("#   got: %llu\n#   expected: %llu\n", g_, w_);                   \
   } while (0)
 #define iss(got, want, ...)                                                    \
   do {                                                                         \
