@@ -71,9 +71,14 @@ add_custom_command(
 add_executable(lash
   ${LASH_SRC}/bindings/lash_main.c
   ${LASH_SRC}/bindings/lash_core.c
+  ${LASH_SRC}/bindings/l_co.c
+  ${LASH_SRC}/bindings/l_ctx.c
   ${LASH_SRC}/bindings/l_engine.c
+  ${LASH_SRC}/bindings/l_helpers.c
   ${LASH_SRC}/bindings/l_payload.c
-  ${LASH_SRC}/bindings/l_run.c
+  ${LASH_SRC}/bindings/l_push.c
+  ${LASH_SRC}/bindings/l_waits.c
+  ${LASH_SRC}/bindings/l_writes.c
   ${LASH_EMBED_C})
 set_target_properties(lash PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bindings

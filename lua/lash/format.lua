@@ -2,16 +2,30 @@
 --- plain Lua values, shared by the REPL and the operator commands.
 local M = {}
 
-local TERMINAL = { completed = true, failed = true, cancelled = true, abandoned = true,
-  no_longer_retained = true }
-
-local null -- lash.null, looked up lazily (this module loads without lash.core)
-local function lash_null()
-  if null == nil then
-    local ok, lash = pcall(require, "lash")
-    null = ok and lash.null or false
+-- lash, looked up lazily (this module loads without lash.core): its null,
+-- and the terminal statuses an outcome can show.
+local lash_mod
+local function lash()
+  if lash_mod == nil then
+    local ok, m = pcall(require, "lash")
+    lash_mod = ok and m or false
   end
+  return lash_mod
+end
+
+local null
+local function lash_null()
+  if null == nil then null = lash() and lash().null or false end
   return null
+end
+
+local terminal
+local function is_terminal(status)
+  if terminal == nil then
+    terminal = lash() and lash().set_of(lash().TERMINAL) or {}
+    terminal.no_longer_retained = true
+  end
+  return terminal[status] == true
 end
 
 -- ---------------------------------------------------------------- time
@@ -275,7 +289,7 @@ function M.is_record_list(v)
 end
 
 function M.is_outcome(v)
-  return type(v) == "table" and TERMINAL[v.status] == true and v.id == nil and v.kind == nil
+  return type(v) == "table" and is_terminal(v.status) and v.id == nil and v.kind == nil
 end
 
 --- One line for an outcome: "completed {"x":1}", "failed: boom".
