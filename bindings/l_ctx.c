@@ -28,9 +28,9 @@ static llash_co *checkown(lua_State *L) {
   return c;
 }
 
-/* A fenced write of the body's run. */
-static llash_op *fenced_op(llash_co *c, int type) {
-  llash_op *op = llash_op_new(c->le, type);
+/* A fenced write of the body's run; @p s2 is its type or wait. */
+static llash_op *fenced_op(llash_co *c, int type, const char *s2) {
+  llash_op *op = llash_op_new(c->le, type, NULL, s2, NULL);
   if (op != NULL) op->lease = *lash_run_lease(c->run);
   return op;
 }
@@ -43,8 +43,7 @@ static int l_ctx_emit(lua_State *L) {
   int n;
   checkown(L);
   lua_settop(L, 3);
-  op = fenced_op(c, LLASH_OP_APPEND_FENCED);
-  if (op == NULL || (op->s2 = llash_strdup(type)) == NULL)
+  if ((op = fenced_op(c, LLASH_OP_APPEND_FENCED, type)) == NULL)
     return llash_op_nomem(L, op);
   if ((n = llash_op_payload(L, op, 3, "payload")) != 0) return n;
   return llash_write(L, c->le, c, op);
@@ -54,17 +53,14 @@ static int l_ctx_emit(lua_State *L) {
 static int l_ctx_wait_set(lua_State *L) {
   llash_co *c = checkown(L);
   const char *what = llash_checkstr(L, 2, "what");
-  llash_op *op = fenced_op(c, LLASH_OP_WAIT_SET);
-  if (op == NULL || (op->s2 = llash_strdup(what)) == NULL)
-    return llash_op_nomem(L, op);
-  return llash_write(L, c->le, c, op);
+  llash_op *op = fenced_op(c, LLASH_OP_WAIT_SET, what);
+  return op != NULL ? llash_write(L, c->le, c, op) : llash_op_nomem(L, op);
 }
 
 static int l_ctx_wait_clear(lua_State *L) {
   llash_co *c = checkown(L);
-  llash_op *op = fenced_op(c, LLASH_OP_WAIT_CLEAR);
-  if (op == NULL) return llash_op_nomem(L, op);
-  return llash_write(L, c->le, c, op);
+  llash_op *op = fenced_op(c, LLASH_OP_WAIT_CLEAR, NULL);
+  return op != NULL ? llash_write(L, c->le, c, op) : llash_op_nomem(L, op);
 }
 
 /* core.ctx_await(ctx, id [, timeout_ms]) -> outcome | false (pending) |

@@ -17,12 +17,21 @@
 
 /* ------------------------------------------------------------- the ops */
 
-llash_op *llash_op_new(llash_engine *le, int type) {
+llash_op *llash_op_new(llash_engine *le, int type, const char *s1,
+                       const char *s2, const char *s3) {
   llash_op *op = calloc(1, sizeof *op);
   if (op == NULL) return NULL;
   op->res.type = type;
   op->le = le;
   llash_list_init(&op->link);
+  op->s1 = llash_strdup(s1);
+  op->s2 = llash_strdup(s2);
+  op->s3 = llash_strdup(s3);
+  if ((s1 != NULL && op->s1 == NULL) || (s2 != NULL && op->s2 == NULL) ||
+      (s3 != NULL && op->s3 == NULL)) {
+    llash_op_free(op);
+    return NULL;
+  }
   return op;
 }
 
@@ -220,13 +229,10 @@ static int l_start(lua_State *L) {
   llash_op *op;
   luaL_argcheck(L, d != 0, 5, "unknown disposition");
   luaL_argcheck(L, max <= 0xffffffff, 6, "max_attempts is out of range");
-  if ((op = llash_op_new(le, LLASH_OP_REGISTER)) == NULL)
+  if ((op = llash_op_new(le, LLASH_OP_REGISTER, id, kind, NULL)) == NULL)
     return llash_op_nomem(L, op);
-  op->s1 = llash_strdup(id);
-  op->s2 = llash_strdup(kind);
   op->i1 = d;
   op->u1 = (uint32_t)max;
-  if (op->s1 == NULL || op->s2 == NULL) return llash_op_nomem(L, op);
   if ((n = llash_op_payload(L, op, 3, "input")) != 0) return n;
   return write(L, le, op);
 }
@@ -236,11 +242,8 @@ static int host_append(lua_State *L, llash_engine *le, const char *id,
                        const char *type) {
   llash_op *op;
   int n;
-  if ((op = llash_op_new(le, LLASH_OP_APPEND)) == NULL)
+  if ((op = llash_op_new(le, LLASH_OP_APPEND, id, type, NULL)) == NULL)
     return llash_op_nomem(L, op);
-  op->s1 = llash_strdup(id);
-  op->s2 = llash_strdup(type);
-  if (op->s1 == NULL || op->s2 == NULL) return llash_op_nomem(L, op);
   if ((n = llash_op_payload(L, op, 4, "payload")) != 0) return n;
   return write(L, le, op);
 }
@@ -269,14 +272,8 @@ static int l_cancel(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *id = llash_checkstr(L, 2, "id");
   const char *reason = llash_optstr(L, 3, "reason");
-  llash_op *op;
-  if ((op = llash_op_new(le, LLASH_OP_CANCEL)) == NULL)
-    return llash_op_nomem(L, op);
-  op->s1 = llash_strdup(id);
-  op->s2 = llash_strdup(reason);
-  if (op->s1 == NULL || (reason != NULL && op->s2 == NULL))
-    return llash_op_nomem(L, op);
-  return write(L, le, op);
+  llash_op *op = llash_op_new(le, LLASH_OP_CANCEL, id, reason, NULL);
+  return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
 }
 
 /* eng:abandon(id [, why]) -> seq */
@@ -284,15 +281,9 @@ static int l_abandon(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *id = llash_checkstr(L, 2, "id");
   const char *why = llash_optstr(L, 3, "why");
-  llash_op *op;
-  if ((op = llash_op_new(le, LLASH_OP_ABANDON)) == NULL)
-    return llash_op_nomem(L, op);
-  op->s1 = llash_strdup(id);
-  op->s2 = llash_strdup(lash_engine_owner(le->e));
-  op->s3 = llash_strdup(why);
-  if (op->s1 == NULL || op->s2 == NULL || (why != NULL && op->s3 == NULL))
-    return llash_op_nomem(L, op);
-  return write(L, le, op);
+  llash_op *op =
+      llash_op_new(le, LLASH_OP_ABANDON, id, lash_engine_owner(le->e), why);
+  return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
 }
 
 /* core.complete(eng, id, outcome, authority) -> true | false, msg: outcome
@@ -307,12 +298,10 @@ static int l_complete(lua_State *L) {
   status = lash_status_parse(llash_field_str(L, 3, "status"));
   luaL_argcheck(L, status != 0 && LASH_IS_TERMINAL(status), 3,
                 "not a terminal status");
-  if ((op = llash_op_new(le, LLASH_OP_COMPLETE)) == NULL)
+  if ((op = llash_op_new(le, LLASH_OP_COMPLETE, id, NULL, NULL)) == NULL)
     return llash_op_nomem(L, op);
-  op->s1 = llash_strdup(id);
   op->i1 = status;
   op->i2 = auth;
-  if (op->s1 == NULL) return llash_op_nomem(L, op);
   if (status == LASH_ABANDONED) {
     char buf[512];
     int len = lash_abandon_payload(LASH_WRITER_RECONCILED_REQUEST,
@@ -346,7 +335,7 @@ static int l_prune(lua_State *L) {
   int status = st != NULL ? lash_status_parse(st) : 0;
   llash_op *op;
   luaL_argcheck(L, st == NULL || status != 0, 3, "unknown status");
-  if ((op = llash_op_new(le, LLASH_OP_PRUNE)) == NULL)
+  if ((op = llash_op_new(le, LLASH_OP_PRUNE, NULL, NULL, NULL)) == NULL)
     return llash_op_nomem(L, op);
   op->n1 = (int64_t)before;
   op->i1 = status;

@@ -318,7 +318,10 @@ void llash_co_open(lua_State *L);
 
 /* -------------------------------------------------------------- writes */
 
-llash_op *llash_op_new(llash_engine *le, int type);
+/* A write of @p type with copies of the strings given (NULL: none), or
+ * NULL when out of memory. */
+llash_op *llash_op_new(llash_engine *le, int type, const char *s1,
+                       const char *s2, const char *s3);
 void llash_op_free(llash_op *op);
 /* Encodes the value at @p idx into op->payload. Returns 0, or frees @p op,
  * pushes nil, msg, code and returns 3. */

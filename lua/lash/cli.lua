@@ -340,6 +340,14 @@ local function is_open(eng)
   return (pcall(eng.path, eng))
 end
 
+-- Opens the store and returns eng:METHOD(...), eng; a failure ends `cmd`.
+local function read_store(ctx, cmd, method, ...)
+  local eng = ctx.open()
+  local r, msg = eng[method](eng, ...)
+  if not r then failure(cmd, msg) end
+  return r, eng
+end
+
 local function unknown_or_fail(cmd, id, msg, code)
   if code == "ENOENT" then failure(cmd, 'unknown process "' .. id .. '"') end
   failure(cmd, tostring(msg))
@@ -374,10 +382,8 @@ function run.ps(ctx, _, opts)
   local allowed = { live = true }
   for _, s in ipairs(STATUSES) do allowed[s] = true end
   check_status("ps", opts.status, allowed)
-  local eng = ctx.open()
-  local list, msg = eng:list { status = opts.status, kind = opts.kind,
-    limit = opts.limit or 100 }
-  if not list then failure("ps", msg) end
+  local list, eng = read_store(ctx, "ps", "list", { status = opts.status, kind = opts.kind,
+    limit = opts.limit or 100 })
   if opts.json then
     say(format.json(list, { array = true }))
   elseif #list == 0 then
@@ -512,9 +518,7 @@ for _, k in ipairs { "live", "total", "tombstones", "change_seq", "bytes_used",
 end
 
 function run.stats(ctx, _, opts)
-  local eng = ctx.open()
-  local s, msg = eng:stats()
-  if not s then failure("stats", msg) end
+  local s = read_store(ctx, "stats", "stats")
   if opts.json then
     say(format.json(s))
     return
@@ -527,9 +531,7 @@ function run.stats(ctx, _, opts)
 end
 
 function run.check(ctx, _, opts)
-  local eng = ctx.open()
-  local problems, msg = eng:check()
-  if not problems then failure("check", msg) end
+  local problems, eng = read_store(ctx, "check", "check")
   if opts.json then
     say(format.json({ ok = #problems == 0, problems = problems }))
   elseif #problems == 0 then

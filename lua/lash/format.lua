@@ -2,29 +2,24 @@
 --- plain Lua values, shared by the REPL and the operator commands.
 local M = {}
 
--- lash, looked up lazily (this module loads without lash.core): its null,
--- and the terminal statuses an outcome can show.
-local lash_mod
-local function lash()
-  if lash_mod == nil then
-    local ok, m = pcall(require, "lash")
-    lash_mod = ok and m or false
-  end
-  return lash_mod
+-- From lash, once first needed (this module also loads without lash.core):
+-- its null, and the terminal statuses an outcome can show.
+local null, terminal
+local function from_lash()
+  if terminal then return end
+  local ok, lash = pcall(require, "lash")
+  null = ok and lash.null or false
+  terminal = ok and lash.set_of(lash.TERMINAL) or {}
+  terminal.no_longer_retained = true
 end
 
-local null
 local function lash_null()
-  if null == nil then null = lash() and lash().null or false end
+  from_lash()
   return null
 end
 
-local terminal
 local function is_terminal(status)
-  if terminal == nil then
-    terminal = lash() and lash().set_of(lash().TERMINAL) or {}
-    terminal.no_longer_retained = true
-  end
+  from_lash()
   return terminal[status] == true
 end
 
@@ -272,20 +267,21 @@ function M.is_event(v)
     v.at ~= nil
 end
 
-function M.is_event_list(v)
+-- A non-empty array whose every element passes is(element).
+local function is_list_of(v, is)
   if type(v) ~= "table" or #v == 0 then return false end
   for i = 1, #v do
-    if not M.is_event(v[i]) then return false end
+    if not is(v[i]) then return false end
   end
   return true
 end
 
+function M.is_event_list(v)
+  return is_list_of(v, M.is_event)
+end
+
 function M.is_record_list(v)
-  if type(v) ~= "table" or #v == 0 then return false end
-  for i = 1, #v do
-    if not M.is_record(v[i]) then return false end
-  end
-  return true
+  return is_list_of(v, M.is_record)
 end
 
 function M.is_outcome(v)

@@ -47,11 +47,20 @@ local function one_of(list)
   return table.concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
 end
 
-local DISPOSITIONS = M.set_of(core.DISPOSITIONS)
 local DURABILITIES = M.set_of(core.DURABILITIES)
-local AUTHORITIES = M.set_of(core.AUTHORITIES)
-local STATUSES = M.set_of(core.STATUSES)
 local TERMINAL = M.set_of(core.TERMINAL)
+local LIST_STATUSES = { table.unpack(core.STATUSES) }
+LIST_STATUSES[#LIST_STATUSES + 1] = "live"
+
+-- true if `v` (when given) is one of `names`, else nil and
+-- 'unknown <what> "<v>" (a, b or c)'.
+local function known(what, v, names)
+  if v == nil then return true end
+  for _, n in ipairs(names) do
+    if n == v then return true end
+  end
+  return nil, "unknown " .. what .. ' "' .. v .. '" (' .. one_of(names) .. ")"
+end
 local MAX_ATTEMPTS = 0xffffffff
 
 -- --------------------------------------------------------- argument checks
@@ -159,10 +168,8 @@ end
 local function check_def(fname, opts)
   check(fname, "disposition", opts.disposition, "string", true)
   check(fname, "max_attempts", opts.max_attempts, "integer", true)
-  if opts.disposition ~= nil and not DISPOSITIONS[opts.disposition] then
-    return nil, 'unknown disposition "' .. opts.disposition ..
-      '" (' .. one_of(core.DISPOSITIONS) .. ")"
-  end
+  local ok, why = known("disposition", opts.disposition, core.DISPOSITIONS)
+  if not ok then return nil, why end
   if opts.max_attempts ~= nil and opts.max_attempts < 1 then
     return nil, "max_attempts must be >= 1, got " .. opts.max_attempts
   end
@@ -316,9 +323,8 @@ function Engine:complete(id, outcome, opts)
   check("complete", "outcome", outcome, "table")
   opts = check_opts("complete", opts)
   local auth = check("complete", "authority", opts.authority, "string", true) or "external"
-  if not AUTHORITIES[auth] then
-    return einval('unknown authority "' .. auth .. '" (' .. one_of(core.AUTHORITIES) .. ")")
-  end
+  local ok, why = known("authority", auth, core.AUTHORITIES)
+  if not ok then return einval(why) end
   if not TERMINAL[outcome.status] then
     argerror("complete", "outcome",
       "outcome.status must be " .. one_of(quoted(core.TERMINAL)))
@@ -335,7 +341,8 @@ function Engine:prune(opts)
   check("prune", "opts", opts, "table")
   check("prune", "before_ms", opts.before_ms, "integer")
   local st = check("prune", "status", opts.status, "string", true)
-  if st and not STATUSES[st] then return einval('unknown status "' .. st .. '"') end
+  local ok, why = known("status", st, core.STATUSES)
+  if not ok then return einval(why) end
   return core.prune(self, opts.before_ms, st)
 end
 
@@ -369,9 +376,8 @@ function Engine:list(filter)
   check("list", "kind", filter.kind, "string", true)
   check("list", "limit", filter.limit, "integer", true)
   check("list", "after", filter.after, "string", true)
-  if st and not STATUSES[st] and st ~= "live" then
-    return einval('unknown status "' .. st .. '"')
-  end
+  local ok, why = known("status", st, LIST_STATUSES)
+  if not ok then return einval(why) end
   if filter.limit and filter.limit < 0 then return einval("limit must be >= 0") end
   return core.list(self, st, filter.kind, filter.limit or 0, filter.after)
 end
