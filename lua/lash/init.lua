@@ -41,27 +41,11 @@ function M.set_of(list)
   return set
 end
 
--- "a, b or c"
-local function one_of(list)
-  if #list == 1 then return list[1] end
-  return table.concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
-end
-
 local DURABILITIES = M.set_of(core.DURABILITIES)
 local TERMINAL = M.set_of(core.TERMINAL)
 local LIST_STATUSES = { table.unpack(core.STATUSES) }
 LIST_STATUSES[#LIST_STATUSES + 1] = "live"
-
--- true if `v` (when given) is one of `names`, else nil and
--- 'unknown <what> "<v>" (a, b or c)'.
-local function known(what, v, names)
-  if v == nil then return true end
-  for _, n in ipairs(names) do
-    if n == v then return true end
-  end
-  return nil, "unknown " .. what .. ' "' .. v .. '" (' .. one_of(names) .. ")"
-end
-local MAX_ATTEMPTS = 0xffffffff
+local MAX_ATTEMPTS = 0xffffffff -- lash_def.max_attempts is 32 bits
 
 -- --------------------------------------------------------- argument checks
 
@@ -95,10 +79,26 @@ local function einval(msg)
   return nil, msg, "EINVAL"
 end
 
+-- "a, b or c"
+local function one_of(list)
+  if #list == 1 then return list[1] end
+  return table.concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
+end
+
 local function quoted(list)
   local out = {}
   for i, n in ipairs(list) do out[i] = '"' .. n .. '"' end
   return out
+end
+
+-- true if `v` (when given) is one of `names`, else nil and
+-- 'unknown <what> "<v>" (a, b or c)'.
+local function known(what, v, names)
+  if v == nil then return true end
+  for _, n in ipairs(names) do
+    if n == v then return true end
+  end
+  return nil, "unknown " .. what .. ' "' .. v .. '" (' .. one_of(names) .. ")"
 end
 
 -- ---------------------------------------------------------------- open
