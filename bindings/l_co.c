@@ -45,12 +45,7 @@ llash_co *llash_co_new(lua_State *L, llash_engine *le, int type) {
 void llash_co_release(llash_co *c) {
   lua_State *L = c->le->L;
   if (c->ref == LUA_NOREF) return;
-  lash_wait_free(c->w.wait); /* a pending wait is cancelled silently */
-  c->w.wait = NULL;
-  lash_wait_free(c->w.res);
-  c->w.res = NULL;
-  free(c->w.label);
-  c->w.label = NULL;
+  llash_waiter_clear(&c->w);
   if (c->op != NULL) { /* still queued: its callback frees it */
     c->op->co = NULL;
     c->op = NULL;

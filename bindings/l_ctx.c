@@ -113,14 +113,7 @@ static int l_ctx_park(lua_State *L) {
 
 /* core.ctx_forget(ctx): drops the wait begun last. */
 static int l_ctx_forget(lua_State *L) {
-  llash_co *c = checkown(L);
-  lash_wait_free(c->w.wait);
-  c->w.wait = NULL;
-  lash_wait_free(c->w.res);
-  c->w.res = NULL;
-  c->w.done = 0;
-  free(c->w.label);
-  c->w.label = NULL;
+  llash_waiter_clear(&checkown(L)->w);
   return 0;
 }
 

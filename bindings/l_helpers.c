@@ -214,6 +214,16 @@ void llash_guard_done(lua_State *L, int idx) {
   lua_remove(L, idx);
 }
 
+void llash_waiter_clear(llash_waiter *w) {
+  lash_wait_free(w->wait); /* a pending one is cancelled silently */
+  w->wait = NULL;
+  lash_wait_free(w->res);
+  w->res = NULL;
+  free(w->label);
+  w->label = NULL;
+  w->done = 0;
+}
+
 void llash_free_record(void *p) {
   lash_record_free(p);
 }

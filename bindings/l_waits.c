@@ -33,13 +33,6 @@ int llash_raise_cancelled(lua_State *L, llash_engine *le, const char *id) {
   return lua_error(L);
 }
 
-static void forget(llash_waiter *w) {
-  lash_wait_free(w->wait);
-  w->wait = NULL;
-  free(w->label);
-  w->label = NULL;
-}
-
 /* Pushes the results of a resolved wait and frees it. */
 static int push_result(lua_State *L, llash_engine *le, llash_waiter *w) {
   int rc = w->rc, what = w->what, gi;
@@ -116,7 +109,7 @@ static int settle(lua_State *L, llash_engine *le, llash_co *c, llash_waiter *wt,
                   int rc) {
   if (rc < 0) {
     wt->wait = NULL; /* a failed await made none */
-    forget(wt);
+    llash_waiter_clear(wt);
     if (rc == LASH_ECANCELED && c != NULL && c->id != NULL)
       return llash_raise_cancelled(L, le, c->id);
     return llash_fail_store(L, le, rc);
@@ -143,7 +136,7 @@ int llash_wait_begin(lua_State *L, llash_co *c, int rc) {
   if (n >= 0) return n;
   /* Pending: a cancelled run gives up before it records a waiting status. */
   if (c->run != NULL && c->id != NULL && lash_run_cancelled(c->run)) {
-    forget(&c->w);
+    llash_waiter_clear(&c->w);
     return llash_raise_cancelled(L, c->le, c->id);
   }
   lua_pushboolean(L, 0);
@@ -164,7 +157,7 @@ int llash_wait(lua_State *L, llash_engine *le, llash_co *c, llash_waiter *wt,
     le->L = prev;
   }
   if (!wt->done) {
-    forget(wt);
+    llash_waiter_clear(wt);
     if (rc == LASH_ECANCELED) return luaL_error(L, "interrupted!");
     return llash_fail(L, rc < 0 ? rc : LASH_ECLOSED,
                       "the loop stopped before the wait resolved");
@@ -184,11 +177,7 @@ llash_waiter *llash_wait_prepare(lua_State *L, llash_engine *le, llash_co **pc,
   if (c == NULL && llash_luv_running(le))
     luaL_error(L, "cannot wait from plain code while the luv loop runs: "
                   "wait inside eng:spawn(fn) instead");
-  if (c != NULL) { /* a wait begun and never parked on */
-    lash_wait_free(w->wait);
-    lash_wait_free(w->res);
-    free(w->label);
-  }
+  if (c != NULL) llash_waiter_clear(w); /* a wait begun, never parked on */
   memset(w, 0, sizeof *w);
   w->co = c;
   w->what = what;

@@ -225,6 +225,9 @@ llash_guard *llash_guard_new(lua_State *L, void (*fn)(void *), void *p);
 /* Frees the guarded resource now; pops the guard at @p idx (absolute). */
 void llash_guard_done(lua_State *L, int idx);
 void llash_free_record(void *p);
+/* Lets go of what @p w holds: its pending wait (cancelled silently), an
+ * unread result, its label. */
+void llash_waiter_clear(llash_waiter *w);
 void llash_free_wait(void *p);
 
 /* Module setup (module table at -1): adds @p fns to the method table
