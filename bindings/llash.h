@@ -19,6 +19,11 @@
  *   l_ctx.c       the body's ctx object
  *   l_engine.c    the engine object: open/close, reads, driving
  *   lash_core.c   luaopen_lash_core: the module, core's names and limits
+ *
+ * (lash_main.c, the `lash` executable and its lash.host module, uses the
+ * helpers only.) Writes and waits do not use each other: a coroutine keeps
+ * its write (op, res) and its wait (w) apart, so a ctx wait can begin,
+ * record its waiting status with a write, then park.
  */
 #ifndef LLASH_H
 #define LLASH_H
