@@ -263,9 +263,18 @@ static int l_dec_map(l_dec *d, size_t n) {
   return 0;
 }
 
+/* Takes the next @p n bytes as a big-endian number. */
+static int l_take(l_dec *d, int n, uint64_t *u) {
+  if (!l_need(d, (size_t)n)) return -1;
+  *u = l_be(d->p, n);
+  d->p += n;
+  return 0;
+}
+
 static int l_dec_value(l_dec *d, int in_container) {
   lua_State *L = d->L;
   unsigned char c;
+  uint64_t u;
   if (!l_need(d, 1)) return -1;
   c = *d->p++;
   if (c <= 0x7f) {
@@ -291,84 +300,61 @@ static int l_dec_value(l_dec *d, int in_container) {
     lua_pushboolean(L, c == 0xc3);
     return 0;
   case 0xc4: /* bin 8/16/32: strings too */
-  case 0xd9: /* str 8 */
-    if (!l_need(d, 1)) return -1;
-    d->p += 1;
-    return l_dec_str(d, (size_t)l_be(d->p - 1, 1));
   case 0xc5:
-  case 0xda:
-    if (!l_need(d, 2)) return -1;
-    d->p += 2;
-    return l_dec_str(d, (size_t)l_be(d->p - 2, 2));
   case 0xc6:
+    if (l_take(d, 1 << (c - 0xc4), &u) < 0) return -1;
+    return l_dec_str(d, (size_t)u);
+  case 0xd9: /* str 8/16/32 */
+  case 0xda:
   case 0xdb:
-    if (!l_need(d, 4)) return -1;
-    d->p += 4;
-    return l_dec_str(d, (size_t)l_be(d->p - 4, 4));
+    if (l_take(d, 1 << (c - 0xd9), &u) < 0) return -1;
+    return l_dec_str(d, (size_t)u);
   case 0xca: {
-    uint32_t u;
+    uint32_t u32;
     float f;
-    if (!l_need(d, 4)) return -1;
-    u = (uint32_t)l_be(d->p, 4);
-    memcpy(&f, &u, sizeof f);
-    d->p += 4;
+    if (l_take(d, 4, &u) < 0) return -1;
+    u32 = (uint32_t)u;
+    memcpy(&f, &u32, sizeof f);
     lua_pushnumber(L, (lua_Number)f);
     return 0;
   }
   case 0xcb: {
-    uint64_t u;
     double f;
-    if (!l_need(d, 8)) return -1;
-    u = l_be(d->p, 8);
+    if (l_take(d, 8, &u) < 0) return -1;
     memcpy(&f, &u, sizeof f);
-    d->p += 8;
     lua_pushnumber(L, (lua_Number)f);
     return 0;
   }
-  case 0xcc:
+  case 0xcc: /* uint 8/16/32/64 */
   case 0xcd:
   case 0xce:
-  case 0xcf: {
-    int n = 1 << (c - 0xcc);
-    uint64_t u;
-    if (!l_need(d, (size_t)n)) return -1;
-    u = l_be(d->p, n);
-    d->p += n;
+  case 0xcf:
+    if (l_take(d, 1 << (c - 0xcc), &u) < 0) return -1;
     if (u > (uint64_t)INT64_MAX)
       lua_pushnumber(L, (lua_Number)u);
     else
       lua_pushinteger(L, (lua_Integer)u);
     return 0;
-  }
-  case 0xd0:
+  case 0xd0: /* int 8/16/32/64 */
   case 0xd1:
   case 0xd2:
   case 0xd3: {
     int n = 1 << (c - 0xd0);
-    uint64_t u;
     int64_t v;
-    if (!l_need(d, (size_t)n)) return -1;
-    u = l_be(d->p, n);
-    d->p += n;
+    if (l_take(d, n, &u) < 0) return -1;
     if (n < 8 && (u >> (n * 8 - 1)) & 1) u |= ~(uint64_t)0 << (n * 8);
     memcpy(&v, &u, sizeof v);
     lua_pushinteger(L, (lua_Integer)v);
     return 0;
   }
-  case 0xdc:
-  case 0xdd: {
-    int n = c == 0xdc ? 2 : 4;
-    if (!l_need(d, (size_t)n)) return -1;
-    d->p += n;
-    return l_dec_array(d, (size_t)l_be(d->p - n, n));
-  }
-  case 0xde:
-  case 0xdf: {
-    int n = c == 0xde ? 2 : 4;
-    if (!l_need(d, (size_t)n)) return -1;
-    d->p += n;
-    return l_dec_map(d, (size_t)l_be(d->p - n, n));
-  }
+  case 0xdc: /* array 16/32 */
+  case 0xdd:
+    if (l_take(d, c == 0xdc ? 2 : 4, &u) < 0) return -1;
+    return l_dec_array(d, (size_t)u);
+  case 0xde: /* map 16/32 */
+  case 0xdf:
+    if (l_take(d, c == 0xde ? 2 : 4, &u) < 0) return -1;
+    return l_dec_map(d, (size_t)u);
   default: /* ext types and the unused 0xc1 */
     return -1;
   }

@@ -4,8 +4,21 @@
  * await, ...) that lua/lash/init.lua wraps with option tables and defaults,
  * the method tables of engines (core.Engine) and process contexts
  * (core.Ctx), which init.lua extends, the payload codec (encode, decode,
- * null) and the version.
+ * null), the version, and the core's names and limits that the Lua layer
+ * checks against instead of typing them again:
+ *
+ *   core.STATUSES      {"pending", ..., "abandoned"}, in lash_status order
+ *   core.TERMINAL      the terminal ones, in the same order
+ *   core.DISPOSITIONS  {"rerunnable", "owner_bound", "external"}
+ *   core.AUTHORITIES   {"external", "workflow", "reconciled_abandon"}
+ *   core.DURABILITIES  {"full", "nometa", "none"}
+ *   core.ID_MAX, core.NAME_MAX  the byte limits of ids and names
  */
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "llash.h"
 
 /* core.strerror(code) -> text, name */
@@ -16,19 +29,86 @@ static int l_strerror(lua_State *L) {
   return 2;
 }
 
+static void close_dir(void *p) {
+  closedir(p);
+}
+
+/* core.dir_files(dir) -> array of the names of its regular files (not
+ * sorted) | nil, msg, code */
+static int l_dir_files(lua_State *L) {
+  const char *dir = llash_checkstr(L, 1, "dir");
+  struct dirent *d;
+  llash_guard *g;
+  DIR *dp;
+  lua_Integer n = 0;
+  lua_settop(L, 1);
+  lua_newtable(L);
+  g = llash_guard_new(L, NULL, NULL); /* closes dp if a push raises */
+  if ((dp = opendir(dir)) == NULL) {
+    int err = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot list %s: %s", dir, strerror(err));
+    lua_pushstring(L, err == ENOENT ? "ENOENT" : "EIO");
+    return 3;
+  }
+  g->free = close_dir;
+  g->p = dp;
+  while ((d = readdir(dp)) != NULL) {
+    struct stat st;
+    lua_pushfstring(L, "%s/%s", dir, d->d_name);
+    if (lstat(lua_tostring(L, -1), &st) == 0 && S_ISREG(st.st_mode)) {
+      lua_pushstring(L, d->d_name);
+      lua_rawseti(L, 2, ++n);
+    }
+    lua_pop(L, 1);
+  }
+  llash_guard_done(L, 3);
+  return 1;
+}
+
+/* Pushes the array of the names @p name gives for first..last. */
+static void push_names(lua_State *L, const char *(*name)(int), int first,
+                       int last, int terminal_only) {
+  int i, n = 0;
+  lua_newtable(L);
+  for (i = first; i <= last; i++) {
+    if (terminal_only && !LASH_IS_TERMINAL(i)) continue;
+    lua_pushstring(L, name(i));
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
 LASH_API int luaopen_lash_core(lua_State *L);
 
 LASH_API int luaopen_lash_core(lua_State *L) {
   luaL_checkversion(L);
   lua_newtable(L);
   llash_payload_open(L);
-  llash_engine_open(L);
+  llash_engine_open(L); /* first: it makes core.Engine for the others */
+  llash_writes_open(L);
+  llash_waits_open(L);
+  llash_co_open(L);
   llash_ctx_open(L);
   lua_pushcfunction(L, l_strerror);
   lua_setfield(L, -2, "strerror");
+  lua_pushcfunction(L, l_dir_files);
+  lua_setfield(L, -2, "dir_files");
   lua_pushstring(L, lash_version());
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LLASH_MAX_DEPTH);
   lua_setfield(L, -2, "max_depth");
+  push_names(L, lash_status_name, LASH_PENDING, LASH_ABANDONED, 0);
+  lua_setfield(L, -2, "STATUSES");
+  push_names(L, lash_status_name, LASH_PENDING, LASH_ABANDONED, 1);
+  lua_setfield(L, -2, "TERMINAL");
+  push_names(L, lash_disposition_name, LASH_RERUNNABLE, LASH_EXTERNAL, 0);
+  lua_setfield(L, -2, "DISPOSITIONS");
+  push_names(L, lash_authority_name, LASH_AUTH_EXTERNAL,
+             LASH_AUTH_RECONCILED_ABANDON, 0);
+  lua_setfield(L, -2, "AUTHORITIES");
+  lua_pushinteger(L, LASH_ID_MAX);
+  lua_setfield(L, -2, "ID_MAX");
+  lua_pushinteger(L, LASH_NAME_MAX);
+  lua_setfield(L, -2, "NAME_MAX");
   return 1;
 }

@@ -3,11 +3,32 @@
  * The bindings are thin: they check arguments, call the core (lash.h), push
  * results, and own the Lua side of every run: userdata, registry refs that
  * anchor coroutines, and the lua_yieldk continuations of every wait. Option
- * tables, defaults and policy live in lua/lash/init.lua.
+ * tables, defaults and user-facing messages live in lua/lash/init.lua; the
+ * name tables and limits it checks against come from the core through
+ * lash.core (lash_core.c).
+ *
+ * One file per part; each part uses only the parts listed above it here:
+ *
+ *   l_helpers.c   argument checks, option fields, failures, guards, protect
+ *   l_payload.c   MessagePack <-> Lua
+ *   l_push.c      records, events, outcomes, stats -> Lua tables; the one
+ *                 builder of stored outcome payloads
+ *   l_co.c        coroutines: anchoring, resume, their end, the runner
+ *   l_writes.c    the queued writes (group commit) and the write methods
+ *   l_waits.c     waits: yield in a coroutine, run the loop in plain code
+ *   l_ctx.c       the body's ctx object
+ *   l_engine.c    the engine object: open/close, reads, driving
+ *   lash_core.c   luaopen_lash_core: the module, core's names and limits
+ *
+ * (lash_main.c, the `lash` executable and its lash.host module, uses the
+ * helpers only.) Writes and waits do not use each other: a coroutine keeps
+ * its write (op, res) and its wait (w) apart, so a ctx wait can begin,
+ * record its waiting status with a write, then park.
  */
 #ifndef LLASH_H
 #define LLASH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <lauxlib.h>
@@ -30,7 +51,200 @@
 /* Nesting limit of encoded payloads. */
 #define LLASH_MAX_DEPTH 64
 
-/* ------------------------------------------------------------ payloads */
+/* --------------------------------------------------------------- lists */
+
+/* A circular intrusive list: a head in the owner, a link in each element.
+ * A link is its own list when unlinked, so removing twice is harmless. */
+typedef struct llash_link {
+  struct llash_link *prev, *next;
+} llash_link;
+
+#define llash_container_of(p, type, field)                                     \
+  ((type *)(void *)((char *)(p)-offsetof(type, field)))
+
+static inline void llash_list_init(llash_link *l) {
+  l->prev = l->next = l;
+}
+
+static inline int llash_list_empty(const llash_link *head) {
+  return head->next == head;
+}
+
+static inline void llash_list_push(llash_link *head, llash_link *l) {
+  l->next = head->next;
+  l->prev = head;
+  head->next->prev = l;
+  head->next = l;
+}
+
+static inline void llash_list_remove(llash_link *l) {
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  l->prev = l->next = l;
+}
+
+/* ------------------------------------------------------------ the state */
+
+typedef struct llash_co llash_co;
+typedef struct llash_op llash_op;
+
+typedef struct llash_engine {
+  lash_engine *e;
+  lua_State *L;   /* the thread running the loop; callbacks run on it */
+  int state_ref;  /* registry ref: {kinds = {}, handlers = {}, weak = {}} */
+  int depth;      /* > 0 while a coroutine of this engine runs */
+  int in_loop;    /* > 0 while the loop runs */
+  int batch;      /* an explicit batch is open */
+  int nhandlers;  /* on_event handlers */
+  void *luv;      /* luv's context when running on its loop, else NULL */
+  llash_link cos; /* every anchored coroutine (llash_co.link) */
+  llash_link ops; /* every queued write (llash_op.link) */
+} llash_engine;
+
+/* What a wait waits for. */
+enum { LLASH_W_TERMINAL = 1, LLASH_W_EVENT, LLASH_W_SLEEP };
+
+/* One wait, of a coroutine (co) or of plain code (co == NULL). */
+typedef struct llash_waiter {
+  llash_co *co;
+  volatile int done; /* the result arrived */
+  int what;          /* LLASH_W_* */
+  int rc;            /* result code */
+  lash_wait *res;    /* resolved wait, freed by whoever reads it */
+  lash_wait *wait;   /* the pending wait, until it resolves */
+  char *label;       /* copy of the awaited id, for messages */
+} llash_waiter;
+
+/* The result of a write, copied out of it when it committed. */
+typedef struct llash_result {
+  int type; /* LLASH_OP_* */
+  int rc;
+  uint64_t seq;
+  lash_prune_report prune;
+  char msg[256];
+} llash_result;
+
+/* What a coroutine yielded on (llash_co.parked). */
+enum { LLASH_PARK_START = 1, LLASH_PARK_WAIT, LLASH_PARK_WRITE };
+
+enum { LLASH_CO_BODY = 1, LLASH_CO_SPAWN, LLASH_CO_HANDLER };
+
+/* One coroutine the engine runs: a body (the ctx userdata), a spawned
+ * function or an event handler. Lives in a "lash.Ctx" userdata whose first
+ * uservalue is the thread and second the fields table; anchored by a
+ * registry ref while it runs or is parked. */
+struct llash_co {
+  llash_engine *le;
+  lua_State *th;
+  int ref;       /* registry ref to this userdata, LUA_NOREF when done */
+  int type;      /* LLASH_CO_* */
+  lash_run *run; /* bodies: the run, NULL once finished or dropped */
+  char *id;      /* bodies: the process id */
+  int parked;    /* LLASH_PARK_*, 0 when not parked */
+  int running;
+  llash_waiter w;   /* its wait */
+  llash_op *op;     /* the queued write it waits for, until it commits */
+  llash_result res; /* that write's result */
+  llash_link link;  /* in le->cos */
+};
+
+/* A write: performed inside the engine's shared transaction. */
+enum {
+  LLASH_OP_REGISTER = 1,
+  LLASH_OP_APPEND,
+  LLASH_OP_APPEND_FENCED,
+  LLASH_OP_CANCEL,
+  LLASH_OP_ABANDON,
+  LLASH_OP_WAIT_SET,
+  LLASH_OP_WAIT_CLEAR,
+  LLASH_OP_COMPLETE,
+  LLASH_OP_PRUNE
+};
+
+struct llash_op {
+  llash_engine *le;
+  llash_co *co; /* the coroutine waiting for it; NULL once nobody waits */
+  lash_lease lease;
+  char *s1, *s2, *s3; /* id / kind / type / reason, by type */
+  void *payload;
+  size_t len;
+  int i1, i2;
+  int64_t n1;
+  uint32_t u1;
+  llash_result res;
+  llash_link link; /* in le->ops while queued */
+};
+
+/* ------------------------------------------------------------- helpers */
+
+char *llash_strdup(const char *s);
+
+/* Pushes nil, message, code and returns 3. */
+int llash_fail(lua_State *L, int rc, const char *msg);
+int llash_fail_store(lua_State *L, llash_engine *le, int rc);
+
+/* The open engine at @p idx; raises when it is closed. */
+llash_engine *llash_checkengine(lua_State *L, int idx);
+/* 1 while the engine runs on luv's loop and luv is running it. */
+int llash_luv_running(const llash_engine *le);
+/* luv's context in this state (NULL without luv or before require "luv"). */
+void *llash_luv_context(lua_State *L);
+struct uv_loop_s *llash_luv_loop(void *luv);
+
+/* Argument checks whose errors name the argument:
+ * "bad argument #2 to 'get' (id: string expected, got table)". */
+const char *llash_checkstr(lua_State *L, int idx, const char *name);
+const char *llash_optstr(lua_State *L, int idx, const char *name);
+lua_Integer llash_checkint(lua_State *L, int idx, const char *name);
+lua_Integer llash_optint(lua_State *L, int idx, const char *name,
+                         lua_Integer def);
+/* As llash_optint, and >= 0. */
+lua_Integer llash_optcount(lua_State *L, int idx, const char *name,
+                           lua_Integer def);
+void llash_checkfn(lua_State *L, int idx, const char *name);
+/* A name of @p names (NULL-terminated); returns its index. */
+int llash_checkname(lua_State *L, int idx, const char *name,
+                    const char *const names[]);
+/* A name of a core enumeration, given its name function (NULL past the
+ * last value, which starts at 1); returns the value. */
+int llash_checkenum(lua_State *L, int idx, const char *name,
+                    const char *(*name_of)(int));
+/* timeout_ms at @p idx: -1 (forever) when absent, else >= 0. */
+int64_t llash_opttimeout(lua_State *L, int idx);
+
+/* Fields of an option table at @p t that lua/lash/init.lua checked and
+ * filled: read as they are (a wrong type raises, naming the field). */
+lua_Integer llash_field_int(lua_State *L, int t, const char *k);
+int llash_field_bool(lua_State *L, int t, const char *k);
+/* Leaves the value on the stack, so the string lives until it is popped. */
+const char *llash_field_str(lua_State *L, int t, const char *k);
+
+/* A guard: a userdata that frees a C resource when collected, so a memory
+ * error raised while the resource is held leaks nothing. */
+typedef struct llash_guard {
+  void (*free)(void *p);
+  void *p;
+  lash_record rec; /* room for a record read into the guard */
+} llash_guard;
+llash_guard *llash_guard_new(lua_State *L, void (*fn)(void *), void *p);
+/* Frees the guarded resource now; pops the guard at @p idx (absolute). */
+void llash_guard_done(lua_State *L, int idx);
+void llash_free_record(void *p);
+/* Lets go of what @p w holds: its pending wait (cancelled silently), an
+ * unread result, its label. */
+void llash_waiter_clear(llash_waiter *w);
+void llash_free_wait(void *p);
+
+/* Module setup (module table at -1): adds @p fns to the method table
+ * core.Engine (made by llash_engine_open), and @p raw to the module. */
+void llash_add_methods(lua_State *L, const luaL_Reg *fns);
+void llash_add_functions(lua_State *L, const luaL_Reg *raw);
+
+/* Runs f(a, b) protected on le->L; prints a failure to stderr. Used by
+ * every callback from the loop so no Lua error crosses core frames. */
+int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b);
+
+/* ------------------------------------------------------------- payload */
 
 /* The light userdata that stands for nil inside tables (lash.null). */
 extern char llash_null_tag;
@@ -49,156 +263,120 @@ int llash_decode(lua_State *L, const void *data, size_t len);
 void llash_pushpayload(lua_State *L, lash_bytes b);
 void llash_payload_open(lua_State *L);
 
-/* ----------------------------------------------------------- the engine */
+/* ------------------------------------------------------------- pushers */
 
-typedef struct llash_co llash_co;
-typedef struct llash_op llash_op;
+void llash_setstr(lua_State *L, const char *k, const char *v);
+void llash_setint(lua_State *L, const char *k, lua_Integer v);
 
-/* How a coroutine or plain code waits for a wait or a write. */
-typedef struct llash_waiter {
-  llash_co *co;      /* the coroutine to resume, or NULL for plain code */
-  volatile int done; /* set when the result arrived (plain code) */
-  int what;          /* LLASH_W_* */
-  int rc;            /* result code */
-  lash_wait *res;    /* resolved wait, freed by whoever reads it */
-  lash_wait *wait;   /* the parked wait, until it resolves */
-  llash_op *op;      /* the queued write, until it commits */
-  char *label;       /* copy of the awaited id, for messages */
-} llash_waiter;
-
-enum {
-  LLASH_W_TERMINAL = 1,
-  LLASH_W_EVENT,
-  LLASH_W_SLEEP,
-  LLASH_W_WRITE,
-  LLASH_W_SPAWN
-};
-
-typedef struct llash_engine {
-  lash_engine *e;
-  lua_State *L;  /* the thread running the loop; callbacks run on it */
-  int state_ref; /* registry ref: {kinds = {}, handlers = {}} */
-  int depth;     /* > 0 while a coroutine of this engine runs */
-  int in_loop;   /* > 0 while the loop runs */
-  int batch;     /* an explicit batch is open */
-  int nhandlers; /* on_event handlers */
-  void *luv;     /* luv's context when running on its loop, else NULL */
-  llash_co *cos; /* every anchored coroutine */
-  llash_op *ops; /* every queued write */
-} llash_engine;
-
-enum { LLASH_CO_BODY = 1, LLASH_CO_SPAWN, LLASH_CO_HANDLER };
-
-/* One coroutine the engine runs: a body (the ctx userdata), a spawned
- * function or an event handler. Lives in a "lash.Ctx" userdata whose first
- * uservalue is the thread and second the fields table; anchored by a
- * registry ref while it runs or is parked. */
-struct llash_co {
-  llash_engine *le;
-  lua_State *th;
-  int ref;       /* registry ref to this userdata, LUA_NOREF when done */
-  int type;      /* LLASH_CO_* */
-  lash_run *run; /* bodies: the run, NULL once finished or dropped */
-  char *id;      /* bodies: the process id */
-  int parked;    /* yielded inside a lash call */
-  int running;
-  llash_waiter w;
-  llash_co *prev, *next;
-};
-
-/* A write: performed inside the engine's shared transaction. */
-enum {
-  LLASH_OP_REGISTER = 1,
-  LLASH_OP_APPEND,
-  LLASH_OP_APPEND_FENCED,
-  LLASH_OP_CANCEL,
-  LLASH_OP_ABANDON,
-  LLASH_OP_WAIT_SET,
-  LLASH_OP_WAIT_CLEAR,
-  LLASH_OP_COMPLETE,
-  LLASH_OP_PRUNE
-};
-
-struct llash_op {
-  int type;
-  llash_engine *le;
-  llash_waiter *w; /* NULL once nobody waits for the result */
-  lash_lease lease;
-  char *s1, *s2, *s3; /* id / kind / type / reason, by type */
-  void *payload;
-  size_t len;
-  int i1, i2;
-  int64_t n1;
-  uint32_t u1;
-  int rc;
-  uint64_t seq;
-  lash_prune_report prune;
-  char msg[256];
-  llash_op *prev, *next;
-};
-
-llash_engine *llash_checkengine(lua_State *L, int idx);
-int llash_luv_running(const llash_engine *le);
-void llash_check_yieldable(lua_State *L);
-
-/* Argument checks whose errors name the argument:
- * "bad argument #2 to 'get' (id: string expected, got table)". */
-const char *llash_checkstr(lua_State *L, int idx, const char *name);
-const char *llash_optstr(lua_State *L, int idx, const char *name);
-lua_Integer llash_checkint(lua_State *L, int idx, const char *name);
-lua_Integer llash_optint(lua_State *L, int idx, const char *name,
-                         lua_Integer def);
-void llash_checkfn(lua_State *L, int idx, const char *name);
-/* The engine coroutine running @p L, or NULL for plain code. Raises when a
- * coroutine nested inside an engine coroutine calls (it cannot yield to the
- * engine and must not run the loop). */
-llash_co *llash_current(lua_State *L, llash_engine *le);
-
-/* Pushes nil, message, code and returns 3. */
-int llash_fail(lua_State *L, int rc, const char *msg);
-int llash_fail_store(lua_State *L, llash_engine *le, int rc);
-
-/* Record, event and outcome tables. */
+/* Record, event, outcome and stats tables. */
 void llash_pushrecord(lua_State *L, const lash_record *r);
 void llash_pushevent(lua_State *L, const lash_event *ev);
 void llash_pushoutcome(lua_State *L, int status, lash_bytes b);
 void llash_pushtombstone_outcome(lua_State *L, const lash_tombstone *t);
+void llash_pushstats(lua_State *L, const lash_stats *s,
+                     const lash_engine_stats *es);
 
-/* Runs f(a, b) protected on le->L; prints a failure to stderr. Used by
- * every callback from the loop so no Lua error crosses core frames. */
-int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b);
+/* The one builder of stored outcome payloads. Pushes the payload of an
+ * outcome of @p status (COMPLETED, FAILED, CANCELLED) made from the value
+ * at @p idx (0: none): completed, the value itself; failed, the error
+ * table {class=, message= [, traceback=]} of an error value (a string, a
+ * table with message/class/traceback, anything tostring takes), with
+ * @p traceback when not NULL; cancelled, {reason=} from a string or a
+ * table's reason. */
+void llash_push_outcome_payload(lua_State *L, int status, int idx,
+                                const char *traceback);
 
-/* Queues or performs @p op: from an engine coroutine outside a batch it is
- * queued and the coroutine yields until the commit; else it is committed
- * now. Either way the results are pushed by llash_op_push. */
-int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op);
+/* Listings: push an array, then one element per callback, each pushed
+ * under lua_pcall so no Lua error crosses core frames. */
+typedef struct llash_collect {
+  lua_State *L;
+  int tidx;
+  lua_Integer n;
+  int failed;
+} llash_collect;
+void llash_collect_begin(lua_State *L, llash_collect *k);
+int llash_collect_record(void *ud, const lash_record *rec);
+int llash_collect_event(void *ud, const lash_event *ev);
+/* Returns the array, or raises/fails for a callback or store error. */
+int llash_collect_end(lua_State *L, llash_engine *le, llash_collect *k, int rc);
+
+/* ---------------------------------------------------------- coroutines */
+
+/* Creates a coroutine userdata of @p le, pushes it, and anchors it. */
+llash_co *llash_co_new(lua_State *L, llash_engine *le, int type);
+/* Resumes @p c with @p nargs values on its thread; records its end. */
+void llash_co_resume(llash_co *c, int nargs);
+/* From a loop callback: resumes @p c if it is still parked on @p park. */
+void llash_co_wake(llash_co *c, int park);
+/* Unanchors @p c: cancels its wait, detaches its write, forgets its run. */
+void llash_co_release(llash_co *c);
+void llash_co_release_all(llash_engine *le);
+/* The engine coroutine running @p L, or NULL for plain code. Raises when a
+ * coroutine nested inside an engine coroutine calls (it cannot yield to the
+ * engine and must not run the loop). */
+llash_co *llash_current(lua_State *L, llash_engine *le);
 /* The coroutine of @p le running @p L, or NULL (never raises). */
 llash_co *llash_writer(lua_State *L, llash_engine *le);
-/* Registry key of the table thread -> coroutine userdata (weak keys). */
-void *llash_cos_key(void);
-llash_op *llash_op_new(llash_engine *le, int type);
-void llash_op_free(llash_op *op);
-char *llash_strdup(const char *s);
+/* Raises unless @p L may yield to the engine here. */
+void llash_check_yieldable(lua_State *L);
+/* Installs the runner: bodies, their drop, on_event handlers. */
+void llash_runner_init(llash_engine *le);
+/* core.Cancelled, the thread table, eng:spawn. */
+void llash_co_open(lua_State *L);
 
-/* Waits: either yields (engine coroutine) or runs the loop (plain code).
- * @p wt is prepared by the caller with what and wait/res set from the
- * lash_await_* call that returned @p rc. */
+/* -------------------------------------------------------------- writes */
+
+/* A write of @p type with copies of the strings given (NULL: none), or
+ * NULL when out of memory. */
+llash_op *llash_op_new(llash_engine *le, int type, const char *s1,
+                       const char *s2, const char *s3);
+void llash_op_free(llash_op *op);
+/* Encodes the value at @p idx into op->payload. Returns 0, or frees @p op,
+ * pushes nil, msg, code and returns 3. */
+int llash_op_payload(lua_State *L, llash_op *op, int idx, const char *what);
+/* Frees @p op, pushes nil, msg, "ENOMEM", returns 3. */
+int llash_op_nomem(lua_State *L, llash_op *op);
+/* Performs @p op: from the engine coroutine @p c outside a batch it is
+ * queued and c yields until the commit; else it commits now. Either way
+ * the results are pushed as the Lua call returns them. */
+int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op);
+/* Engine closing: nobody waits for the queued writes any more, then (after
+ * lash_engine_close) the ones left are freed. */
+void llash_ops_orphan(llash_engine *le);
+void llash_ops_free(llash_engine *le);
+/* start, signal, append, cancel, abandon, complete, prune, batches. */
+void llash_writes_open(lua_State *L);
+
+/* --------------------------------------------------------------- waits */
+
+/* Checks that a wait may start from @p L and prepares its waiter: the
+ * coroutine's own (*pc set), or @p local for plain code. */
+llash_waiter *llash_wait_prepare(lua_State *L, llash_engine *le, llash_co **pc,
+                                 llash_waiter *local, int what,
+                                 const char *label);
+/* After the lash_await_* call that returned @p rc into @p wt: pushes the
+ * result if it resolved at once or failed; else yields (engine coroutine)
+ * or runs the loop (plain code) until it resolves. */
 int llash_wait(lua_State *L, llash_engine *le, llash_co *c, llash_waiter *wt,
                int rc);
+/* As llash_wait for coroutine @p c, without parking: a wait still pending
+ * stays in c->w and pushes false (park later with llash_wait_park). */
+int llash_wait_begin(lua_State *L, llash_co *c, int rc);
+/* Parks @p c on its pending wait; pushes the result. */
+int llash_wait_park(lua_State *L, llash_co *c);
 void llash_wait_cb(void *ud, lash_wait *w, int rc);
-
 /* Raises the cancellation error of @p id. */
 int llash_raise_cancelled(lua_State *L, llash_engine *le, const char *id);
+/* await, await_event, sleep. */
+void llash_waits_open(lua_State *L);
 
-/* Coroutines (l_run.c). */
-void llash_runner_init(llash_engine *le);
-llash_co *llash_co_new(lua_State *L, llash_engine *le, int type);
-void llash_co_resume(llash_co *c, int nargs);
-void llash_co_release(llash_co *c);
-void llash_engine_release_all(llash_engine *le);
-int llash_spawn(lua_State *L);
+/* ----------------------------------------------------------------- ctx */
+
 void llash_ctx_open(lua_State *L);
 
+/* -------------------------------------------------------------- engine */
+
+/* core.open, the "lash.Engine" metatable and core.Engine, its methods. */
 void llash_engine_open(lua_State *L);
 
 #endif /* LLASH_H */

@@ -19,10 +19,9 @@ local function host()
   return host_mod or nil
 end
 
-local STATUSES = { "pending", "running", "waiting", "completed", "failed", "cancelled",
-  "abandoned" }
-local TERMINAL = { completed = true, failed = true, cancelled = true, abandoned = true }
-local DISPOSITIONS = { rerunnable = true, owner_bound = true, external = true }
+local STATUSES = lash.STATUSES
+local TERMINAL = lash.set_of(lash.TERMINAL)
+local DISPOSITIONS = lash.set_of(lash.DISPOSITIONS)
 
 -- ------------------------------------------------------------ commands
 
@@ -65,15 +64,15 @@ exits 0. A second signal ends the grace period at once.]],
     creates = true,
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
-JSON is the input (default null). --disposition is rerunnable (default),
-owner_bound or external. Starting again with the same --id and definition
-returns the same id.]],
+JSON is the input (default null). --disposition is one of
+]] .. table.concat(lash.DISPOSITIONS, ", ") .. [[ (default rerunnable).
+Starting again with the same --id and definition returns the same id.]],
   },
   ps = {
     opts = { status = "string", kind = "string", limit = "int", json = "flag" },
     summary = "list processes: id, kind, status, attempt, age",
-    help = "--status is pending, running, waiting, completed, failed, cancelled,\n" ..
-      "abandoned or live. --limit defaults to 100 (0: no limit).",
+    help = "--status is " .. table.concat(STATUSES, ", ") .. "\n" ..
+      "or live. --limit defaults to 100 (0: no limit).",
   },
   show = {
     args = { "ID" }, opts = { json = "flag" },
@@ -312,8 +311,16 @@ local function exists(path)
   return f ~= nil
 end
 
+-- A command that does not create the store first opens it read-only, which
+-- creates nothing: whether a store is there is the core's to say.
+local function store_exists(db)
+  local eng, _, code = lash.open(db, { read_only = true })
+  if eng then eng:close() end
+  return eng ~= nil or code ~= "EACCES"
+end
+
 local function open_store(cmd, db, creates, opts)
-  if not creates and not exists(db .. "/data.mdb") then
+  if not creates and not store_exists(db) then
     failure(cmd, "no store at " .. db .. " (give --db DIR or set LASH_DB)")
   end
   local eng, msg = lash.open(db, opts or {})
@@ -333,6 +340,14 @@ local function is_open(eng)
   return (pcall(eng.path, eng))
 end
 
+-- Opens the store and returns eng:METHOD(...), eng; a failure ends `cmd`.
+local function read_store(ctx, cmd, method, ...)
+  local eng = ctx.open()
+  local r, msg = eng[method](eng, ...)
+  if not r then failure(cmd, msg) end
+  return r, eng
+end
+
 local function unknown_or_fail(cmd, id, msg, code)
   if code == "ENOENT" then failure(cmd, 'unknown process "' .. id .. '"') end
   failure(cmd, tostring(msg))
@@ -346,11 +361,11 @@ function run.start(ctx, pos, opts)
   local kind, input = pos[1], json_arg("start", "input", pos[2])
   if opts.disposition and not DISPOSITIONS[opts.disposition] then
     usage_error("start", 'unknown disposition "' .. opts.disposition ..
-      '" (rerunnable, owner_bound or external)')
+      '" (' .. table.concat(lash.DISPOSITIONS, ", ") .. ")")
   end
   if kind == "" then usage_error("start", "KIND must not be empty") end
-  if opts.id and (#opts.id == 0 or #opts.id > 255) then
-    usage_error("start", "--id must be 1 to 255 bytes, got " .. #opts.id)
+  if opts.id and (#opts.id == 0 or #opts.id > lash.ID_MAX) then
+    usage_error("start", "--id must be 1 to " .. lash.ID_MAX .. " bytes, got " .. #opts.id)
   end
   if opts["max-attempts"] == 0 then usage_error("start", "--max-attempts must be >= 1") end
   local eng = ctx.open(true)
@@ -367,10 +382,8 @@ function run.ps(ctx, _, opts)
   local allowed = { live = true }
   for _, s in ipairs(STATUSES) do allowed[s] = true end
   check_status("ps", opts.status, allowed)
-  local eng = ctx.open()
-  local list, msg = eng:list { status = opts.status, kind = opts.kind,
-    limit = opts.limit or 100 }
-  if not list then failure("ps", msg) end
+  local list, eng = read_store(ctx, "ps", "list", { status = opts.status, kind = opts.kind,
+    limit = opts.limit or 100 })
   if opts.json then
     say(format.json(list, { array = true }))
   elseif #list == 0 then
@@ -496,13 +509,16 @@ function run.prune(ctx, _, opts)
   end
 end
 
-local STAT_ORDER = { "pending", "running", "waiting", "completed", "failed", "cancelled",
-  "abandoned", "live", "total", "tombstones", "change_seq", "bytes_used", "bytes_available" }
+-- The rows of `stats`: a count per status, then the totals.
+local STAT_ORDER = {}
+for _, k in ipairs(STATUSES) do STAT_ORDER[#STAT_ORDER + 1] = k end
+for _, k in ipairs { "live", "total", "tombstones", "change_seq", "bytes_used",
+  "bytes_available" } do
+  STAT_ORDER[#STAT_ORDER + 1] = k
+end
 
 function run.stats(ctx, _, opts)
-  local eng = ctx.open()
-  local s, msg = eng:stats()
-  if not s then failure("stats", msg) end
+  local s = read_store(ctx, "stats", "stats")
   if opts.json then
     say(format.json(s))
     return
@@ -515,9 +531,7 @@ function run.stats(ctx, _, opts)
 end
 
 function run.check(ctx, _, opts)
-  local eng = ctx.open()
-  local problems, msg = eng:check()
-  if not problems then failure("check", msg) end
+  local problems, eng = read_store(ctx, "check", "check")
   if opts.json then
     say(format.json({ ok = #problems == 0, problems = problems }))
   elseif #problems == 0 then

@@ -2,16 +2,25 @@
 --- plain Lua values, shared by the REPL and the operator commands.
 local M = {}
 
-local TERMINAL = { completed = true, failed = true, cancelled = true, abandoned = true,
-  no_longer_retained = true }
+-- From lash, once first needed (this module also loads without lash.core):
+-- its null, and the terminal statuses an outcome can show.
+local null, terminal
+local function from_lash()
+  if terminal then return end
+  local ok, lash = pcall(require, "lash")
+  null = ok and lash.null or false
+  terminal = ok and lash.set_of(lash.TERMINAL) or {}
+  terminal.no_longer_retained = true
+end
 
-local null -- lash.null, looked up lazily (this module loads without lash.core)
 local function lash_null()
-  if null == nil then
-    local ok, lash = pcall(require, "lash")
-    null = ok and lash.null or false
-  end
+  from_lash()
   return null
+end
+
+local function is_terminal(status)
+  from_lash()
+  return terminal[status] == true
 end
 
 -- ---------------------------------------------------------------- time
@@ -258,24 +267,25 @@ function M.is_event(v)
     v.at ~= nil
 end
 
-function M.is_event_list(v)
+-- A non-empty array whose every element passes is(element).
+local function is_list_of(v, is)
   if type(v) ~= "table" or #v == 0 then return false end
   for i = 1, #v do
-    if not M.is_event(v[i]) then return false end
+    if not is(v[i]) then return false end
   end
   return true
+end
+
+function M.is_event_list(v)
+  return is_list_of(v, M.is_event)
 end
 
 function M.is_record_list(v)
-  if type(v) ~= "table" or #v == 0 then return false end
-  for i = 1, #v do
-    if not M.is_record(v[i]) then return false end
-  end
-  return true
+  return is_list_of(v, M.is_record)
 end
 
 function M.is_outcome(v)
-  return type(v) == "table" and TERMINAL[v.status] == true and v.id == nil and v.kind == nil
+  return type(v) == "table" and is_terminal(v.status) and v.id == nil and v.kind == nil
 end
 
 --- One line for an outcome: "completed {"x":1}", "failed: boom".

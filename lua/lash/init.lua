@@ -27,13 +27,25 @@ local kind_defs = setmetatable({}, { __mode = "k" })
 -- ctx -> { signal name -> seq of the last signal consumed }
 local cursors = setmetatable({}, { __mode = "k" })
 
-local DISPOSITIONS = { rerunnable = true, owner_bound = true, external = true }
-local DURABILITIES = { full = true, nometa = true, none = true }
-local AUTHORITIES = { external = true, workflow = true, reconciled_abandon = true }
-local STATUSES = {
-  pending = true, running = true, waiting = true, completed = true,
-  failed = true, cancelled = true, abandoned = true, live = true,
-}
+-- The core's names and limits (lash.h), never typed again here.
+M.STATUSES = core.STATUSES         -- {"pending", ..., "abandoned"}
+M.TERMINAL = core.TERMINAL         -- {"completed", ..., "abandoned"}
+M.DISPOSITIONS = core.DISPOSITIONS -- {"rerunnable", "owner_bound", "external"}
+M.ID_MAX = core.ID_MAX             -- ids are 1..ID_MAX bytes
+M.NAME_MAX = core.NAME_MAX         -- kinds, owners, event types: 1..NAME_MAX
+
+--- The set {name = true} of a list of names.
+function M.set_of(list)
+  local set = {}
+  for _, n in ipairs(list) do set[n] = true end
+  return set
+end
+
+local DURABILITIES = M.set_of(core.DURABILITIES)
+local TERMINAL = M.set_of(core.TERMINAL)
+local LIST_STATUSES = { table.unpack(core.STATUSES) }
+LIST_STATUSES[#LIST_STATUSES + 1] = "live"
+local MAX_ATTEMPTS = 0xffffffff -- lash_def.max_attempts is 32 bits
 
 -- --------------------------------------------------------- argument checks
 
@@ -67,6 +79,28 @@ local function einval(msg)
   return nil, msg, "EINVAL"
 end
 
+-- "a, b or c"
+local function one_of(list)
+  if #list == 1 then return list[1] end
+  return table.concat(list, ", ", 1, #list - 1) .. " or " .. list[#list]
+end
+
+local function quoted(list)
+  local out = {}
+  for i, n in ipairs(list) do out[i] = '"' .. n .. '"' end
+  return out
+end
+
+-- true if `v` (when given) is one of `names`, else nil and
+-- 'unknown <what> "<v>" (a, b or c)'.
+local function known(what, v, names)
+  if v == nil then return true end
+  for _, n in ipairs(names) do
+    if n == v then return true end
+  end
+  return nil, "unknown " .. what .. ' "' .. v .. '" (' .. one_of(names) .. ")"
+end
+
 -- ---------------------------------------------------------------- open
 
 local OPEN_OPTS = {
@@ -77,8 +111,12 @@ local OPEN_OPTS = {
   eager_start = "boolean", loop = "string", fs_wake = "boolean",
 }
 
---- Opens (creating if missing) the store in directory `dir`.
----@param dir string
+-- The defaults of the options that are this layer's own.
+local OPEN_DEFAULTS = { durability = "full", loop = "own", eager_start = true, fs_wake = true }
+
+--- Opens (creating if missing) the store at `target`: a directory, or a
+--- target the core names a scheme for ("lmdb:DIR").
+---@param target string
 ---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
 ---  max_payload, max_bytes, eager_start (default true: a row of a kind this
 ---  engine defines is claimed and started in the commit that registers it),
@@ -87,31 +125,32 @@ local OPEN_OPTS = {
 ---  watch the store file so writes by other OS processes are seen at once;
 ---  false leaves only the poll backoff)
 ---@return userdata|nil engine, string? msg, string? code
-function M.open(dir, opts)
-  check("open", "dir", dir, "string")
+function M.open(target, opts)
+  check("open", "dir", target, "string")
   opts = check_opts("open", opts)
   local o = {}
+  for k, v in pairs(OPEN_DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
     local want = OPEN_OPTS[k]
     if not want then argerror("open", tostring(k), "unknown option") end
     check("open", k, v, want)
     if want == "integer" and v < 0 then argerror("open", k, "must be >= 0") end
-    if k == "owner" and (#v == 0 or #v > 127) then
-      argerror("open", "owner", "must be 1 to 127 bytes")
+    if k == "owner" and (#v == 0 or #v > core.NAME_MAX) then
+      argerror("open", "owner", "must be 1 to " .. core.NAME_MAX .. " bytes")
     end
     o[k] = v
   end
-  if o.durability and not DURABILITIES[o.durability] then
+  if not DURABILITIES[o.durability] then
     argerror("open", "durability",
-      'must be "full", "nometa" or "none", got "' .. o.durability .. '"')
+      "must be " .. one_of(quoted(core.DURABILITIES)) .. ', got "' .. o.durability .. '"')
   end
   if o.concurrency == 0 then argerror("open", "concurrency", "must be >= 1") end
-  if o.loop ~= nil and o.loop ~= "luv" and o.loop ~= "own" then
+  if o.loop ~= "luv" and o.loop ~= "own" then
     argerror("open", "loop", 'must be "luv" or "own", got "' .. o.loop .. '"')
   end
   -- On luv's loop: luv must be loaded so its loop exists to share.
   if o.loop == "luv" then require "luv" end
-  return core.open(dir, o)
+  return core.open(target, o)
 end
 
 -- -------------------------------------------------------------- kinds
@@ -129,12 +168,13 @@ end
 local function check_def(fname, opts)
   check(fname, "disposition", opts.disposition, "string", true)
   check(fname, "max_attempts", opts.max_attempts, "integer", true)
-  if opts.disposition ~= nil and not DISPOSITIONS[opts.disposition] then
-    return nil, 'unknown disposition "' .. opts.disposition ..
-      '" (rerunnable, owner_bound or external)'
-  end
+  local ok, why = known("disposition", opts.disposition, core.DISPOSITIONS)
+  if not ok then return nil, why end
   if opts.max_attempts ~= nil and opts.max_attempts < 1 then
     return nil, "max_attempts must be >= 1, got " .. opts.max_attempts
+  end
+  if opts.max_attempts ~= nil and opts.max_attempts > MAX_ATTEMPTS then
+    return nil, "max_attempts is out of range"
   end
   return true
 end
@@ -156,10 +196,6 @@ function Engine:define(kind, fn, opts)
     max_attempts = opts.max_attempts,
   }
   return true
-end
-
-local function shq(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
 -- Reads the kinds a script file returns: { kind = { fn, opts } } or nil, msg.
@@ -194,12 +230,15 @@ local function read_kinds(path)
   return out
 end
 
+-- The *.lua files of directory `dir`, in name order: paths | nil, msg, code.
 local function lua_files(dir)
-  local p = io.popen("find " .. shq(dir) .. " -maxdepth 1 -type f -name '*.lua' | sort")
-  if not p then return nil end
+  local names, msg, code = core.dir_files(dir)
+  if not names then return nil, msg, code end
   local files = {}
-  for line in p:lines() do files[#files + 1] = line end
-  p:close()
+  for _, n in ipairs(names) do
+    if n:match("%.lua$") then files[#files + 1] = dir .. "/" .. n end
+  end
+  table.sort(files)
   return files
 end
 
@@ -215,8 +254,9 @@ function Engine:load(path)
   f:close()
   local files = { path }
   if rerr then -- a directory (reading it fails), or unreadable
-    files = lua_files(path)
-    if not files then return nil, "cannot list " .. path, "EIO" end
+    local msg, code
+    files, msg, code = lua_files(path)
+    if not files then return nil, msg, code end
   end
   local all = {}
   for _, file in ipairs(files) do
@@ -259,8 +299,8 @@ function Engine:start(kind, input, opts)
   local id = check("start", "id", opts.id, "string", true)
   local valid, why = check_def("start", opts)
   if not valid then return einval(why) end
-  if id ~= nil and (#id == 0 or #id > 255) then
-    return einval("invalid id: must be 1 to 255 bytes, got " .. #id)
+  if id ~= nil and (#id == 0 or #id > core.ID_MAX) then
+    return einval("invalid id: must be 1 to " .. core.ID_MAX .. " bytes, got " .. #id)
   end
   local d = defs_of(self)[kind]
   local disp = opts.disposition or (d and d.disposition) or "rerunnable"
@@ -283,28 +323,15 @@ function Engine:complete(id, outcome, opts)
   check("complete", "outcome", outcome, "table")
   opts = check_opts("complete", opts)
   local auth = check("complete", "authority", opts.authority, "string", true) or "external"
-  if not AUTHORITIES[auth] then
-    return einval('unknown authority "' .. auth ..
-      '" (external, workflow or reconciled_abandon)')
-  end
-  local st, payload = outcome.status, nil
-  if st == "completed" then
-    payload = outcome.value
-  elseif st == "failed" then
-    local e = outcome.error
-    if type(e) == "table" then
-      payload = { message = tostring(e.message or "failed"), class = e.class or "error",
-        traceback = e.traceback }
-    else
-      payload = { message = e ~= nil and tostring(e) or "failed", class = "error" }
-    end
-  elseif st == "cancelled" then
-    payload = { reason = outcome.reason }
-  elseif st ~= "abandoned" then
+  local ok, why = known("authority", auth, core.AUTHORITIES)
+  if not ok then return einval(why) end
+  if not TERMINAL[outcome.status] then
     argerror("complete", "outcome",
-      'outcome.status must be "completed", "failed", "cancelled" or "abandoned"')
+      "outcome.status must be " .. one_of(quoted(core.TERMINAL)))
   end
-  return core.complete(self, id, st, payload, auth)
+  -- The stored payload (a failure's {class=, message=}) is built by the core
+  -- module, the one place every outcome is made.
+  return core.complete(self, id, outcome, auth)
 end
 
 --- Removes terminal rows last updated before `before_ms` (and of `status`).
@@ -313,8 +340,10 @@ end
 function Engine:prune(opts)
   check("prune", "opts", opts, "table")
   check("prune", "before_ms", opts.before_ms, "integer")
-  check("prune", "status", opts.status, "string", true)
-  return core.prune(self, opts.before_ms, opts.status)
+  local st = check("prune", "status", opts.status, "string", true)
+  local ok, why = known("status", st, core.STATUSES)
+  if not ok then return einval(why) end
+  return core.prune(self, opts.before_ms, st)
 end
 
 --- Runs fn(eng) with every write in one transaction: committed if fn
@@ -347,7 +376,8 @@ function Engine:list(filter)
   check("list", "kind", filter.kind, "string", true)
   check("list", "limit", filter.limit, "integer", true)
   check("list", "after", filter.after, "string", true)
-  if st and not STATUSES[st] then return einval('unknown status "' .. st .. '"') end
+  local ok, why = known("status", st, LIST_STATUSES)
+  if not ok then return einval(why) end
   if filter.limit and filter.limit < 0 then return einval("limit must be >= 0") end
   return core.list(self, st, filter.kind, filter.limit or 0, filter.after)
 end
@@ -402,13 +432,19 @@ end
 
 -- ---------------------------------------------------------------- ctx
 
--- Runs wait() between process.waiting {wait = what} and process.resumed, so
--- the row shows status "waiting" while the body is parked. A cancellation
--- raised by wait() propagates (the row ends cancelled, which clears it).
-local function parked(ctx, what, wait, ...)
+-- The end of every ctx wait. A ctx wait begins with one read: an answer
+-- already there (or a failure) is returned at once, and `false` says the
+-- wait is pending. Only then is the row shown waiting: process.waiting
+-- {wait = what}, park, process.resumed. A cancellation raised by the park
+-- propagates (the row ends cancelled, which clears the wait).
+local function parked(ctx, what, r1, r2, r3)
+  if r1 ~= false then return r1, r2, r3 end
   local ok, msg, code = core.ctx_wait_set(ctx, what)
-  if not ok then return nil, msg, code end
-  local r1, r2, r3 = wait(...)
+  if not ok then
+    core.ctx_forget(ctx)
+    return nil, msg, code
+  end
+  r1, r2, r3 = core.ctx_park(ctx)
   core.ctx_wait_clear(ctx)
   return r1, r2, r3
 end
@@ -426,14 +462,9 @@ function Ctx:await_signal(name, opts)
     seen = {}
     cursors[self] = seen
   end
-  local after = seen[name] or 0
-  local ev = core.ctx_find_event(self, type_, after)
-  if not ev then
-    local msg, code
-    ev, msg, code = parked(self, "signal:" .. name, core.await_event,
-      self.engine, self.id, type_, after, timeout)
-    if not ev then return nil, msg, code end
-  end
+  local ev, msg, code = parked(self, "signal:" .. name,
+    core.ctx_await_event(self, type_, seen[name] or 0, timeout))
+  if not ev then return nil, msg, code end
   seen[name] = ev.seq
   return ev.payload
 end
@@ -444,17 +475,15 @@ function Ctx:await_event(type_, after, opts)
   check("await_event", "type", type_, "string")
   check("await_event", "after", after, "integer", true)
   local timeout = timeout_of("await_event", opts)
-  local ev = core.ctx_find_event(self, type_, after or 0)
-  if ev then return ev end
-  return parked(self, "event:" .. type_, core.await_event, self.engine, self.id,
-    type_, after or 0, timeout)
+  return parked(self, "event:" .. type_,
+    core.ctx_await_event(self, type_, after or 0, timeout))
 end
 
 --- Sleeps `ms` milliseconds (status "waiting" meanwhile).
 function Ctx:sleep(ms)
   check("sleep", "ms", ms, "integer")
   if ms < 0 then argerror("sleep", "ms", "must be >= 0") end
-  return parked(self, "sleep:" .. ms, core.ctx_sleep, self, ms)
+  return parked(self, "sleep:" .. ms, core.ctx_sleep(self, ms))
 end
 
 --- Starts a child process; returns its id.
@@ -463,15 +492,11 @@ function Ctx:start(kind, input, opts)
 end
 
 --- Waits for the outcome of another process (a child); a child already
---- terminal returns at once.
+--- terminal (or pruned) returns at once.
 function Ctx:await(id, opts)
   check("await", "id", id, "string")
   local timeout = timeout_of("await", opts)
-  local eng = self.engine
-  local r, msg, code = eng:get(id)
-  if r and r.outcome then return r.outcome end
-  if not r and code ~= "EPRUNED" then return nil, msg, code end
-  return parked(self, "process:" .. id, core.await, eng, id, timeout)
+  return parked(self, "process:" .. id, core.ctx_await(self, id, timeout))
 end
 
 M.Engine = Engine

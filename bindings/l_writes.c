@@ -1,0 +1,381 @@
+/* l_writes.c - writes: eng:start, signal, append, cancel, abandon,
+ * complete, prune and batches, and the machinery they share.
+ *
+ * A write is an llash_op performed inside the engine's shared transaction.
+ * Inside a coroutine the engine runs (a body, eng:spawn, an on_event
+ * handler) it is queued for the next group commit and the coroutine yields
+ * until the commit; from plain code (or inside eng:batch) it commits before
+ * the call returns (lash_engine_write_sync). Its result is copied out of
+ * the op when it commits, so an op is freed by whoever finishes it and a
+ * coroutine never owns one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llash.h"
+
+/* ------------------------------------------------------------- the ops */
+
+llash_op *llash_op_new(llash_engine *le, int type, const char *s1,
+                       const char *s2, const char *s3) {
+  llash_op *op = calloc(1, sizeof *op);
+  if (op == NULL) return NULL;
+  op->res.type = type;
+  op->le = le;
+  llash_list_init(&op->link);
+  op->s1 = llash_strdup(s1);
+  op->s2 = llash_strdup(s2);
+  op->s3 = llash_strdup(s3);
+  if ((s1 != NULL && op->s1 == NULL) || (s2 != NULL && op->s2 == NULL) ||
+      (s3 != NULL && op->s3 == NULL)) {
+    llash_op_free(op);
+    return NULL;
+  }
+  return op;
+}
+
+void llash_op_free(llash_op *op) {
+  if (op == NULL) return;
+  llash_list_remove(&op->link);
+  free(op->s1);
+  free(op->s2);
+  free(op->s3);
+  free(op->payload);
+  free(op);
+}
+
+int llash_op_nomem(lua_State *L, llash_op *op) {
+  llash_op_free(op);
+  return llash_fail(L, LASH_ENOMEM, NULL);
+}
+
+int llash_op_payload(lua_State *L, llash_op *op, int idx, const char *what) {
+  lash_bytes b;
+  if (llash_encode(L, idx, what, &b) < 0) {
+    llash_op_free(op);
+    return llash_fail(L, LASH_EINVAL, lua_tostring(L, -1));
+  }
+  op->payload = malloc(b.len > 0 ? b.len : 1);
+  if (op->payload == NULL) {
+    lua_pop(L, 1);
+    return llash_op_nomem(L, op);
+  }
+  memcpy(op->payload, b.data, b.len);
+  op->len = b.len;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* The write itself, inside the shared transaction. */
+static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
+  llash_op *op = ud;
+  lash_bytes b;
+  int rc = LASH_EINVAL;
+  b.data = op->payload;
+  b.len = op->len;
+  switch (op->res.type) {
+  case LLASH_OP_REGISTER: {
+    lash_def def;
+    def.id = op->s1;
+    def.kind = op->s2;
+    def.input = b;
+    def.disposition = op->i1;
+    def.max_attempts = op->u1;
+    /* Registers and, as the core decides, admits in the same commit. */
+    rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
+    break;
+  }
+  case LLASH_OP_APPEND:
+    rc = lash_append(s, txn, op->s1, op->s2, b, &op->res.seq);
+    break;
+  case LLASH_OP_APPEND_FENCED:
+    rc = lash_append_fenced(s, txn, &op->lease, op->s2, b, &op->res.seq);
+    break;
+  case LLASH_OP_CANCEL:
+    rc = lash_request_cancel(s, txn, op->s1, op->s2, &op->res.seq);
+    break;
+  case LLASH_OP_ABANDON:
+    rc = lash_request_abandon(s, txn, op->s1, op->s2, op->s3, &op->res.seq);
+    break;
+  case LLASH_OP_WAIT_SET:
+    rc = lash_wait_set(s, txn, &op->lease, op->s2, &op->res.seq);
+    break;
+  case LLASH_OP_WAIT_CLEAR:
+    rc = lash_wait_clear(s, txn, &op->lease, &op->res.seq);
+    break;
+  case LLASH_OP_COMPLETE:
+    rc = lash_complete_unleased(s, txn, op->s1, op->i1, b, op->i2);
+    break;
+  case LLASH_OP_PRUNE:
+    rc = lash_prune(s, txn, op->n1, op->i1, &op->res.prune);
+    break;
+  default:
+    break;
+  }
+  if (rc < 0) snprintf(op->res.msg, sizeof op->res.msg, "%s", lash_errmsg(s));
+  return rc;
+}
+
+/* Records the final code of @p op. */
+static void op_settle(llash_op *op, int rc) {
+  op->res.rc = rc;
+  if (rc < 0 && op->res.msg[0] == '\0')
+    snprintf(op->res.msg, sizeof op->res.msg, "%s", lash_strerror(rc));
+}
+
+/* Pushes the results of a finished write as the Lua call returns them. */
+static int push_result(lua_State *L, const llash_result *r) {
+  if (r->rc < 0) return llash_fail(L, r->rc, r->msg);
+  switch (r->type) {
+  case LLASH_OP_APPEND:
+  case LLASH_OP_APPEND_FENCED:
+  case LLASH_OP_CANCEL:
+  case LLASH_OP_ABANDON:
+    lua_pushinteger(L, (lua_Integer)r->seq);
+    return 1;
+  case LLASH_OP_COMPLETE:
+    if (r->rc == LASH_SUPERSEDED_OUTCOME) {
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "a different outcome was recorded first");
+      return 2;
+    }
+    lua_pushboolean(L, 1);
+    if (r->rc == LASH_APPLIED) {
+      lua_pushliteral(L, "the same outcome was already recorded");
+      return 2;
+    }
+    return 1;
+  case LLASH_OP_PRUNE:
+    lua_createtable(L, 0, 2);
+    llash_setint(L, "processes", (lua_Integer)r->prune.processes);
+    llash_setint(L, "events", (lua_Integer)r->prune.events);
+    return 1;
+  default:
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+}
+
+/* After the commit of a queued write (from a loop callback). */
+static void op_done(void *ud, int rc) {
+  llash_op *op = ud;
+  llash_co *c = op->co;
+  op_settle(op, rc);
+  if (c != NULL) {
+    c->res = op->res;
+    c->op = NULL;
+  }
+  llash_op_free(op);
+  if (c != NULL) llash_co_wake(c, LLASH_PARK_WRITE);
+}
+
+static int write_k(lua_State *L, int status, lua_KContext k) {
+  llash_co *c = (llash_co *)k;
+  (void)status;
+  c->parked = 0;
+  return push_result(L, &c->res);
+}
+
+int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op) {
+  llash_result res;
+  int rc;
+  /* A coroutine that cannot yield here (inside a C function) commits its
+   * write before the call returns, like plain code. */
+  if (c != NULL && !le->batch && lua_isyieldable(L)) {
+    rc = lash_engine_write(le->e, op_fn, op, op_done);
+    if (rc < 0) {
+      op_settle(op, rc);
+      res = op->res;
+      llash_op_free(op);
+      return push_result(L, &res);
+    }
+    op->co = c;
+    c->op = op;
+    llash_list_push(&le->ops, &op->link);
+    c->parked = LLASH_PARK_WRITE;
+    return lua_yieldk(L, 0, (lua_KContext)c, write_k);
+  }
+  op_settle(op, lash_engine_write_sync(le->e, op_fn, op));
+  res = op->res;
+  llash_op_free(op);
+  return push_result(L, &res);
+}
+
+void llash_ops_orphan(llash_engine *le) {
+  llash_link *l;
+  for (l = le->ops.next; l != &le->ops; l = l->next)
+    llash_container_of(l, llash_op, link)->co = NULL;
+}
+
+void llash_ops_free(llash_engine *le) {
+  while (!llash_list_empty(&le->ops))
+    llash_op_free(llash_container_of(le->ops.next, llash_op, link));
+}
+
+/* ------------------------------------------------------ the write calls */
+
+static int write(lua_State *L, llash_engine *le, llash_op *op) {
+  return llash_write(L, le, llash_writer(L, le), op);
+}
+
+/* core.start(eng, kind, input, id, disposition, max_attempts) -> true */
+static int l_start(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *kind = llash_checkstr(L, 2, "kind");
+  const char *id = llash_checkstr(L, 4, "id");
+  int d = lash_disposition_parse(llash_checkstr(L, 5, "disposition")), n;
+  lua_Integer max = llash_optcount(L, 6, "max_attempts", 0);
+  llash_op *op;
+  luaL_argcheck(L, d != 0, 5, "unknown disposition");
+  luaL_argcheck(L, max <= 0xffffffff, 6, "max_attempts is out of range");
+  if ((op = llash_op_new(le, LLASH_OP_REGISTER, id, kind, NULL)) == NULL)
+    return llash_op_nomem(L, op);
+  op->i1 = d;
+  op->u1 = (uint32_t)max;
+  if ((n = llash_op_payload(L, op, 3, "input")) != 0) return n;
+  return write(L, le, op);
+}
+
+/* An unfenced host append of @p type to @p id, payload at index 4. */
+static int host_append(lua_State *L, llash_engine *le, const char *id,
+                       const char *type) {
+  llash_op *op;
+  int n;
+  if ((op = llash_op_new(le, LLASH_OP_APPEND, id, type, NULL)) == NULL)
+    return llash_op_nomem(L, op);
+  if ((n = llash_op_payload(L, op, 4, "payload")) != 0) return n;
+  return write(L, le, op);
+}
+
+/* eng:signal(id, name [, payload]) -> seq */
+static int l_signal(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id = llash_checkstr(L, 2, "id");
+  const char *name = llash_checkstr(L, 3, "name");
+  lua_settop(L, 4);
+  /* index 5 keeps the type string alive until the op copied it */
+  return host_append(L, le, id, lua_pushfstring(L, "signal.%s", name));
+}
+
+/* eng:append(id, type [, payload]) -> seq (an unfenced host event) */
+static int l_append(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id = llash_checkstr(L, 2, "id");
+  const char *type = llash_checkstr(L, 3, "type");
+  lua_settop(L, 4);
+  return host_append(L, le, id, type);
+}
+
+/* eng:cancel(id [, reason]) -> seq */
+static int l_cancel(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id = llash_checkstr(L, 2, "id");
+  const char *reason = llash_optstr(L, 3, "reason");
+  llash_op *op = llash_op_new(le, LLASH_OP_CANCEL, id, reason, NULL);
+  return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
+}
+
+/* eng:abandon(id [, why]) -> seq */
+static int l_abandon(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id = llash_checkstr(L, 2, "id");
+  const char *why = llash_optstr(L, 3, "why");
+  llash_op *op =
+      llash_op_new(le, LLASH_OP_ABANDON, id, lash_engine_owner(le->e), why);
+  return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
+}
+
+/* core.complete(eng, id, outcome, authority) -> true | false, msg: outcome
+ * is {status=, value= | error= | reason=}, as init.lua checked it. */
+static int l_complete(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id = llash_checkstr(L, 2, "id");
+  int status, auth = llash_checkenum(L, 4, "authority", lash_authority_name), n;
+  llash_op *op;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 4);
+  status = lash_status_parse(llash_field_str(L, 3, "status"));
+  luaL_argcheck(L, status != 0 && LASH_IS_TERMINAL(status), 3,
+                "not a terminal status");
+  if ((op = llash_op_new(le, LLASH_OP_COMPLETE, id, NULL, NULL)) == NULL)
+    return llash_op_nomem(L, op);
+  op->i1 = status;
+  op->i2 = auth;
+  if (status == LASH_ABANDONED) {
+    char buf[512];
+    int len = lash_abandon_payload(LASH_WRITER_RECONCILED_REQUEST,
+                                   lash_engine_owner(le->e), buf, sizeof buf);
+    if (len < 0) {
+      llash_op_free(op);
+      return llash_fail(L, len, NULL);
+    }
+    if ((op->payload = malloc((size_t)len + 1)) == NULL)
+      return llash_op_nomem(L, op);
+    memcpy(op->payload, buf, (size_t)len);
+    op->len = (size_t)len;
+  } else {
+    if (status == LASH_COMPLETED)
+      lua_getfield(L, 3, "value");
+    else if (status == LASH_FAILED)
+      lua_getfield(L, 3, "error");
+    else
+      lua_pushvalue(L, 3); /* cancelled: its reason */
+    llash_push_outcome_payload(L, status, -1, NULL);
+    if ((n = llash_op_payload(L, op, -1, "outcome")) != 0) return n;
+  }
+  return write(L, le, op);
+}
+
+/* core.prune(eng, before_ms [, status]) -> {processes=, events=} */
+static int l_prune(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  lua_Integer before = llash_checkint(L, 2, "before_ms");
+  const char *st = llash_optstr(L, 3, "status");
+  int status = st != NULL ? lash_status_parse(st) : 0;
+  llash_op *op;
+  luaL_argcheck(L, st == NULL || status != 0, 3, "unknown status");
+  if ((op = llash_op_new(le, LLASH_OP_PRUNE, NULL, NULL, NULL)) == NULL)
+    return llash_op_nomem(L, op);
+  op->n1 = (int64_t)before;
+  op->i1 = status;
+  return write(L, le, op);
+}
+
+/* core.batch_begin(eng) */
+static int l_batch_begin(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  int rc;
+  if (le->batch) return luaL_error(L, "eng:batch cannot nest");
+  if ((rc = lash_engine_batch_begin(le->e)) < 0)
+    return llash_fail_store(L, le, rc);
+  le->batch = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.batch_end(eng, commit) -> true | nil, msg, code */
+static int l_batch_end(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  int commit = lua_toboolean(L, 2), rc;
+  if (!le->batch) return luaL_error(L, "no eng:batch is open");
+  le->batch = 0;
+  if ((rc = lash_engine_batch_end(le->e, commit)) < 0)
+    return llash_fail(L, rc, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void llash_writes_open(lua_State *L) {
+  static const luaL_Reg methods[] = {{"signal", l_signal},
+                                     {"append", l_append},
+                                     {"cancel", l_cancel},
+                                     {"abandon", l_abandon},
+                                     {NULL, NULL}};
+  static const luaL_Reg raw[] = {
+      {"start", l_start},         {"complete", l_complete},
+      {"prune", l_prune},         {"batch_begin", l_batch_begin},
+      {"batch_end", l_batch_end}, {NULL, NULL}};
+  llash_add_methods(L, methods);
+  llash_add_functions(L, raw);
+}
