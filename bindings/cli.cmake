@@ -72,6 +72,7 @@ add_executable(lash
   ${LASH_SRC}/bindings/lash_main.c
   ${LASH_SRC}/bindings/lash_core.c
   ${LASH_SRC}/bindings/l_engine.c
+  ${LASH_SRC}/bindings/l_json.c
   ${LASH_SRC}/bindings/l_payload.c
   ${LASH_SRC}/bindings/l_run.c
   ${LASH_EMBED_C})
@@ -83,7 +84,7 @@ if(LASH_LUV_INCLUDE_DIRS)
   target_compile_definitions(lash PRIVATE LASH_HAVE_LUV)
   target_include_directories(lash PRIVATE ${LASH_LUV_INCLUDE_DIRS})
 endif()
-target_link_libraries(lash PRIVATE lash_core PkgConfig::MSGPACK
+target_link_libraries(lash PRIVATE lash_core PkgConfig::MSGPACK PkgConfig::JANSSON
                       PkgConfig::LASH_CLI_LUA PkgConfig::LASH_CLI_EDIT PkgConfig::UV m dl)
 
 # ------------------------------------------------------------------ install

@@ -22,6 +22,7 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   luaL_checkversion(L);
   lua_newtable(L);
   llash_payload_open(L);
+  llash_json_open(L);
   llash_engine_open(L);
   llash_ctx_open(L);
   lua_pushcfunction(L, l_strerror);

@@ -255,8 +255,9 @@ local function parse(name, args, i)
           end
         end
       end
-    elseif not only_pos and a:sub(1, 1) == "-" and #a > 1 and
+    elseif not only_pos and a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-[%d.]") and
       not (c.rest_is_script and #pos > 0) then
+      -- (a negative number such as -1 or -0.5 is an argument: JSON input)
       usage_error(name, 'unknown option "' .. a .. '"')
     else
       pos[#pos + 1] = a
@@ -519,7 +520,7 @@ function run.check(ctx, _, opts)
   local problems, msg = eng:check()
   if not problems then failure("check", msg) end
   if opts.json then
-    say(format.json({ ok = #problems == 0, problems = problems }))
+    say(format.json({ ok = #problems == 0, problems = lash.array(problems) }))
   elseif #problems == 0 then
     say("ok: no problems found in " .. eng:path())
   else
