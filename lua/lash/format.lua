@@ -35,11 +35,14 @@ end
 
 local UNITS = { ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000, w = 604800000 }
 
---- Parses "7d", "90m", "30s", "500ms", "2h", "1w" into ms; nil, why when bad.
+--- Parses "7d", "90m", "30s", "500ms", "2h", "1w" into ms; a bare number is
+--- milliseconds. nil, why when bad.
 function M.duration(s)
   local n, unit = tostring(s):match("^(%d+)(%a*)$")
-  if not n then return nil, 'bad duration "' .. tostring(s) .. '" (like 7d, 12h, 30m, 10s)' end
-  unit = unit == "" and "s" or unit
+  if not n then
+    return nil, 'bad duration "' .. tostring(s) .. '" (like 500 or 500ms, 10s, 30m, 12h, 7d)'
+  end
+  unit = unit == "" and "ms" or unit
   local k = UNITS[unit]
   if not k then
     return nil, 'bad duration unit "' .. unit .. '" in "' .. s .. '" (ms, s, m, h, d or w)'
@@ -261,10 +264,13 @@ function M.record(r, now)
   end
   rows[#rows + 1] = { "created", ago(r.created_at, now) }
   rows[#rows + 1] = { "updated", ago(r.updated_at, now) }
-  if r.last_seq then rows[#rows + 1] = { "events", tostring(r.last_seq) } end
+  -- last_seq, not a count: a re-registered pruned id continues its sequence
+  if r.last_seq then rows[#rows + 1] = { "last event", "seq " .. tostring(r.last_seq) } end
+  local width = 0
+  for _, row in ipairs(rows) do width = math.max(width, #row[1]) end
   local out = {}
   for _, row in ipairs(rows) do
-    out[#out + 1] = string.format("%-13s %s", row[1], row[2])
+    out[#out + 1] = string.format("%-" .. (width + 2) .. "s%s", row[1], row[2])
   end
   return table.concat(out, "\n")
 end
