@@ -77,7 +77,7 @@ set_target_properties(lash PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bindings
   ENABLE_EXPORTS ON) # C modules loaded by require (cjson) see the Lua API
 target_include_directories(lash PRIVATE ${LASH_SRC}/bindings)
-target_link_libraries(lash PRIVATE lash_core PkgConfig::MSGPACK
+target_link_libraries(lash PRIVATE lash_core PkgConfig::MSGPACK PkgConfig::JANSSON
                       PkgConfig::LASH_CLI_LUA PkgConfig::LASH_CLI_EDIT PkgConfig::UV m dl)
 
 # ------------------------------------------------------------------ install

@@ -76,7 +76,7 @@ static int l_enc_table(l_enc *x, int idx) {
   lua_State *L = x->L;
   const void *p = lua_topointer(L, idx);
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0, i;
-  int array = n > 0, d;
+  int array = n > 0, marked = 0, d;
   for (d = 0; d < x->depth; d++)
     if (x->anc[d] == p) return l_fail(x, "cannot encode a %s", "cycle");
   if (x->depth >= LLASH_MAX_DEPTH)
@@ -92,7 +92,14 @@ static int l_enc_table(l_enc *x, int idx) {
                   lua_tointeger(L, -1) > n))
       array = 0;
   }
-  array = array && count == n;
+  if (lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, LLASH_ARRAY);
+    marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  /* A table marked as an array is one even when empty (or with holes, which
+   * become nil up to its length). */
+  array = marked || (array && count == n);
   x->depth++;
   if (array) {
     if (msgpack_pack_array(&x->pk, (size_t)n) != 0) goto nomem;
@@ -239,6 +246,7 @@ static int l_dec_array(l_dec *d, size_t n) {
     if (l_dec_value(d, 1) < 0) return -1;
     lua_rawseti(L, -2, (lua_Integer)i);
   }
+  luaL_setmetatable(L, LLASH_ARRAY);
   d->depth--;
   return 0;
 }

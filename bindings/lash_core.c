@@ -84,6 +84,7 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   luaL_checkversion(L);
   lua_newtable(L);
   llash_payload_open(L);
+  llash_json_open(L);
   llash_engine_open(L); /* first: it makes core.Engine for the others */
   llash_writes_open(L);
   llash_waits_open(L);

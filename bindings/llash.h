@@ -249,6 +249,9 @@ int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b);
 /* The light userdata that stands for nil inside tables (lash.null). */
 extern char llash_null_tag;
 #define llash_pushnull(L) lua_pushlightuserdata(L, &llash_null_tag)
+/* Metatable that marks a table as an array, so an empty one stays an array
+ * through MessagePack and JSON (what decoding an array gives; lash.array). */
+#define LLASH_ARRAY "lash.array"
 
 /* Encodes the value at @p idx as MessagePack into a fresh buffer userdata
  * pushed on the stack; *out points into it (valid while it stays there).
@@ -262,6 +265,8 @@ int llash_decode(lua_State *L, const void *data, size_t len);
 /* Like llash_decode, but raises the message. */
 void llash_pushpayload(lua_State *L, lash_bytes b);
 void llash_payload_open(lua_State *L);
+/* core.json_encode, core.json_decode, core.array, core.array_mt (l_json.c) */
+void llash_json_open(lua_State *L);
 
 /* ------------------------------------------------------------- pushers */
 

@@ -90,6 +90,17 @@ describe("docs/", function()
     end
   end)
 
+  it("the REPL's help has a line for every call", function()
+    local help = require "lash.help"
+    local gaps = {}
+    for prefix, t in pairs({ ["lash."] = lash, ["eng:"] = core.Engine, ["ctx:"] = core.Ctx }) do
+      for _, n in ipairs(sorted_functions(t)) do
+        if not help.entries[prefix .. n] then gaps[#gaps + 1] = prefix .. n end
+      end
+    end
+    assert.same({}, gaps)
+  end)
+
   it("cli.md documents every command and every flag of its usage line", function()
     local text = doc("cli.md")
     local cmds = commands()

@@ -54,25 +54,35 @@ that returns an integer exits with it.]],
     help = [[
 Each --load is a file returning {kind = fn | {fn, opts}} or a directory of
 such files. On SIGINT or SIGTERM the worker stops admitting rows, lets
-running bodies finish within the grace period (--grace, default 10s),
+running bodies finish within the grace period (--grace, default 10s; a bare
+number is milliseconds),
 abandons the owner_bound rows it could not finish, releases its leases and
 exits 0. A second signal ends the grace period at once.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
-    opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag" },
+    opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag",
+      ["if-exists"] = "string" },
     creates = true,
+    usage = "start KIND [JSON] [--id ID] [--disposition D] [--max-attempts N] " ..
+      "[--if-exists ok] [--json]",
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
 JSON is the input (default null). --disposition is one of
 ]] .. table.concat(lash.DISPOSITIONS, ", ") .. [[ (default rerunnable).
-Starting again with the same --id and definition returns the same id.]],
+Starting again with the same --id and definition prints the same id; if
+that process has already ended, start says so ("ID: already failed") and
+exits 1, unless --if-exists ok.]],
   },
   ps = {
-    opts = { status = "string", kind = "string", limit = "int", json = "flag" },
+    opts = { status = "string", kind = "string", limit = "int", after = "string",
+      json = "flag" },
+    usage = "ps [--status S] [--kind K] [--limit N] [--after ID] [--json]",
     summary = "list processes: id, kind, status, attempt, age",
-    help = "--status is " .. table.concat(STATUSES, ", ") .. "\n" ..
-      "or live. --limit defaults to 100 (0: no limit).",
+    help = "--status is " .. table.concat(STATUSES, ", ") .. " or live.\n" .. [[
+Rows come in id order (generated ids are time-ordered, so oldest first);
+--limit N shows at most N (default 100, 0: no limit) and says how many it
+left out; --after ID starts after that id (the next page).]],
   },
   show = {
     args = { "ID" }, opts = { json = "flag" },
@@ -86,11 +96,13 @@ Starting again with the same --id and definition returns the same id.]],
 the process ends (with --json: one JSON object per line).]],
   },
   await = {
-    args = { "ID" }, opts = { timeout = "int", json = "flag" },
+    args = { "ID" }, opts = { timeout = "duration", json = "flag" },
+    usage = "await ID [--timeout DURATION] [--json]",
     summary = "wait for the outcome of a process and print it",
     help = [[
---timeout is in milliseconds. Exits 1 unless the process completed (failed,
-cancelled, abandoned, pruned or timed out).]],
+--timeout is a duration (5000 or 5000ms, 5s, 2m; a bare number is
+milliseconds). Exits 1 unless the process completed (failed, cancelled,
+abandoned, pruned or timed out).]],
   },
   signal = {
     args = { "ID", "NAME", "[JSON]" }, opts = { json = "flag" },
@@ -105,7 +117,8 @@ cancelled, abandoned, pruned or timed out).]],
     required = { "older-than" },
     usage = "prune --older-than DURATION [--status S] [--json]",
     summary = "remove terminal processes last updated before DURATION ago",
-    help = "DURATION is like 7d, 12h, 30m, 10s or 500ms. --status is a terminal status.",
+    help = "DURATION is like 7d, 12h, 30m, 10s or 500ms (a bare number is milliseconds).\n" ..
+      "--status is a terminal status.",
   },
   stats = {
     opts = { json = "flag" },
@@ -254,8 +267,9 @@ local function parse(name, args, i)
           end
         end
       end
-    elseif not only_pos and a:sub(1, 1) == "-" and #a > 1 and
+    elseif not only_pos and a:sub(1, 1) == "-" and #a > 1 and not a:match("^%-[%d.]") and
       not (c.rest_is_script and #pos > 0) then
+      -- (a negative number such as -1 or -0.5 is an argument: JSON input)
       usage_error(name, 'unknown option "' .. a .. '"')
     else
       pos[#pos + 1] = a
@@ -368,12 +382,22 @@ function run.start(ctx, pos, opts)
     usage_error("start", "--id must be 1 to " .. lash.ID_MAX .. " bytes, got " .. #opts.id)
   end
   if opts["max-attempts"] == 0 then usage_error("start", "--max-attempts must be >= 1") end
+  if opts["if-exists"] ~= nil and opts["if-exists"] ~= "ok" then
+    usage_error("start", '--if-exists takes "ok", got "' .. opts["if-exists"] .. '"')
+  end
   local eng = ctx.open(true)
   local id, msg, code = eng:start(kind, input, { id = opts.id, disposition = opts.disposition,
     max_attempts = opts["max-attempts"] })
   if not id then
     if code == "EINVAL" then usage_error("start", msg) end
     failure("start", msg)
+  end
+  -- This program defines no kind, so a row it just created is still pending:
+  -- a terminal one was there before, and nothing was started.
+  local r = eng:get(id)
+  if r and TERMINAL[r.status] and opts["if-exists"] ~= "ok" then
+    failure("start", id .. ": already " .. r.status ..
+      " (nothing started; give another --id, or --if-exists ok)")
   end
   if opts.json then say(format.json({ id = id })) else say(id) end
 end
@@ -382,14 +406,28 @@ function run.ps(ctx, _, opts)
   local allowed = { live = true }
   for _, s in ipairs(STATUSES) do allowed[s] = true end
   check_status("ps", opts.status, allowed)
+  local limit = opts.limit or 100
+  -- One row more than asked says whether rows were left out.
   local list, eng = read_store(ctx, "ps", "list", { status = opts.status, kind = opts.kind,
-    limit = opts.limit or 100 })
+    limit = limit > 0 and limit + 1 or 0, after = opts.after })
+  local more = limit > 0 and #list > limit
+  if more then list[#list] = nil end
   if opts.json then
     say(format.json(list, { array = true }))
   elseif #list == 0 then
     say("no processes")
   else
     say(format.records(list, eng:now()))
+  end
+  if more and not opts.json then
+    local total
+    if opts.kind == nil and opts.after == nil then
+      local s = eng:stats()
+      total = s and s[opts.status or "total"]
+    end
+    io.stderr:write(string.format("(%s not shown: lash ps --after %s%s for the next page)\n",
+      total and ((total - #list) .. " more") or "more", list[#list].id,
+      limit ~= 100 and (" --limit " .. limit) or ""))
   end
 end
 
@@ -533,7 +571,7 @@ end
 function run.check(ctx, _, opts)
   local problems, eng = read_store(ctx, "check", "check")
   if opts.json then
-    say(format.json({ ok = #problems == 0, problems = problems }))
+    say(format.json({ ok = #problems == 0, problems = lash.array(problems) }))
   elseif #problems == 0 then
     say("ok: no problems found in " .. eng:path())
   else

@@ -44,11 +44,14 @@ end
 
 local UNITS = { ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000, w = 604800000 }
 
---- Parses "7d", "90m", "30s", "500ms", "2h", "1w" into ms; nil, why when bad.
+--- Parses "7d", "90m", "30s", "500ms", "2h", "1w" into ms; a bare number is
+--- milliseconds. nil, why when bad.
 function M.duration(s)
   local n, unit = tostring(s):match("^(%d+)(%a*)$")
-  if not n then return nil, 'bad duration "' .. tostring(s) .. '" (like 7d, 12h, 30m, 10s)' end
-  unit = unit == "" and "s" or unit
+  if not n then
+    return nil, 'bad duration "' .. tostring(s) .. '" (like 500 or 500ms, 10s, 30m, 12h, 7d)'
+  end
+  unit = unit == "" and "ms" or unit
   local k = UNITS[unit]
   if not k then
     return nil, 'bad duration unit "' .. unit .. '" in "' .. s .. '" (ms, s, m, h, d or w)'
@@ -60,107 +63,30 @@ end
 
 -- ---------------------------------------------------------------- JSON
 
-local cjson_mod
-local function cjson()
-  if cjson_mod == nil then
-    local ok, m = pcall(require, "cjson")
-    if not ok then error("lash: JSON needs lua-cjson (Debian package lua-cjson): " .. m, 0) end
-    cjson_mod = m.new and m.new() or m
-    cjson_mod.encode_sparse_array(true)
-    pcall(cjson_mod.encode_invalid_numbers, true)
-    pcall(cjson_mod.decode_invalid_numbers, false)
-  end
-  return cjson_mod
+-- JSON goes through lash.core (jansson underneath): integers exact up to
+-- int64 both ways, floats in their shortest exact form, arrays marked by
+-- lash.array (what decoding gives) stay arrays even when empty, strings are
+-- valid UTF-8 (invalid bytes become U+FFFD), slashes are not escaped.
+local core_mod
+local function core()
+  if core_mod == nil then core_mod = require "lash.core" end
+  return core_mod
 end
 
--- Valid UTF-8 stays; every byte of an invalid sequence becomes U+FFFD, so
--- the JSON text is always valid UTF-8.
-local function utf8_clean(s)
-  if utf8.len(s) then return s end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local ok, cp = pcall(utf8.codepoint, s, i)
-    if ok and cp then
-      local c = utf8.char(cp)
-      out[#out + 1] = c
-      i = i + #c
-    else
-      out[#out + 1] = "\u{FFFD}"
-      i = i + 1
-    end
-  end
-  return table.concat(out)
-end
-
-local function is_array(t)
-  local n = 0
-  for k in pairs(t) do
-    if math.type(k) ~= "integer" or k < 1 then return false end
-    n = n + 1
-  end
-  return n > 0 and n == #t
-end
-
--- Converts v to something cjson encodes faithfully: lash.null -> null,
--- strings cleaned, non-string keys stringified, cycles and unencodable
--- values shown as strings.
-local function jsonable(v, seen)
-  local t = type(v)
-  if t == "string" then return utf8_clean(v) end
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
-    return v
-  end
-  if t == "boolean" or t == "nil" then return v end
-  if t == "userdata" and v == lash_null() then return cjson().null end
-  if t ~= "table" then return tostring(v) end
-  if seen[v] then return "<cycle>" end
-  seen[v] = true
-  local out = {}
-  if is_array(v) then
-    for i = 1, #v do
-      local x = jsonable(v[i], seen)
-      if x == nil then x = cjson().null end
-      out[i] = x
-    end
-  else
-    for k, x in pairs(v) do
-      local key = type(k) == "string" and utf8_clean(k) or tostring(k)
-      out[key] = jsonable(x, seen)
-    end
-  end
-  seen[v] = nil
-  return out
-end
-
---- One JSON document for v. opts.array: an empty table is [] (else {}).
+--- One JSON document for v. opts.array: an empty table is [] (else {}
+--- unless it is marked with lash.array).
 function M.json(v, opts)
   if type(v) == "table" and next(v) == nil and opts and opts.array then return "[]" end
-  local text = cjson().encode(jsonable(v, {}))
-  return text
-end
-
-local function from_json(v, n)
-  if v == cjson().null then return n end
-  if type(v) == "number" then
-    local i = math.tointeger(v)
-    if i and math.abs(v) < 2 ^ 53 then return i end
-    return v
-  end
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = from_json(x, lash_null()) end
-  end
-  return v
+  return core().json_encode(v)
 end
 
 --- Decodes a JSON text into a payload: null inside tables becomes lash.null,
---- a top-level null nil, integral numbers integers. nil, why on bad JSON.
+--- a top-level null nil; integers stay integers, reals floats.
+--- true, value | nil, why (naming the line, column and byte).
 function M.from_json(s)
-  local ok, v = pcall(cjson().decode, s)
-  if not ok then
-    return nil, (tostring(v):gsub("^[^:]*:%d+: ", ""))
-  end
-  return true, from_json(v, nil)
+  local ok, v = core().json_decode(s)
+  if not ok then return nil, v end
+  return true, v
 end
 
 -- ------------------------------------------------------------- Lua values
@@ -348,10 +274,13 @@ function M.record(r, now)
   end
   rows[#rows + 1] = { "created", ago(r.created_at, now) }
   rows[#rows + 1] = { "updated", ago(r.updated_at, now) }
-  if r.last_seq then rows[#rows + 1] = { "events", tostring(r.last_seq) } end
+  -- last_seq, not a count: a re-registered pruned id continues its sequence
+  if r.last_seq then rows[#rows + 1] = { "last event", "seq " .. tostring(r.last_seq) } end
+  local width = 0
+  for _, row in ipairs(rows) do width = math.max(width, #row[1]) end
   local out = {}
   for _, row in ipairs(rows) do
-    out[#out + 1] = string.format("%-13s %s", row[1], row[2])
+    out[#out + 1] = string.format("%-" .. (width + 2) .. "s%s", row[1], row[2])
   end
   return table.concat(out, "\n")
 end

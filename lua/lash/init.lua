@@ -18,6 +18,9 @@ M.version = core.version
 M.encode = core.encode
 --- Decodes MessagePack: value | nil, msg, "EINVAL".
 M.decode = core.decode
+--- Marks a table as an array (returns it; a new one when nil), so that an
+--- empty one stays an array in payloads and JSON. Decoded arrays are marked.
+M.array = core.array
 
 local Engine = core.Engine
 local Ctx = core.Ctx

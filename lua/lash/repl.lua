@@ -8,8 +8,20 @@
 --- loop (lash.host), so process bodies keep running between prompts.
 local lash = require "lash"
 local format = require "lash.format"
+local help = require "lash.help"
 
 local M = {}
+
+-- `help` shows the overview; help(fn) or help("name") one call.
+local help_obj = setmetatable({}, {
+  __call = function(_, what)
+    io.stdout:write(help.text(what, { ["lash."] = lash, ["eng:"] = lash.Engine,
+      ["ctx:"] = lash.Ctx }), "\n")
+  end,
+  __tostring = function() return help.text(nil) end,
+  __name = "lash.help",
+})
+
 
 local KEYWORDS = { "and", "break", "do", "else", "elseif", "end", "false", "for", "function",
   "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true",
@@ -77,8 +89,10 @@ function M.compile(src, env)
   return nil, err2
 end
 
--- The traceback of an error inside the chunk, without the REPL's frames.
+-- The traceback of an error inside the chunk, without the REPL's frames;
+-- an interrupt (Ctrl-C) is only that: no position, no traceback.
 local function msghandler(e)
+  if type(e) == "string" and e:match("interrupted!$") then return "interrupted" end
   local msg = e
   if type(e) ~= "string" then
     local mt = getmetatable(e)
@@ -113,7 +127,7 @@ function M.show(vals, eng)
   end
   local parts, multi = {}, false
   for i = 1, vals.n do
-    local s = format.repl(vals[i], now)
+    local s = rawequal(vals[i], help_obj) and tostring(help_obj) or format.repl(vals[i], now)
     if s:find("\n") then multi = true end
     parts[i] = s
   end
@@ -153,7 +167,7 @@ local function feed(buf, line, env, eng, host, add_history)
 end
 
 local function make_env(eng)
-  _G.lash, _G.eng = lash, eng
+  _G.lash, _G.eng, _G.help = lash, eng, help_obj
   return _G
 end
 
