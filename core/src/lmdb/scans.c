@@ -73,7 +73,7 @@ static int make_plan(lmdb__store *s, const lash_bscan *q, plan *p) {
     return lash_backend_fail(&s->base, LASH_EINVAL, "scan: unknown scan %d",
                              q->what);
   }
-  memcpy(p->key + p->prefix, p->after, p->afterlen);
+  if (p->afterlen > 0) memcpy(p->key + p->prefix, p->after, p->afterlen);
   p->start = p->prefix + p->afterlen;
   return 0;
 }
