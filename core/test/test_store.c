@@ -722,6 +722,21 @@ static void test_targets(void) {
   }
   rc = lash_store_open("lmdb:", NULL, &s, err, sizeof err);
   is_rc(NULL, rc, LASH_EINVAL, "lmdb: without a path -> EINVAL");
+  /* A relative path without a scheme is a path, even with a colon later. */
+  {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != NULL && chdir(root) == 0) {
+      s = NULL;
+      rc = lash_store_open("./rel:store", NULL, &s, err, sizeof err);
+      is_rc(NULL, rc, 0, "./rel:store is a relative path");
+      lash_store_close(s);
+      s = NULL;
+      rc = lash_store_open("plain", NULL, &s, err, sizeof err);
+      is_rc(NULL, rc, 0, "a plain relative path opens");
+      lash_store_close(s);
+      ok(chdir(cwd) == 0, "back to the old directory");
+    }
+  }
   tu_rmrf(root);
 }
 

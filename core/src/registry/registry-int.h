@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define LASH__ERRMSG_MAX 1024
-#define LASH__DEFAULT_MAP_SIZE ((size_t)1 << 30)
+#define LASH__DEFAULT_MAX_BYTES ((size_t)1 << 30)
 #define LASH__DEFAULT_MAX_PAYLOAD ((size_t)1 << 20)
 #define LASH__DEFAULT_MAX_READERS 126u
 #define LASH__WAIT_MAX 1024   /* bytes of a wait description */

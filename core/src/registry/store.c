@@ -111,7 +111,7 @@ uint64_t lash__token(lash_store *s) {
 void lash_store_opts_init(lash_store_opts *o) {
   memset(o, 0, sizeof *o);
   o->durability = LASH_DURABILITY_FULL;
-  o->max_bytes = LASH__DEFAULT_MAP_SIZE;
+  o->max_bytes = LASH__DEFAULT_MAX_BYTES;
   o->max_payload = LASH__DEFAULT_MAX_PAYLOAD;
   o->max_readers = LASH__DEFAULT_MAX_READERS;
 }
