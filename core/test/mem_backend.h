@@ -4,7 +4,8 @@
  * Stores are named by their target and live in this process until
  * lash_test_mem_drop, so a test can close and reopen one. One writer at a
  * time (a second is refused, not waited for); reads see the last commit.
- * No wake source, no audit: both are optional in the table. */
+ * No wake source (optional in the table: the poll backoff finds
+ * changes). */
 #ifndef LASH_TEST_MEM_BACKEND_H
 #define LASH_TEST_MEM_BACKEND_H
 

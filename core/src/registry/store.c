@@ -250,11 +250,17 @@ static size_t scheme_len(const char *target) {
   return n > 0 && target[n] == ':' ? n : 0;
 }
 
+/* The backends a target can name by scheme; the first opens plain paths. */
+static const lash_backend_methods *(*const builtin[])(void) = {
+    lash_backend_lmdb};
+#define NBUILTIN (sizeof builtin / sizeof builtin[0])
+
 int lash_store_open(const char *target, const lash_store_opts *opts,
                     lash_store **out, char *err, size_t errlen) {
-  const lash_backend_methods *lmdb = lash_backend_lmdb();
+  const lash_backend_methods *m = builtin[0]();
   const char *where = target;
-  size_t n;
+  size_t n, i, at;
+  char known[256];
 
   if (out != NULL) *out = NULL;
   if (out == NULL || target == NULL || target[0] == '\0')
@@ -263,18 +269,28 @@ int lash_store_open(const char *target, const lash_store_opts *opts,
                          ? "no store directory given"
                          : "no output handle given");
   if ((n = scheme_len(target)) > 0) {
-    if (n != strlen(lmdb->name) || strncmp(target, lmdb->name, n) != 0)
+    for (i = 0, m = NULL; i < NBUILTIN && m == NULL; i++)
+      if (strlen(builtin[i]()->name) == n &&
+          strncmp(target, builtin[i]()->name, n) == 0)
+        m = builtin[i]();
+    if (m == NULL) {
+      for (i = 0, at = 0, known[0] = '\0'; i < NBUILTIN && at < sizeof known;
+           i++)
+        at += (size_t)snprintf(known + at, sizeof known - at, "%s%s:PATH",
+                               i > 0 ? ", " : "", builtin[i]()->name);
       return open_fail(LASH_EINVAL, err, errlen,
                        "store target %s: unknown scheme \"%.*s:\"; this lash "
-                       "knows lmdb:PATH (or a plain directory path)",
-                       target, (int)n, target);
+                       "knows %s (or a plain directory path)",
+                       target, (int)n, target, known);
+    }
     where = target + n + 1;
     if (where[0] == '\0')
       return open_fail(LASH_EINVAL, err, errlen,
                        "lash_store_open: no store directory given after "
-                       "\"lmdb:\"");
+                       "\"%.*s:\"",
+                       (int)n, target);
   }
-  return open_with(lmdb, target, where, opts, out, err, errlen);
+  return open_with(m, target, where, opts, out, err, errlen);
 }
 
 void lash_store_close(lash_store *s) {
