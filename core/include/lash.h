@@ -17,7 +17,7 @@
  *   of your own and commit it before returning". A non-NULL write batch from
  *   lash_txn_begin() lets many operations share one commit (group commit).
  *   Inside a batch, an operation that fails its checks writes nothing and the
- *   batch stays usable; a storage failure (map full, I/O) poisons the batch:
+ *   batch stays usable; a storage failure (store full, I/O) poisons the batch:
  *   every later call on it and its commit return that error.
  * - Strings in (ids, kinds, owners) are NUL-terminated. Data out (records,
  *   events) is either copied into caller-owned structs freed with
@@ -64,7 +64,7 @@ LASH_API const char *lash_version(void);
   XX(ETOOBIG, -8, "payload is over the size limit")                            \
   XX(EFORMAT, -9, "store has another format version")                          \
   XX(EIO, -10, "storage I/O error")                                            \
-  XX(EFULL, -11, "store map is full")                                          \
+  XX(EFULL, -11, "store is full (max_bytes)")                                  \
   XX(ENOMEM, -12, "out of memory")                                             \
   XX(EEXHAUSTED, -13, "attempt budget exhausted")                              \
   XX(ESTARTED, -14, "owner-bound process was already started")                 \
@@ -176,8 +176,12 @@ typedef struct lash_store_opts {
 /* Fills *o with the defaults above. */
 LASH_API void lash_store_opts_init(lash_store_opts *o);
 
-/* Opens (creating if needed, dir 0700, files 0600) the store in directory
- * @p dir. @p opts may be NULL for defaults.
+/* Opens (creating if needed) the store named by @p dir: a directory path,
+ * or "lmdb:PATH" (the embedded LMDB backend: dir 0700, files 0600). Any
+ * other "scheme:" prefix (letters, then ':') is LASH_EINVAL, the message
+ * naming the schemes this lash knows; lash_backend.h's
+ * lash_store_open_backend opens a store through a backend of your own.
+ * @p opts may be NULL for defaults.
  * On failure *out is NULL, nothing is left to close, and if @p err is not
  * NULL a message (naming the directory and the cause) is written into it
  * (at most @p errlen bytes, NUL-terminated).

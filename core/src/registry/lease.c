@@ -8,7 +8,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
 #endif
-#include "lash-int.h"
+#include "registry-int.h"
 
 #include <string.h>
 
@@ -28,16 +28,23 @@ int lash__lease_put(lash_txn *t, const char *id, size_t idlen,
   c->lease = *ls;
   memcpy(c->lease.process_id, id, idlen);
   c->lease.process_id[idlen] = '\0';
-  c->lease_state = 3; /* written to LMDB at flush */
+  c->lease_state = 3; /* saved at flush */
   t->wrote = 1;
   return 0;
 }
 
+void lash__lease_released(lash_lease *row) {
+  row->owner[0] = '\0';
+  row->incarnation[0] = '\0';
+  row->token = 0;
+  row->expires_at = 0;
+}
+
 /* Reads the lease row of id into *row: 0, 1 (none), or an error. */
-int lash__lease_read(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+int lash__lease_read(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                      size_t idlen, lash_lease *row) {
-  MDB_val v;
   lash__chg *c = t != NULL ? lash__chg_find(t, id, idlen) : NULL;
+  lash_brow br;
   int rc;
   memset(row, 0, sizeof *row);
   if (c != NULL && c->lease_state == 1) return 1;
@@ -49,10 +56,11 @@ int lash__lease_read(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
     *row = c->lease;
     return 0;
   }
-  rc = lash__get(s, mt, LASH__DB_LEASES, id, idlen, &v);
-  if (rc < 0) return rc;
+  if ((rc = s->b->m->load(s->b, bt, id, idlen, LASH_ROW_LEASE, &br)) < 0)
+    return rc;
+  rc = br.lease.data != NULL ? 0 : 1;
   if (rc == 0) {
-    if (lash__lease_decode(v.mv_data, v.mv_size, row, &s->zone) < 0)
+    if (lash__lease_decode(br.lease.data, br.lease.len, row, &s->zone) < 0)
       return lash__fail(s, LASH_ECORRUPT,
                         "lease of process %s cannot be decoded (run check)",
                         id);
@@ -72,7 +80,7 @@ int lash__fence(lash_txn *t, const lash_lease *ls, int64_t now,
   lash_store *s = t->s;
   const char *id = ls->process_id;
   const char *why;
-  int rc = lash__lease_read(s, t, t->mt, id, strlen(id), row);
+  int rc = lash__lease_read(s, t, t->bt, id, strlen(id), row);
   if (rc < 0) return rc;
   if (rc == 1)
     why = "the process has no lease row";
@@ -115,10 +123,10 @@ int lash_lease_claim(lash_store *s, lash_txn *txn, const char *id,
                       (long long)ttl_ms, id);
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   /* The row must exist: no lease row for unknown or pruned ids. */
-  rc = lash__rec_lookup(s, t, t->mt, id, (size_t)idn, NULL);
-  if (rc == 1) rc = lash__rec_load(s, t, t->mt, id, (size_t)idn, &r, NULL);
+  rc = lash__rec_lookup(s, t, t->bt, id, (size_t)idn, NULL);
+  if (rc == 1) rc = lash__rec_load(s, t, t->bt, id, (size_t)idn, &r, NULL);
   if (rc < 0) goto out;
-  if ((rc = lash__lease_read(s, t, t->mt, id, (size_t)idn, &row)) < 0) goto out;
+  if ((rc = lash__lease_read(s, t, t->bt, id, (size_t)idn, &row)) < 0) goto out;
   exists = rc == 0;
   rc = 0;
   now = lash__now(s);
@@ -189,17 +197,14 @@ int lash_lease_release(lash_store *s, lash_txn *txn, const lash_lease *ls) {
   lash__clear(s);
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
-  rc = lash__lease_read(s, t, t->mt, ls->process_id, strlen(ls->process_id),
+  rc = lash__lease_read(s, t, t->bt, ls->process_id, strlen(ls->process_id),
                         &row);
   if (rc < 0) goto out;
   if (rc == 1 || row.token == 0 || row.token != ls->token) {
     rc = 0; /* stale or repeated release: a silent no-op */
     goto out;
   }
-  row.owner[0] = '\0';
-  row.incarnation[0] = '\0';
-  row.token = 0;
-  row.expires_at = 0;
+  lash__lease_released(&row);
   rc = lash__lease_put(t, ls->process_id, strlen(ls->process_id), &row);
 out:
   return lash__wend(s, t, rc);
@@ -207,19 +212,19 @@ out:
 
 int lash_lease_get(lash_store *s, lash_txn *txn, const char *id,
                    lash_lease *out) {
-  MDB_txn *mt = NULL;
+  lash_btxn *bt = NULL;
   lash_lease row;
   int rc, idn;
 
   lash__clear(s);
   if (out != NULL) memset(out, 0, sizeof *out);
   if ((idn = lash__check_id(s, id)) < 0) return idn;
-  if ((rc = lash__rbegin(s, txn, &mt)) < 0) return rc;
-  rc = lash__lease_read(s, txn, mt, id, (size_t)idn, &row);
+  if ((rc = lash__rbegin(s, txn, &bt)) < 0) return rc;
+  rc = lash__lease_read(s, txn, bt, id, (size_t)idn, &row);
   if (rc == 1)
     rc = lash__fail(s, LASH_ENOENT, "process %s has no lease row", id);
   else if (rc == 0 && out != NULL)
     *out = row;
-  lash__rend(s, txn, mt);
+  lash__rend(s, txn, bt);
   return rc;
 }

@@ -1,42 +1,29 @@
-/* lash-int.h - private structures and helpers shared by the core files.
+/* registry-int.h - private to the registry (core/src/registry/): the rules
+ * written once above the backend of lash_backend.h.
  *
- * Nothing here is API. The store is one LMDB environment with the named
- * databases listed in enum lash__db; see DESIGN.md section 2 for the model.
+ * Nothing here is API, and nothing here knows which backend stores the
+ * rows: the store reaches it only through s->b->m (see DESIGN.md sections
+ * 2 and 10, docs/backend.md).
  */
-#ifndef LASH_INT_H
-#define LASH_INT_H
+#ifndef LASH_REGISTRY_INT_H
+#define LASH_REGISTRY_INT_H
 
 #include "lash.h"
+#include "lash_backend.h"
 
-#include <lmdb.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdint.h>
 
 #define LASH__ERRMSG_MAX 1024
-#define LASH__DEFAULT_MAP_SIZE ((size_t)1 << 30)
+#define LASH__DEFAULT_MAX_BYTES ((size_t)1 << 30)
 #define LASH__DEFAULT_MAX_PAYLOAD ((size_t)1 << 20)
 #define LASH__DEFAULT_MAX_READERS 126u
 #define LASH__WAIT_MAX 1024   /* bytes of a wait description */
 #define LASH__REASON_MAX 4096 /* bytes of a cancel/abandon reason */
 #define LASH__OP_EVENTS 2     /* events one operation may append */
-#define LASH__EVKEY_MAX (LASH_ID_MAX + 1 + 8)
-#define LASH__LIVEKEY_MAX (LASH_NAME_MAX + 1 + LASH_ID_MAX)
 
 #define LASH__UNUSED(x) ((void)(x))
-
-/* Named databases of one store. */
-enum lash__db {
-  LASH__DB_RECORDS = 0, /* id -> encoded record (base + projection) */
-  LASH__DB_EVENTS,      /* id 0x00 be64(seq) -> [type, payload, at] */
-  LASH__DB_LEASES,      /* id -> [owner, incarnation, token, fence, exp] */
-  LASH__DB_LIVE,        /* kind 0x00 id -> "" (pending/running/waiting) */
-  LASH__DB_BYSTATUS,    /* status byte, id -> "" */
-  LASH__DB_CHANGES,     /* be64(change_seq) -> id */
-  LASH__DB_TOMBS,       /* id -> [status, pruned_at, change_seq, last_seq] */
-  LASH__DB_META,        /* "format", "change_seq", "counts" */
-  LASH__DB_COUNT
-};
 
 /* ------------------------------------------------------------ buffers */
 
@@ -65,8 +52,9 @@ int lash__sv_eq(lash__sv a, lash__sv b);       /* absent == absent only */
 
 /* ------------------------------------------------------------ records */
 
-/* The decoded form of a stored record. Views point into the LMDB value or
- * into scratch buffers: valid only until the next write in the txn. */
+/* The decoded form of a stored record. Views point into the bytes the
+ * backend handed out or into scratch buffers: valid only until the next
+ * write in the txn. */
 typedef struct lash__rec {
   /* registration base (immutable) */
   lash__sv id;
@@ -169,11 +157,17 @@ int lash__mp_bin(const msgpack_object *o, lash__sv *out);
 
 /* -------------------------------------------------------- transactions */
 
+/* One event waiting in the write-back cache: its bytes in lash__chg.evs. */
+typedef struct lash__evref {
+  uint64_t seq;
+  size_t off, len;
+} lash__evref;
+
 /* One process touched by the current write transaction: its entry for the
- * commit hook, and the write-back cache of its record and lease. Records
- * and leases written in a transaction stay here and reach LMDB once, at
- * flush (commit, or before a read that walks an index); the status, live
- * and change indexes are then updated from the state before (orig_*) to
+ * commit hook, and the write-back cache of its record, new events and
+ * lease. They stay here and reach the backend once per flush (commit, or
+ * before a read that walks an index or the row's events), as one
+ * lash_bsave with the index transition from the state before (orig_*) to
  * the state after (cur_*). */
 typedef struct lash__chg {
   size_t id_off; /* into lash_txn.ids (NUL-terminated) */
@@ -195,6 +189,13 @@ typedef struct lash__chg {
   uint64_t cur_cs;
   unsigned char kind[LASH_NAME_MAX];
   size_t kind_n;
+  /* new events, not yet saved (capacity kept across commits) */
+  lash__buf evs;
+  lash__evref *ev;
+  size_t nev, evcap;
+  /* a re-registration shadows a tombstone: dropped at flush */
+  int drop_tomb;
+  uint64_t tomb_cs;
   /* lease write-back: 0 unknown, 1 absent, 2 cached clean, 3 dirty */
   int lease_state;
   lash_lease lease;
@@ -202,14 +203,12 @@ typedef struct lash__chg {
 
 struct lash_txn {
   lash_store *s;
-  MDB_txn *mt;
+  lash_btxn *bt;
   int active;
   int batch; /* 1: a user batch from lash_txn_begin */
   int rc;    /* poisoning error, 0 if healthy */
-  int wrote; /* some put/del happened */
+  int wrote; /* something is to be committed */
   /* meta cache, loaded on first use, written at commit */
-  int tombs_known; /* tombs_any is valid */
-  int tombs_any;   /* the tombstones database has entries */
   int meta_loaded;
   int meta_dirty;
   uint64_t change_seq;
@@ -223,22 +222,20 @@ struct lash_txn {
   lash__buf ids;
   lash_change *out; /* built at commit */
   size_t outcap;
+  lash_bevent *bev; /* events of one row, built at flush */
+  size_t bevcap;
 };
 
 struct lash_store {
-  MDB_env *env;
-  MDB_dbi dbi[LASH__DB_COUNT];
-  char *path;
+  lash_backend *b;
+  char *path; /* the target, as given */
   lash_store_opts opts;
-  int panicked;
   lash_clock_fn clock;
   void *clock_ud;
   lash_commit_fn on_commit;
   void *on_commit_ud;
   lash_txn own;   /* the transaction of an operation given txn == NULL */
   lash_txn batch; /* the user batch, when active */
-  MDB_txn *rtxn;  /* cached read transaction (reset between uses) */
-  int rtxn_busy;
   msgpack_zone zone;
   lash__buf rbuf;                  /* record encoding */
   lash__buf ebuf[LASH__OP_EVENTS]; /* event values */
@@ -254,9 +251,6 @@ struct lash_store {
 void lash__clear(lash_store *s);
 int lash__fail(lash_store *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Translates an LMDB/errno code, sets the message ("while <what>"). */
-int lash__mdb(lash_store *s, int mrc, const char *what);
-int lash__mdb_code(int mrc);
 
 /* ------------------------------------------------------------- store */
 
@@ -269,40 +263,25 @@ int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out);
 /* Ends it: the own txn commits if rc >= 0 and something was written, else
  * aborts. Returns the final code. */
 int lash__wend(lash_store *s, lash_txn *t, int rc);
-/* Read access: the batch's txn, or a read-only one of the store. */
-int lash__rbegin(lash_store *s, lash_txn *txn, MDB_txn **mt);
-void lash__rend(lash_store *s, lash_txn *txn, MDB_txn *mt);
+/* Read access: the batch's txn, or a read-only one of the backend. */
+int lash__rbegin(lash_store *s, lash_txn *txn, lash_btxn **bt);
+void lash__rend(lash_store *s, lash_txn *txn, lash_btxn *bt);
 
-/* Write helpers: failures poison t and set the message. */
-int lash__put(lash_txn *t, int db, const void *k, size_t kn, const void *v,
-              size_t vn, unsigned flags);
-int lash__del(lash_txn *t, int db, const void *k, size_t kn); /* 0 if absent */
-/* 0 found, 1 not found, <0 error (message set). */
-int lash__get(lash_store *s, MDB_txn *mt, int db, const void *k, size_t kn,
-              MDB_val *v);
-
+/* The bookkeeping: loaded into t on first use, written at commit. */
 int lash__meta_load(lash_txn *t);
-int lash__meta_read(lash_store *s, MDB_txn *mt, uint64_t *change_seq,
-                    uint64_t counts[LASH_STATUS_COUNT + 1]);
 uint64_t lash__next_change_seq(lash_txn *t);
 /* The entry of id in t, or NULL; _get creates it (NULL: out of memory).
  * Entry pointers are invalidated by the next _get. */
 lash__chg *lash__chg_find(lash_txn *t, const char *id, size_t idlen);
 lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen);
-/* Writes every dirty cached record and lease of t to LMDB with their index
- * entries. drop: forget the cache afterwards. Failures poison t. */
+/* Hands every dirty cached record, event and lease of t to the backend
+ * (one save per row). drop: forget the cache afterwards. Failures poison
+ * t. */
 int lash__wb_flush(lash_txn *t, int drop);
-
-/* ------------------------------------------------------------- keys */
-
-void lash__be64(unsigned char *p, uint64_t v);
-uint64_t lash__get_be64(const unsigned char *p);
-size_t lash__evkey(unsigned char *k, const char *id, size_t idlen,
-                   uint64_t seq);
-size_t lash__livekey(unsigned char *k, lash__sv kind, const char *id,
-                     size_t idlen);
-size_t lash__statkey(unsigned char *k, int status, const char *id,
-                     size_t idlen);
+/* Flushes t if it holds unsaved events of id (before reading its log). */
+int lash__wb_flush_events(lash_txn *t, const char *id, size_t idlen);
+void lash__txn_free(lash_txn *t);
+void lash__txn_abort(lash_txn *t);
 
 /* ---------------------------------------------------------- validation */
 
@@ -310,6 +289,14 @@ size_t lash__statkey(unsigned char *k, int status, const char *id,
 int lash__check_id(lash_store *s, const char *id);
 /* Length of a valid name (1..127) or LASH_EINVAL naming `what`. */
 int lash__check_name(lash_store *s, const char *what, const char *name);
+/* Length of a valid name or LASH_EINVAL naming `what` of process id. */
+int lash__check_name_of(lash_store *s, const char *what, const char *name,
+                        const char *id);
+/* Optional (nullable) or required text of at most max bytes. */
+int lash__check_text(lash_store *s, const char *what, const char *text,
+                     const char *id, size_t max, int nullable);
+/* A user event type or "signal.<name>"; "process.*" is reserved. */
+int lash__check_event_type(lash_store *s, const char *id, const char *type);
 /* Checks a presented lease struct (id and names NUL-terminated in range). */
 int lash__check_lease_arg(lash_store *s, const lash_lease *ls);
 int lash__check_payload(lash_store *s, const char *what, const char *id,
@@ -319,12 +306,19 @@ int lash__check_payload(lash_store *s, const char *what, const char *id,
 
 /* Looks a record up (t's cache first): 0 found (decoded into r unless r is
  * NULL), 1 absent, <0 error. Sets no message when absent. */
-int lash__rec_lookup(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                      size_t idlen, lash__rec *r);
 /* Loads a record; LASH_ENOENT / LASH_EPRUNED (with tomb if non-NULL) with a
  * message naming the id. */
-int lash__rec_load(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+int lash__rec_load(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                    size_t idlen, lash__rec *r, lash_tombstone *tomb);
+/* Calls fn for each event of id with seq > after (t: the write txn whose
+ * unsaved events of id are saved first, or NULL). */
+int lash__scan_events(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
+                      size_t idlen, uint64_t after, lash_bscan_fn fn, void *ud);
+/* Decodes a tombstone of id into *tb; LASH_ECORRUPT with a message. */
+int lash__tomb_read(lash_store *s, const char *id, size_t idlen, lash_bytes v,
+                    lash_tombstone *tb);
 
 /* The fence predicate (SEMANTICS 3.3): 0 or LASH_ESUPERSEDED. On success
  * *row holds the stored lease. */
@@ -332,10 +326,12 @@ int lash__fence(lash_txn *t, const lash_lease *ls, int64_t now,
                 lash_lease *row);
 /* Reads the lease of id through t's cache (t may be NULL): 0, 1 (none), or
  * an error. */
-int lash__lease_read(lash_store *s, lash_txn *t, MDB_txn *mt, const char *id,
+int lash__lease_read(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                      size_t idlen, lash_lease *row);
 /* Writes the lease row of id (into t's cache). */
 int lash__lease_put(lash_txn *t, const char *id, size_t idlen,
                     const lash_lease *ls);
+/* Marks a lease row released: the holder goes, the fence stays. */
+void lash__lease_released(lash_lease *row);
 
-#endif /* LASH_INT_H */
+#endif /* LASH_REGISTRY_INT_H */

@@ -9,7 +9,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
 #endif
-#include "lash-int.h"
+#include "registry-int.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,11 @@
-/* error.c - error codes, names of enumerations, the per-store message. */
+/* error.c - error codes, names of enumerations, the per-store message
+ * (also the one a backend writes through lash_backend_fail). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
 #endif
-#include "lash-int.h"
+#include "registry-int.h"
 
-#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,53 +129,12 @@ int lash__fail(lash_store *s, int rc, const char *fmt, ...) {
   return rc;
 }
 
-int lash__mdb_code(int mrc) {
-  switch (mrc) {
-  case 0:
-    return 0;
-  case MDB_MAP_FULL:
-  case MDB_TXN_FULL:
-  case MDB_PAGE_FULL:
-    return LASH_EFULL;
-  case MDB_PANIC:
-    return LASH_EPANIC;
-  case MDB_CORRUPTED:
-  case MDB_PAGE_NOTFOUND:
-  case MDB_INVALID:
-  case MDB_VERSION_MISMATCH:
-  case MDB_INCOMPATIBLE:
-  case MDB_BAD_VALSIZE:
-    return LASH_ECORRUPT;
-  case ENOMEM:
-    return LASH_ENOMEM;
-  case EACCES:
-  case EROFS:
-  case EPERM:
-    return LASH_EACCES;
-  case EINVAL:
-  case MDB_BAD_TXN:
-  case MDB_BAD_RSLOT:
-  case MDB_BAD_DBI:
-    return LASH_EINVAL;
-  default:
-    return LASH_EIO;
-  }
-}
-
-int lash__mdb(lash_store *s, int mrc, const char *what) {
-  int rc = lash__mdb_code(mrc);
-  if (rc == 0) return 0;
-  if (mrc == MDB_MAP_FULL)
-    return lash__fail(s, rc,
-                      "store %s is full (max_bytes %zu bytes) while %s: "
-                      "reopen it with a larger max_bytes",
-                      s->path, s->opts.max_bytes, what);
-  if (mrc == MDB_TXN_FULL)
-    return lash__fail(s, rc,
-                      "store %s: the write batch is too large while %s: "
-                      "commit smaller batches",
-                      s->path, what);
-  if (rc == LASH_EPANIC) s->panicked = 1;
-  return lash__fail(s, rc, "store %s: %s while %s", s->path, mdb_strerror(mrc),
-                    what);
+int lash_backend_fail(lash_backend *b, int rc, const char *fmt, ...) {
+  va_list ap;
+  if (rc == LASH_EPANIC) b->panicked = 1;
+  if (b->errmsg == NULL || b->errcap == 0) return rc;
+  va_start(ap, fmt);
+  vsnprintf(b->errmsg, b->errcap, fmt, ap);
+  va_end(ap);
+  return rc;
 }

@@ -1,0 +1,267 @@
+/* lash_backend.h - the registry backend: where a store keeps its rows.
+ *
+ * The registry (lash.h's store, records, events, leases, listings, prune,
+ * check) is written once, above this table: argument validation, the
+ * record/event/lease/tombstone codec, the fold, fencing, first-writer-wins,
+ * tombstone floors, the per-transaction write-back cache, the change list
+ * for the commit hook, and the store-wide change_seq and per-status
+ * counters. A backend only stores and scans what the rules hand it; it
+ * never decodes a record (audit asks the core to, through lash_baudit).
+ *
+ * The shape is SQLite's sqlite3_io_methods and Tarantool's engine_vtab: a
+ * versioned, named table of function pointers, and a backend struct whose
+ * first member points at it. The embedded default is "lmdb"
+ * (core/src/lmdb/); docs/backend.md argues why a PostgreSQL backend fits
+ * the same table.
+ *
+ * Conventions:
+ * - Every method returns 0 or a negative LASH_E* code, and on failure sets
+ *   a message with lash_backend_fail (naming the store and what it was
+ *   doing). LASH_EPANIC makes the store refuse every later write.
+ * - Bytes handed to a backend are borrowed for the call. Bytes a backend
+ *   hands out (load, scan items) stay valid until the next write in that
+ *   transaction or its end, whichever comes first.
+ * - Ids are 1..LASH_ID_MAX bytes without NUL, ordered bytewise (memcmp,
+ *   shorter first on a tie); every scan of ids returns them in that order.
+ * - One write transaction at a time per handle; read transactions may
+ *   nest (a listing callback that reads).
+ */
+#ifndef LASH_BACKEND_H
+#define LASH_BACKEND_H
+
+#include "lash.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this table; a table of another version is refused. */
+#define LASH_BACKEND_VERSION 1
+
+typedef struct lash_backend_methods lash_backend_methods;
+typedef struct lash_backend lash_backend; /* one open store of a backend */
+typedef struct lash_btxn lash_btxn;       /* a backend transaction */
+
+/* The head of every backend's store struct (its first member). */
+struct lash_backend {
+  const lash_backend_methods *m;
+  /* Set by the core right after open: where lash_backend_fail writes. */
+  char *errmsg;
+  size_t errcap;
+  /* Set (by lash_backend_fail on LASH_EPANIC, or by the core after a
+   * failed commit) when the store must be reopened. */
+  int panicked;
+};
+
+/* Writes the message of a failure into @p b (if it has a buffer) and
+ * returns @p rc; LASH_EPANIC also sets b->panicked. */
+LASH_API int lash_backend_fail(lash_backend *b, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------ rows */
+
+/* Where a row is listed: the status index, the live index of its kind
+ * (exactly when it exists and its status is not terminal) and the change
+ * index (its change_seq). */
+typedef struct lash_bindex {
+  int exists; /* 0: no row (before registration) */
+  int status; /* lash_status */
+  uint64_t change_seq;
+} lash_bindex;
+
+/* What load fetches (a mask). */
+enum { LASH_ROW_RECORD = 1, LASH_ROW_LEASE = 2, LASH_ROW_TOMB = 4 };
+
+/* A loaded row; a part that is absent (or not asked for) has data NULL. */
+typedef struct lash_brow {
+  lash_bytes rec;   /* the encoded record */
+  lash_bytes lease; /* the encoded lease row */
+  lash_bytes tomb;  /* the encoded tombstone */
+} lash_brow;
+
+/* One new event of a row. */
+typedef struct lash_bevent {
+  uint64_t seq;
+  lash_bytes data; /* the encoded event */
+} lash_bevent;
+
+/* Everything one flush writes for one row. */
+typedef struct lash_bsave {
+  const char *id;
+  size_t idlen;
+  lash_bytes kind;           /* immutable after registration */
+  lash_bytes rec;            /* data NULL: record unchanged */
+  lash_bindex before, after; /* the index transition (with rec only) */
+  const lash_bevent *events; /* new events, ascending seq, after the
+                                row's last stored one */
+  size_t nevents;
+  lash_bytes lease; /* data NULL: lease row unchanged */
+  int drop_tomb;    /* the id was registered anew: remove its
+                       tombstone and its change entry */
+  uint64_t tomb_change_seq;
+} lash_bsave;
+
+/* A terminal row pruned: removed with its events and lease row; the
+ * tombstone takes its place (and its own change entry). */
+typedef struct lash_bremove {
+  const char *id;
+  size_t idlen;
+  lash_bytes kind;
+  lash_bindex before; /* where the row is listed now */
+  lash_bytes tomb;
+  uint64_t tomb_change_seq; /* above every change_seq stored so far */
+} lash_bremove;
+
+/* Store-wide bookkeeping, kept by the core, stored by the backend. */
+typedef struct lash_bmeta {
+  uint64_t change_seq;
+  uint64_t counts[LASH_STATUS_COUNT + 1]; /* indexed by lash_status */
+} lash_bmeta;
+
+/* ------------------------------------------------------------ scans */
+
+enum {
+  LASH_SCAN_EVENTS = 1, /* events of `id` with seq > after_seq: seq, ev */
+  LASH_SCAN_LIVE,       /* live rows of `kind` with id > after: id, rec */
+  LASH_SCAN_STATUS,     /* rows of `status` with id > after: id, rec */
+  LASH_SCAN_ROWS,       /* every row with id > after: id, rec */
+  LASH_SCAN_CHANGES,    /* change entries with change_seq > after_seq, in
+                           change order: seq, id, and the row's rec or
+                           tomb as stored now (a stale entry may have
+                           both absent) */
+  LASH_SCAN_TOMBS,      /* tombstones with id > after: id, tomb */
+  LASH_SCAN_LEASES      /* lease rows with id > after: id, lease */
+};
+enum {
+  LASH_SCAN_KEYS = 1, /* ids (and seqs) only: rec/tomb/lease not fetched */
+  LASH_SCAN_LAST = 2  /* only the last item of the range (after unused) */
+};
+
+typedef struct lash_bscan {
+  int what;
+  unsigned flags;
+  const char *id; /* EVENTS */
+  size_t idlen;
+  lash_bytes kind;   /* LIVE */
+  int status;        /* STATUS */
+  const char *after; /* NULL or "": from the start */
+  size_t afterlen;
+  uint64_t after_seq; /* EVENTS, CHANGES */
+} lash_bscan;
+
+typedef struct lash_bitem {
+  const char *id; /* not NUL-terminated */
+  size_t idlen;
+  uint64_t seq;
+  lash_bytes rec, ev, tomb, lease;
+} lash_bitem;
+
+/* Return 0 to go on, > 0 to stop (scan returns 0), < 0 to stop with that
+ * error. */
+typedef int (*lash_bscan_fn)(void *ud, const lash_bitem *it);
+
+/* ------------------------------------------------------------ audit */
+
+/* What a stored record says about its listing (decoded by the core). */
+typedef struct lash_bdesc {
+  lash_bindex index;
+  lash_bytes kind;
+} lash_bdesc;
+
+/* The core's side of an audit. */
+typedef struct lash_baudit {
+  void *ud;
+  void (*problem)(void *ud, const char *line);
+  /* 0, or < 0 when @p rec cannot be decoded (already reported). */
+  int (*describe)(void *ud, lash_bytes rec, lash_bdesc *out);
+  /* The change_seq of an encoded tombstone: 0, or < 0 (undecodable). */
+  int (*tomb_seq)(void *ud, lash_bytes tomb, uint64_t *change_seq);
+} lash_baudit;
+
+/* ------------------------------------------------------------ stats */
+
+typedef struct lash_bstats {
+  uint64_t tombstones;
+  uint64_t bytes_used;      /* bytes the store occupies */
+  uint64_t bytes_available; /* bytes it may still grow by before EFULL */
+} lash_bstats;
+
+/* ------------------------------------------------------------ the table */
+
+enum { LASH_BTXN_READ = 0, LASH_BTXN_WRITE = 1 };
+
+struct lash_backend_methods {
+  int version;      /* LASH_BACKEND_VERSION */
+  const char *name; /* "lmdb"; also the scheme of lash_store_open */
+
+  /* Opens (creating if needed and not read-only) the store at @p target
+   * (the scheme already stripped), storing records of encoding @p format
+   * (a store of another format is LASH_EFORMAT, both versions named).
+   * opts->max_bytes is 0 for the backend's default; the backend may raise
+   * it to the size it found. On failure *out is NULL and @p err holds a
+   * message naming the target. */
+  int (*open)(const char *target, lash_store_opts *opts, uint32_t format,
+              lash_backend **out, char *err, size_t errlen);
+  void (*close)(lash_backend *b); /* aborts nothing: the core ends txns */
+
+  /* Transactions. begin(LASH_BTXN_WRITE) is serialised against every
+   * other writer of the store (any handle, any OS process). commit always
+   * ends @p t; abort ends it without writing (and ends read txns). */
+  int (*begin)(lash_backend *b, int mode, lash_btxn **out);
+  int (*commit)(lash_backend *b, lash_btxn *t);
+  void (*abort)(lash_backend *b, lash_btxn *t);
+
+  /* Loads the parts of row @p id named by @p what (LASH_ROW_*); in a write
+   * txn the row is locked for update. Absent parts: data NULL, return 0. */
+  int (*load)(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+              unsigned what, lash_brow *out);
+  /* Writes one row's changes (called once per row per flush). */
+  int (*save)(lash_backend *b, lash_btxn *t, const lash_bsave *row);
+  /* Prunes one row; *events gets the number of events removed. */
+  int (*remove)(lash_backend *b, lash_btxn *t, const lash_bremove *row,
+                uint64_t *events);
+
+  /* The bookkeeping: all zero on a new store. */
+  int (*meta_get)(lash_backend *b, lash_btxn *t, lash_bmeta *out);
+  int (*meta_put)(lash_backend *b, lash_btxn *t, const lash_bmeta *m);
+  /* The committed change_seq, cheaply, without a transaction of the
+   * caller's: how other OS processes' writes are noticed. */
+  int (*change_seq)(lash_backend *b, uint64_t *out);
+
+  /* Calls fn for each item of @p q in order (see LASH_SCAN_*). */
+  int (*scan)(lash_backend *b, lash_btxn *t, const lash_bscan *q,
+              lash_bscan_fn fn, void *ud);
+
+  /* How another process's commit can be noticed (lash.h); fill *out. */
+  int (*wake_source)(lash_backend *b, lash_wake_source *out);
+  /* May be NULL: after a LASH_WAKE_FD source fired, drain it; 1 if any
+   * notification arrived, 0 if none. */
+  int (*wake_consume)(lash_backend *b);
+
+  int (*stats)(lash_backend *b, lash_btxn *t, lash_bstats *out);
+  /* May be NULL: checks the backend's own indexes against the rows
+   * (lash_check); reports through a->problem; returns 0 or an error. */
+  int (*audit)(lash_backend *b, lash_btxn *t, const lash_baudit *a);
+  /* May be NULL: the backend's clock (ms since the epoch), used unless a
+   * test clock is installed (lash_store_set_clock). NULL: wall clock. */
+  int64_t (*now)(lash_backend *b);
+};
+
+/* The embedded default. */
+LASH_API const lash_backend_methods *lash_backend_lmdb(void);
+
+/* Opens a store through @p m (lash_store_open with a backend of your
+ * own: tests, or a backend built outside the core). @p target is given to
+ * m->open as is and is what lash_store_path returns. @return as
+ * lash_store_open; LASH_EINVAL when m is NULL, of another version, or
+ * lacks a required method. */
+LASH_API int lash_store_open_backend(const lash_backend_methods *m,
+                                     const char *target,
+                                     const lash_store_opts *opts,
+                                     lash_store **out, char *err,
+                                     size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LASH_BACKEND_H */

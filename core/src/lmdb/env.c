@@ -1,0 +1,438 @@
+/* env.c - the LMDB backend's environment: open and close, transactions
+ * (one write, a cached read, nested reads), the map size, the translation
+ * of LMDB codes, the wake source, stats, and the methods table. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup */
+#endif
+#include "lmdb-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_MAP_SIZE ((size_t)1 << 30)
+#define DEFAULT_MAX_READERS 126u
+
+const char *const lmdb__db_names[LMDB__DB_COUNT] = {
+    "records",  "events",  "leases",     "live",
+    "bystatus", "changes", "tombstones", "meta"};
+
+/* ------------------------------------------------------------- errors */
+
+int lmdb__code(int mrc) {
+  switch (mrc) {
+  case 0:
+    return 0;
+  case MDB_MAP_FULL:
+  case MDB_TXN_FULL:
+  case MDB_PAGE_FULL:
+    return LASH_EFULL;
+  case MDB_PANIC:
+    return LASH_EPANIC;
+  case MDB_CORRUPTED:
+  case MDB_PAGE_NOTFOUND:
+  case MDB_INVALID:
+  case MDB_VERSION_MISMATCH:
+  case MDB_INCOMPATIBLE:
+  case MDB_BAD_VALSIZE:
+    return LASH_ECORRUPT;
+  case ENOMEM:
+    return LASH_ENOMEM;
+  case EACCES:
+  case EROFS:
+  case EPERM:
+    return LASH_EACCES;
+  case EINVAL:
+  case MDB_BAD_TXN:
+  case MDB_BAD_RSLOT:
+  case MDB_BAD_DBI:
+    return LASH_EINVAL;
+  default:
+    return LASH_EIO;
+  }
+}
+
+int lmdb__fail(lmdb__store *s, int mrc, const char *what) {
+  int rc = lmdb__code(mrc);
+  if (rc == 0) return 0;
+  if (mrc == MDB_MAP_FULL)
+    return lash_backend_fail(&s->base, rc,
+                             "store %s is full (max_bytes %zu bytes) while "
+                             "%s: reopen it with a larger max_bytes",
+                             s->path, s->opts.max_bytes, what);
+  if (mrc == MDB_TXN_FULL)
+    return lash_backend_fail(&s->base, rc,
+                             "store %s: the write batch is too large while "
+                             "%s: commit smaller batches",
+                             s->path, what);
+  return lash_backend_fail(&s->base, rc, "store %s: %s while %s", s->path,
+                           mdb_strerror(mrc), what);
+}
+
+/* --------------------------------------------------------------- open */
+
+/* Makes sure dir is a usable directory, creating it (0700) when its parent
+ * exists. */
+static int prepare_dir(lmdb__store *s, const char *dir, int read_only) {
+  lash_backend *b = &s->base;
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    if (!S_ISDIR(st.st_mode))
+      return lash_backend_fail(
+          b, LASH_EACCES, "store path %s exists and is not a directory", dir);
+    if (!read_only && access(dir, W_OK | X_OK) != 0)
+      return lash_backend_fail(b, LASH_EACCES,
+                               "store directory %s is not writable (%s): fix "
+                               "its permissions or open it read-only",
+                               dir, strerror(errno));
+    if (read_only && access(dir, R_OK | X_OK) != 0)
+      return lash_backend_fail(b, LASH_EACCES,
+                               "store directory %s is not readable (%s)", dir,
+                               strerror(errno));
+    return 0;
+  }
+  if (errno != ENOENT)
+    return lash_backend_fail(b, LASH_EACCES,
+                             "cannot access store directory %s: %s", dir,
+                             strerror(errno));
+  if (read_only)
+    return lash_backend_fail(b, LASH_EACCES,
+                             "store directory %s does not exist (opened "
+                             "read-only, so it was not created)",
+                             dir);
+  if (mkdir(dir, 0700) != 0) {
+    if (errno == ENOENT)
+      return lash_backend_fail(b, LASH_EACCES,
+                               "cannot create store directory %s: its parent "
+                               "directory does not exist",
+                               dir);
+    if (errno != EEXIST)
+      return lash_backend_fail(b, LASH_EACCES,
+                               "cannot create store directory %s: %s", dir,
+                               strerror(errno));
+  }
+  return 0;
+}
+
+/* Opens the named databases and checks (or writes) the format version. */
+static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
+  lash_backend *b = &s->base;
+  MDB_txn *mt = NULL;
+  MDB_val k, v;
+  MDB_stat st;
+  unsigned char fmt[4];
+  int rc = 0, mrc, i;
+  uint32_t version;
+
+  mrc = mdb_txn_begin(s->env, NULL, read_only ? MDB_RDONLY : 0, &mt);
+  if (mrc != 0) {
+    rc = lmdb__fail(s, mrc, "opening the store");
+    mt = NULL;
+    goto out;
+  }
+  for (i = 0; i < LMDB__DB_COUNT; i++) {
+    mrc = mdb_dbi_open(mt, lmdb__db_names[i], read_only ? 0 : MDB_CREATE,
+                       &s->dbi[i]);
+    if (mrc == MDB_NOTFOUND) {
+      rc = lash_backend_fail(b, LASH_EACCES,
+                             "store %s is not initialised (database %s is "
+                             "missing): open it once for writing",
+                             s->path, lmdb__db_names[i]);
+      goto out;
+    }
+    if (mrc != 0) {
+      rc = lmdb__fail(s, mrc, "opening the databases");
+      goto out;
+    }
+  }
+  k.mv_data = (void *)LMDB__META_FORMAT;
+  k.mv_size = strlen(LMDB__META_FORMAT);
+  mrc = mdb_get(mt, s->dbi[LMDB__DB_META], &k, &v);
+  if (mrc == 0) {
+    if (v.mv_size != 4) {
+      rc = lash_backend_fail(b, LASH_ECORRUPT,
+                             "store %s has an unreadable format version",
+                             s->path);
+      goto out;
+    }
+    memcpy(fmt, v.mv_data, 4);
+    version = ((uint32_t)fmt[0] << 24) | ((uint32_t)fmt[1] << 16) |
+              ((uint32_t)fmt[2] << 8) | fmt[3];
+    if (version != format) {
+      rc = lash_backend_fail(b, LASH_EFORMAT,
+                             "store %s has format version %u, this lash "
+                             "reads version %u",
+                             s->path, (unsigned)version, (unsigned)format);
+      goto out;
+    }
+  } else if (mrc == MDB_NOTFOUND) {
+    mrc = mdb_stat(mt, s->dbi[LMDB__DB_RECORDS], &st);
+    if (mrc != 0) {
+      rc = lmdb__fail(s, mrc, "reading the store");
+      goto out;
+    }
+    if (st.ms_entries != 0) {
+      rc = lash_backend_fail(b, LASH_ECORRUPT,
+                             "store %s holds records but no format version",
+                             s->path);
+      goto out;
+    }
+    if (!read_only) {
+      fmt[0] = (unsigned char)(format >> 24);
+      fmt[1] = (unsigned char)(format >> 16);
+      fmt[2] = (unsigned char)(format >> 8);
+      fmt[3] = (unsigned char)format;
+      v.mv_data = fmt;
+      v.mv_size = 4;
+      mrc = mdb_put(mt, s->dbi[LMDB__DB_META], &k, &v, 0);
+      if (mrc != 0) {
+        rc = lmdb__fail(s, mrc, "writing the format version");
+        goto out;
+      }
+    }
+  } else {
+    rc = lmdb__fail(s, mrc, "reading the format version");
+    goto out;
+  }
+  mrc = mdb_txn_commit(mt);
+  mt = NULL;
+  if (mrc != 0) rc = lmdb__fail(s, mrc, "initialising the store");
+out:
+  if (mt != NULL) mdb_txn_abort(mt);
+  return rc;
+}
+
+static void env_close(lash_backend *b) {
+  lmdb__store *s = LMDB__S(b);
+  if (s == NULL) return;
+  if (s->w.mt != NULL) mdb_txn_abort(s->w.mt);
+  if (s->r.mt != NULL) mdb_txn_abort(s->r.mt);
+  if (s->env != NULL) mdb_env_close(s->env);
+  free(s->path);
+  free(s);
+}
+
+static const lash_backend_methods lmdb_methods;
+
+static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
+                    lash_backend **out, char *err, size_t errlen) {
+  lmdb__store *s;
+  unsigned flags;
+  int rc = 0, mrc;
+
+  *out = NULL;
+  s = calloc(1, sizeof *s);
+  if (s == NULL || (s->path = strdup(dir)) == NULL) {
+    if (err != NULL && errlen > 0)
+      snprintf(err, errlen, "out of memory opening store %s", dir);
+    free(s);
+    return LASH_ENOMEM;
+  }
+  s->base.m = &lmdb_methods;
+  s->base.errmsg = err; /* until the core gives its own buffer */
+  s->base.errcap = err != NULL ? errlen : 0;
+  s->w.write = 1;
+  if (opts->max_bytes == 0) opts->max_bytes = DEFAULT_MAP_SIZE;
+  if (opts->max_readers == 0) opts->max_readers = DEFAULT_MAX_READERS;
+  if ((rc = prepare_dir(s, dir, opts->read_only)) < 0) goto out;
+  if ((mrc = mdb_env_create(&s->env)) != 0) {
+    s->env = NULL;
+    rc = lmdb__fail(s, mrc, "creating the environment");
+    goto out;
+  }
+  if ((mrc = mdb_env_set_maxdbs(s->env, LMDB__DB_COUNT)) != 0 ||
+      (mrc = mdb_env_set_mapsize(s->env, opts->max_bytes)) != 0 ||
+      (mrc = mdb_env_set_maxreaders(s->env, opts->max_readers)) != 0) {
+    rc = lmdb__fail(s, mrc, "configuring the environment");
+    goto out;
+  }
+  flags = MDB_NOTLS;
+  if (opts->read_only) flags |= MDB_RDONLY;
+  if (opts->durability == LASH_DURABILITY_NOMETA)
+    flags |= MDB_NOMETASYNC;
+  else if (opts->durability == LASH_DURABILITY_NONE)
+    flags |= MDB_NOSYNC;
+  mrc = mdb_env_open(s->env, dir, flags, 0600);
+  if (mrc != 0) {
+    rc = lmdb__code(mrc);
+    if (mrc == ENOENT) rc = LASH_EACCES;
+    rc = lash_backend_fail(&s->base, rc, "cannot open store %s: %s", dir,
+                           mdb_strerror(mrc));
+    goto out;
+  }
+  {
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > opts->max_bytes)
+      opts->max_bytes = info.me_mapsize;
+  }
+  s->opts = *opts;
+  if ((rc = open_dbs(s, opts->read_only, format)) < 0) goto out;
+  *out = &s->base;
+  s = NULL;
+out:
+  env_close(s != NULL ? &s->base : NULL);
+  return rc;
+}
+
+/* -------------------------------------------------------- transactions */
+
+/* Another process grew the map (MDB_MAP_RESIZED): adopt its size. LMDB
+ * allows that only with no transaction of this process running, so not
+ * from inside a listing callback (a read is busy) or during a write. */
+static int adopt_mapsize(lmdb__store *s) {
+  if (s->r_busy || s->w.mt != NULL) return -1;
+  if (s->r.mt != NULL) {
+    mdb_txn_abort(s->r.mt);
+    s->r.mt = NULL;
+  }
+  return mdb_env_set_mapsize(s->env, 0) == 0 ? 0 : -1;
+}
+
+static int env_begin(lash_backend *b, int mode, lash_btxn **out) {
+  lmdb__store *s = LMDB__S(b);
+  lash_btxn *t;
+  int mrc;
+  *out = NULL;
+  if (mode == LASH_BTXN_WRITE) {
+    if (s->w.mt != NULL)
+      return lash_backend_fail(
+          b, LASH_EINVAL, "store %s already has a write transaction", s->path);
+    mrc = mdb_txn_begin(s->env, NULL, 0, &s->w.mt);
+    if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
+      mrc = mdb_txn_begin(s->env, NULL, 0, &s->w.mt); /* retry once */
+    if (mrc != 0) {
+      s->w.mt = NULL;
+      return lmdb__fail(s, mrc, "starting a write transaction");
+    }
+    s->w.tombs_known = 0;
+    *out = &s->w;
+    return 0;
+  }
+  if (!s->r_busy) {
+    if (s->r.mt != NULL && mdb_txn_renew(s->r.mt) != 0) {
+      mdb_txn_abort(s->r.mt);
+      s->r.mt = NULL;
+    }
+    if (s->r.mt == NULL) {
+      mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->r.mt);
+      if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
+        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->r.mt);
+      if (mrc != 0) {
+        s->r.mt = NULL;
+        return lmdb__fail(s, mrc, "starting a read transaction");
+      }
+    }
+    s->r_busy = 1;
+    s->r.tombs_known = 0;
+    *out = &s->r;
+    return 0;
+  }
+  /* Nested read (from a listing callback): a transaction of its own. */
+  if ((t = calloc(1, sizeof *t)) == NULL)
+    return lash_backend_fail(b, LASH_ENOMEM,
+                             "out of memory starting a read transaction");
+  mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->mt);
+  if (mrc != 0) {
+    free(t);
+    return lmdb__fail(s, mrc, "starting a read transaction");
+  }
+  t->nested = 1;
+  *out = t;
+  return 0;
+}
+
+static int env_commit(lash_backend *b, lash_btxn *t) {
+  lmdb__store *s = LMDB__S(b);
+  int mrc = mdb_txn_commit(t->mt);
+  t->mt = NULL;
+  if (mrc == 0) return 0;
+  return lmdb__fail(s, mrc, "committing");
+}
+
+static void env_abort(lash_backend *b, lash_btxn *t) {
+  lmdb__store *s = LMDB__S(b);
+  if (t == NULL) return;
+  if (t == &s->r) {
+    mdb_txn_reset(t->mt);
+    s->r_busy = 0;
+  } else if (t->nested) {
+    mdb_txn_abort(t->mt);
+    free(t);
+  } else if (t->mt != NULL) {
+    mdb_txn_abort(t->mt);
+    t->mt = NULL;
+  }
+}
+
+/* ----------------------------------------------------------- the rest */
+
+static int env_change_seq(lash_backend *b, uint64_t *out) {
+  lash_btxn *t = NULL;
+  MDB_val v;
+  int rc;
+  *out = 0;
+  if ((rc = env_begin(b, LASH_BTXN_READ, &t)) < 0) return rc;
+  rc = lmdb__get(LMDB__S(b), t->mt, LMDB__DB_META, LMDB__META_CHANGE_SEQ,
+                 strlen(LMDB__META_CHANGE_SEQ), &v);
+  if (rc == 0 && v.mv_size == 8) *out = lmdb__get_be64(v.mv_data);
+  if (rc > 0) rc = 0;
+  env_abort(b, t);
+  return rc;
+}
+
+static int env_wake_source(lash_backend *b, lash_wake_source *out) {
+  lmdb__store *s = LMDB__S(b);
+  /* LMDB writes data.mdb on every commit, whoever commits. */
+  if ((size_t)snprintf(out->path, sizeof out->path, "%s/data.mdb", s->path) >=
+      sizeof out->path)
+    return lash_backend_fail(b, LASH_EINVAL,
+                             "store path %s is too long to watch", s->path);
+  out->kind = LASH_WAKE_FILE;
+  return 0;
+}
+
+static int env_stats(lash_backend *b, lash_btxn *t, lash_bstats *out) {
+  lmdb__store *s = LMDB__S(b);
+  MDB_stat st;
+  MDB_envinfo info;
+  int mrc;
+  if ((mrc = mdb_stat(t->mt, s->dbi[LMDB__DB_TOMBS], &st)) != 0)
+    return lmdb__fail(s, mrc, "reading tombstone statistics");
+  out->tombstones = st.ms_entries;
+  if ((mrc = mdb_env_info(s->env, &info)) != 0 ||
+      (mrc = mdb_env_stat(s->env, &st)) != 0)
+    return lmdb__fail(s, mrc, "reading environment statistics");
+  out->bytes_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+  out->bytes_available =
+      info.me_mapsize > out->bytes_used ? info.me_mapsize - out->bytes_used : 0;
+  return 0;
+}
+
+static const lash_backend_methods lmdb_methods = {
+    LASH_BACKEND_VERSION,
+    "lmdb",
+    env_open,
+    env_close,
+    env_begin,
+    env_commit,
+    env_abort,
+    lmdb__load,
+    lmdb__save,
+    lmdb__remove,
+    lmdb__meta_get,
+    lmdb__meta_put,
+    env_change_seq,
+    lmdb__scan,
+    env_wake_source,
+    NULL, /* wake_consume: a file watch needs no draining */
+    env_stats,
+    lmdb__audit,
+    NULL, /* now: the wall clock */
+};
+
+const lash_backend_methods *lash_backend_lmdb(void) {
+  return &lmdb_methods;
+}

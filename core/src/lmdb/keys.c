@@ -1,0 +1,45 @@
+/* keys.c - the key layouts of the LMDB backend's databases (see enum
+ * lmdb__db): big-endian sequences, so that LMDB's bytewise order is the
+ * numeric order, and NUL separators, which ids and kinds never hold. */
+#include "lmdb-int.h"
+
+#include <string.h>
+
+void lmdb__be64(unsigned char *p, uint64_t v) {
+  int i;
+  for (i = 7; i >= 0; i--) {
+    p[i] = (unsigned char)(v & 0xff);
+    v >>= 8;
+  }
+}
+
+uint64_t lmdb__get_be64(const unsigned char *p) {
+  uint64_t v = 0;
+  int i;
+  for (i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+size_t lmdb__evkey(unsigned char *k, const char *id, size_t idlen,
+                   uint64_t seq) {
+  memcpy(k, id, idlen);
+  k[idlen] = 0;
+  lmdb__be64(k + idlen + 1, seq);
+  return idlen + 9;
+}
+
+size_t lmdb__livekey(unsigned char *k, lash_bytes kind, const char *id,
+                     size_t idlen) {
+  memcpy(k, kind.data, kind.len);
+  k[kind.len] = 0;
+  memcpy(k + kind.len + 1, id, idlen);
+  return kind.len + 1 + idlen;
+}
+
+size_t lmdb__statkey(unsigned char *k, int status, const char *id,
+                     size_t idlen) {
+  k[0] = (unsigned char)status;
+  memcpy(k + 1, id, idlen);
+  return idlen + 1;
+}

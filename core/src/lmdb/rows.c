@@ -1,0 +1,270 @@
+/* rows.c - the LMDB backend's rows: load a row, save one row's changes
+ * with its index transition, prune a row into a tombstone, and the meta
+ * entries (change_seq, per-status counters). */
+#include "lmdb-int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* -------------------------------------------------------- put/get/del */
+
+int lmdb__get(lmdb__store *s, MDB_txn *mt, int db, const void *k, size_t kn,
+              MDB_val *v) {
+  MDB_val key;
+  int mrc;
+  char what[64];
+  key.mv_data = (void *)k;
+  key.mv_size = kn;
+  mrc = mdb_get(mt, s->dbi[db], &key, v);
+  if (mrc == 0) return 0;
+  if (mrc == MDB_NOTFOUND) return 1;
+  snprintf(what, sizeof what, "reading %s", lmdb__db_names[db]);
+  return lmdb__fail(s, mrc, what);
+}
+
+int lmdb__put(lmdb__store *s, MDB_txn *mt, int db, const void *k, size_t kn,
+              const void *v, size_t vn, unsigned flags) {
+  MDB_val key, val;
+  int mrc;
+  char what[64];
+  key.mv_data = (void *)k;
+  key.mv_size = kn;
+  val.mv_data = (void *)v;
+  val.mv_size = vn;
+  mrc = mdb_put(mt, s->dbi[db], &key, &val, flags);
+  if (mrc == 0) return 0;
+  if (mrc == MDB_KEYEXIST)
+    return lash_backend_fail(&s->base, LASH_ECORRUPT,
+                             "store %s: the %s index is out of order (run "
+                             "check)",
+                             s->path, lmdb__db_names[db]);
+  snprintf(what, sizeof what, "writing to %s", lmdb__db_names[db]);
+  return lmdb__fail(s, mrc, what);
+}
+
+int lmdb__del(lmdb__store *s, MDB_txn *mt, int db, const void *k, size_t kn) {
+  MDB_val key;
+  int mrc;
+  char what[64];
+  key.mv_data = (void *)k;
+  key.mv_size = kn;
+  mrc = mdb_del(mt, s->dbi[db], &key, NULL);
+  if (mrc == 0 || mrc == MDB_NOTFOUND) return 0;
+  snprintf(what, sizeof what, "deleting from %s", lmdb__db_names[db]);
+  return lmdb__fail(s, mrc, what);
+}
+
+static lash_bytes bytes_of(const MDB_val *v) {
+  lash_bytes b;
+  b.data = v->mv_data != NULL ? v->mv_data : (const void *)"";
+  b.len = v->mv_size;
+  return b;
+}
+
+/* ---------------------------------------------------------------- load */
+
+int lmdb__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+               unsigned what, lash_brow *out) {
+  lmdb__store *s = LMDB__S(b);
+  MDB_val v;
+  int rc;
+  memset(out, 0, sizeof *out);
+  if (what & LASH_ROW_RECORD) {
+    if ((rc = lmdb__get(s, t->mt, LMDB__DB_RECORDS, id, idlen, &v)) < 0)
+      return rc;
+    if (rc == 0) out->rec = bytes_of(&v);
+  }
+  if (what & LASH_ROW_LEASE) {
+    if ((rc = lmdb__get(s, t->mt, LMDB__DB_LEASES, id, idlen, &v)) < 0)
+      return rc;
+    if (rc == 0) out->lease = bytes_of(&v);
+  }
+  if (what & LASH_ROW_TOMB) {
+    /* Most stores never prune: one stat per transaction spares a lookup
+     * per registration. */
+    if (!t->tombs_known) {
+      MDB_stat st;
+      int mrc = mdb_stat(t->mt, s->dbi[LMDB__DB_TOMBS], &st);
+      if (mrc != 0) return lmdb__fail(s, mrc, "reading tombstones");
+      t->tombs_any = st.ms_entries > 0;
+      t->tombs_known = 1;
+    }
+    if (t->tombs_any) {
+      if ((rc = lmdb__get(s, t->mt, LMDB__DB_TOMBS, id, idlen, &v)) < 0)
+        return rc;
+      if (rc == 0) out->tomb = bytes_of(&v);
+    }
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- save */
+
+static int is_live(const lash_bindex *x) {
+  return x->exists && !LASH_IS_TERMINAL(x->status);
+}
+
+int lmdb__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
+  lmdb__store *s = LMDB__S(b);
+  MDB_txn *mt = t->mt;
+  unsigned char key[LMDB__LIVEKEY_MAX + 1];
+  const char *id = row->id;
+  size_t i, kn, n = row->idlen;
+  int rc;
+
+  for (i = 0; i < row->nevents; i++) {
+    kn = lmdb__evkey(key, id, n, row->events[i].seq);
+    if ((rc = lmdb__put(s, mt, LMDB__DB_EVENTS, key, kn,
+                        row->events[i].data.data, row->events[i].data.len, 0)) <
+        0)
+      return rc;
+  }
+  if (row->rec.data != NULL) {
+    const lash_bindex *was = &row->before, *now = &row->after;
+    if ((rc = lmdb__put(s, mt, LMDB__DB_RECORDS, id, n, row->rec.data,
+                        row->rec.len, 0)) < 0)
+      return rc;
+    if (!was->exists || was->status != now->status) {
+      if (was->exists) {
+        kn = lmdb__statkey(key, was->status, id, n);
+        if ((rc = lmdb__del(s, mt, LMDB__DB_BYSTATUS, key, kn)) < 0) return rc;
+      }
+      kn = lmdb__statkey(key, now->status, id, n);
+      if ((rc = lmdb__put(s, mt, LMDB__DB_BYSTATUS, key, kn, "", 0, 0)) < 0)
+        return rc;
+    }
+    if (is_live(was) != is_live(now)) {
+      kn = lmdb__livekey(key, row->kind, id, n);
+      if (is_live(now))
+        rc = lmdb__put(s, mt, LMDB__DB_LIVE, key, kn, "", 0, 0);
+      else
+        rc = lmdb__del(s, mt, LMDB__DB_LIVE, key, kn);
+      if (rc < 0) return rc;
+    }
+    if (was->exists && was->change_seq != now->change_seq) {
+      lmdb__be64(key, was->change_seq);
+      if ((rc = lmdb__del(s, mt, LMDB__DB_CHANGES, key, 8)) < 0) return rc;
+    }
+    lmdb__be64(key, now->change_seq);
+    if ((rc = lmdb__put(s, mt, LMDB__DB_CHANGES, key, 8, id, n, 0)) < 0)
+      return rc;
+  }
+  if (row->lease.data != NULL &&
+      (rc = lmdb__put(s, mt, LMDB__DB_LEASES, id, n, row->lease.data,
+                      row->lease.len, 0)) < 0)
+    return rc;
+  if (row->drop_tomb) {
+    /* The new row shadows the tombstone; the floor lives on in the row. */
+    if ((rc = lmdb__del(s, mt, LMDB__DB_TOMBS, id, n)) < 0) return rc;
+    lmdb__be64(key, row->tomb_change_seq);
+    if ((rc = lmdb__del(s, mt, LMDB__DB_CHANGES, key, 8)) < 0) return rc;
+  }
+  return 0;
+}
+
+/* --------------------------------------------------------------- prune */
+
+/* Deletes every event of id; counts them. */
+static int delete_events(lmdb__store *s, MDB_txn *mt, const char *id,
+                         size_t idlen, uint64_t *count) {
+  MDB_cursor *c = NULL;
+  MDB_val k, v;
+  unsigned char key[LMDB__EVKEY_MAX];
+  int mrc, rc = 0;
+  if ((mrc = mdb_cursor_open(mt, s->dbi[LMDB__DB_EVENTS], &c)) != 0)
+    return lmdb__fail(s, mrc, "pruning events");
+  lmdb__evkey(key, id, idlen, 0);
+  for (;;) {
+    k.mv_data = key;
+    k.mv_size = idlen + 9;
+    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (mrc == MDB_NOTFOUND) break;
+    if (mrc != 0) {
+      rc = lmdb__fail(s, mrc, "pruning events");
+      break;
+    }
+    if (k.mv_size != idlen + 9 || memcmp(k.mv_data, key, idlen + 1) != 0) break;
+    if ((mrc = mdb_cursor_del(c, 0)) != 0) {
+      rc = lmdb__fail(s, mrc, "pruning events");
+      break;
+    }
+    (*count)++;
+  }
+  mdb_cursor_close(c);
+  return rc;
+}
+
+int lmdb__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
+                 uint64_t *events) {
+  lmdb__store *s = LMDB__S(b);
+  MDB_txn *mt = t->mt;
+  unsigned char key[LMDB__LIVEKEY_MAX + 1];
+  const char *id = row->id;
+  size_t kn, n = row->idlen;
+  int rc;
+
+  *events = 0;
+  if ((rc = delete_events(s, mt, id, n, events)) < 0 ||
+      (rc = lmdb__del(s, mt, LMDB__DB_LEASES, id, n)) < 0 ||
+      (rc = lmdb__del(s, mt, LMDB__DB_RECORDS, id, n)) < 0)
+    return rc;
+  kn = lmdb__statkey(key, row->before.status, id, n);
+  if ((rc = lmdb__del(s, mt, LMDB__DB_BYSTATUS, key, kn)) < 0) return rc;
+  if (is_live(&row->before)) {
+    kn = lmdb__livekey(key, row->kind, id, n);
+    if ((rc = lmdb__del(s, mt, LMDB__DB_LIVE, key, kn)) < 0) return rc;
+  }
+  lmdb__be64(key, row->before.change_seq);
+  if ((rc = lmdb__del(s, mt, LMDB__DB_CHANGES, key, 8)) < 0 ||
+      (rc = lmdb__put(s, mt, LMDB__DB_TOMBS, id, n, row->tomb.data,
+                      row->tomb.len, 0)) < 0)
+    return rc;
+  t->tombs_known = 1;
+  t->tombs_any = 1;
+  lmdb__be64(key, row->tomb_change_seq);
+  return lmdb__put(s, mt, LMDB__DB_CHANGES, key, 8, id, n, MDB_APPEND);
+}
+
+/* ---------------------------------------------------------------- meta */
+
+int lmdb__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out) {
+  lmdb__store *s = LMDB__S(b);
+  MDB_val v;
+  int rc, i;
+  memset(out, 0, sizeof *out);
+  rc = lmdb__get(s, t->mt, LMDB__DB_META, LMDB__META_CHANGE_SEQ,
+                 strlen(LMDB__META_CHANGE_SEQ), &v);
+  if (rc < 0) return rc;
+  if (rc == 0) {
+    if (v.mv_size != 8)
+      return lash_backend_fail(b, LASH_ECORRUPT,
+                               "store %s: meta change_seq is corrupt", s->path);
+    out->change_seq = lmdb__get_be64(v.mv_data);
+  }
+  rc = lmdb__get(s, t->mt, LMDB__DB_META, LMDB__META_COUNTS,
+                 strlen(LMDB__META_COUNTS), &v);
+  if (rc < 0) return rc;
+  if (rc == 0) {
+    if (v.mv_size != 8 * LASH_STATUS_COUNT)
+      return lash_backend_fail(b, LASH_ECORRUPT,
+                               "store %s: meta counts are corrupt", s->path);
+    for (i = 0; i < LASH_STATUS_COUNT; i++)
+      out->counts[i + 1] =
+          lmdb__get_be64((const unsigned char *)v.mv_data + 8 * i);
+  }
+  return 0;
+}
+
+int lmdb__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m) {
+  lmdb__store *s = LMDB__S(b);
+  unsigned char buf[8 * LASH_STATUS_COUNT];
+  int rc, i;
+  lmdb__be64(buf, m->change_seq);
+  rc = lmdb__put(s, t->mt, LMDB__DB_META, LMDB__META_CHANGE_SEQ,
+                 strlen(LMDB__META_CHANGE_SEQ), buf, 8, 0);
+  if (rc < 0) return rc;
+  for (i = 0; i < LASH_STATUS_COUNT; i++)
+    lmdb__be64(buf + 8 * i, m->counts[i + 1]);
+  return lmdb__put(s, t->mt, LMDB__DB_META, LMDB__META_COUNTS,
+                   strlen(LMDB__META_COUNTS), buf, sizeof buf, 0);
+}

@@ -1,0 +1,843 @@
+/* registry.c - process records and their event logs: register, read,
+ * append, requests, fenced transitions, completion (listings and prune are
+ * in list.c).
+ *
+ * Every write validates first (reads only), then writes: a check failure
+ * inside a batch writes nothing and leaves the batch usable. The record is
+ * always the fold of its base and its events: writes build lifecycle
+ * payloads, fold them through lash__fold (the same code lash_check runs),
+ * and save the result with the events in one go (op_save).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
+#endif
+#include "registry-int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ loading */
+
+int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
+                     size_t idlen, lash__rec *r) {
+  lash__chg *c = t != NULL ? lash__chg_find(t, id, idlen) : NULL;
+  lash_brow row;
+  int rc;
+  if (c != NULL && c->rec_state != 0) {
+    row.rec.data = c->rec.p;
+    row.rec.len = c->rec.len;
+  } else {
+    if ((rc = s->b->m->load(s->b, bt, id, idlen, LASH_ROW_RECORD, &row)) < 0)
+      return rc;
+    if (row.rec.data == NULL) return 1;
+  }
+  if (r == NULL) return 0;
+  if (lash__rec_decode(row.rec.data, row.rec.len, r, &s->zone) < 0)
+    return lash__fail(s, LASH_ECORRUPT,
+                      "record of process %s cannot be decoded (run check)", id);
+  return 0;
+}
+
+int lash__tomb_read(lash_store *s, const char *id, size_t idlen, lash_bytes v,
+                    lash_tombstone *tb) {
+  memset(tb, 0, sizeof *tb);
+  if (lash__tomb_decode(v.data, v.len, tb, &s->zone) < 0)
+    return lash__fail(s, LASH_ECORRUPT,
+                      "tombstone of process %s cannot be decoded (run check)",
+                      id);
+  memcpy(tb->id, id, idlen);
+  tb->id[idlen] = '\0';
+  return 0;
+}
+
+int lash__scan_events(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
+                      size_t idlen, uint64_t after, lash_bscan_fn fn,
+                      void *ud) {
+  lash_bscan q;
+  int rc;
+  /* A batch's new events reach the backend at flush. */
+  if ((rc = lash__wb_flush_events(t, id, idlen)) < 0) return rc;
+  memset(&q, 0, sizeof q);
+  q.what = LASH_SCAN_EVENTS;
+  q.id = id;
+  q.idlen = idlen;
+  q.after_seq = after;
+  return s->b->m->scan(s->b, bt, &q, fn, ud);
+}
+
+/* The tombstone of an absent id: 0 (in *tb), 1 none, or an error. */
+static int tomb_lookup(lash_store *s, lash_btxn *bt, const char *id,
+                       size_t idlen, lash_tombstone *tb) {
+  lash_brow row;
+  int rc = s->b->m->load(s->b, bt, id, idlen, LASH_ROW_TOMB, &row);
+  if (rc < 0) return rc;
+  if (row.tomb.data == NULL) return 1;
+  return lash__tomb_read(s, id, idlen, row.tomb, tb);
+}
+
+int lash__rec_load(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
+                   size_t idlen, lash__rec *r, lash_tombstone *tomb) {
+  lash_tombstone tb;
+  int rc = lash__rec_lookup(s, t, bt, id, idlen, r);
+  if (rc <= 0) return rc;
+  if ((rc = tomb_lookup(s, bt, id, idlen, &tb)) < 0) return rc;
+  if (rc == 1) return lash__fail(s, LASH_ENOENT, "unknown process %s", id);
+  if (tomb != NULL) *tomb = tb;
+  return lash__fail(s, LASH_EPRUNED, "process %s was pruned at %lld", id,
+                    (long long)tb.pruned_at);
+}
+
+/* -------------------------------------------------------- the write op */
+
+typedef struct op {
+  lash_store *s;
+  lash_txn *t;
+  const char *id; /* the caller's string: stable across writes */
+  size_t idlen;
+  lash__rec r;
+  int existed;
+  int old_status;
+  uint64_t old_change_seq;
+  lash__ev ev[LASH__OP_EVENTS];
+  size_t nev;
+  int drop_tomb; /* the row shadows this tombstone (re-registration) */
+  uint64_t tomb_cs;
+} op;
+
+static void op_init(op *o, lash_txn *t, const char *id, size_t idlen) {
+  memset(o, 0, sizeof *o);
+  o->s = t->s;
+  o->t = t;
+  o->id = id;
+  o->idlen = idlen;
+}
+
+static int op_load(op *o, lash_tombstone *tomb) {
+  int rc = lash__rec_load(o->s, o->t, o->t->bt, o->id, o->idlen, &o->r, tomb);
+  if (rc < 0) return rc;
+  o->existed = 1;
+  o->old_status = o->r.status;
+  o->old_change_seq = o->r.change_seq;
+  return 0;
+}
+
+static uint64_t next_seq(const lash__rec *r) {
+  return (r->last_seq > r->floor ? r->last_seq : r->floor) + 1;
+}
+
+/* Adds one event (payload must outlive op_save) and folds it in. */
+static int op_event(op *o, const char *type, size_t tlen, const void *payload,
+                    size_t plen, int64_t at, uint64_t *seq) {
+  lash__ev *ev = &o->ev[o->nev];
+  ev->type = lash__sv_of(type, tlen);
+  ev->payload = lash__sv_of(payload, plen);
+  ev->seq = next_seq(&o->r);
+  ev->at = at;
+  if (lash__fold(&o->r, ev, &o->s->zone) < 0)
+    return lash__fail(o->s, LASH_ECORRUPT,
+                      "process %s: event %s could not be folded into its "
+                      "record",
+                      o->id, type);
+  o->nev++;
+  if (seq != NULL) *seq = ev->seq;
+  return 0;
+}
+
+static int op_event_lit(op *o, const char *type, const lash__buf *pl,
+                        int64_t at, uint64_t *seq) {
+  return op_event(o, type, strlen(type), pl->p, pl->len, at, seq);
+}
+
+/* Encodes, then caches: the record, its new events and the index
+ * transition wait in the transaction's write-back cache and reach the
+ * backend at flush; counters move; the change is noted for the hook. */
+static int op_save(op *o, int registered) {
+  lash_store *s = o->s;
+  lash_txn *t = o->t;
+  lash__rec *r = &o->r;
+  lash__chg *c;
+  lash__buf tmp;
+  size_t i, need = 0;
+  int rc;
+
+  if ((rc = lash__meta_load(t)) < 0) return rc;
+  if (r->kind.n > LASH_NAME_MAX)
+    return lash__fail(s, LASH_ECORRUPT, "process %s has an over-long kind",
+                      o->id);
+  if ((c = lash__chg_get(t, o->id, o->idlen)) == NULL)
+    return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s", o->id);
+  r->change_seq = t->change_seq + 1;
+  if ((rc = lash__rec_encode(r, &s->rbuf)) < 0)
+    return lash__fail(s, rc, "out of memory encoding process %s", o->id);
+  for (i = 0; i < o->nev; i++) {
+    if ((rc = lash__ev_encode(&o->ev[i], &s->ebuf[i])) < 0)
+      return lash__fail(s, rc, "out of memory encoding an event of %s", o->id);
+    need += s->ebuf[i].len;
+  }
+  if (c->nev + o->nev > c->evcap) {
+    size_t cap = c->evcap ? c->evcap * 2 : 4;
+    lash__evref *n;
+    while (cap < c->nev + o->nev)
+      cap *= 2;
+    if ((n = realloc(c->ev, cap * sizeof *n)) == NULL)
+      return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s",
+                        o->id);
+    c->ev = n;
+    c->evcap = cap;
+  }
+  if (lash__buf_reserve(&c->evs, need) < 0)
+    return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s", o->id);
+  if (c->rec_state == 0) {
+    /* First save in this transaction: remember the stored state (r->kind
+     * may point into the backend's memory, which a write may move). */
+    c->orig_exists = o->existed;
+    c->orig_status = o->old_status;
+    c->orig_cs = o->old_change_seq;
+    memcpy(c->kind, r->kind.p, r->kind.n);
+    c->kind_n = r->kind.n;
+  }
+  /* Nothing can fail from here on. */
+  lash__next_change_seq(t);
+  for (i = 0; i < o->nev; i++) {
+    lash__evref *e = &c->ev[c->nev++];
+    e->seq = o->ev[i].seq;
+    e->off = c->evs.len;
+    e->len = s->ebuf[i].len;
+    memcpy(c->evs.p + c->evs.len, s->ebuf[i].p, e->len);
+    c->evs.len += e->len;
+  }
+  if (o->drop_tomb) {
+    c->drop_tomb = 1;
+    c->tomb_cs = o->tomb_cs;
+  }
+  /* r may point into c->rec: swap buffers rather than copy. */
+  tmp = c->rec;
+  c->rec = s->rbuf;
+  s->rbuf = tmp;
+  c->rec_state = 2;
+  c->cur_status = r->status;
+  c->cur_cs = r->change_seq;
+  t->wrote = 1;
+  if (!o->existed) {
+    t->counts[r->status]++;
+  } else if (o->old_status != r->status) {
+    if (t->counts[o->old_status] > 0) t->counts[o->old_status]--;
+    t->counts[r->status]++;
+  }
+  c->report = 1;
+  if (c->first_seq == 0 && o->nev > 0) c->first_seq = o->ev[0].seq;
+  c->last_seq = r->last_seq;
+  c->status = r->status;
+  c->cancel_requested = r->cancel_requested;
+  c->registered |= registered;
+  return 0;
+}
+
+static int refuse_terminal(lash_store *s, const lash__rec *r, const char *id,
+                           const char *what) {
+  return lash__fail(s, LASH_ETERMINAL, "process %s is already %s: %s", id,
+                    lash_status_name(r->status), what);
+}
+
+/* Opens the write (own or the caller's batch), loads @p id into @p o and
+ * refuses a terminal row, saying @p why. On failure *t may be NULL (the
+ * write never began); lash__wend accepts that. */
+static int op_open_live(lash_store *s, lash_txn *txn, lash_txn **t, op *o,
+                        const char *id, size_t idlen, const char *why) {
+  int rc;
+  *t = NULL;
+  if ((rc = lash__wbegin(s, txn, t)) < 0) return rc;
+  op_init(o, *t, id, idlen);
+  if ((rc = op_load(o, NULL)) < 0) return rc;
+  if (LASH_IS_TERMINAL(o->r.status)) return refuse_terminal(s, &o->r, id, why);
+  return 0;
+}
+
+typedef struct find_ev {
+  lash_store *s;
+  const char *id;
+  const char *type;
+  size_t tlen;
+  uint64_t seq;
+} find_ev;
+
+static int find_event_cb(void *ud, const lash_bitem *it) {
+  find_ev *f = ud;
+  lash__ev ev;
+  if (lash__ev_decode(it->ev.data, it->ev.len, &ev, &f->s->zone) < 0)
+    return lash__fail(f->s, LASH_ECORRUPT,
+                      "an event of process %s cannot be decoded (run check)",
+                      f->id);
+  if (ev.type.n != f->tlen || memcmp(ev.type.p, f->type, f->tlen) != 0)
+    return 0;
+  f->seq = it->seq;
+  return 1;
+}
+
+/* The seq of the first event of `type` in the log of id (0: none). */
+static int find_event(lash_store *s, lash_txn *t, const char *id, size_t idlen,
+                      const char *type, uint64_t *seq) {
+  find_ev f;
+  int rc;
+  *seq = 0;
+  f.s = s;
+  f.id = id;
+  f.type = type;
+  f.tlen = strlen(type);
+  f.seq = 0;
+  rc = lash__scan_events(s, t, t->bt, id, idlen, 0, find_event_cb, &f);
+  *seq = f.seq;
+  return rc;
+}
+
+/* ----------------------------------------------------------- register */
+
+static const char *def_difference(const lash__rec *r, const lash_def *def) {
+  if (r->kind.n != strlen(def->kind) ||
+      memcmp(r->kind.p, def->kind, r->kind.n) != 0)
+    return "kind";
+  if (!lash__sv_eq(r->input, lash__sv_of(def->input.data, def->input.len)))
+    return "input";
+  if (r->disposition != def->disposition) return "disposition";
+  if (r->max_attempts != def->max_attempts) return "max_attempts";
+  return NULL;
+}
+
+int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
+                  int *created, lash_record *out) {
+  lash_txn *t = NULL;
+  lash_record tmp;
+  lash_tombstone tomb;
+  op o;
+  const char *diff;
+  int rc, idn, has_tomb = 0;
+  uint64_t floor = 0;
+
+  memset(&tmp, 0, sizeof tmp);
+  if (created != NULL) *created = 0;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  lash__clear(s);
+  if (def == NULL)
+    return lash__fail(s, LASH_EINVAL, "lash_register: no definition given");
+  if ((idn = lash__check_id(s, def->id)) < 0) return idn;
+  if ((rc = lash__check_name_of(s, "kind", def->kind, def->id)) < 0) return rc;
+  if (lash_disposition_name(def->disposition) == NULL)
+    return lash__fail(s, LASH_EINVAL,
+                      "disposition %d of process %s is not one of "
+                      "rerunnable (1), owner_bound (2), external (3)",
+                      def->disposition, def->id);
+  if ((rc = lash__check_payload(s, "input", def->id, def->input)) < 0)
+    return rc;
+  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
+  op_init(&o, t, def->id, (size_t)idn);
+  memset(&tomb, 0, sizeof tomb);
+  rc = lash__rec_lookup(s, t, t->bt, def->id, (size_t)idn, &o.r);
+  if (rc == 1) {
+    /* Absent: a tombstone, if any, gives the sequence floor. */
+    rc = tomb_lookup(s, t->bt, def->id, (size_t)idn, &tomb);
+    if (rc == 0)
+      rc = LASH_EPRUNED;
+    else if (rc == 1)
+      rc = LASH_ENOENT;
+    if (rc < 0 && rc != LASH_EPRUNED && rc != LASH_ENOENT) goto out;
+  }
+  if (rc == 0) {
+    if ((diff = def_difference(&o.r, def)) != NULL) {
+      rc = lash__fail(s, LASH_ECONFLICT,
+                      "process %s is already registered with another "
+                      "definition (its %s differs): use another id",
+                      def->id, diff);
+      goto out;
+    }
+    rc = out != NULL ? lash__rec_export(&o.r, &tmp, NULL) : 0;
+    if (rc < 0)
+      rc = lash__fail(s, rc, "out of memory copying process %s", def->id);
+    goto out;
+  }
+  if (rc == LASH_EPRUNED) {
+    has_tomb = 1;
+    floor = tomb.last_seq;
+  } else if (rc != LASH_ENOENT) {
+    goto out;
+  }
+  lash__rec_base(&o.r, lash__sv_of(def->id, (size_t)idn),
+                 lash__sv_str(def->kind),
+                 lash__sv_of(def->input.data, def->input.len), def->disposition,
+                 def->max_attempts, lash__now(s), floor);
+  /* The new row shadows the tombstone; the floor lives on in the row. */
+  o.drop_tomb = has_tomb;
+  o.tomb_cs = tomb.change_seq;
+  if ((rc = op_save(&o, 1)) < 0) goto out;
+  if (created != NULL) *created = 1;
+  if (out != NULL && (rc = lash__rec_export(&o.r, &tmp, NULL)) < 0)
+    /* The row is already written: a batch cannot keep it silently. */
+    rc = t->rc = lash__fail(s, rc, "out of memory copying process %s", def->id);
+out:
+  rc = lash__wend(s, t, rc);
+  if (rc >= 0 && out != NULL)
+    *out = tmp;
+  else
+    lash_record_free(&tmp);
+  if (rc < 0 && created != NULL) *created = 0;
+  return rc;
+}
+
+/* ---------------------------------------------------------------- get */
+
+int lash_get(lash_store *s, lash_txn *txn, const char *id, lash_record *out,
+             lash_tombstone *tomb) {
+  lash_btxn *bt = NULL;
+  lash__rec r;
+  int rc, idn;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  lash__clear(s);
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if ((rc = lash__rbegin(s, txn, &bt)) < 0) return rc;
+  rc = lash__rec_load(s, txn, bt, id, (size_t)idn, &r, tomb);
+  if (rc == 0 && out != NULL && (rc = lash__rec_export(&r, out, NULL)) < 0)
+    rc = lash__fail(s, rc, "out of memory copying process %s", id);
+  lash__rend(s, txn, bt);
+  return rc;
+}
+
+/* ------------------------------------------------------------- events */
+
+typedef struct events_cb {
+  lash_store *s;
+  const char *id;
+  size_t limit, n;
+  lash_event_fn fn;
+  void *ud;
+} events_cb;
+
+static int events_after_cb(void *ud, const lash_bitem *it) {
+  events_cb *c = ud;
+  char type[LASH_NAME_MAX + 1];
+  lash__ev ev;
+  lash_event e;
+  int rc;
+  if (lash__ev_decode(it->ev.data, it->ev.len, &ev, &c->s->zone) < 0 ||
+      ev.type.n > LASH_NAME_MAX)
+    return lash__fail(c->s, LASH_ECORRUPT,
+                      "an event of process %s cannot be decoded (run check)",
+                      c->id);
+  memcpy(type, ev.type.p, ev.type.n);
+  type[ev.type.n] = '\0';
+  e.process_id = c->id;
+  e.seq = it->seq;
+  e.type = type;
+  e.payload.data = ev.payload.p;
+  e.payload.len = ev.payload.n;
+  e.at = ev.at;
+  c->n++;
+  if ((rc = c->fn(c->ud, &e)) != 0) return rc < 0 ? rc : 1;
+  return c->limit > 0 && c->n >= c->limit ? 1 : 0;
+}
+
+int lash_events_after(lash_store *s, lash_txn *txn, const char *id,
+                      uint64_t after, size_t limit, lash_event_fn fn,
+                      void *ud) {
+  lash_btxn *bt = NULL;
+  events_cb c;
+  lash__rec r;
+  size_t idlen;
+  int rc, idn;
+
+  lash__clear(s);
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if (fn == NULL)
+    return lash__fail(s, LASH_EINVAL, "lash_events_after: no callback given");
+  idlen = (size_t)idn;
+  if ((rc = lash__rbegin(s, txn, &bt)) < 0) return rc;
+  if ((rc = lash__rec_load(s, txn, bt, id, idlen, &r, NULL)) < 0) goto out;
+  if (after == UINT64_MAX) goto out;
+  c.s = s;
+  c.id = id;
+  c.limit = limit;
+  c.n = 0;
+  c.fn = fn;
+  c.ud = ud;
+  rc = lash__scan_events(s, txn, bt, id, idlen, after, events_after_cb, &c);
+out:
+  lash__rend(s, txn, bt);
+  return rc;
+}
+
+/* ------------------------------------------------------------ appends */
+
+static int append_common(lash_store *s, lash_txn *txn, const char *id,
+                         const lash_lease *ls, const char *type,
+                         lash_bytes payload, uint64_t *seq) {
+  lash_txn *t = NULL;
+  lash_lease row;
+  op o;
+  int rc, idn;
+  int64_t now;
+
+  if (seq != NULL) *seq = 0;
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if ((rc = lash__check_event_type(s, id, type)) < 0) return rc;
+  if ((rc = lash__check_payload(s, "event payload", id, payload)) < 0)
+    return rc;
+  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
+                         "no more events can be appended")) < 0)
+    goto out;
+  now = lash__now(s);
+  if (ls != NULL && (rc = lash__fence(t, ls, now, &row)) < 0) goto out;
+  if ((rc = op_event(&o, type, strlen(type), payload.data, payload.len, now,
+                     seq)) < 0)
+    goto out;
+  rc = op_save(&o, 0);
+out:
+  return lash__wend(s, t, rc);
+}
+
+int lash_append(lash_store *s, lash_txn *txn, const char *id, const char *type,
+                lash_bytes payload, uint64_t *seq) {
+  lash__clear(s);
+  return append_common(s, txn, id, NULL, type, payload, seq);
+}
+
+int lash_append_fenced(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                       const char *type, lash_bytes payload, uint64_t *seq) {
+  int rc;
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  return append_common(s, txn, ls->process_id, ls, type, payload, seq);
+}
+
+/* ----------------------------------------------------------- requests */
+
+int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
+                        const char *reason, uint64_t *seq) {
+  lash_txn *t = NULL;
+  op o;
+  int rc, idn;
+  int64_t now;
+  uint64_t first = 0;
+
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if ((rc = lash__check_text(s, "cancel reason", reason, id, LASH__REASON_MAX,
+                             1)) < 0)
+    return rc;
+  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
+                         "a cancel request changes nothing")) < 0)
+    goto out;
+  if (o.r.cancel_requested) {
+    /* Idempotent: report the first request, write nothing. */
+    rc = find_event(s, t, id, (size_t)idn, LASH__EV_CANCEL_REQ, &first);
+    if (rc == 0 && seq != NULL) *seq = first;
+    goto out;
+  }
+  now = lash__now(s);
+  if ((rc = lash__pl_cancel(&s->pbuf[0], reason)) < 0 ||
+      (rc = op_event_lit(&o, LASH__EV_CANCEL_REQ, &s->pbuf[0], now, &first)) <
+          0)
+    goto out;
+  if (o.r.status == LASH_PENDING && !o.r.has_attempt &&
+      o.r.disposition != LASH_EXTERNAL) {
+    /* Never started here: nobody will notice the request, so cancel now.
+     * External rows run elsewhere: their owner honours the request. */
+    if ((rc = lash__pl_str_or_nil(&s->pbuf[1], reason)) < 0 ||
+        (rc = op_event_lit(&o, lash__terminal_type(LASH_CANCELLED), &s->pbuf[1],
+                           now, NULL)) < 0)
+      goto out;
+  }
+  if ((rc = op_save(&o, 0)) == 0 && seq != NULL) *seq = first;
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory requesting cancellation of %s", id);
+  return lash__wend(s, t, rc);
+}
+
+int lash_request_abandon(lash_store *s, lash_txn *txn, const char *id,
+                         const char *by, const char *reason, uint64_t *seq) {
+  lash_txn *t = NULL;
+  op o;
+  int rc, idn;
+  uint64_t first = 0;
+
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if (by != NULL &&
+      (rc = lash__check_name_of(s, "abandon requester", by, id)) < 0)
+    return rc;
+  if ((rc = lash__check_text(s, "abandon reason", reason, id, LASH__REASON_MAX,
+                             1)) < 0)
+    return rc;
+  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
+                         "an abandon request changes nothing")) < 0)
+    goto out;
+  if (o.r.abandon_requested) {
+    if (!lash__sv_eq(o.r.abandon_by, lash__sv_str(by)) ||
+        !lash__sv_eq(o.r.abandon_reason, lash__sv_str(reason))) {
+      rc = lash__fail(s, LASH_ECONFLICT,
+                      "process %s already has a different abandon request "
+                      "(by %.*s): the first request is kept",
+                      id, (int)(o.r.abandon_by.p ? o.r.abandon_by.n : 7),
+                      o.r.abandon_by.p ? o.r.abandon_by.p : "nobody");
+      goto out;
+    }
+    rc = find_event(s, t, id, (size_t)idn, LASH__EV_ABANDON_REQ, &first);
+    if (rc == 0 && seq != NULL) *seq = first;
+    goto out;
+  }
+  if ((rc = lash__pl_abandon(&s->pbuf[0], by, reason)) < 0 ||
+      (rc = op_event_lit(&o, LASH__EV_ABANDON_REQ, &s->pbuf[0], lash__now(s),
+                         &first)) < 0)
+    goto out;
+  if ((rc = op_save(&o, 0)) == 0 && seq != NULL) *seq = first;
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory requesting abandonment of %s", id);
+  return lash__wend(s, t, rc);
+}
+
+/* --------------------------------------------------- fenced transitions */
+
+static int attempt_is(const lash__rec *r, const lash_lease *ls) {
+  return r->has_attempt && r->att_fence == ls->fence &&
+         lash__sv_eq(r->att_owner, lash__sv_str(ls->owner)) &&
+         lash__sv_eq(r->att_inc, lash__sv_str(ls->incarnation));
+}
+
+int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
+               uint32_t *attempt) {
+  lash_txn *t = NULL;
+  lash_lease row;
+  op o;
+  const char *id;
+  int rc;
+  int64_t now;
+  uint32_t number;
+
+  lash__clear(s);
+  if (attempt != NULL) *attempt = 0;
+  if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  id = ls->process_id;
+  if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
+                         "it cannot be started")) < 0)
+    goto out;
+  if (o.r.disposition == LASH_EXTERNAL) {
+    rc = lash__fail(s, LASH_EEXTERNAL,
+                    "process %s is externally owned: it is never started "
+                    "here; complete it with the external authority",
+                    id);
+    goto out;
+  }
+  now = lash__now(s);
+  if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
+  if (attempt_is(&o.r, ls)) {
+    if (attempt != NULL) *attempt = o.r.att_number;
+    goto out; /* this execution already started it: nothing to write */
+  }
+  if (o.r.disposition == LASH_OWNER_BOUND && o.r.has_attempt) {
+    rc =
+        lash__fail(s, LASH_ESTARTED,
+                   "process %s is owner_bound and was already started by "
+                   "owner %.*s (incarnation %.*s, attempt %u): it runs at "
+                   "most once",
+                   id, (int)o.r.att_owner.n, o.r.att_owner.p,
+                   (int)o.r.att_inc.n, o.r.att_inc.p, (unsigned)o.r.att_number);
+    goto out;
+  }
+  number = o.r.has_attempt ? o.r.att_number + 1 : 1;
+  if (o.r.max_attempts > 0 && number > o.r.max_attempts) {
+    rc = lash__fail(s, LASH_EEXHAUSTED,
+                    "process %s has used all %u of its attempts "
+                    "(max_attempts): attempt %u is refused",
+                    id, (unsigned)o.r.max_attempts, (unsigned)number);
+    goto out;
+  }
+  if ((rc = lash__pl_started(&s->pbuf[0], ls->owner, ls->incarnation, ls->fence,
+                             number, now)) < 0 ||
+      (rc = op_event_lit(&o, LASH__EV_STARTED, &s->pbuf[0], now, NULL)) < 0)
+    goto out;
+  if ((rc = op_save(&o, 0)) == 0 && attempt != NULL) *attempt = number;
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory starting %s", id);
+  return lash__wend(s, t, rc);
+}
+
+static int wait_common(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                       const char *wait, uint64_t *seq) {
+  lash_txn *t = NULL;
+  lash_lease row;
+  op o;
+  const char *id;
+  int rc;
+  int64_t now;
+
+  if (seq != NULL) *seq = 0;
+  if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  id = ls->process_id;
+  if (wait != NULL && (rc = lash__check_text(s, "wait description", wait, id,
+                                             LASH__WAIT_MAX, 0)) < 0)
+    return rc;
+  if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
+                         wait != NULL ? "it cannot wait"
+                                      : "it is not waiting")) < 0)
+    goto out;
+  now = lash__now(s);
+  if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
+  if (wait != NULL) {
+    if ((rc = lash__pl_waiting(&s->pbuf[0], wait, now)) < 0 ||
+        (rc = op_event_lit(&o, LASH__EV_WAITING, &s->pbuf[0], now, seq)) < 0)
+      goto out;
+  } else {
+    if (o.r.status != LASH_WAITING) goto out; /* not waiting: a no-op */
+    if ((rc = lash__pl_resumed(&s->pbuf[0])) < 0 ||
+        (rc = op_event_lit(&o, LASH__EV_RESUMED, &s->pbuf[0], now, seq)) < 0)
+      goto out;
+  }
+  rc = op_save(&o, 0);
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory writing the wait of %s", id);
+  return lash__wend(s, t, rc);
+}
+
+int lash_wait_set(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                  const char *wait, uint64_t *seq) {
+  lash__clear(s);
+  if (wait == NULL) {
+    if (seq != NULL) *seq = 0;
+    return lash__fail(s, LASH_EINVAL,
+                      "lash_wait_set: no wait description given");
+  }
+  return wait_common(s, txn, ls, wait, seq);
+}
+
+int lash_wait_clear(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                    uint64_t *seq) {
+  lash__clear(s);
+  return wait_common(s, txn, ls, NULL, seq);
+}
+
+/* --------------------------------------------------------- completion */
+
+static int check_terminal_status(lash_store *s, int status, const char *id) {
+  if (status < LASH_COMPLETED || status > LASH_ABANDONED)
+    return lash__fail(s, LASH_EINVAL,
+                      "status %d for process %s is not a terminal status "
+                      "(completed, failed, cancelled, abandoned)",
+                      status, id != NULL ? id : "?");
+  return 0;
+}
+
+/* First writer wins: identical -> APPLIED, different -> SUPERSEDED. */
+static int terminal_verdict(const lash__rec *r, int status,
+                            lash_bytes outcome) {
+  if (r->status == status &&
+      lash__sv_eq(r->outcome, lash__sv_of(outcome.data, outcome.len)))
+    return LASH_APPLIED;
+  return LASH_SUPERSEDED_OUTCOME;
+}
+
+int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                  int status, lash_bytes outcome) {
+  lash_txn *t = NULL;
+  lash_lease row;
+  op o;
+  const char *id;
+  int rc;
+  int64_t now;
+
+  lash__clear(s);
+  if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  id = ls->process_id;
+  if ((rc = check_terminal_status(s, status, id)) < 0 ||
+      (rc = lash__check_payload(s, "outcome", id, outcome)) < 0)
+    return rc;
+  if (lash__authority_wrapper(outcome.data, outcome.len, &s->zone, NULL))
+    return lash__fail(s, LASH_EINVAL,
+                      "outcome of process %s has the shape of an unleased "
+                      "terminal payload ({outcome=<bin>, authority=<str>}): "
+                      "shape it differently",
+                      id);
+  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
+  op_init(&o, t, id, strlen(id));
+  if ((rc = op_load(&o, NULL)) < 0) goto out;
+  if (LASH_IS_TERMINAL(o.r.status)) {
+    rc = terminal_verdict(&o.r, status, outcome);
+    goto out;
+  }
+  now = lash__now(s);
+  if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
+  {
+    const char *type = lash__terminal_type(status);
+    if ((rc = op_event(&o, type, strlen(type), outcome.data, outcome.len, now,
+                       NULL)) < 0)
+      goto out;
+  }
+  if ((rc = op_save(&o, 0)) < 0) goto out;
+  /* Release in the same commit: the fence survives, the holder goes. */
+  lash__lease_released(&row);
+  rc = lash__lease_put(t, id, strlen(id), &row);
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory completing %s", id);
+  return lash__wend(s, t, rc);
+}
+
+int lash_complete_unleased(lash_store *s, lash_txn *txn, const char *id,
+                           int status, lash_bytes outcome, int authority) {
+  lash_txn *t = NULL;
+  op o;
+  const char *aname = lash_authority_name(authority);
+  int rc, idn, ok;
+
+  lash__clear(s);
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if ((rc = check_terminal_status(s, status, id)) < 0 ||
+      (rc = lash__check_payload(s, "outcome", id, outcome)) < 0)
+    return rc;
+  if (aname == NULL)
+    return lash__fail(s, LASH_EINVAL,
+                      "authority %d for process %s is not one of external "
+                      "(1), workflow (2), reconciled_abandon (3)",
+                      authority, id);
+  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
+  op_init(&o, t, id, (size_t)idn);
+  if ((rc = op_load(&o, NULL)) < 0) goto out;
+  /* SEMANTICS 3.5, checked against the live row. */
+  switch (authority) {
+  case LASH_AUTH_EXTERNAL:
+    ok = o.r.disposition == LASH_EXTERNAL;
+    break;
+  case LASH_AUTH_WORKFLOW:
+    ok = o.r.disposition == LASH_RERUNNABLE ||
+         o.r.disposition == LASH_OWNER_BOUND;
+    break;
+  default:
+    ok = o.r.disposition == LASH_EXTERNAL && status == LASH_ABANDONED;
+    break;
+  }
+  if (!ok) {
+    rc = lash__fail(s, LASH_EAUTHORITY,
+                    "authority %s cannot complete process %s (disposition "
+                    "%s) as %s",
+                    aname, id, lash_disposition_name(o.r.disposition),
+                    lash_status_name(status));
+    goto out;
+  }
+  if (LASH_IS_TERMINAL(o.r.status)) {
+    rc = terminal_verdict(&o.r, status, outcome);
+    goto out;
+  }
+  if ((rc = lash__pl_terminal(&s->pbuf[0], outcome, aname)) < 0 ||
+      (rc = op_event_lit(&o, lash__terminal_type(status), &s->pbuf[0],
+                         lash__now(s), NULL)) < 0)
+    goto out;
+  rc = op_save(&o, 0);
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory completing %s", id);
+  return lash__wend(s, t, rc);
+}

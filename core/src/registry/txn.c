@@ -1,0 +1,432 @@
+/* txn.c - transactions of the registry: the store's own write and the
+ * user's batch, reads, the per-transaction write-back cache with the
+ * change list for the commit hook, the store-wide bookkeeping (change_seq
+ * and per-status counters), and commit: one lash_bsave per touched row,
+ * the meta, then the backend's commit and the hook. */
+#include "registry-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --------------------------------------------------------------- meta */
+
+int lash__meta_load(lash_txn *t) {
+  lash_backend *b = t->s->b;
+  lash_bmeta m;
+  int rc;
+  if (t->meta_loaded) return 0;
+  if ((rc = b->m->meta_get(b, t->bt, &m)) < 0) return rc;
+  t->change_seq = m.change_seq;
+  memcpy(t->counts, m.counts, sizeof t->counts);
+  t->meta_loaded = 1;
+  return 0;
+}
+
+uint64_t lash__next_change_seq(lash_txn *t) {
+  t->meta_dirty = 1;
+  return ++t->change_seq;
+}
+
+static int meta_flush(lash_txn *t) {
+  lash_backend *b = t->s->b;
+  lash_bmeta m;
+  int rc;
+  if (!t->meta_dirty) return 0;
+  m.change_seq = t->change_seq;
+  memcpy(m.counts, t->counts, sizeof m.counts);
+  if ((rc = b->m->meta_put(b, t->bt, &m)) < 0) return t->rc = rc;
+  t->meta_dirty = 0;
+  return 0;
+}
+
+/* ------------------------------------------------------ change list */
+
+static uint32_t hash_id(const char *p, size_t n) {
+  uint32_t h = 2166136261u;
+  size_t i;
+  for (i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 16777619u;
+  return h;
+}
+
+/* Small commits search linearly; larger ones build an index. */
+#define LINEAR_MAX 8
+
+static int hash_rebuild(lash_txn *t, size_t cap) {
+  uint32_t *h = calloc(cap, sizeof *h);
+  size_t i;
+  if (h == NULL) return LASH_ENOMEM;
+  free(t->hash);
+  t->hash = h;
+  t->hcap = cap;
+  for (i = 0; i < t->nch; i++) {
+    const lash__chg *c = &t->ch[i];
+    size_t j = hash_id(t->ids.p + c->id_off, c->id_len) & (cap - 1);
+    while (h[j] != 0)
+      j = (j + 1) & (cap - 1);
+    h[j] = (uint32_t)(i + 1);
+  }
+  t->hused = 1;
+  return 0;
+}
+
+lash__chg *lash__chg_find(lash_txn *t, const char *id, size_t idlen) {
+  size_t i, j;
+  if (!t->hused) {
+    for (i = 0; i < t->nch; i++) {
+      lash__chg *c = &t->ch[i];
+      if (c->id_len == idlen && memcmp(t->ids.p + c->id_off, id, idlen) == 0)
+        return c;
+    }
+    return NULL;
+  }
+  for (j = hash_id(id, idlen) & (t->hcap - 1); t->hash[j] != 0;
+       j = (j + 1) & (t->hcap - 1)) {
+    lash__chg *c = &t->ch[t->hash[j] - 1];
+    if (c->id_len == idlen && memcmp(t->ids.p + c->id_off, id, idlen) == 0)
+      return c;
+  }
+  return NULL;
+}
+
+lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen) {
+  lash__chg *c = lash__chg_find(t, id, idlen);
+  lash__buf keep_rec, keep_evs;
+  lash__evref *keep_ev;
+  size_t keep_evcap;
+  if (c != NULL) return c;
+  if (t->nch == t->chcap) {
+    size_t cap = t->chcap ? t->chcap * 2 : 16;
+    lash__chg *n = realloc(t->ch, cap * sizeof *n);
+    if (n == NULL) return NULL;
+    memset(n + t->chcap, 0, (cap - t->chcap) * sizeof *n);
+    t->ch = n;
+    t->chcap = cap;
+  }
+  if (lash__buf_reserve(&t->ids, idlen + 1) < 0) return NULL;
+  if (t->nch + 1 > LINEAR_MAX && (!t->hused || (t->nch + 1) * 2 > t->hcap)) {
+    size_t cap = 64;
+    while (cap < (t->nch + 1) * 4)
+      cap *= 2;
+    if (hash_rebuild(t, cap) < 0) return NULL;
+  }
+  c = &t->ch[t->nch++];
+  /* A reused slot keeps its buffers' capacity. */
+  keep_rec = c->rec;
+  keep_evs = c->evs;
+  keep_ev = c->ev;
+  keep_evcap = c->evcap;
+  memset(c, 0, sizeof *c);
+  c->rec = keep_rec;
+  c->rec.len = 0;
+  c->evs = keep_evs;
+  c->evs.len = 0;
+  c->ev = keep_ev;
+  c->evcap = keep_evcap;
+  c->id_off = t->ids.len;
+  c->id_len = idlen;
+  memcpy(t->ids.p + t->ids.len, id, idlen);
+  t->ids.p[t->ids.len + idlen] = '\0';
+  t->ids.len += idlen + 1;
+  if (t->hused) {
+    size_t j = hash_id(id, idlen) & (t->hcap - 1);
+    while (t->hash[j] != 0)
+      j = (j + 1) & (t->hcap - 1);
+    t->hash[j] = (uint32_t)t->nch;
+  }
+  return c;
+}
+
+/* ---------------------------------------------------------- write-back */
+
+static lash_bytes bytes(const void *p, size_t n) {
+  lash_bytes b;
+  b.data = p;
+  b.len = n;
+  return b;
+}
+
+/* Builds the lash_bsave of c; 0, 1 (nothing to save) or an error. */
+static int save_of(lash_txn *t, lash__chg *c, lash_bsave *row) {
+  lash_store *s = t->s;
+  size_t i;
+  int rc;
+  if (c->rec_state != 2 && c->lease_state != 3 && c->nev == 0 && !c->drop_tomb)
+    return 1;
+  memset(row, 0, sizeof *row);
+  row->id = t->ids.p + c->id_off;
+  row->idlen = c->id_len;
+  row->kind = bytes(c->kind, c->kind_n);
+  if (c->rec_state == 2) {
+    row->rec = bytes(c->rec.p, c->rec.len);
+    row->before.exists = c->orig_exists;
+    row->before.status = c->orig_status;
+    row->before.change_seq = c->orig_cs;
+    row->after.exists = 1;
+    row->after.status = c->cur_status;
+    row->after.change_seq = c->cur_cs;
+  }
+  if (c->nev > 0) {
+    if (t->bevcap < c->nev) {
+      lash_bevent *n = realloc(t->bev, c->nev * sizeof *n);
+      if (n == NULL)
+        return t->rc = lash__fail(s, LASH_ENOMEM,
+                                  "out of memory saving process %s", row->id);
+      t->bev = n;
+      t->bevcap = c->nev;
+    }
+    for (i = 0; i < c->nev; i++) {
+      t->bev[i].seq = c->ev[i].seq;
+      t->bev[i].data = bytes(c->evs.p + c->ev[i].off, c->ev[i].len);
+    }
+    row->events = t->bev;
+    row->nevents = c->nev;
+  }
+  if (c->lease_state == 3) {
+    if ((rc = lash__lease_encode(&c->lease, &s->vbuf)) < 0)
+      return t->rc = lash__fail(s, rc, "out of memory writing the lease of %s",
+                                row->id);
+    row->lease = bytes(s->vbuf.p, s->vbuf.len);
+  }
+  row->drop_tomb = c->drop_tomb;
+  row->tomb_change_seq = c->tomb_cs;
+  return 0;
+}
+
+int lash__wb_flush(lash_txn *t, int drop) {
+  lash_backend *b = t->s->b;
+  lash_bsave row;
+  size_t i;
+  int rc;
+  for (i = 0; i < t->nch; i++) {
+    lash__chg *c = &t->ch[i];
+    if ((rc = save_of(t, c, &row)) < 0) return rc;
+    if (rc == 0) {
+      if ((rc = b->m->save(b, t->bt, &row)) < 0) return t->rc = rc;
+      if (c->rec_state == 2) {
+        c->orig_exists = 1;
+        c->orig_status = c->cur_status;
+        c->orig_cs = c->cur_cs;
+        c->rec_state = 1;
+      }
+      if (c->lease_state == 3) c->lease_state = 2;
+      c->nev = 0;
+      c->evs.len = 0;
+      c->drop_tomb = 0;
+    }
+    if (drop) {
+      c->rec_state = 0;
+      c->lease_state = 0;
+    }
+  }
+  return 0;
+}
+
+int lash__wb_flush_events(lash_txn *t, const char *id, size_t idlen) {
+  lash__chg *c = t != NULL ? lash__chg_find(t, id, idlen) : NULL;
+  return c != NULL && c->nev > 0 ? lash__wb_flush(t, 0) : 0;
+}
+
+/* -------------------------------------------------------- transactions */
+
+void lash__txn_free(lash_txn *t) {
+  size_t i;
+  for (i = 0; i < t->chcap; i++) {
+    lash__buf_free(&t->ch[i].rec);
+    lash__buf_free(&t->ch[i].evs);
+    free(t->ch[i].ev);
+  }
+  free(t->ch);
+  free(t->hash);
+  free(t->out);
+  free(t->bev);
+  lash__buf_free(&t->ids);
+  memset(t, 0, sizeof *t);
+}
+
+static void txn_reset(lash_txn *t) {
+  t->bt = NULL;
+  t->active = 0;
+  t->rc = 0;
+  t->wrote = 0;
+  t->meta_loaded = 0;
+  t->meta_dirty = 0;
+  t->nch = 0;
+  t->ids.len = 0;
+  if (t->hused) {
+    memset(t->hash, 0, t->hcap * sizeof *t->hash);
+    t->hused = 0;
+  }
+}
+
+void lash__txn_abort(lash_txn *t) {
+  lash_backend *b = t->s->b;
+  if (!t->active) return;
+  b->m->abort(b, t->bt);
+  txn_reset(t);
+}
+
+static int txn_open(lash_store *s, lash_txn *t) {
+  int rc;
+  if (s->b->panicked)
+    return lash__fail(s, LASH_EPANIC,
+                      "store %s had a fatal storage error: close and reopen it",
+                      s->path);
+  if (s->opts.read_only)
+    return lash__fail(s, LASH_EACCES,
+                      "store %s is open read-only: reopen it for writing",
+                      s->path);
+  if ((rc = s->b->m->begin(s->b, LASH_BTXN_WRITE, &t->bt)) < 0) {
+    t->bt = NULL;
+    return rc;
+  }
+  t->active = 1;
+  return 0;
+}
+
+/* Calls the commit hook with t's reported changes. */
+static void report(lash_txn *t) {
+  lash_store *s = t->s;
+  size_t i, n = 0;
+  if (s->on_commit == NULL || t->nch == 0) return;
+  if (t->outcap < t->nch) {
+    lash_change *nw = realloc(t->out, t->nch * sizeof *nw);
+    if (nw == NULL) return; /* the commit is durable; only the news is lost */
+    t->out = nw;
+    t->outcap = t->nch;
+  }
+  for (i = 0; i < t->nch; i++) {
+    const lash__chg *c = &t->ch[i];
+    if (!c->report) continue;
+    t->out[n].id = t->ids.p + c->id_off;
+    t->out[n].first_seq = c->first_seq;
+    t->out[n].last_seq = c->last_seq;
+    t->out[n].status = c->status;
+    t->out[n].registered = c->registered;
+    t->out[n].cancel_requested = c->cancel_requested;
+    n++;
+  }
+  if (n > 0) s->on_commit(s->on_commit_ud, t->out, n);
+}
+
+/* Commits t; calls the hook after success. Always ends t. */
+static int txn_finish(lash_txn *t) {
+  lash_backend *b = t->s->b;
+  int rc = t->rc;
+  if (rc == 0) rc = lash__wb_flush(t, 0);
+  if (rc == 0) rc = meta_flush(t);
+  if (rc < 0) {
+    lash__txn_abort(t);
+    return rc;
+  }
+  rc = b->m->commit(b, t->bt);
+  t->bt = NULL;
+  if (rc < 0) {
+    if (rc == LASH_EIO) b->panicked = 1;
+    txn_reset(t);
+    return rc;
+  }
+  report(t);
+  txn_reset(t);
+  return 0;
+}
+
+int lash_txn_begin(lash_store *s, lash_txn **out) {
+  int rc;
+  if (out != NULL) *out = NULL;
+  if (s == NULL || out == NULL) return LASH_EINVAL;
+  lash__clear(s);
+  if (s->batch.active)
+    return lash__fail(s, LASH_EINVAL,
+                      "store %s already has an open write batch: commit or "
+                      "abort it first",
+                      s->path);
+  if ((rc = txn_open(s, &s->batch)) < 0) return rc;
+  *out = &s->batch;
+  return 0;
+}
+
+int lash_txn_commit(lash_txn *txn) {
+  lash_store *s;
+  int rc;
+  if (txn == NULL || txn->s == NULL) return LASH_EINVAL;
+  s = txn->s;
+  if (!txn->active)
+    return lash__fail(s, LASH_EINVAL, "the write batch is not open");
+  lash__clear(s);
+  rc = txn->rc;
+  if (rc < 0)
+    lash__fail(s, rc,
+               "the write batch was poisoned by an earlier storage error "
+               "(%s); nothing was committed",
+               lash_err_name(rc));
+  return txn_finish(txn);
+}
+
+void lash_txn_abort(lash_txn *txn) {
+  if (txn == NULL) return;
+  lash__txn_abort(txn);
+}
+
+/* A caller's batch must be this store's, open, and not poisoned. */
+static int batch_usable(lash_store *s, const lash_txn *txn) {
+  if (txn->s != s || !txn->active)
+    return lash__fail(s, LASH_EINVAL,
+                      "the write batch does not belong to store %s or is "
+                      "already finished",
+                      s->path);
+  if (txn->rc < 0)
+    return lash__fail(s, txn->rc,
+                      "the write batch was poisoned by an earlier storage "
+                      "error (%s): abort it",
+                      lash_err_name(txn->rc));
+  return 0;
+}
+
+int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out) {
+  if (txn != NULL) {
+    int rc = batch_usable(s, txn);
+    if (rc < 0) return rc;
+    *out = txn;
+    return 0;
+  }
+  if (s->batch.active)
+    return lash__fail(s, LASH_EINVAL,
+                      "a write batch is open on this store; pass it");
+  if (s->own.active)
+    return lash__fail(s, LASH_EINVAL,
+                      "store %s is in the middle of a write (called from a "
+                      "callback?)",
+                      s->path);
+  *out = &s->own;
+  return txn_open(s, &s->own);
+}
+
+int lash__wend(lash_store *s, lash_txn *t, int rc) {
+  if (t == NULL || t->batch) return rc; /* NULL: the write never began */
+  LASH__UNUSED(s);
+  if (rc >= 0 && t->rc == 0 && t->wrote) {
+    int crc = txn_finish(t);
+    return crc < 0 ? crc : rc;
+  }
+  if (rc >= 0 && t->rc < 0) rc = t->rc;
+  lash__txn_abort(t);
+  return rc;
+}
+
+int lash__rbegin(lash_store *s, lash_txn *txn, lash_btxn **bt) {
+  int rc;
+  *bt = NULL;
+  if (txn != NULL) {
+    if ((rc = batch_usable(s, txn)) < 0) return rc;
+    *bt = txn->bt;
+    return 0;
+  }
+  if ((rc = s->b->m->begin(s->b, LASH_BTXN_READ, bt)) < 0) *bt = NULL;
+  return rc;
+}
+
+void lash__rend(lash_store *s, lash_txn *txn, lash_btxn *bt) {
+  if (txn != NULL || bt == NULL) return;
+  s->b->m->abort(s->b, bt);
+}
