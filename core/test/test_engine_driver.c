@@ -8,7 +8,7 @@
  * releases leases, a lost renewal drops the run, owner drain (S8.72). */
 #include "engine_tu.h"
 
-#include "engine-int.h"
+#include "engine/engine.h"
 
 /* 1 if the abandoned outcome of @p id names @p writer and @p owner (NULL:
  * no owner string). */
@@ -93,7 +93,7 @@ static void test_recovery(void) {
   is(lash_engine_drive(e, &rep), 0, "drive under live foreign leases");
   is(rep.admitted, 1, "only the unstarted owner_bound row is admitted");
   is(rep.deferred, 3, "the three leased rows are deferred (busy)");
-  ok(t.e->lapse_at > 0, "a lapse timer is armed for the foreign leases");
+  ok(t.e->admit.lapse_at > 0, "a lapse timer is armed for the foreign leases");
   lash_engine_run(e, LASH_RUN_UNTIL_IDLE);
   is(tu_status(t.s, "o-3"), LASH_COMPLETED,
      "S8.66 unstarted owner_bound row ran to completion");
@@ -247,7 +247,7 @@ static void test_group_commit_runs(void) {
     lash_def d;
     snprintf(id, sizeof id, "n-%04d", i);
     d = tu_def(id, "noop", LASH_RERUNNABLE, 0);
-    if (lash_register(t.s, e->batch, &d, NULL, NULL) != 0) rc = -1;
+    if (lash_register(t.s, e->writer.batch, &d, NULL, NULL) != 0) rc = -1;
   }
   is(rc, 0, "200 rows registered");
   is(lash_engine_batch_end(e, 1), 0, "committed");
