@@ -147,8 +147,8 @@ static void wait_handles(lash_engine *e) {
   }
 }
 
+/* Frees what the parts allocated (the commit hook is already gone). */
 static void parts_free(lash_engine *e) {
-  lash__changes_free(&e->changes);
   lash__admit_free(&e->admit);
   lash__runs_free(&e->runs);
   lash__awaiter_free(&e->awaiter);
@@ -250,6 +250,7 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
     e->closing = 1;
     lash__awaiter_close(&e->awaiter);
     parts_close(e);
+    lash__changes_free(&e->changes);
     wait_handles(e);
     parts_free(e);
     lash_store_close(e->s);
@@ -273,6 +274,7 @@ void lash_engine_close(lash_engine *e) {
   /* Writes queued by done callbacks during the close never run: their
    * callbacks still run once, with LASH_ECLOSED. */
   lash__writer_close(&e->writer);
+  lash__changes_free(&e->changes);
   wait_handles(e);
   parts_free(e);
   lash_store_close(e->s);

@@ -1,7 +1,7 @@
 /* engine/feed.c - the cross-process change feed (see feed.h).
  *
- * Part: feed. May call: the registry (lash.h), base/map, pump (handles),
- * libuv; its owner only through lash__feed_hooks. */
+ * Part: feed. May call: the registry (lash.h), base/map, base/queue, pump
+ * (handles), libuv; its owner only through lash__feed_hooks. */
 #include "engine/feed.h"
 
 #include "base/queue.h"

@@ -6,8 +6,8 @@
  * this engine's own writes (noted by the changes router) from foreign
  * ones, which it hands to its owner through a hook.
  *
- * Part: feed (floor 2). May call: the registry (lash.h), base/map, pump
- * (handles), libuv. */
+ * Part: feed (floor 2). May call: the registry (lash.h), base/map, base/queue,
+ * pump (handles), libuv. */
 #ifndef LASH_ENGINE_FEED_H
 #define LASH_ENGINE_FEED_H
 
