@@ -811,11 +811,16 @@ enum {
   LASH_RUN_UNTIL_IDLE   /* until lash_engine_idle() */
 };
 /* Runs the loop, driving when rows change (hub, change feed of other OS
- * processes, lapse timers). @return 0, LASH_EINVAL. Not re-entrant except
- * through lash_engine_run_until. */
+ * processes, lapse timers). @return 0, LASH_EINVAL (bad mode, already
+ * running, a batch open), LASH_ECLOSED (the engine is closing),
+ * LASH_ECANCELED (lash_engine_interrupt). Not re-entrant except through
+ * lash_engine_run_until. */
 LASH_API int lash_engine_run(lash_engine *e, int mode);
 /* Runs the loop until *flag becomes non-zero (used by plain-code awaits).
- * Re-entrant: may be called from plain code while no body runs. */
+ * Re-entrant: may be called from plain code while no body runs.
+ * @return 0, LASH_EINVAL (no flag, a batch open), LASH_ECLOSED (the engine
+ * is closing, or the loop died: nothing alive could set the flag),
+ * LASH_ECANCELED (lash_engine_interrupt). */
 LASH_API int lash_engine_run_until(lash_engine *e, volatile int *flag);
 /* Asks lash_engine_run(DEFAULT) to return after the current turn. */
 LASH_API void lash_engine_stop(lash_engine *e);

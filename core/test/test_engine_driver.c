@@ -5,10 +5,12 @@
  * infra failure writes no terminal (S8.66), a running row is not admitted
  * twice (S8.67), coalesced drives (S8.68), a parent awaiting its child
  * finishes at concurrency 1 (S8.71), group commit of completions, close
- * releases leases, a lost renewal drops the run, owner drain (S8.72). */
+ * releases leases, a lost renewal drops the run, owner drain (S8.72),
+ * eager start in lash_engine_register (admitted in the registration's
+ * commit; not with no_eager_start; never for an undeclared kind). */
 #include "engine_tu.h"
 
-#include "engine-int.h"
+#include "engine/engine.h"
 
 /* 1 if the abandoned outcome of @p id names @p writer and @p owner (NULL:
  * no owner string). */
@@ -93,7 +95,7 @@ static void test_recovery(void) {
   is(lash_engine_drive(e, &rep), 0, "drive under live foreign leases");
   is(rep.admitted, 1, "only the unstarted owner_bound row is admitted");
   is(rep.deferred, 3, "the three leased rows are deferred (busy)");
-  ok(t.e->lapse_at > 0, "a lapse timer is armed for the foreign leases");
+  ok(t.e->admit.lapse_at > 0, "a lapse timer is armed for the foreign leases");
   lash_engine_run(e, LASH_RUN_UNTIL_IDLE);
   is(tu_status(t.s, "o-3"), LASH_COMPLETED,
      "S8.66 unstarted owner_bound row ran to completion");
@@ -247,7 +249,7 @@ static void test_group_commit_runs(void) {
     lash_def d;
     snprintf(id, sizeof id, "n-%04d", i);
     d = tu_def(id, "noop", LASH_RERUNNABLE, 0);
-    if (lash_register(t.s, e->batch, &d, NULL, NULL) != 0) rc = -1;
+    if (lash_register(t.s, e->writer.batch, &d, NULL, NULL) != 0) rc = -1;
   }
   is(rc, 0, "200 rows registered");
   is(lash_engine_batch_end(e, 1), 0, "committed");
@@ -406,6 +408,99 @@ static void test_owner_drain(void) {
   et_close(&t, 1);
 }
 
+/* ------------------------------------------------ eager start (register) */
+
+typedef struct ereg {
+  lash_engine *e;
+  lash_def def;
+  int rc;
+  int created;
+  int admitted;
+} ereg;
+
+static int ereg_fn(lash_store *s, lash_txn *txn, void *ud) {
+  ereg *c = ud;
+  (void)s;
+  c->created = -1;
+  c->admitted = -1;
+  c->rc =
+      lash_engine_register(c->e, txn, &c->def, &c->created, NULL, &c->admitted);
+  return c->rc;
+}
+
+/* Registers @p id of @p kind through lash_engine_register in one
+ * write_sync; returns the commits it took. */
+static uint64_t ereg_do(lash_engine *e, ereg *c, const char *id,
+                        const char *kind) {
+  lash_engine_stats st0, st1;
+  memset(c, 0, sizeof *c);
+  c->e = e;
+  c->def = tu_def(id, kind, LASH_RERUNNABLE, 0);
+  lash_engine_get_stats(e, &st0);
+  if (lash_engine_write_sync(e, ereg_fn, c) != c->rc) c->rc = -9999;
+  lash_engine_get_stats(e, &st1);
+  return st1.commits - st0.commits;
+}
+
+static void test_register_eager(void) {
+  et_env t;
+  lash_engine_opts o;
+  lash_engine *e;
+  tr_runner tr;
+  lash_lease ls;
+  ereg c;
+
+  /* eager (the default): admitted in the registration's own commit */
+  e = et_open(&t, NULL);
+  tr_install(e, &tr, TR_HOLD, 0);
+  lash_engine_define(e, "job");
+  is(ereg_do(e, &c, "eg-1", "job"), 1, "register + admit took one commit");
+  is(c.rc, 0, "lash_engine_register returns 0");
+  is(c.created, 1, "the row was created");
+  is(c.admitted, 1, "a declared kind is admitted in the same transaction");
+  is(tu_status(t.s, "eg-1"), LASH_RUNNING,
+     "its start is durable with the registration");
+  is(lash_lease_get(t.s, NULL, "eg-1", &ls), 0, "lease row");
+  iss(ls.owner, "test-owner", "held by this engine");
+  is(tr.starts, 0, "the body starts from the loop, not inside the write");
+  et_turns(e, 5);
+  is(tr.starts, 1, "then the body started, once");
+
+  /* an existing id: nothing created, nothing admitted */
+  ereg_do(e, &c, "eg-1", "job");
+  is(c.rc, 0, "registering it again returns 0");
+  is(c.created, 0, "not created twice");
+  is(c.admitted, 0, "not admitted twice");
+
+  /* a kind this engine does not run */
+  ereg_do(e, &c, "eg-2", "other");
+  is(c.rc, 0, "register of an undeclared kind");
+  is(c.created, 1, "created");
+  is(c.admitted, 0, "an undeclared kind is not admitted");
+  is(tu_status(t.s, "eg-2"), LASH_PENDING, "it stays pending");
+  is(lash_lease_get(t.s, NULL, "eg-2", &ls), LASH_ENOENT, "and has no lease");
+  et_turns(e, 5);
+  is(tr.starts, 1, "and never starts here");
+  tu_check(t.s, "store consistent");
+  et_close(&t, 1);
+
+  /* no_eager_start: the registration alone; a drive starts it later */
+  et_opts(&o);
+  o.no_eager_start = 1;
+  e = et_open(&t, &o);
+  tr_install(e, &tr, TR_HOLD, 0);
+  lash_engine_define(e, "job");
+  is(ereg_do(e, &c, "ne-1", "job"), 1, "register took one commit");
+  is(c.rc, 0, "lash_engine_register returns 0");
+  is(c.created, 1, "created");
+  is(c.admitted, 0, "no_eager_start: not admitted with the registration");
+  is(tu_status(t.s, "ne-1"), LASH_PENDING, "it stays pending");
+  et_turns(e, 5);
+  is(tr.starts, 1, "the drive on registration started it afterwards");
+  tu_check(t.s, "store consistent");
+  et_close(&t, 1);
+}
+
 int main(void) {
   test_external();
   test_recovery();
@@ -417,5 +512,6 @@ int main(void) {
   test_close_releases();
   test_renew_lost();
   test_owner_drain();
+  test_register_eager();
   return done_testing();
 }

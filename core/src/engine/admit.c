@@ -1,0 +1,540 @@
+/* engine/admit.c - admission (see admit.h).
+ *
+ * A drive pages the live rows of the declared kinds (page = free slots,
+ * clamped to [1, 256]) and claims, checks and starts them inside the
+ * writer's transaction (its in-txn hook), so the claims and starts of a
+ * page share one commit; bodies start from the pump after that commit
+ * (the after-commit hook hands them to the runs). When the slots run out
+ * before the scan's bound the scan stays in flight and continues (in the
+ * pump's shared transaction) as slots free; a drive call meanwhile only
+ * asks for a rescan.
+ *
+ * Part: admit. May call: the registry (lash.h), runs, writer, pump. */
+#include "engine/admit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE_MAX 256
+
+static int fatal(int rc) {
+  return rc == LASH_EIO || rc == LASH_EFULL || rc == LASH_EPANIC ||
+         rc == LASH_ENOMEM || rc == LASH_ECORRUPT;
+}
+
+static int name_ok(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  return n >= 1 && n <= LASH_NAME_MAX;
+}
+
+static uint64_t free_slots(const lash__admit *a) {
+  return lash__slots_free(&a->runs->slots);
+}
+
+static int can_run(const lash__admit *a) {
+  return a->nkinds > 0 && a->runs->runner.start != NULL;
+}
+
+/* --------------------------------------------------------------- kinds */
+
+int lash__admit_declared(const lash__admit *a, const char *kind) {
+  size_t i;
+  if (kind == NULL) return 0;
+  for (i = 0; i < a->nkinds; i++)
+    if (strcmp(a->kinds[i], kind) == 0) return 1;
+  return 0;
+}
+
+/* Appends a copy of @p str to the growing vector *v (n used, cap). 0 or
+ * LASH_ENOMEM. */
+static int strv_push(char ***v, size_t *n, size_t *cap, const char *str) {
+  if (*n == *cap) {
+    size_t nc = *cap ? *cap * 2 : 16;
+    char **nv = realloc(*v, nc * sizeof *nv);
+    if (nv == NULL) return LASH_ENOMEM;
+    *v = nv;
+    *cap = nc;
+  }
+  if (((*v)[*n] = strdup(str)) == NULL) return LASH_ENOMEM;
+  (*n)++;
+  return 0;
+}
+
+int lash__admit_define(lash__admit *a, const char *kind) {
+  int rc;
+  if (!name_ok(kind)) return LASH_EINVAL;
+  if (a->closed) return LASH_ECLOSED;
+  if (lash__admit_declared(a, kind)) return 0;
+  if ((rc = strv_push(&a->kinds, &a->nkinds, &a->kinds_cap, kind)) < 0)
+    return rc;
+  return 1;
+}
+
+/* ---------------------------------------------------------- lapse timer */
+
+static void lapse_cb(uv_timer_t *t) {
+  lash__admit *a = LASH__CONTAINER_OF(t, lash__admit, lapse_timer);
+  a->lapse_at = 0;
+  lash__admit_request(a);
+}
+
+static void lapse_arm(lash__admit *a, int64_t expires_at) {
+  int64_t now, delay;
+  if (a->closed || expires_at <= 0) return;
+  if (a->lapse_at != 0 && a->lapse_at <= expires_at) return;
+  now = lash_store_now(a->s);
+  delay = expires_at > now ? expires_at - now : 0;
+  a->lapse_at = expires_at;
+  uv_timer_start(&a->lapse_timer, lapse_cb, (uint64_t)delay + 1, 0);
+}
+
+/* ------------------------------------------------------------- the scan */
+
+typedef struct lash__scan_row {
+  char id[LASH_ID_MAX + 1];
+  char att_owner[LASH_NAME_MAX + 1];
+  int disposition;
+  int status;
+  int abandon_requested;
+  int has_attempt;
+} scan_row;
+
+typedef struct scan_ctx {
+  lash__admit *a;
+  lash_txn *txn;
+  lash_drive_report *rep;
+  scan_row *rows;
+  size_t n;
+  int64_t min_busy;
+} scan_ctx;
+
+static int collect_cb(void *ud, const lash_record *rec) {
+  scan_ctx *c = ud;
+  scan_row *w;
+  size_t len;
+  if (c->n >= PAGE_MAX) return 1;
+  w = &c->rows[c->n++];
+  len = strlen(rec->id);
+  memcpy(w->id, rec->id, len + 1);
+  w->disposition = rec->disposition;
+  w->status = rec->status;
+  w->abandon_requested = rec->abandon_requested;
+  w->has_attempt = rec->has_attempt;
+  w->att_owner[0] = '\0';
+  if (rec->has_attempt)
+    memcpy(w->att_owner, rec->attempt.owner, sizeof w->att_owner);
+  return 0;
+}
+
+/* Completes the leased row abandoned by @p writer, naming @p owner (NULL:
+ * none). The one builder of the abandoned outcome: scan and owner drain. */
+static int complete_abandoned(lash_store *s, lash_txn *txn,
+                              const lash_lease *ls, int writer,
+                              const char *owner) {
+  unsigned char buf[512];
+  lash_bytes b;
+  int n = lash_abandon_payload(writer, owner, buf, sizeof buf);
+  if (n < 0) return n;
+  b.data = buf;
+  b.len = (size_t)n;
+  return lash_complete(s, txn, ls, LASH_ABANDONED, b);
+}
+
+/* Leased abandonment (writer, owner) of a claimed row. */
+static int abandon(scan_ctx *c, const lash_lease *ls, int writer,
+                   const char *owner) {
+  int rc = complete_abandoned(c->a->s, c->txn, ls, writer, owner);
+  if (rc != 0 && !fatal(rc)) rc = lash_lease_release(c->a->s, c->txn, ls);
+  return fatal(rc) ? rc : 0;
+}
+
+static int admit(scan_ctx *c, const scan_row *row, const lash_lease *ls) {
+  lash__admit *a = c->a;
+  lash_record full;
+  lash_run *r;
+  int rc;
+  memset(&full, 0, sizeof full);
+  rc = lash_get(a->s, c->txn, row->id, &full, NULL);
+  if (rc < 0) goto fail;
+  r = lash__run_admit(a->runs, &full, ls);
+  lash_record_free(&full);
+  if (r == NULL) {
+    rc = LASH_ENOMEM;
+    goto fail;
+  }
+  a->scan.pass_admitted++;
+  c->rep->admitted++;
+  return 0;
+fail:
+  if (fatal(rc)) return rc;
+  rc = lash_lease_release(a->s, c->txn, ls);
+  return fatal(rc) ? rc : 0;
+}
+
+/* One worklist row, under the writer's transaction (SEMANTICS 3.7). */
+static int row_do(scan_ctx *c, const scan_row *row) {
+  lash__admit *a = c->a;
+  lash_lease ls;
+  uint32_t attempt = 0;
+  int rc;
+
+  if (lash__run_find(a->runs, row->id) != NULL) {
+    c->rep->deferred++; /* already running here: not admitted twice */
+    return 0;
+  }
+  if (LASH_IS_TERMINAL(row->status)) return 0;
+  if (row->disposition == LASH_EXTERNAL) {
+    c->rep->deferred++; /* never run here */
+    if (!row->abandon_requested) return 0;
+  }
+  memset(&ls, 0, sizeof ls);
+  rc = lash_lease_claim(a->s, c->txn, row->id, a->owner, a->incarnation,
+                        a->ttl_ms, &ls);
+  if (rc == LASH_EBUSY) {
+    if (row->disposition != LASH_EXTERNAL) c->rep->deferred++;
+    if (c->min_busy == 0 || ls.expires_at < c->min_busy)
+      c->min_busy = ls.expires_at;
+    return 0;
+  }
+  if (rc < 0) return fatal(rc) ? rc : 0;
+  if (row->abandon_requested)
+    return abandon(c, &ls, LASH_WRITER_RECONCILED_REQUEST,
+                   row->disposition != LASH_EXTERNAL && row->has_attempt
+                       ? row->att_owner
+                       : NULL);
+  rc = lash_start(a->s, c->txn, &ls, &attempt);
+  switch (rc) {
+  case 0:
+    return admit(c, row, &ls);
+  case LASH_EEXHAUSTED:
+    return abandon(c, &ls, LASH_WRITER_ENGINE_GAVE_UP,
+                   row->has_attempt ? row->att_owner : NULL);
+  case LASH_ESTARTED:
+    c->rep->deferred++; /* left to its owner */
+    break;
+  default:
+    if (fatal(rc)) return rc;
+    if (rc != LASH_ETERMINAL) c->rep->deferred++;
+    break;
+  }
+  rc = lash_lease_release(a->s, c->txn, &ls);
+  return fatal(rc) ? rc : 0;
+}
+
+int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
+  lash_drive_report rep;
+  lash_record rec;
+  scan_ctx c;
+  scan_row row;
+  int rc;
+  if (txn == NULL || id == NULL) return LASH_EINVAL;
+  if (a->closed || a->paused || a->runs->runner.start == NULL ||
+      free_slots(a) == 0)
+    return 0;
+  memset(&rec, 0, sizeof rec);
+  if (lash_get(a->s, txn, id, &rec, NULL) < 0) return 0;
+  if (!lash__admit_declared(a, rec.kind) || LASH_IS_TERMINAL(rec.status)) {
+    lash_record_free(&rec);
+    return 0;
+  }
+  memset(&c, 0, sizeof c);
+  memset(&rep, 0, sizeof rep);
+  c.a = a;
+  c.txn = txn;
+  c.rep = &rep;
+  c.rows = &row;
+  c.n = 0;
+  collect_cb(&c, &rec);
+  lash_record_free(&rec);
+  rc = row_do(&c, &row);
+  if (c.min_busy > 0) lapse_arm(a, c.min_busy);
+  if (rc < 0) return rc;
+  return rep.admitted > 0;
+}
+
+int lash__admit_register(lash__admit *a, lash_txn *txn, const lash_def *def,
+                         int *created, lash_record *out, int *admitted) {
+  int made = 0, rc;
+  if (admitted != NULL) *admitted = 0;
+  if (txn == NULL) return LASH_EINVAL;
+  rc = lash_register(a->s, txn, def, &made, out);
+  if (created != NULL) *created = made;
+  if (rc < 0 || !made || !a->eager) return rc;
+  /* A kind run here starts in the same commit as its registration. */
+  rc = lash__admit_one(a, txn, def->id);
+  if (rc < 0) return rc;
+  if (admitted != NULL) *admitted = rc;
+  return 0;
+}
+
+static void scan_finish(lash__admit *a) {
+  a->scan.active = 0;
+  a->last_pass_admitted = a->scan.pass_admitted > 0;
+  if (a->scan.rescan || a->scan.pass_admitted > 0) {
+    /* A rescan was asked for, or this pass admitted rows: one more pass
+     * proves nothing is left (SEMANTICS 7.3). */
+    a->scan.rescan = 0;
+    a->drive_req = 1;
+  }
+}
+
+static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
+  lash_drive_report dummy;
+  scan_ctx c;
+  size_t i;
+  int n, rc = 0;
+  if (rep == NULL) {
+    memset(&dummy, 0, sizeof dummy);
+    rep = &dummy;
+  }
+  memset(&c, 0, sizeof c);
+  c.a = a;
+  c.txn = txn;
+  c.rep = rep;
+  c.rows = a->rows;
+  while (a->scan.active) {
+    uint64_t nfree = free_slots(a);
+    size_t limit;
+    if (a->scan.kind >= a->nkinds) {
+      scan_finish(a);
+      break;
+    }
+    if (nfree == 0) break;
+    limit = nfree > PAGE_MAX ? PAGE_MAX : (size_t)nfree;
+    c.n = 0;
+    n = lash_worklist_page(a->s, txn, a->kinds[a->scan.kind], &a->scan.cur,
+                           limit, collect_cb, &c);
+    if (n < 0) {
+      rc = n;
+      break;
+    }
+    for (i = 0; i < c.n; i++)
+      if ((rc = row_do(&c, &c.rows[i])) < 0) break;
+    if (rc < 0) break;
+    if (a->scan.cur.done || n == 0) {
+      a->scan.kind++;
+      memset(&a->scan.cur, 0, sizeof a->scan.cur);
+    }
+  }
+  if (rc < 0) {
+    /* This pass failed (read or storage): end it; the next drive request
+     * starts over. */
+    a->scan.active = 0;
+    a->scan.error = rc;
+  }
+  if (c.min_busy > 0) lapse_arm(a, c.min_busy);
+  return rc;
+}
+
+/* The writer's in-txn hook: the scan step, when one is due. */
+static int in_txn_hook(void *ud, lash_txn *txn) {
+  lash__admit *a = ud;
+  if (!a->step_due) return 0;
+  return scan_step(a, txn, a->rep);
+}
+
+/* The writer's after-commit hook: admissions become starts (or vanish). */
+static void committed_hook(void *ud, int rc) {
+  lash__admit *a = ud;
+  if (!a->step_due && !lash__runs_uncommitted(a->runs)) return;
+  a->step_due = 0;
+  lash__runs_committed(a->runs, rc);
+  if (rc < 0) a->scan.active = 0;
+  lash__pump_kick(a->pump);
+}
+
+void lash__admit_request(lash__admit *a) {
+  if (a->nkinds == 0 || a->closed || a->paused) return;
+  if (a->scan.active)
+    a->scan.rescan = 1;
+  else
+    a->drive_req = 1;
+  lash__pump_kick(a->pump);
+}
+
+static void scan_begin(lash__admit *a) {
+  a->scan.active = 1;
+  a->scan.rescan = 0;
+  a->scan.kind = 0;
+  a->scan.error = 0;
+  a->scan.pass_admitted = 0;
+  memset(&a->scan.cur, 0, sizeof a->scan.cur);
+  a->drive_req = 0;
+  a->drives++;
+}
+
+static int pump_step(lash__admit *a) {
+  if (a->closed || a->paused) return 0;
+  if (a->scan.active) return free_slots(a) > 0;
+  if (a->drive_req) {
+    if (!can_run(a)) {
+      a->drive_req = 0;
+      a->last_pass_admitted = 0;
+      return 0;
+    }
+    if (free_slots(a) == 0) return 0;
+    scan_begin(a);
+    return 1;
+  }
+  return 0;
+}
+
+int lash__admit_pump(lash__admit *a) {
+  a->step_due = pump_step(a);
+  return a->step_due;
+}
+
+int lash__admit_pending(const lash__admit *a) {
+  return (a->scan.active || a->drive_req) && free_slots(a) > 0;
+}
+
+int lash__admit_busy(const lash__admit *a) {
+  return a->scan.active || a->scan.rescan || (a->drive_req && can_run(a));
+}
+
+int lash__admit_drive(lash__admit *a, lash_drive_report *out) {
+  lash_drive_report rep;
+  int rc;
+  memset(&rep, 0, sizeof rep);
+  if (out != NULL) *out = rep;
+  if (a->closed) return LASH_ECLOSED;
+  if (!lash__writer_free(a->w)) return LASH_EINVAL;
+  if (a->paused) return 0;
+  if (a->scan.active) {
+    a->scan.rescan = 1;
+    rep.coalesced = 1;
+    if (out != NULL) *out = rep;
+    return 0;
+  }
+  if (!can_run(a)) {
+    a->drive_req = 0;
+    a->last_pass_admitted = 0;
+    return 0;
+  }
+  scan_begin(a);
+  a->step_due = 1;
+  a->rep = &rep;
+  rc = lash__writer_txn(a->w, NULL, NULL);
+  a->rep = NULL;
+  if (out != NULL) *out = rep;
+  return rc;
+}
+
+void lash__admit_pause(lash__admit *a, int paused) {
+  a->paused = paused != 0;
+  if (a->paused) {
+    /* End the scan in flight; resuming starts a new one. */
+    a->scan.active = 0;
+    a->scan.rescan = 0;
+    a->drive_req = 0;
+  } else {
+    lash__admit_request(a);
+  }
+}
+
+/* ----------------------------------------------------------- owner drain */
+
+typedef struct drain_ctx {
+  lash__admit *a;
+  char **ids;
+  size_t n, cap;
+  unsigned abandoned;
+} drain_ctx;
+
+static int drain_collect(void *ud, const lash_record *rec) {
+  drain_ctx *d = ud;
+  if (rec->disposition != LASH_OWNER_BOUND || !rec->has_attempt ||
+      LASH_IS_TERMINAL(rec->status) ||
+      strcmp(rec->attempt.owner, d->a->owner) != 0)
+    return 0;
+  return strv_push(&d->ids, &d->n, &d->cap, rec->id);
+}
+
+static int drain_fn(lash_store *s, lash_txn *txn, void *ud) {
+  drain_ctx *d = ud;
+  lash__admit *a = d->a;
+  lash_list_filter f;
+  size_t i;
+  int rc;
+  memset(&f, 0, sizeof f);
+  f.live_only = 1;
+  rc = lash_list(s, txn, &f, drain_collect, d);
+  if (rc < 0) return rc;
+  for (i = 0; i < d->n; i++) {
+    lash_lease ls;
+    if (lash__run_find(a->runs, d->ids[i]) != NULL)
+      continue; /* in flight here: not ours to abandon now */
+    memset(&ls, 0, sizeof ls);
+    rc = lash_lease_claim(s, txn, d->ids[i], a->owner, a->incarnation,
+                          a->ttl_ms, &ls);
+    if (rc < 0) {
+      if (fatal(rc)) return rc;
+      continue; /* EBUSY: deferred */
+    }
+    rc = complete_abandoned(s, txn, &ls, LASH_WRITER_OWNER_DRAIN, a->owner);
+    if (rc == 0) {
+      d->abandoned++;
+    } else {
+      if (fatal(rc)) return rc;
+      if ((rc = lash_lease_release(s, txn, &ls)) < 0 && fatal(rc)) return rc;
+    }
+  }
+  return 0;
+}
+
+int lash__admit_drain(lash__admit *a, unsigned *abandoned) {
+  drain_ctx d;
+  size_t i;
+  int rc;
+  memset(&d, 0, sizeof d);
+  d.a = a;
+  rc = lash__writer_sync(a->w, drain_fn, &d);
+  for (i = 0; i < d.n; i++)
+    free(d.ids[i]);
+  free(d.ids);
+  if (rc == 0 && abandoned != NULL) *abandoned = d.abandoned;
+  return rc;
+}
+
+/* ------------------------------------------------------------ the part */
+
+int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
+                     lash__handles *hs, lash__pump *pump, lash__writer *w,
+                     lash__runs *runs, const char *owner,
+                     const char *incarnation, int64_t ttl_ms, int eager) {
+  memset(a, 0, sizeof *a);
+  a->s = s;
+  a->pump = pump;
+  a->w = w;
+  a->runs = runs;
+  a->ttl_ms = ttl_ms;
+  a->eager = eager;
+  snprintf(a->owner, sizeof a->owner, "%s", owner);
+  snprintf(a->incarnation, sizeof a->incarnation, "%s", incarnation);
+  if ((a->rows = malloc(PAGE_MAX * sizeof *a->rows)) == NULL)
+    return LASH_ENOMEM;
+  uv_timer_init(loop, &a->lapse_timer);
+  lash__handle_opened(hs, (uv_handle_t *)&a->lapse_timer);
+  return lash__writer_hook(w, in_txn_hook, committed_hook, a);
+}
+
+void lash__admit_stop(lash__admit *a) {
+  a->scan.active = 0;
+  a->drive_req = 0;
+}
+
+void lash__admit_close(lash__admit *a) {
+  a->closed = 1;
+  lash__handle_close((uv_handle_t *)&a->lapse_timer);
+}
+
+void lash__admit_free(lash__admit *a) {
+  size_t i;
+  for (i = 0; i < a->nkinds; i++)
+    free(a->kinds[i]);
+  free(a->kinds);
+  free(a->rows);
+  a->kinds = NULL;
+  a->rows = NULL;
+}

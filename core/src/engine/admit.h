@@ -1,0 +1,77 @@
+/* engine/admit.h - admission (DESIGN 3, SEMANTICS 3.6-3.8, 7): the kinds
+ * this engine runs, the drive (claim_and_run_pending) as a scan that
+ * continues inside the writer's shared transactions as slots free, single
+ * admissions (lash_engine_admit, eager start on registration), the lapse
+ * timer that drives again when a foreign lease runs out, and owner drain.
+ *
+ * Part: admit (floor 7). May call: the registry (lash.h), runs (admit a
+ * run, its starts), writer (transactions and hooks), pump. */
+#ifndef LASH_ENGINE_ADMIT_H
+#define LASH_ENGINE_ADMIT_H
+
+#include "engine/runs.h"
+#include "engine/writer.h"
+
+struct lash__scan_row;
+
+typedef struct lash__admit {
+  lash_store *s;
+  lash__pump *pump;
+  lash__writer *w;
+  lash__runs *runs;
+  char owner[LASH_NAME_MAX + 1];
+  char incarnation[LASH_NAME_MAX + 1];
+  int64_t ttl_ms;
+  char **kinds; /* the kinds this engine runs */
+  size_t nkinds, kinds_cap;
+  struct {
+    int active; /* a scan is in flight */
+    int rescan;
+    size_t kind; /* index into kinds */
+    lash_worklist_cursor cur;
+    unsigned pass_admitted;
+    int error;
+  } scan;
+  int drive_req;          /* a drive was requested (coalesced) */
+  int last_pass_admitted; /* the last finished scan admitted something */
+  int step_due;           /* the next writer txn continues the scan */
+  lash_drive_report *rep; /* of the lash_engine_drive in progress */
+  int64_t lapse_at;       /* store ms of the armed lapse timer, 0 = none */
+  uv_timer_t lapse_timer;
+  int paused; /* lash_engine_pause: admit nothing new */
+  int eager;  /* lash_engine_register admits what it created */
+  int closed;
+  uint64_t drives;
+  struct lash__scan_row *rows; /* one page, per engine */
+} lash__admit;
+
+/* 0 or LASH_ENOMEM. Registers the writer hooks. */
+int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
+                     lash__handles *hs, lash__pump *pump, lash__writer *w,
+                     lash__runs *runs, const char *owner,
+                     const char *incarnation, int64_t ttl_ms, int eager);
+/* lash_engine_define: 1 declared now, 0 declared before, LASH_EINVAL,
+ * LASH_ECLOSED, LASH_ENOMEM. */
+int lash__admit_define(lash__admit *a, const char *kind);
+int lash__admit_declared(const lash__admit *a, const char *kind);
+/* Asks for a drive (coalesced; from the pump). */
+void lash__admit_request(lash__admit *a);
+/* From the pump, before its transaction: 1 when that transaction must
+ * continue (or begin) a scan. */
+int lash__admit_pump(lash__admit *a);
+/* 1 while a scan or a requested drive could admit into a free slot. */
+int lash__admit_pending(const lash__admit *a);
+/* 1 while a scan runs or a drive is requested that could admit. */
+int lash__admit_busy(const lash__admit *a);
+int lash__admit_drive(lash__admit *a, lash_drive_report *out);
+int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id);
+int lash__admit_register(lash__admit *a, lash_txn *txn, const lash_def *def,
+                         int *created, lash_record *out, int *admitted);
+void lash__admit_pause(lash__admit *a, int paused);
+int lash__admit_drain(lash__admit *a, unsigned *abandoned);
+/* Ends the scan in flight and any requested drive (first step of close). */
+void lash__admit_stop(lash__admit *a);
+void lash__admit_close(lash__admit *a);
+void lash__admit_free(lash__admit *a);
+
+#endif /* LASH_ENGINE_ADMIT_H */

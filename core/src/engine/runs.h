@@ -1,0 +1,61 @@
+/* engine/runs.h - runs and slots: the runs this engine admitted, from
+ * their admission to their start (runner->start, after the admitting
+ * commit), parking, cancellation, completion (lash_run_finish) and drop.
+ *
+ * Part: runs (floor 6). May call: the registry (lash.h), awaiter
+ * (settle/detach a run's wait), writer, renew, run, base/map, base/queue,
+ * pump; the host only through its lash_runner. */
+#ifndef LASH_ENGINE_RUNS_H
+#define LASH_ENGINE_RUNS_H
+
+#include "engine/awaiter.h"
+#include "engine/renew.h"
+#include "engine/run.h"
+#include "engine/writer.h"
+
+typedef struct lash__runs {
+  lash_engine *e; /* handed to runs as lash_run_engine (opaque) */
+  lash_store *s;
+  lash__pump *pump;
+  lash__writer *w;
+  lash__renew *renew;
+  lash__slots slots;
+  lash_runner runner;
+  lash__map by_id;
+  lash__q all;
+  lash__q starts;      /* committed admissions whose start is due */
+  lash__q uncommitted; /* admitted by the open writer txn */
+} lash__runs;
+
+void lash__runs_init(lash__runs *rs, lash_engine *e, lash_store *s,
+                     lash__pump *pump, lash__writer *w, lash__renew *renew,
+                     unsigned concurrency);
+lash_run *lash__run_find(lash__runs *rs, const char *id);
+/* A new run of @p rec under @p ls, admitted (holding a slot) in the open
+ * writer transaction; it starts after that commit (lash__runs_committed).
+ * NULL when out of memory. */
+lash_run *lash__run_admit(lash__runs *rs, const lash_record *rec,
+                          const lash_lease *ls);
+/* 1 while admissions of an open transaction wait for its commit. */
+static inline int lash__runs_uncommitted(const lash__runs *rs) {
+  return !lash__q_empty(&rs->uncommitted);
+}
+/* The commit of the admitting transaction: @p rc 0 queues the starts,
+ * otherwise the admissions are dropped (they never became durable). */
+void lash__runs_committed(lash__runs *rs, int rc);
+/* Starts up to @p max committed admissions (runner->start). */
+size_t lash__runs_start(lash__runs *rs, size_t max);
+static inline int lash__runs_starts_due(const lash__runs *rs) {
+  return !lash__q_empty(&rs->starts);
+}
+/* A cancellation request was seen for @p r's row: marks it and ends its
+ * parked wait with LASH_ECANCELED. */
+void lash__run_cancel(lash_run *r);
+/* Drops the runs whose lease renewal was refused (renew's on_lost). */
+void lash__runs_drop_lost(void *rs);
+/* Engine close: commits queued completions with every lease released,
+ * then drops every run (runner->drop, LASH_ECLOSED). */
+void lash__runs_close(lash__runs *rs);
+void lash__runs_free(lash__runs *rs);
+
+#endif /* LASH_ENGINE_RUNS_H */

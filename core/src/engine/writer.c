@@ -1,0 +1,196 @@
+/* engine/writer.c - group commit (see writer.h).
+ *
+ * Writes queued during a loop turn (emits, completions, signals, lease
+ * renewals) run in one shared transaction that the pump commits once per
+ * turn; their done callbacks run only after that commit, from the pump.
+ * lash_engine_write_sync flushes the queue plus its own write right away.
+ * The writer knows nothing of what the hooks do.
+ *
+ * Part: writer. May call: the registry (lash.h), pump. */
+#include "engine/writer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int wrv_push(lash__wrv *v, lash_write_fn fn, void *ud, lash_done_fn done,
+                    int rc) {
+  lash__wr *w;
+  if (v->head > 0 && v->head == v->n) {
+    v->head = 0;
+    v->n = 0;
+  }
+  if (v->n == v->cap) {
+    size_t cap = v->cap ? v->cap * 2 : 64;
+    lash__wr *nv = realloc(v->v, cap * sizeof *nv);
+    if (nv == NULL) return LASH_ENOMEM;
+    v->v = nv;
+    v->cap = cap;
+  }
+  w = &v->v[v->n++];
+  w->fn = fn;
+  w->ud = ud;
+  w->done = done;
+  w->rc = rc;
+  return 0;
+}
+
+static void wrv_free(lash__wrv *v) {
+  free(v->v);
+  memset(v, 0, sizeof *v);
+}
+
+void lash__writer_init(lash__writer *w, lash_store *s, lash__pump *pump) {
+  memset(w, 0, sizeof *w);
+  w->s = s;
+  w->pump = pump;
+}
+
+int lash__writer_hook(lash__writer *w, lash__in_txn_fn in_txn,
+                      lash__committed_fn committed, void *ud) {
+  if (w->nhooks == LASH__WRITER_HOOKS) return LASH_ENOMEM;
+  w->hooks[w->nhooks].in_txn = in_txn;
+  w->hooks[w->nhooks].committed = committed;
+  w->hooks[w->nhooks].ud = ud;
+  w->nhooks++;
+  return 0;
+}
+
+int lash__writer_queue(lash__writer *w, lash_write_fn fn, void *ud,
+                       lash_done_fn done) {
+  int rc;
+  if (w->closed) return LASH_ECLOSED;
+  if ((rc = wrv_push(&w->wq, fn, ud, done, 0)) < 0) return rc;
+  lash__pump_kick(w->pump);
+  return 0;
+}
+
+static void committed(lash__writer *w, int rc) {
+  size_t i;
+  for (i = 0; i < w->nhooks; i++)
+    if (w->hooks[i].committed != NULL)
+      w->hooks[i].committed(w->hooks[i].ud, rc);
+}
+
+int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
+  lash__wrv q = w->wq;
+  lash_txn *txn = NULL;
+  int rc = 0, crc, fn_rc = 0, began = 0;
+  size_t i;
+
+  if (w->in_txn) return LASH_EINVAL;
+  /* Writes queued from here on (by a write fn) go to the next flush. */
+  w->wq = w->wq_spare;
+  w->wq.head = w->wq.n = 0;
+  memset(&w->wq_spare, 0, sizeof w->wq_spare);
+
+  rc = lash_txn_begin(w->s, &txn);
+  if (rc < 0) {
+    fn_rc = rc;
+    crc = rc;
+    goto out;
+  }
+  began = 1;
+  w->in_txn = 1;
+  for (i = q.head; i < q.n; i++)
+    q.v[i].rc = q.v[i].fn(w->s, txn, q.v[i].ud);
+  if (fn != NULL) fn_rc = fn(w->s, txn, ud);
+  for (i = 0; i < w->nhooks; i++) {
+    if (w->hooks[i].in_txn == NULL) continue;
+    rc = w->hooks[i].in_txn(w->hooks[i].ud, txn);
+    if (fn == NULL && rc < 0 && fn_rc == 0) fn_rc = rc;
+  }
+  crc = lash_txn_commit(txn);
+  w->in_txn = 0;
+  if (crc == 0) w->commits++;
+  if (fn_rc >= 0 && crc < 0) fn_rc = crc;
+
+out:
+  committed(w, crc);
+  for (i = q.head; i < q.n; i++) {
+    lash__wr *r = &q.v[i];
+    int final = !began ? crc : (r->rc >= 0 && crc < 0 ? crc : r->rc);
+    if (r->done != NULL && wrv_push(&w->dq, NULL, r->ud, r->done, final) < 0)
+      r->done(r->ud, final); /* out of memory: deliver now, not lose it */
+  }
+  /* Keep the larger buffer as the spare for the next swap. */
+  q.head = q.n = 0;
+  if (w->wq_spare.v == NULL) {
+    w->wq_spare = q;
+  } else {
+    wrv_free(&q);
+  }
+  lash__pump_kick(w->pump);
+  return fn_rc;
+}
+
+int lash__writer_sync(lash__writer *w, lash_write_fn fn, void *ud) {
+  if (w->closed) return LASH_ECLOSED;
+  if (w->batch != NULL) return fn(w->s, w->batch, ud);
+  return lash__writer_txn(w, fn, ud);
+}
+
+int lash__writer_batch_begin(lash__writer *w) {
+  int rc;
+  if (w->batch != NULL || w->in_txn) return LASH_EINVAL;
+  if (w->closed) return LASH_ECLOSED;
+  rc = lash_txn_begin(w->s, &w->batch);
+  if (rc < 0) w->batch = NULL;
+  return rc;
+}
+
+int lash__writer_batch_end(lash__writer *w, int commit) {
+  lash_txn *txn;
+  int rc = 0;
+  if (w->batch == NULL) return LASH_EINVAL;
+  txn = w->batch;
+  w->batch = NULL;
+  if (commit) {
+    rc = lash_txn_commit(txn);
+    if (rc == 0) w->commits++;
+  } else {
+    lash_txn_abort(txn);
+    rc = LASH_ECANCELED; /* runs admitted inside the batch never started */
+  }
+  committed(w, rc);
+  if (!commit) rc = 0;
+  lash__pump_kick(w->pump);
+  return rc;
+}
+
+void lash__writer_abort_batch(lash__writer *w) {
+  if (w->batch == NULL) return;
+  lash_txn_abort(w->batch);
+  w->batch = NULL;
+}
+
+size_t lash__writer_deliver(lash__writer *w, size_t max) {
+  size_t k = 0;
+  while (k < max && w->dq.head < w->dq.n) {
+    lash__wr r = w->dq.v[w->dq.head++];
+    k++;
+    r.done(r.ud, r.rc);
+  }
+  if (w->dq.head == w->dq.n) w->dq.head = w->dq.n = 0;
+  return k;
+}
+
+int lash__writer_pending(const lash__writer *w) {
+  return w->wq.n > w->wq.head || w->dq.n > w->dq.head;
+}
+
+void lash__writer_close(lash__writer *w) {
+  w->closed = 1;
+  do {
+    size_t i;
+    for (i = w->wq.head; i < w->wq.n; i++)
+      if (w->wq.v[i].done != NULL)
+        wrv_push(&w->dq, NULL, w->wq.v[i].ud, w->wq.v[i].done, LASH_ECLOSED);
+    w->wq.head = w->wq.n = 0;
+  } while (lash__writer_deliver(w, SIZE_MAX) > 0);
+}
+
+void lash__writer_free_mem(lash__writer *w) {
+  wrv_free(&w->wq);
+  wrv_free(&w->wq_spare);
+  wrv_free(&w->dq);
+}
