@@ -310,6 +310,9 @@ int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                      size_t idlen, lash__rec *r);
 /* Loads a record; LASH_ENOENT / LASH_EPRUNED (with tomb if non-NULL) with a
  * message naming the id. */
+/* The tombstone of id: 0 (filled), 1 none, or an error. */
+int lash__tomb_lookup(lash_store *s, lash_btxn *bt, const char *id,
+                      size_t idlen, lash_tombstone *out);
 int lash__rec_load(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                    size_t idlen, lash__rec *r, lash_tombstone *tomb);
 /* Calls fn for each event of id with seq > after (t: the write txn whose

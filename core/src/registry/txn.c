@@ -5,6 +5,8 @@
  * the meta, then the backend's commit and the hook. */
 #include "registry-int.h"
 
+#include "../base/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,14 +43,6 @@ static int meta_flush(lash_txn *t) {
 
 /* ------------------------------------------------------ change list */
 
-static uint32_t hash_id(const char *p, size_t n) {
-  uint32_t h = 2166136261u;
-  size_t i;
-  for (i = 0; i < n; i++)
-    h = (h ^ (unsigned char)p[i]) * 16777619u;
-  return h;
-}
-
 /* Small commits search linearly; larger ones build an index. */
 #define LINEAR_MAX 8
 
@@ -61,7 +55,7 @@ static int hash_rebuild(lash_txn *t, size_t cap) {
   t->hcap = cap;
   for (i = 0; i < t->nch; i++) {
     const lash__chg *c = &t->ch[i];
-    size_t j = hash_id(t->ids.p + c->id_off, c->id_len) & (cap - 1);
+    size_t j = lash__hash_n(t->ids.p + c->id_off, c->id_len) & (cap - 1);
     while (h[j] != 0)
       j = (j + 1) & (cap - 1);
     h[j] = (uint32_t)(i + 1);
@@ -80,7 +74,7 @@ lash__chg *lash__chg_find(lash_txn *t, const char *id, size_t idlen) {
     }
     return NULL;
   }
-  for (j = hash_id(id, idlen) & (t->hcap - 1); t->hash[j] != 0;
+  for (j = lash__hash_n(id, idlen) & (t->hcap - 1); t->hash[j] != 0;
        j = (j + 1) & (t->hcap - 1)) {
     lash__chg *c = &t->ch[t->hash[j] - 1];
     if (c->id_len == idlen && memcmp(t->ids.p + c->id_off, id, idlen) == 0)
@@ -129,7 +123,7 @@ lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen) {
   t->ids.p[t->ids.len + idlen] = '\0';
   t->ids.len += idlen + 1;
   if (t->hused) {
-    size_t j = hash_id(id, idlen) & (t->hcap - 1);
+    size_t j = lash__hash_n(id, idlen) & (t->hcap - 1);
     while (t->hash[j] != 0)
       j = (j + 1) & (t->hcap - 1);
     t->hash[j] = (uint32_t)t->nch;
