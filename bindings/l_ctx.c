@@ -71,7 +71,9 @@ static int l_ctx_await(lua_State *L) {
   int64_t timeout = llash_opttimeout(L, 3);
   llash_waiter *w;
   int rc;
-  w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_TERMINAL, id);
+  char label[LLASH_WAIT_LABEL_MAX];
+  llash_wait_describe(label, sizeof label, LLASH_W_TERMINAL, id, NULL);
+  w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_TERMINAL, label);
   rc = lash_await_terminal(c->le->e, c->run, id, timeout, llash_wait_cb, w,
                            &w->wait);
   return llash_wait_begin(L, c, rc);
@@ -87,7 +89,9 @@ static int l_ctx_await_event(lua_State *L) {
   int64_t timeout = llash_opttimeout(L, 4);
   llash_waiter *w;
   int rc;
-  w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_EVENT, c->id);
+  char label[LLASH_WAIT_LABEL_MAX];
+  llash_wait_describe(label, sizeof label, LLASH_W_EVENT, c->id, type);
+  w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_EVENT, label);
   rc = lash_await_event(c->le->e, c->run, c->id, type, (uint64_t)after, timeout,
                         llash_wait_cb, w, &w->wait);
   return llash_wait_begin(L, c, rc);

@@ -38,6 +38,47 @@ static void push_tostring(lua_State *L, int idx) {
   }
 }
 
+/* Pushes a short message for a raised table without a message: its scalar
+ * string-keyed fields, {code = card_declined, retry = false}, or "failed"
+ * when it has none. */
+static void push_fields_summary(lua_State *L, int idx) {
+  char buf[240];
+  const size_t room = sizeof buf - 5; /* kept for "...}" */
+  size_t n = 0;
+  int any = 0, cut = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int vt = lua_type(L, -1);
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        (vt == LUA_TSTRING || vt == LUA_TNUMBER || vt == LUA_TBOOLEAN)) {
+      const char *v = vt == LUA_TBOOLEAN
+                          ? (lua_toboolean(L, -1) ? "true" : "false")
+                          : lua_tostring(L, -1); /* the stack copy */
+      int w = snprintf(buf + n, room - n, "%s%s = %s", any ? ", " : "{",
+                       lua_tostring(L, -2), v);
+      if (w < 0 || (size_t)w >= room - n) {
+        cut = 1;
+        n = room - 1;
+        lua_pop(L, 2); /* value and key: stop */
+        break;
+      }
+      n += (size_t)w;
+      any = 1;
+    }
+    lua_pop(L, 1);
+  }
+  if (!any && !cut) {
+    lua_pushliteral(L, "failed");
+    return;
+  }
+  if (cut) {
+    memcpy(buf + n, "...", 3);
+    n += 3;
+  }
+  buf[n++] = '}';
+  lua_pushlstring(L, buf, n);
+}
+
 /* Pushes the message of the error value at @p idx (absolute). */
 static void push_message(lua_State *L, int idx) {
   switch (lua_type(L, idx)) {
@@ -57,7 +98,7 @@ static void push_message(lua_State *L, int idx) {
     }
     lua_pop(L, 1);
     if (luaL_getmetafield(L, idx, "__tostring") == LUA_TNIL) {
-      lua_pushliteral(L, "failed");
+      push_fields_summary(L, idx);
       return;
     }
     lua_pop(L, 1);
@@ -66,6 +107,30 @@ static void push_message(lua_State *L, int idx) {
   default:
     push_tostring(L, idx);
     return;
+  }
+}
+
+/* An error raised as a table keeps its other fields beside class, message
+ * and traceback ({code = "card_declined"} reads back as error.code): every
+ * string key whose value is data (not a function, userdata or thread). */
+static void copy_fields(lua_State *L, int from, int to) {
+  lua_pushnil(L);
+  while (lua_next(L, from) != 0) {
+    int vt = lua_type(L, -1);
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        (vt == LUA_TSTRING || vt == LUA_TNUMBER || vt == LUA_TBOOLEAN ||
+         vt == LUA_TTABLE || lua_touserdata(L, -1) == &llash_null_tag)) {
+      lua_pushvalue(L, -2);
+      if (lua_rawget(L, to) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, to);
+        continue;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
   }
 }
 
@@ -91,6 +156,7 @@ static void push_error(lua_State *L, int idx, const char *traceback) {
     else
       lua_pop(L, 1);
   }
+  if (istable) copy_fields(L, idx, lua_gettop(L));
 }
 
 void llash_push_outcome_payload(lua_State *L, int status, int idx,

@@ -37,7 +37,7 @@ int llash_raise_cancelled(lua_State *L, llash_engine *le, const char *id) {
 static int push_result(lua_State *L, llash_engine *le, llash_waiter *w) {
   int rc = w->rc, what = w->what, gi;
   lash_wait *res = w->res;
-  char label[LASH_ID_MAX + 1];
+  char label[LLASH_WAIT_LABEL_MAX];
   snprintf(label, sizeof label, "%s", w->label != NULL ? w->label : "");
   free(w->label);
   w->label = NULL;
@@ -165,6 +165,20 @@ int llash_wait(lua_State *L, llash_engine *le, llash_co *c, llash_waiter *wt,
   return push_result(L, le, wt);
 }
 
+void llash_wait_describe(char *buf, size_t cap, int what, const char *id,
+                         const char *type) {
+  if (what == LLASH_W_TERMINAL)
+    snprintf(buf, cap, "the outcome of %s", id);
+  else if (what == LLASH_W_EVENT && strcmp(type, "*") == 0)
+    snprintf(buf, cap, "an event of %s", id);
+  else if (what == LLASH_W_EVENT && strncmp(type, "signal.", 7) == 0)
+    snprintf(buf, cap, "signal %s on %s", type + 7, id);
+  else if (what == LLASH_W_EVENT)
+    snprintf(buf, cap, "event %s of %s", type, id);
+  else
+    snprintf(buf, cap, "a sleep of %s", id);
+}
+
 llash_waiter *llash_wait_prepare(lua_State *L, llash_engine *le, llash_co **pc,
                                  llash_waiter *local, int what,
                                  const char *label) {
@@ -202,7 +216,9 @@ static int l_await(lua_State *L) {
   llash_waiter local, *w;
   llash_co *c;
   int rc;
-  w = llash_wait_prepare(L, le, &c, &local, LLASH_W_TERMINAL, id);
+  char label[LLASH_WAIT_LABEL_MAX];
+  llash_wait_describe(label, sizeof label, LLASH_W_TERMINAL, id, NULL);
+  w = llash_wait_prepare(L, le, &c, &local, LLASH_W_TERMINAL, label);
   rc = lash_await_terminal(le->e, run_of(c), id, timeout, llash_wait_cb, w,
                            &w->wait);
   return llash_wait(L, le, c, w, rc);
@@ -218,7 +234,9 @@ static int l_await_event(lua_State *L) {
   llash_waiter local, *w;
   llash_co *c;
   int rc;
-  w = llash_wait_prepare(L, le, &c, &local, LLASH_W_EVENT, id);
+  char label[LLASH_WAIT_LABEL_MAX];
+  llash_wait_describe(label, sizeof label, LLASH_W_EVENT, id, type);
+  w = llash_wait_prepare(L, le, &c, &local, LLASH_W_EVENT, label);
   rc = lash_await_event(le->e, run_of(c), id, type, (uint64_t)after, timeout,
                         llash_wait_cb, w, &w->wait);
   return llash_wait(L, le, c, w, rc);

@@ -356,6 +356,11 @@ void llash_writes_open(lua_State *L);
 
 /* Checks that a wait may start from @p L and prepares its waiter: the
  * coroutine's own (*pc set), or @p local for plain code. */
+/* What a wait waits for, in words, for its messages ("signal approve on
+ * o-2", "the outcome of job-1"); @p type only for LLASH_W_EVENT. */
+#define LLASH_WAIT_LABEL_MAX (2 * LASH_ID_MAX + 64)
+void llash_wait_describe(char *buf, size_t cap, int what, const char *id,
+                         const char *type);
 llash_waiter *llash_wait_prepare(lua_State *L, llash_engine *le, llash_co **pc,
                                  llash_waiter *local, int what,
                                  const char *label);

@@ -52,8 +52,10 @@ local MAX_ATTEMPTS = 0xffffffff -- lash_def.max_attempts is 32 bits
 
 -- --------------------------------------------------------- argument checks
 
-local function argerror(fname, name, msg)
-  error(string.format("bad argument '%s' to '%s' (%s)", name, fname, msg), 4)
+-- Raises at the caller of the API function: level 4 from check() (error <
+-- argerror < check < API function < caller); deeper helpers pass theirs.
+local function argerror(fname, name, msg, level)
+  error(string.format("bad argument '%s' to '%s' (%s)", name, fname, msg), level or 4)
 end
 
 local function check(fname, name, v, want, optional)
@@ -70,11 +72,42 @@ local function check(fname, name, v, want, optional)
   return v
 end
 
-local function check_opts(fname, opts, name)
+-- The option names each call takes: any other key raises, naming it and
+-- the ones that exist (a misspelt option must not pass in silence).
+local OPTIONS = {
+  define = { "disposition", "max_attempts" },
+  load = { "disposition", "max_attempts" },
+  start = { "id", "disposition", "max_attempts" },
+  complete = { "authority" },
+  list = { "status", "kind", "limit", "after" },
+  prune = { "before_ms", "status" },
+  run = { "until_idle", "once", "nowait" },
+  await = { "timeout_ms" },
+  await_event = { "timeout_ms" },
+  await_signal = { "timeout_ms" },
+}
+
+local function check_known(fname, opts, name, level)
+  local names = OPTIONS[fname]
+  if not names then return end
+  for k in pairs(opts) do
+    local found = false
+    for _, n in ipairs(names) do
+      if k == n then found = true break end
+    end
+    if not found then
+      argerror(fname, name or "opts", 'unknown option "' .. tostring(k) ..
+        '" (options: ' .. table.concat(names, ", ") .. ")", level or 4)
+    end
+  end
+end
+
+local function check_opts(fname, opts, name, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     argerror(fname, name or "opts", "table expected, got " .. type(opts))
   end
+  check_known(fname, opts, name, level or 5)
   return opts
 end
 
@@ -224,7 +257,10 @@ local function read_kinds(path)
       return nil, path .. ": the options of kind " .. kind .. " must be a table"
     end
     opts = opts or {}
-    local dok, valid, why = pcall(check_def, "load", opts)
+    local dok, valid, why = pcall(function()
+      check_known("load", opts)
+      return check_def("load", opts)
+    end)
     if not dok or not valid then
       return nil, path .. ": kind " .. kind .. ": " .. tostring(dok and why or valid)
     end
@@ -342,6 +378,7 @@ end
 ---@return table {processes=, events=}
 function Engine:prune(opts)
   check("prune", "opts", opts, "table")
+  check_known("prune", opts, nil, 4)
   check("prune", "before_ms", opts.before_ms, "integer")
   local st = check("prune", "status", opts.status, "string", true)
   local ok, why = known("status", st, core.STATUSES)
@@ -388,7 +425,7 @@ end
 -- -------------------------------------------------------------- waits
 
 local function timeout_of(fname, opts)
-  opts = check_opts(fname, opts)
+  opts = check_opts(fname, opts, nil, 6)
   local t = check(fname, "timeout_ms", opts.timeout_ms, "integer", true)
   if t and t < 0 then argerror(fname, "timeout_ms", "must be >= 0") end
   return t
