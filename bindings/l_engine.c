@@ -312,7 +312,7 @@ static int l_on_event(lua_State *L) {
   return 0;
 }
 
-/* eng:drive() -> {admitted=, deferred=} */
+/* eng:drive() -> {admitted=, deferred=, taken_over=} */
 static int l_drive(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   lash_drive_report rep;
@@ -320,9 +320,10 @@ static int l_drive(lua_State *L) {
   memset(&rep, 0, sizeof rep);
   if ((rc = lash_engine_drive(le->e, &rep)) < 0)
     return llash_fail_store(L, le, rc);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   llash_setint(L, "admitted", rep.admitted);
   llash_setint(L, "deferred", rep.deferred);
+  llash_setint(L, "taken_over", rep.taken_over);
   return 1;
 }
 
