@@ -35,6 +35,18 @@ local function victim_holding(rows)
   return eng, pid, dir
 end
 
+local BIN = os.getenv("LASH_BIN") or (h.root .. "/build/bindings/lash")
+
+-- Runs `lash --db DB ARGS...`; returns code, stdout, stderr.
+local function cli(db, ...)
+  local dir = h.tmpdir()
+  local parts = { h.q(BIN), "--db", h.q(db) }
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = h.q(a) end
+  local _, _, code = os.execute(string.format("%s </dev/null >%s/out 2>%s/err",
+    table.concat(parts, " "), h.q(dir), h.q(dir)))
+  return code, h.read_file(dir .. "/out") or "", h.read_file(dir .. "/err") or ""
+end
+
 describe("recovery on one host", function()
   after_each(h.cleanup)
 
@@ -158,4 +170,48 @@ describe("recovery on one host", function()
     for w = 1, 2 do h.kill(pids[w], "KILL") end
     assert.is_truthy((per.w1 or 0) + (per.w2 or 0) == #ids)
   end)
+
+  it("lash abandon and lash cancel end a killed worker's rows with no worker running",
+    function()
+      local rows = { { kind = "slow_ob", id = "ob-a", disposition = "owner_bound" },
+        { kind = "slow_ob", id = "ob-c", disposition = "owner_bound" },
+        { kind = "slow_lim", id = "lim-c", max_attempts = 1 },
+        { kind = "slow_ob", id = "ob-live", disposition = "owner_bound" } }
+      local eng, pid, dir = victim_holding(rows)
+      -- While the owner lives, the CLI leaves its row to it.
+      local code, out, err = cli(dir, "abandon", "ob-live", "too early")
+      assert.are.equal(0, code, err)
+      assert.matches("owner victim", out)
+      assert.matches("alive on this host", out)
+      assert.is_nil(h.TERMINAL[eng:get("ob-live").status])
+      h.kill(pid, "KILL")
+      assert.is_truthy(h.wait_exit(pid, 5000))
+      code, out, err = cli(dir, "abandon", "ob-a", "operator gave up")
+      assert.are.equal(0, code, err)
+      assert.matches("ended abandoned now %(reconciled_request, owner victim%)", out)
+      local o = await(eng, "ob-a", 0)
+      assert.are.equal("abandoned", o.status)
+      assert.are.equal("reconciled_request", o.writer)
+      assert.are.equal("victim", o.owner)
+      code, out, err = cli(dir, "cancel", "ob-c", "no longer wanted")
+      assert.are.equal(0, code, err)
+      assert.matches("ended cancelled now", out)
+      assert.are.equal("cancelled", await(eng, "ob-c", 0).status)
+      code, out, err = cli(dir, "cancel", "lim-c", "--json")
+      assert.are.equal(0, code, err)
+      local rep = require("cjson").decode(out)
+      assert.are.equal("ended", rep.result)
+      assert.are.equal("cancelled", rep.status)
+      assert.are.equal("cancelled", await(eng, "lim-c", 0).status)
+      -- The request made while the owner lived is reconciled by the next
+      -- command (or drive) once the owner is gone.
+      code, _, err = cli(dir, "abandon", "ob-live", "too early")
+      assert.are.equal(0, code, err)
+      assert.are.equal("abandoned", await(eng, "ob-live", 0).status)
+      for _, r in ipairs(rows) do
+        assert.are.equal(1, #h.events_of(eng, r.id, "process.started"), r.id)
+      end
+      code, out = cli(dir, "check")
+      assert.are.equal(0, code, out)
+    end)
 end)

@@ -865,6 +865,28 @@ LASH_API int lash_engine_idle(lash_engine *e);
  * terminal owner_bound rows started by this owner. @return 0 or error. */
 LASH_API int lash_engine_drain(lash_engine *e, unsigned *abandoned);
 
+/* What lash_engine_reconcile did. */
+enum {
+  LASH_RECONCILE_NOTHING = 0, /* no request it may honour now (none, the row
+                                 is terminal, or a rerunnable row that will
+                                 be re-run and see its cancel request) */
+  LASH_RECONCILE_ENDED = 1,   /* ended now: abandoned or cancelled */
+  LASH_RECONCILE_HELD = 2     /* its execution may be live: the lease is
+                                 held (by *holder) or it runs here */
+};
+/* Honours the abandon or cancel request of row @p id now if no execution
+ * of it is live (SEMANTICS 3.7; issue 8): its lease is free, lapsed, or
+ * held by a gone owner (lash_owner_alive). An abandon request ends it
+ * abandoned (writer reconciled_request, naming the started owner); a
+ * cancel request ends it cancelled when it will not run again
+ * (owner_bound and started, or rerunnable out of attempts). Never starts a
+ * body, also for rows of kinds this engine does not run; any engine (the
+ * CLI's) may call it. @param[out] result  LASH_RECONCILE_*
+ * @param[out] holder  the lease holder when HELD (may be NULL)
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ECLOSED, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_engine_reconcile(lash_engine *e, const char *id, int *result,
+                                   lash_lease *holder);
+
 typedef struct lash_engine_stats {
   uint64_t running;       /* bodies holding a slot */
   uint64_t parked;        /* bodies parked in a wait */

@@ -31,7 +31,9 @@ M.entries = {
   ["eng:await"] = "eng:await(id, {timeout_ms}) -> outcome",
   ["eng:await_event"] = "eng:await_event(id, type, after, {timeout_ms}) -> event",
   ["eng:sleep"] = "eng:sleep(ms)",
-  ["eng:drive"] = "eng:drive() -> {admitted, deferred} -- one admission pass",
+  ["eng:drive"] = "eng:drive() -> {admitted, deferred, taken_over} -- one admission pass",
+  ["eng:reconcile"] = "eng:reconcile(id) -> 'ended' | 'held', holder | 'nothing'" ..
+    " -- honour an orphan's abandon/cancel request now",
   ["eng:run"] = "eng:run{until_idle | once | nowait} -- run the loop (default: until eng:stop())",
   ["eng:run_once"] = "eng:run_once() -- one loop turn",
   ["eng:stop"] = "eng:stop() -- make eng:run() return",

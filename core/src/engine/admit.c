@@ -329,6 +329,19 @@ static int row_do(scan_ctx *c, const scan_row *row) {
   return fatal(rc) ? rc : 0;
 }
 
+/* A scan context of the one row @p rec (into *row), outside a scan. */
+static void one_row(scan_ctx *c, lash__admit *a, lash_txn *txn,
+                    lash_drive_report *rep, scan_row *row,
+                    const lash_record *rec) {
+  memset(c, 0, sizeof *c);
+  memset(rep, 0, sizeof *rep);
+  c->a = a;
+  c->txn = txn;
+  c->rep = rep;
+  c->rows = row;
+  collect_cb(c, rec);
+}
+
 int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
   lash_drive_report rep;
   lash_record rec;
@@ -345,14 +358,7 @@ int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
     lash_record_free(&rec);
     return 0;
   }
-  memset(&c, 0, sizeof c);
-  memset(&rep, 0, sizeof rep);
-  c.a = a;
-  c.txn = txn;
-  c.rep = &rep;
-  c.rows = &row;
-  c.n = 0;
-  collect_cb(&c, &rec);
+  one_row(&c, a, txn, &rep, &row, &rec);
   lash_record_free(&rec);
   rc = row_do(&c, &row);
   if (c.min_busy > 0) lapse_arm(a, c.min_busy);
@@ -601,6 +607,81 @@ int lash__admit_drain(lash__admit *a, unsigned *abandoned) {
     free(d.ids[i]);
   free(d.ids);
   if (rc == 0 && abandoned != NULL) *abandoned = d.abandoned;
+  return rc;
+}
+
+/* ------------------------------------------------------------ reconcile */
+
+typedef struct reconcile_ctx {
+  lash__admit *a;
+  const char *id;
+  int result;
+  lash_lease *holder;
+} reconcile_ctx;
+
+/* One row's abandon or cancel request, honoured now if its execution is
+ * not live anywhere (lash_engine_reconcile). Never starts a body. */
+static int reconcile_fn(lash_store *s, lash_txn *txn, void *ud) {
+  reconcile_ctx *r = ud;
+  lash__admit *a = r->a;
+  lash_drive_report rep;
+  lash_record rec;
+  lash_lease ls;
+  scan_ctx c;
+  scan_row row;
+  int rc, will_rerun;
+
+  memset(&rec, 0, sizeof rec);
+  if ((rc = lash_get(s, txn, r->id, &rec, NULL)) < 0) return rc;
+  one_row(&c, a, txn, &rep, &row, &rec);
+  will_rerun = row.disposition == LASH_RERUNNABLE &&
+               (rec.max_attempts == 0 || !rec.has_attempt ||
+                rec.attempt.number < rec.max_attempts);
+  lash_record_free(&rec);
+  r->result = LASH_RECONCILE_NOTHING;
+  if (LASH_IS_TERMINAL(row.status)) return 0;
+  if (lash__run_find(a->runs, row.id) != NULL) {
+    r->result = LASH_RECONCILE_HELD; /* running here: its body sees it */
+    return 0;
+  }
+  if (!row.abandon_requested && !(row.cancel_requested && !will_rerun &&
+                                  row.disposition != LASH_EXTERNAL))
+    return 0; /* nothing this call may end */
+  memset(&ls, 0, sizeof ls);
+  rc = lash_lease_claim(s, txn, row.id, a->owner, a->incarnation, a->ttl_ms,
+                        &ls);
+  if (rc == LASH_EBUSY) {
+    r->result = LASH_RECONCILE_HELD;
+    if (r->holder != NULL) *r->holder = ls;
+    return 0;
+  }
+  if (rc < 0) return rc;
+  if (row.abandon_requested)
+    rc = abandon(&c, &ls, LASH_WRITER_RECONCILED_REQUEST,
+                 row.disposition != LASH_EXTERNAL && row.has_attempt
+                     ? row.att_owner
+                     : NULL);
+  else
+    rc = cancel_orphan(&c, &row, &ls);
+  if (rc < 0) return rc;
+  memset(&rec, 0, sizeof rec);
+  if (lash_get(s, txn, row.id, &rec, NULL) == 0 && LASH_IS_TERMINAL(rec.status))
+    r->result = LASH_RECONCILE_ENDED;
+  lash_record_free(&rec);
+  return 0;
+}
+
+int lash__admit_reconcile(lash__admit *a, const char *id, int *result,
+                          lash_lease *holder) {
+  reconcile_ctx r;
+  int rc;
+  memset(&r, 0, sizeof r);
+  r.a = a;
+  r.id = id;
+  r.holder = holder;
+  if (holder != NULL) memset(holder, 0, sizeof *holder);
+  rc = lash__writer_sync(a->w, reconcile_fn, &r);
+  if (result != NULL) *result = rc == 0 ? r.result : LASH_RECONCILE_NOTHING;
   return rc;
 }
 

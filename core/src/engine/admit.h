@@ -84,6 +84,9 @@ int lash__admit_register(lash__admit *a, lash_txn *txn, const lash_def *def,
                          int *created, lash_record *out, int *admitted);
 void lash__admit_pause(lash__admit *a, int paused);
 int lash__admit_drain(lash__admit *a, unsigned *abandoned);
+/* lash_engine_reconcile. */
+int lash__admit_reconcile(lash__admit *a, const char *id, int *result,
+                          lash_lease *holder);
 /* Ends the scan in flight and any requested drive (first step of close). */
 void lash__admit_stop(lash__admit *a);
 void lash__admit_close(lash__admit *a);
