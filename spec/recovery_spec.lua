@@ -205,8 +205,9 @@ describe("recovery on one host", function()
       assert.are.equal("cancelled", await(eng, "lim-c", 0).status)
       -- The request made while the owner lived is reconciled by the next
       -- command (or drive) once the owner is gone.
-      code, _, err = cli(dir, "abandon", "ob-live", "too early")
+      code, out, err = cli(dir, "abandon", "ob-live", "too early")
       assert.are.equal(0, code, err)
+      assert.matches("ended abandoned now", out)
       assert.are.equal("abandoned", await(eng, "ob-live", 0).status)
       for _, r in ipairs(rows) do
         assert.are.equal(1, #h.events_of(eng, r.id, "process.started"), r.id)
