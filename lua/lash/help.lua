@@ -47,6 +47,8 @@ M.entries = {
   ["ctx:await_signal"] = "ctx:await_signal(name, {timeout_ms}) -> payload",
   ["ctx:await_event"] = "ctx:await_event(type, after, {timeout_ms}) -> event",
   ["ctx:sleep"] = "ctx:sleep(ms)",
+  ["ctx:exec"] = "ctx:exec(argv, {timeout_ms, max_output, env, cwd}) -> {status, signal, stdout," ..
+    " stderr} -- a command, without blocking the loop",
   ["ctx:start"] = "ctx:start(kind, input, opts) -> id -- start a child",
   ["ctx:await"] = "ctx:await(id, {timeout_ms}) -> outcome -- wait for another process",
   ["ctx:cancelled"] = "ctx:cancelled() -> boolean",
