@@ -81,7 +81,16 @@ function M.text(what, tables)
     local out = { INTRO, "" }
     for _, p in ipairs({ "lash.", "eng:", "ctx:" }) do
       table.sort(groups[p])
-      out[#out + 1] = p .. " " .. table.concat(groups[p], " ")
+      -- lines of at most 80 columns, each with its prefix (terminals wrap)
+      local line = p
+      for _, n in ipairs(groups[p]) do
+        if #line + 1 + #n > 80 then
+          out[#out + 1] = line
+          line = p
+        end
+        line = line .. " " .. n
+      end
+      out[#out + 1] = line
     end
     return table.concat(out, "\n")
   end
