@@ -74,6 +74,10 @@ describe("recovery on one host", function()
     end, 10000)
     local took = h.mono_ms() - t0
     assert.is_truthy(settled, "the rows were not re-run within 10 s of the kill (TTL 30 s)")
+    local st = eng:stats()
+    assert.is_true(st.owner_held)
+    assert.are.equal(#rows, st.taken_over)
+    assert.is_true(st.owners_gone >= 1)
     assert.is_true(took < 10000, "took " .. took .. " ms")
     for _, r in ipairs(rows) do
       local rec = eng:get(r.id)

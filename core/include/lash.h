@@ -896,6 +896,9 @@ typedef struct lash_engine_stats {
   uint64_t commits;       /* shared transactions committed */
   uint64_t drives;        /* drive passes */
   uint64_t feed_changes;  /* changes by other OS processes seen via the feed */
+  uint64_t taken_over;    /* rows taken over from owners that are gone */
+  uint64_t owners_gone;   /* gone owners its probe noticed */
+  int owner_held;         /* it holds its owner lock (lash_owner_hold) */
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 

@@ -505,4 +505,7 @@ void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out) {
   out->commits = e->writer.commits;
   out->drives = e->admit.drives;
   out->feed_changes = e->feed.changes;
+  out->taken_over = e->admit.taken_over;
+  out->owners_gone = e->admit.owners_gone;
+  out->owner_held = e->admit.owner_held;
 }
