@@ -695,6 +695,10 @@ function run.worker(ctx, _, opts)
   local grace = opts.grace or 10000
   log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
+  if not eng:stats().owner_held then
+    log("worker: no owner lock in %s/owners (read-only folder?): if this worker dies, " ..
+      "peers take its rows over only after the lease TTL", eng:path())
+  end
   local ok, err = pcall(eng.run, eng)
   if not ok then failure("worker", tostring(err)) end
   local sig = h.signal() or "stop"
