@@ -312,7 +312,7 @@ static int l_on_event(lua_State *L) {
   return 0;
 }
 
-/* eng:drive() -> {admitted=, deferred=} */
+/* eng:drive() -> {admitted=, deferred=, taken_over=} */
 static int l_drive(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   lash_drive_report rep;
@@ -320,9 +320,10 @@ static int l_drive(lua_State *L) {
   memset(&rep, 0, sizeof rep);
   if ((rc = lash_engine_drive(le->e, &rep)) < 0)
     return llash_fail_store(L, le, rc);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   llash_setint(L, "admitted", rep.admitted);
   llash_setint(L, "deferred", rep.deferred);
+  llash_setint(L, "taken_over", rep.taken_over);
   return 1;
 }
 
@@ -372,6 +373,30 @@ static int l_drain(lua_State *L) {
   return 1;
 }
 
+/* eng:reconcile(id) -> "ended" | "held" [, holder] | "nothing": honours
+ * the row's abandon or cancel request now if no execution of it is live;
+ * holder = {owner=, incarnation=, expires_at=, alive=} of a held lease. */
+static int l_reconcile(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id = llash_checkstr(L, 2, "id");
+  lash_lease holder;
+  int rc, result = 0;
+  if ((rc = lash_engine_reconcile(le->e, id, &result, &holder)) < 0)
+    return llash_fail_store(L, le, rc);
+  lua_pushstring(L, result == LASH_RECONCILE_ENDED  ? "ended"
+                    : result == LASH_RECONCILE_HELD ? "held"
+                                                    : "nothing");
+  if (result != LASH_RECONCILE_HELD || holder.owner[0] == '\0') return 1;
+  lua_createtable(L, 0, 4);
+  llash_setstr(L, "owner", holder.owner);
+  llash_setstr(L, "incarnation", holder.incarnation);
+  llash_setint(L, "expires_at", (lua_Integer)holder.expires_at);
+  lua_pushboolean(L, lash_owner_alive(lash_engine_store(le->e), holder.owner,
+                                      holder.incarnation) == 1);
+  lua_setfield(L, -2, "alive");
+  return 2;
+}
+
 /* eng:pause([on]) -> admission stops (on, the default) or resumes; running
  * and parked bodies go on. */
 static int l_pause(lua_State *L) {
@@ -397,6 +422,7 @@ void llash_engine_open(lua_State *L) {
       {"check", l_check}, {"stats", l_stats}, {"on_event", l_on_event},
       {"now", l_now},     {"owner", l_owner}, {"path", l_path},
       {NULL, NULL}};
+  static const luaL_Reg recovery[] = {{"reconcile", l_reconcile}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_gc},
                                   {"__close", l_close},
                                   {"__tostring", l_tostring},
@@ -412,6 +438,7 @@ void llash_engine_open(lua_State *L) {
   luaL_newmetatable(L, LLASH_ENGINE);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
+  luaL_setfuncs(L, recovery, 0);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "__index");
   lua_setfield(L, -3, "Engine"); /* core.Engine: the method table */

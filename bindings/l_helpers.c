@@ -215,6 +215,10 @@ void llash_guard_done(lua_State *L, int idx) {
 }
 
 void llash_waiter_clear(llash_waiter *w) {
+  if (w->ext_free != NULL) w->ext_free(w->ext);
+  w->ext = NULL;
+  w->ext_free = NULL;
+  w->ext_push = NULL;
   lash_wait_free(w->wait); /* a pending one is cancelled silently */
   w->wait = NULL;
   lash_wait_free(w->res);

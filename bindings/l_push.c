@@ -306,6 +306,10 @@ void llash_pushstats(lua_State *L, const lash_stats *s,
   llash_setint(L, "feed_changes", (lua_Integer)es->feed_changes);
   llash_setint(L, "commits", (lua_Integer)es->commits);
   llash_setint(L, "drives", (lua_Integer)es->drives);
+  llash_setint(L, "taken_over", (lua_Integer)es->taken_over);
+  llash_setint(L, "owners_gone", (lua_Integer)es->owners_gone);
+  lua_pushboolean(L, es->owner_held);
+  lua_setfield(L, -2, "owner_held");
   llash_setint(L, "waits", (lua_Integer)es->waits);
   llash_setint(L, "bodies_running", (lua_Integer)es->running);
   llash_setint(L, "bodies_parked", (lua_Integer)es->parked);

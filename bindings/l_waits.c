@@ -43,6 +43,12 @@ static int push_result(lua_State *L, llash_engine *le, llash_waiter *w) {
   w->label = NULL;
   w->res = NULL;
   w->done = 0;
+  if (w->ext_push != NULL) {
+    int (*push)(lua_State *, llash_waiter *) = w->ext_push;
+    lash_wait_free(res);
+    w->ext_push = NULL;
+    return push(L, w);
+  }
   llash_guard_new(L, llash_free_wait, res);
   gi = lua_gettop(L);
   if (rc == LASH_ECANCELED && w->co != NULL && w->co->id != NULL) {

@@ -17,6 +17,7 @@
  *   l_writes.c    the queued writes (group commit) and the write methods
  *   l_waits.c     waits: yield in a coroutine, run the loop in plain code
  *   l_ctx.c       the body's ctx object
+ *   l_exec.c      ctx:exec: a command on the loop (uv_spawn), as a ctx wait
  *   l_engine.c    the engine object: open/close, reads, driving
  *   lash_core.c   luaopen_lash_core: the module, core's names and limits
  *
@@ -113,6 +114,12 @@ typedef struct llash_waiter {
   lash_wait *res;    /* resolved wait, freed by whoever reads it */
   lash_wait *wait;   /* the pending wait, until it resolves */
   char *label;       /* copy of the awaited id, for messages */
+  /* A wait that is more than its lash_wait (ctx:exec, l_exec.c): ext is
+   * its state; ext_push pushes its result (instead of the lash_wait's)
+   * and takes ext over; ext_free lets go of ext when the wait is dropped. */
+  void *ext;
+  int (*ext_push)(lua_State *L, struct llash_waiter *w);
+  void (*ext_free)(void *ext);
 } llash_waiter;
 
 /* The result of a write, copied out of it when it committed. */
@@ -383,6 +390,8 @@ void llash_waits_open(lua_State *L);
 /* ----------------------------------------------------------------- ctx */
 
 void llash_ctx_open(lua_State *L);
+/* core.ctx_exec (l_exec.c: uses the waits). */
+void llash_exec_open(lua_State *L);
 
 /* -------------------------------------------------------------- engine */
 

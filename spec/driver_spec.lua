@@ -169,14 +169,7 @@ describe("driver", function()
         tostring(h.read_file(log)))
       h.kill(pid, "KILL")
       assert.is_truthy(h.wait_exit(pid, 5000))
-      local executed = {}
-      local function body(ctx)
-        executed[ctx.id] = (executed[ctx.id] or 0) + 1
-        return { worker = "rescuer", attempt = ctx.attempt }
-      end
-      eng:define("slow_rr", body)
-      eng:define("slow_ob", body, { disposition = "owner_bound" })
-      eng:define("slow_lim", body)
+      local executed = h.define_victim_kinds(eng, "rescuer")
       local settled = h.wait_until(eng, function()
         for _, id in ipairs(rr) do
           if not h.is_terminal(eng, id) then return false end

@@ -188,6 +188,20 @@ function M.park(eng, id, timeout_ms)
   end, timeout_ms or 5000, { drive = true })
 end
 
+-- Defines the kinds of spec/workers/victim.lua on eng with bodies that
+-- count their runs per id (the table returned) and return {worker, attempt}.
+function M.define_victim_kinds(eng, worker)
+  local executed = {}
+  local function body(ctx)
+    executed[ctx.id] = (executed[ctx.id] or 0) + 1
+    return { worker = worker, attempt = ctx.attempt }
+  end
+  eng:define("slow_rr", body)
+  eng:define("slow_ob", body, { disposition = "owner_bound" })
+  eng:define("slow_lim", body)
+  return executed
+end
+
 -- The record's status, or nil.
 function M.status(eng, id)
   local r = eng:get(id)

@@ -10,9 +10,9 @@ set +e
 lash_lua_env
 
 if [ "${1:-}" = quick ]; then
-  drain_n=10000 roundtrip_n=200 signal_n=200 parked_n=10000 worklist_n=100000 xproc_n=5
+  drain_n=10000 roundtrip_n=200 signal_n=200 parked_n=10000 worklist_n=100000 xproc_n=5 recovery_n=3
 else
-  drain_n=100000 roundtrip_n=2000 signal_n=1000 parked_n=100000 worklist_n=1000000 xproc_n=20
+  drain_n=100000 roundtrip_n=2000 signal_n=1000 parked_n=100000 worklist_n=1000000 xproc_n=20 recovery_n=20
 fi
 
 # A figure that hangs is stopped after LASH_BENCH_TIMEOUT seconds.
@@ -32,4 +32,5 @@ figure "engine signal -> resume" signal.lua "$signal_n"
 figure "engine signal from another process" signal_xproc.lua "$xproc_n"
 figure "engine parked bodies" parked.lua "$parked_n"
 figure "engine drive pass" worklist.lua "$worklist_n"
+figure "engine kill -9 recovery" recovery.lua "$recovery_n"
 exit $rc

@@ -397,14 +397,18 @@ typedef struct lash_lease {
   uint64_t token;     /* minted at acquire, only ever compared; 0 = none */
   uint64_t fence;     /* per process, starts at 1, only grows */
   int64_t expires_at;
+  int owner_gone; /* set by claim: 1 when it took over a live lease whose
+                     owner is gone (lash_owner_alive 0); not stored */
 } lash_lease;
 
 /* Claims the lease of @p id for (owner, incarnation) for @p ttl_ms.
  * Live lease of the same owner+incarnation: expiry extended, token and fence
- * kept. Live lease of another: LASH_EBUSY, *out filled with the holder.
- * None, released or expired (expires_at <= now): acquired with
- * fence = retained + 1 and a fresh token. Terminal rows can be claimed
- * (callers re-check).
+ * kept. Live lease of another: LASH_EBUSY, *out filled with the holder,
+ * unless the backend knows that owner is gone (lash_owner_alive 0): then
+ * it counts as lapsed (out->owner_gone = 1). None, released, expired
+ * (expires_at <= now) or of a gone owner: acquired with fence =
+ * retained + 1 and a fresh token. Terminal rows can be claimed (callers
+ * re-check).
  * @return 0, LASH_EBUSY, LASH_ENOENT, LASH_EPRUNED (no lease row created),
  *   LASH_EINVAL, LASH_EFULL, LASH_EIO. */
 LASH_API int lash_lease_claim(lash_store *s, lash_txn *txn, const char *id,
@@ -426,6 +430,24 @@ LASH_API int lash_lease_release(lash_store *s, lash_txn *txn,
  * LASH_ENOENT (no lease row), LASH_EIO. */
 LASH_API int lash_lease_get(lash_store *s, lash_txn *txn, const char *id,
                             lash_lease *out);
+
+/* ------------------------------------------------------- owner liveness */
+
+/* An engine holds its (owner, incarnation) for its life, so that a claimer
+ * on the same host can tell at once that a lease's holder died (kill -9)
+ * instead of waiting out the TTL (SEMANTICS 3.2). The hold vanishes with
+ * the OS process however it ends. A backend without the methods (or a
+ * store on another host) answers "unknown" and the TTL stays the rule.
+ * lash_owner_hold: 0 held, 1 the backend cannot hold (no such methods),
+ * LASH_EINVAL (bad names), LASH_EBUSY (the pair is held already), LASH_EIO
+ * (with a message); one hold per store handle (a second replaces the
+ * first). */
+LASH_API int lash_owner_hold(lash_store *s, const char *owner,
+                             const char *incarnation);
+LASH_API void lash_owner_release(lash_store *s);
+/* 1 alive, 0 gone (held once, its holder died), < 0 unknown. */
+LASH_API int lash_owner_alive(lash_store *s, const char *owner,
+                              const char *incarnation);
 
 /* ------------------------------------------------------- fenced writes */
 
@@ -772,6 +794,8 @@ typedef struct lash_drive_report {
                          external, left to their owner */
   int coalesced;      /* a scan was in flight: this call only asked for a
                          rescan */
+  unsigned taken_over; /* rows whose live lease was taken over because its
+                          owner is gone (lash_owner_alive) */
 } lash_drive_report;
 
 /* claim_and_run_pending: pages through the live rows of the declared kinds
@@ -841,6 +865,28 @@ LASH_API int lash_engine_idle(lash_engine *e);
  * terminal owner_bound rows started by this owner. @return 0 or error. */
 LASH_API int lash_engine_drain(lash_engine *e, unsigned *abandoned);
 
+/* What lash_engine_reconcile did. */
+enum {
+  LASH_RECONCILE_NOTHING = 0, /* no request it may honour now (none, the row
+                                 is terminal, or a rerunnable row that will
+                                 be re-run and see its cancel request) */
+  LASH_RECONCILE_ENDED = 1,   /* ended now: abandoned or cancelled */
+  LASH_RECONCILE_HELD = 2     /* its execution may be live: the lease is
+                                 held (by *holder) or it runs here */
+};
+/* Honours the abandon or cancel request of row @p id now if no execution
+ * of it is live (SEMANTICS 3.7; issue 8): its lease is free, lapsed, or
+ * held by a gone owner (lash_owner_alive). An abandon request ends it
+ * abandoned (writer reconciled_request, naming the started owner); a
+ * cancel request ends it cancelled when it will not run again
+ * (owner_bound and started, or rerunnable out of attempts). Never starts a
+ * body, also for rows of kinds this engine does not run; any engine (the
+ * CLI's) may call it. @param[out] result  LASH_RECONCILE_*
+ * @param[out] holder  the lease holder when HELD (may be NULL)
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ECLOSED, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_engine_reconcile(lash_engine *e, const char *id, int *result,
+                                   lash_lease *holder);
+
 typedef struct lash_engine_stats {
   uint64_t running;       /* bodies holding a slot */
   uint64_t parked;        /* bodies parked in a wait */
@@ -850,6 +896,9 @@ typedef struct lash_engine_stats {
   uint64_t commits;       /* shared transactions committed */
   uint64_t drives;        /* drive passes */
   uint64_t feed_changes;  /* changes by other OS processes seen via the feed */
+  uint64_t taken_over;    /* rows taken over from owners that are gone */
+  uint64_t owners_gone;   /* gone owners its probe noticed */
+  int owner_held;         /* it holds its owner lock (lash_owner_hold) */
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 

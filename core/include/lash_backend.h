@@ -35,8 +35,11 @@
 extern "C" {
 #endif
 
-/* The version of this table; a table of another version is refused. */
-#define LASH_BACKEND_VERSION 1
+/* The version of this table. Version 2 added the owner-liveness methods at
+ * its end; a version 1 table is still accepted (they count as NULL). A
+ * table of any other version is refused. */
+#define LASH_BACKEND_VERSION 2
+#define LASH_BACKEND_VERSION_MIN 1
 
 typedef struct lash_backend_methods lash_backend_methods;
 typedef struct lash_backend lash_backend; /* one open store of a backend */
@@ -245,6 +248,25 @@ struct lash_backend_methods {
   /* May be NULL: the backend's clock (ms since the epoch), used unless a
    * test clock is installed (lash_store_set_clock). NULL: wall clock. */
   int64_t (*now)(lash_backend *b);
+
+  /* ---- version 2: owner liveness (all three may be NULL) ----
+   * An engine holds its owner incarnation for its life; a claimer that
+   * meets a live lease of another owner asks whether that owner is still
+   * alive, and takes a lease of a gone owner over at once (fenced, as
+   * after a lapse). The hold must vanish when its OS process dies,
+   * however it dies (LMDB: flock on a file per incarnation; PostgreSQL: a
+   * session advisory lock on a hash of the pair). */
+  /* Holds (owner, incarnation) for this handle until owner_release or
+   * close. 0, or < 0 when it cannot be held (the lease TTL stays the only
+   * rule for this owner's rows). One hold per handle. */
+  int (*owner_hold)(lash_backend *b, const char *owner,
+                    const char *incarnation);
+  void (*owner_release)(lash_backend *b);
+  /* 1: the pair is held by a live process; 0: it was held and its holder
+   * is gone; < 0: unknown (never held here, another host, cannot tell):
+   * the caller keeps to the TTL. Cheap: a few syscalls, no transaction. */
+  int (*owner_alive)(lash_backend *b, const char *owner,
+                     const char *incarnation);
 };
 
 /* The embedded default. */

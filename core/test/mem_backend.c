@@ -286,7 +286,10 @@ static int mem_open(const char *target, lash_store_opts *opts, uint32_t format,
   return 0;
 }
 
+static void mem_owner_release(lash_backend *b);
+
 static void mem_close(lash_backend *b) {
+  mem_owner_release(b);
   free(b);
 }
 
@@ -653,6 +656,62 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
   return 0;
 }
 
+/* ------------------------------------------------------ owner liveness */
+
+/* Pairs held (by a handle) or held once and released: a process-wide set;
+ * a release (or close) stands for the holder's death. */
+typedef struct mowner {
+  struct mowner *next;
+  char *key;            /* owner NUL incarnation, as "owner\x01incarnation" */
+  const mstore *holder; /* NULL: gone */
+} mowner;
+
+static mowner *g_owners;
+
+static mowner *owner_find(const char *owner, const char *inc) {
+  mowner *o;
+  size_t n = strlen(owner);
+  for (o = g_owners; o != NULL; o = o->next)
+    if (strncmp(o->key, owner, n) == 0 && o->key[n] == '\1' &&
+        strcmp(o->key + n + 1, inc) == 0)
+      return o;
+  return NULL;
+}
+
+static void mem_owner_release(lash_backend *b) {
+  mowner *o;
+  for (o = g_owners; o != NULL; o = o->next)
+    if (o->holder == (const mstore *)b) o->holder = NULL;
+}
+
+static int mem_owner_hold(lash_backend *b, const char *owner, const char *inc) {
+  mowner *o = owner_find(owner, inc);
+  if (o != NULL && o->holder != NULL) return LASH_EBUSY;
+  if (o == NULL) {
+    size_t n = strlen(owner), m = strlen(inc);
+    if ((o = calloc(1, sizeof *o)) == NULL ||
+        (o->key = malloc(n + m + 2)) == NULL) {
+      free(o);
+      return LASH_ENOMEM;
+    }
+    memcpy(o->key, owner, n);
+    o->key[n] = '\1';
+    memcpy(o->key + n + 1, inc, m + 1);
+    o->next = g_owners;
+    g_owners = o;
+  }
+  o->holder = (const mstore *)b;
+  return 0;
+}
+
+static int mem_owner_alive(lash_backend *b, const char *owner,
+                           const char *inc) {
+  mowner *o = owner_find(owner, inc);
+  (void)b;
+  if (o == NULL) return -1;
+  return o->holder != NULL ? 1 : 0;
+}
+
 static const lash_backend_methods mem_methods = {
     LASH_BACKEND_VERSION,
     "mem",
@@ -673,6 +732,9 @@ static const lash_backend_methods mem_methods = {
     mem_stats,
     mem_audit,
     NULL, /* now: the wall clock */
+    mem_owner_hold,
+    mem_owner_release,
+    mem_owner_alive,
 };
 
 const lash_backend_methods *lash_test_mem_backend(void) {

@@ -2,6 +2,9 @@
  * that only grow. Expiry comes from the fake clock; nothing sleeps. */
 #include "testutil.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #define TTL 30000
 
 static int claim(lash_store *s, const char *id, const char *owner,
@@ -337,6 +340,75 @@ static void test_opaque_outcome(tu_env *e) {
   tu_check(s, "check folds it without unpacking");
 }
 
+/* Owner liveness (issue 8 item 3): a live lease of an owner whose hold is
+ * gone counts as lapsed. On LMDB the holder is a child OS process killed
+ * with SIGKILL; on the mem backend a second handle that closes. */
+static void test_owner_gone(tu_env *e) {
+  lash_store *s = e->s, *s2 = NULL;
+  lash_lease a, b;
+  pid_t pid = -1;
+  int rc, alive;
+
+  is_rc(s, tu_reg(s, "og-1", "k", LASH_RERUNNABLE, 0), 0, "register og-1");
+  is(lash_owner_alive(s, "OA", "oa1"), -1, "never-held owner: unknown");
+  rc = lash_owner_hold(s, "", "x");
+  is_rc(s, rc, LASH_EINVAL, "hold with an empty owner -> EINVAL");
+  if (TU_MEM) {
+    char err[256];
+    lash_store_opts o = e->opts;
+    ok(tu_store_open(e->dir, &o, &s2, err, sizeof err) == 0, "second handle");
+    is(lash_owner_hold(s2, "OA", "oa1"), 0, "hold OA on the second handle");
+  } else {
+    int p[2];
+    char c;
+    ok(pipe(p) == 0, "pipe");
+    if ((pid = fork()) == 0) {
+      lash_store *cs = NULL;
+      char err[256];
+      close(p[0]);
+      if (lash_store_open(e->dir, &e->opts, &cs, err, sizeof err) != 0 ||
+          lash_owner_hold(cs, "OA", "oa1") != 0)
+        _exit(2);
+      if (write(p[1], "h", 1) != 1) _exit(3);
+      for (;;)
+        pause();
+    }
+    close(p[1]);
+    ok(read(p[0], &c, 1) == 1, "the child holds OA");
+    close(p[0]);
+  }
+  is(lash_owner_alive(s, "OA", "oa1"), 1, "held owner: alive");
+  rc = claim(s, "og-1", "OA", "oa1", TTL, &a);
+  is_rc(s, rc, 0, "OA claims og-1");
+  ok(!a.owner_gone, "a fresh claim took nothing over");
+  rc = claim(s, "og-1", "OB", "ob1", TTL, &b);
+  is_rc(s, rc, LASH_EBUSY, "live owner: another claim is busy");
+  msg_has(s, "alive", "... and the message says the owner is alive");
+  rc = lash_owner_hold(s, "OA", "oa1");
+  is_rc(s, rc, LASH_EBUSY, "a pair held elsewhere cannot be held again");
+  if (TU_MEM) {
+    lash_store_close(s2);
+  } else {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  alive = lash_owner_alive(s, "OA", "oa1");
+  is(alive, 0, "after the holder died: gone");
+  is(lash_owner_alive(s, "OA", "oa1"), 0,
+     "... and still gone when asked again");
+  rc = claim(s, "og-1", "OB", "ob1", TTL, &b);
+  is_rc(s, rc, 0, "a gone owner's live lease is taken over at once");
+  ok(b.owner_gone, "... owner_gone says so");
+  is(b.fence, a.fence + 1, "... fenced: fence + 1");
+  ok(b.token != a.token, "... with a fresh token");
+  rc = lash_lease_renew(s, NULL, &a, TTL);
+  is_rc(s, rc, LASH_ESUPERSEDED, "the dead owner's lease is superseded");
+  is(lash_owner_hold(s, "OB", "ob1"), 0, "hold OB on this handle");
+  is(lash_owner_alive(s, "OB", "ob1"), 1, "own hold: alive");
+  lash_owner_release(s);
+  ok(lash_owner_alive(s, "OB", "ob1") != 1, "released: no longer alive");
+}
+
 int main(void) {
   tu_env e;
   tu_open(&e, NULL);
@@ -344,6 +416,7 @@ int main(void) {
   test_claim(&e);
   test_fenced_completion(&e);
   test_fence_growth(&e);
+  test_owner_gone(&e);
   tu_close(&e);
   return done_testing();
 }

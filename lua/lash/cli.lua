@@ -111,6 +111,21 @@ abandoned, pruned or timed out).]],
   cancel = {
     args = { "ID", "[REASON]" }, opts = { json = "flag" },
     summary = "request the cancellation of a process",
+    help = [[
+A pending row is cancelled at once. A row whose owner is gone (its lease
+lapsed, or its owner process died on this host) and that will not run again
+(owner_bound and started, or rerunnable out of attempts) is ended cancelled
+by this command; a live owner's body sees the request (ctx:cancelled()).]],
+  },
+  abandon = {
+    args = { "ID", "[REASON]" }, opts = { json = "flag" },
+    summary = "request that a process be abandoned; ends it now if its owner is gone",
+    help = [[
+Records an abandon request (process.abandon_requested). When no execution
+of the row is live (its owner's lease lapsed or its owner process is gone)
+the row is ended abandoned (writer reconciled_request) by this command;
+otherwise by the next drive of any worker once that is so. A row of a live
+owner is left to it.]],
   },
   prune = {
     opts = { ["older-than"] = "duration", status = "string", json = "flag" },
@@ -135,7 +150,7 @@ abandoned, pruned or timed out).]],
 }
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "prune", "stats", "check", "help" }
+  "cancel", "abandon", "prune", "stats", "check", "help" }
 
 local function usage_line(name)
   local c = COMMANDS[name]
@@ -523,16 +538,69 @@ function run.signal(ctx, pos, opts)
   end
 end
 
+-- After an abandon or cancel request: ends the row here and now when no
+-- execution of it is live (its owner is gone or its lease lapsed), so an
+-- orphan needs no running worker. Returns the report's fields.
+local function reconcile(cmd, eng, id)
+  local res, holder = eng:reconcile(id)
+  if not res then failure(cmd, tostring(holder)) end
+  local r = eng:get(id)
+  local rep = { result = res, status = r and r.status }
+  if res == "ended" then
+    local o = eng:await(id, { timeout_ms = 0 })
+    if type(o) == "table" then rep.writer, rep.owner = o.writer, o.owner end
+  elseif holder then
+    rep.holder = holder
+  end
+  return rep
+end
+
+local function request_report(id, seq, rep, opts, what)
+  if opts.json then
+    rep.id, rep.seq = id, seq
+    say(format.json(rep))
+    return
+  end
+  if rep.result == "ended" then
+    local by = ""
+    if rep.writer then
+      by = " (" .. rep.writer .. (rep.owner and ", owner " .. rep.owner or "") .. ")"
+    end
+    say(string.format("%s: %s requested (event %d); ended %s now%s", id, what, seq,
+      tostring(rep.status), by))
+  elseif rep.holder then
+    local h = rep.holder
+    say(string.format("%s: %s requested (event %d); owner %s (incarnation %s) holds it%s: " ..
+      "it ends when that owner honours the request or is gone", id, what, seq, h.owner,
+      h.incarnation, h.alive and ", alive on this host" or ""))
+  elseif rep.result == "held" then
+    say(string.format("%s: %s requested (event %d); it runs in this process", id, what, seq))
+  else
+    say(string.format("%s: %s requested (event %d)", id, what, seq))
+  end
+end
+
 function run.cancel(ctx, pos, opts)
   local id, reason = pos[1], pos[2]
   local eng = ctx.open()
   local seq, msg, code = eng:cancel(id, reason)
   if not seq then unknown_or_fail("cancel", id, msg, code) end
-  if opts.json then
-    say(format.json({ id = id, seq = seq }))
-  else
-    say(string.format("%s: cancellation requested (event %d)", id, seq))
+  request_report(id, seq, reconcile("cancel", eng, id), opts, "cancellation")
+end
+
+function run.abandon(ctx, pos, opts)
+  local id, reason = pos[1], pos[2]
+  local eng = ctx.open()
+  local seq, msg, code = eng:abandon(id, reason)
+  if not seq and code == "ECONFLICT" then
+    -- Requested before (by another command or worker): that request
+    -- stands; reconcile it.
+    for _, ev in ipairs(eng:events(id, 0) or {}) do
+      if ev.type == "process.abandon_requested" then seq = ev.seq end
+    end
   end
+  if not seq then unknown_or_fail("abandon", id, msg, code) end
+  request_report(id, seq, reconcile("abandon", eng, id), opts, "abandonment")
 end
 
 function run.prune(ctx, _, opts)
@@ -627,6 +695,10 @@ function run.worker(ctx, _, opts)
   local grace = opts.grace or 10000
   log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
+  if not eng:stats().owner_held then
+    log("worker: no owner lock in %s/owners (read-only folder?): if this worker dies, " ..
+      "peers take its rows over only after the lease TTL", eng:path())
+  end
   local ok, err = pcall(eng.run, eng)
   if not ok then failure("worker", tostring(err)) end
   local sig = h.signal() or "stop"

@@ -31,7 +31,9 @@ M.entries = {
   ["eng:await"] = "eng:await(id, {timeout_ms}) -> outcome",
   ["eng:await_event"] = "eng:await_event(id, type, after, {timeout_ms}) -> event",
   ["eng:sleep"] = "eng:sleep(ms)",
-  ["eng:drive"] = "eng:drive() -> {admitted, deferred} -- one admission pass",
+  ["eng:drive"] = "eng:drive() -> {admitted, deferred, taken_over} -- one admission pass",
+  ["eng:reconcile"] = "eng:reconcile(id) -> 'ended' | 'held', holder | 'nothing'" ..
+    " -- honour an orphan's abandon/cancel request now",
   ["eng:run"] = "eng:run{until_idle | once | nowait} -- run the loop (default: until eng:stop())",
   ["eng:run_once"] = "eng:run_once() -- one loop turn",
   ["eng:stop"] = "eng:stop() -- make eng:run() return",
@@ -45,6 +47,8 @@ M.entries = {
   ["ctx:await_signal"] = "ctx:await_signal(name, {timeout_ms}) -> payload",
   ["ctx:await_event"] = "ctx:await_event(type, after, {timeout_ms}) -> event",
   ["ctx:sleep"] = "ctx:sleep(ms)",
+  ["ctx:exec"] = "ctx:exec(argv, {timeout_ms, max_output, env, cwd}) -> {status, signal, stdout," ..
+    " stderr} -- a command, without blocking the loop",
   ["ctx:start"] = "ctx:start(kind, input, opts) -> id -- start a child",
   ["ctx:await"] = "ctx:await(id, {timeout_ms}) -> outcome -- wait for another process",
   ["ctx:cancelled"] = "ctx:cancelled() -> boolean",
@@ -77,7 +81,16 @@ function M.text(what, tables)
     local out = { INTRO, "" }
     for _, p in ipairs({ "lash.", "eng:", "ctx:" }) do
       table.sort(groups[p])
-      out[#out + 1] = p .. " " .. table.concat(groups[p], " ")
+      -- lines of at most 80 columns, each with its prefix (terminals wrap)
+      local line = p
+      for _, n in ipairs(groups[p]) do
+        if #line + 1 + #n > 80 then
+          out[#out + 1] = line
+          line = p
+        end
+        line = line .. " " .. n
+      end
+      out[#out + 1] = line
     end
     return table.concat(out, "\n")
   end

@@ -526,6 +526,38 @@ function Ctx:sleep(ms)
   return parked(self, "sleep:" .. ms, core.ctx_sleep(self, ms))
 end
 
+local EXEC_OPTS = { timeout_ms = "integer", max_output = "integer", env = "table",
+  cwd = "string" }
+
+--- Runs the command argv = {program, args...} without blocking the loop
+--- (the row shows waiting on "exec:<program>" meanwhile). Returns
+--- {status = exit code | signal = n, stdout =, stderr = [, truncated = true]};
+--- nil, msg, "ETIMEDOUT" after timeout_ms (the command is killed); nil, msg,
+--- code when it cannot start. Not journaled: a re-run runs it again.
+---@param argv string[]
+---@param opts? table timeout_ms, max_output (bytes per stream, default 1 MiB), env, cwd
+function Ctx:exec(argv, opts)
+  check("exec", "argv", argv, "table")
+  if #argv == 0 then argerror("exec", "argv", "give at least the program: {\"prog\", args...}") end
+  opts = check_opts("exec", opts)
+  for k, v in pairs(opts) do
+    local want = EXEC_OPTS[k]
+    if not want then
+      argerror("exec", tostring(k), "unknown option (timeout_ms, max_output, env or cwd)")
+    end
+    check("exec", k, v, want)
+  end
+  if opts.timeout_ms and opts.timeout_ms < 0 then
+    argerror("exec", "timeout_ms", "must be >= 0")
+  end
+  if opts.max_output and opts.max_output < 0 then
+    argerror("exec", "max_output", "must be >= 0")
+  end
+  local prog = tostring(argv[1])
+  return parked(self, "exec:" .. prog:sub(1, 100),
+    core.ctx_exec(self, argv, opts.timeout_ms, opts.max_output, opts.env, opts.cwd))
+end
+
 --- Starts a child process; returns its id.
 function Ctx:start(kind, input, opts)
   return self.engine:start(kind, input, opts)

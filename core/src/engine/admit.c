@@ -89,6 +89,60 @@ static void lapse_arm(lash__admit *a, int64_t expires_at) {
   uv_timer_start(&a->lapse_timer, lapse_cb, (uint64_t)delay + 1, 0);
 }
 
+/* ---------------------------------------------------------- owner probe */
+
+/* While rows are deferred because of live foreign leases, the owners of
+ * those leases are probed every PROBE_MS (one lash_owner_alive per
+ * distinct owner, not per row); when one is gone a drive takes its rows
+ * over at once. An owner leaves the set when gone, when its liveness is
+ * unknown (the lapse timer keeps the TTL rule), or when the leases seen
+ * of it have run out. */
+#define PROBE_MS 3
+
+static void probe_cb(uv_timer_t *t) {
+  lash__admit *a = LASH__CONTAINER_OF(t, lash__admit, probe_timer);
+  int64_t now = lash_store_now(a->s);
+  size_t i = 0;
+  int gone = 0;
+  while (i < a->nbusy) {
+    lash__busy_owner *b = &a->busy[i];
+    int alive =
+        b->until > now ? lash_owner_alive(a->s, b->owner, b->incarnation) : -1;
+    if (alive == 1) {
+      i++;
+      continue;
+    }
+    if (alive == 0) gone = 1;
+    a->busy[i] = a->busy[--a->nbusy];
+  }
+  if (a->nbusy == 0) uv_timer_stop(&a->probe_timer);
+  if (gone) {
+    a->owners_gone++;
+    lash__admit_request(a);
+  }
+}
+
+/* Remembers the owner of a live foreign lease met by a claim. */
+static void busy_note(lash__admit *a, const lash_lease *ls) {
+  size_t i;
+  if (a->closed || ls->owner[0] == '\0') return;
+  for (i = 0; i < a->nbusy; i++)
+    if (strcmp(a->busy[i].owner, ls->owner) == 0 &&
+        strcmp(a->busy[i].incarnation, ls->incarnation) == 0) {
+      if (ls->expires_at > a->busy[i].until) a->busy[i].until = ls->expires_at;
+      return;
+    }
+  if (a->nbusy == LASH__BUSY_OWNERS_MAX) return; /* the TTL rule for it */
+  /* Not known here (no hold of its own, another host): only the TTL. */
+  if (lash_owner_alive(a->s, ls->owner, ls->incarnation) != 1) return;
+  memcpy(a->busy[a->nbusy].owner, ls->owner, sizeof ls->owner);
+  memcpy(a->busy[a->nbusy].incarnation, ls->incarnation,
+         sizeof ls->incarnation);
+  a->busy[a->nbusy].until = ls->expires_at;
+  if (a->nbusy++ == 0)
+    uv_timer_start(&a->probe_timer, probe_cb, PROBE_MS, PROBE_MS);
+}
+
 /* ------------------------------------------------------------- the scan */
 
 typedef struct lash__scan_row {
@@ -97,6 +151,7 @@ typedef struct lash__scan_row {
   int disposition;
   int status;
   int abandon_requested;
+  int cancel_requested;
   int has_attempt;
 } scan_row;
 
@@ -120,6 +175,7 @@ static int collect_cb(void *ud, const lash_record *rec) {
   w->disposition = rec->disposition;
   w->status = rec->status;
   w->abandon_requested = rec->abandon_requested;
+  w->cancel_requested = rec->cancel_requested;
   w->has_attempt = rec->has_attempt;
   w->att_owner[0] = '\0';
   if (rec->has_attempt)
@@ -139,6 +195,46 @@ static int complete_abandoned(lash_store *s, lash_txn *txn,
   b.data = buf;
   b.len = (size_t)n;
   return lash_complete(s, txn, ls, LASH_ABANDONED, b);
+}
+
+/* A cancel request on a claimed row that will not run again (its owner
+ * is gone, SEMANTICS 3.7): ended cancelled, with the request's reason as
+ * the outcome (as a pending row's cancellation). */
+static int cancel_orphan(scan_ctx *c, const scan_row *row,
+                         const lash_lease *ls) {
+  lash_store *s = c->a->s;
+  unsigned char buf[8 + 1024];
+  lash_record rec;
+  lash_bytes b;
+  size_t n = 0;
+  int rc;
+  memset(&rec, 0, sizeof rec);
+  rc = lash_get(s, c->txn, row->id, &rec, NULL);
+  if (rc == 0 && rec.cancel_reason != NULL &&
+      strlen(rec.cancel_reason) + 3 <= sizeof buf) {
+    size_t len = strlen(rec.cancel_reason);
+    if (len < 32) {
+      buf[n++] = (unsigned char)(0xa0 | len);
+    } else if (len < 256) {
+      buf[n++] = 0xd9;
+      buf[n++] = (unsigned char)len;
+    } else {
+      buf[n++] = 0xda;
+      buf[n++] = (unsigned char)(len >> 8);
+      buf[n++] = (unsigned char)len;
+    }
+    memcpy(buf + n, rec.cancel_reason, len);
+    n += len;
+  } else {
+    buf[n++] = 0xc0; /* nil: no reason */
+  }
+  lash_record_free(&rec);
+  if (rc < 0 && fatal(rc)) return rc;
+  b.data = buf;
+  b.len = n;
+  rc = lash_complete(s, c->txn, ls, LASH_CANCELLED, b);
+  if (rc != 0 && !fatal(rc)) rc = lash_lease_release(s, c->txn, ls);
+  return fatal(rc) ? rc : 0;
 }
 
 /* Leased abandonment (writer, owner) of a claimed row. */
@@ -195,19 +291,30 @@ static int row_do(scan_ctx *c, const scan_row *row) {
     if (row->disposition != LASH_EXTERNAL) c->rep->deferred++;
     if (c->min_busy == 0 || ls.expires_at < c->min_busy)
       c->min_busy = ls.expires_at;
+    busy_note(a, &ls);
     return 0;
   }
   if (rc < 0) return fatal(rc) ? rc : 0;
+  if (ls.owner_gone) {
+    c->rep->taken_over++;
+    a->taken_over++;
+  }
   if (row->abandon_requested)
     return abandon(c, &ls, LASH_WRITER_RECONCILED_REQUEST,
                    row->disposition != LASH_EXTERNAL && row->has_attempt
                        ? row->att_owner
                        : NULL);
+  /* Claimable and started before by an execution that is not running
+   * here: an owner_bound one will not run again. */
+  if (row->cancel_requested && row->disposition == LASH_OWNER_BOUND &&
+      row->has_attempt)
+    return cancel_orphan(c, row, &ls);
   rc = lash_start(a->s, c->txn, &ls, &attempt);
   switch (rc) {
   case 0:
     return admit(c, row, &ls);
   case LASH_EEXHAUSTED:
+    if (row->cancel_requested) return cancel_orphan(c, row, &ls);
     return abandon(c, &ls, LASH_WRITER_ENGINE_GAVE_UP,
                    row->has_attempt ? row->att_owner : NULL);
   case LASH_ESTARTED:
@@ -220,6 +327,19 @@ static int row_do(scan_ctx *c, const scan_row *row) {
   }
   rc = lash_lease_release(a->s, c->txn, &ls);
   return fatal(rc) ? rc : 0;
+}
+
+/* A scan context of the one row @p rec (into *row), outside a scan. */
+static void one_row(scan_ctx *c, lash__admit *a, lash_txn *txn,
+                    lash_drive_report *rep, scan_row *row,
+                    const lash_record *rec) {
+  memset(c, 0, sizeof *c);
+  memset(rep, 0, sizeof *rep);
+  c->a = a;
+  c->txn = txn;
+  c->rep = rep;
+  c->rows = row;
+  collect_cb(c, rec);
 }
 
 int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
@@ -238,14 +358,7 @@ int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
     lash_record_free(&rec);
     return 0;
   }
-  memset(&c, 0, sizeof c);
-  memset(&rep, 0, sizeof rep);
-  c.a = a;
-  c.txn = txn;
-  c.rep = &rep;
-  c.rows = &row;
-  c.n = 0;
-  collect_cb(&c, &rec);
+  one_row(&c, a, txn, &rep, &row, &rec);
   lash_record_free(&rec);
   rc = row_do(&c, &row);
   if (c.min_busy > 0) lapse_arm(a, c.min_busy);
@@ -497,6 +610,81 @@ int lash__admit_drain(lash__admit *a, unsigned *abandoned) {
   return rc;
 }
 
+/* ------------------------------------------------------------ reconcile */
+
+typedef struct reconcile_ctx {
+  lash__admit *a;
+  const char *id;
+  int result;
+  lash_lease *holder;
+} reconcile_ctx;
+
+/* One row's abandon or cancel request, honoured now if its execution is
+ * not live anywhere (lash_engine_reconcile). Never starts a body. */
+static int reconcile_fn(lash_store *s, lash_txn *txn, void *ud) {
+  reconcile_ctx *r = ud;
+  lash__admit *a = r->a;
+  lash_drive_report rep;
+  lash_record rec;
+  lash_lease ls;
+  scan_ctx c;
+  scan_row row;
+  int rc, will_rerun;
+
+  memset(&rec, 0, sizeof rec);
+  if ((rc = lash_get(s, txn, r->id, &rec, NULL)) < 0) return rc;
+  one_row(&c, a, txn, &rep, &row, &rec);
+  will_rerun = row.disposition == LASH_RERUNNABLE &&
+               (rec.max_attempts == 0 || !rec.has_attempt ||
+                rec.attempt.number < rec.max_attempts);
+  lash_record_free(&rec);
+  r->result = LASH_RECONCILE_NOTHING;
+  if (LASH_IS_TERMINAL(row.status)) return 0;
+  if (lash__run_find(a->runs, row.id) != NULL) {
+    r->result = LASH_RECONCILE_HELD; /* running here: its body sees it */
+    return 0;
+  }
+  if (!row.abandon_requested && !(row.cancel_requested && !will_rerun &&
+                                  row.disposition != LASH_EXTERNAL))
+    return 0; /* nothing this call may end */
+  memset(&ls, 0, sizeof ls);
+  rc = lash_lease_claim(s, txn, row.id, a->owner, a->incarnation, a->ttl_ms,
+                        &ls);
+  if (rc == LASH_EBUSY) {
+    r->result = LASH_RECONCILE_HELD;
+    if (r->holder != NULL) *r->holder = ls;
+    return 0;
+  }
+  if (rc < 0) return rc;
+  if (row.abandon_requested)
+    rc = abandon(&c, &ls, LASH_WRITER_RECONCILED_REQUEST,
+                 row.disposition != LASH_EXTERNAL && row.has_attempt
+                     ? row.att_owner
+                     : NULL);
+  else
+    rc = cancel_orphan(&c, &row, &ls);
+  if (rc < 0) return rc;
+  memset(&rec, 0, sizeof rec);
+  if (lash_get(s, txn, row.id, &rec, NULL) == 0 && LASH_IS_TERMINAL(rec.status))
+    r->result = LASH_RECONCILE_ENDED;
+  lash_record_free(&rec);
+  return 0;
+}
+
+int lash__admit_reconcile(lash__admit *a, const char *id, int *result,
+                          lash_lease *holder) {
+  reconcile_ctx r;
+  int rc;
+  memset(&r, 0, sizeof r);
+  r.a = a;
+  r.id = id;
+  r.holder = holder;
+  if (holder != NULL) memset(holder, 0, sizeof *holder);
+  rc = lash__writer_sync(a->w, reconcile_fn, &r);
+  if (result != NULL) *result = rc == 0 ? r.result : LASH_RECONCILE_NOTHING;
+  return rc;
+}
+
 /* ------------------------------------------------------------ the part */
 
 int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
@@ -516,6 +704,11 @@ int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
     return LASH_ENOMEM;
   uv_timer_init(loop, &a->lapse_timer);
   lash__handle_opened(hs, (uv_handle_t *)&a->lapse_timer);
+  uv_timer_init(loop, &a->probe_timer);
+  lash__handle_opened(hs, (uv_handle_t *)&a->probe_timer);
+  /* Held for the engine's life: peers on this host see our death at once.
+   * Not held (a backend without it, a read-only folder): the TTL only. */
+  a->owner_held = lash_owner_hold(s, a->owner, a->incarnation) == 0;
   return lash__writer_hook(w, in_txn_hook, committed_hook, a);
 }
 
@@ -526,7 +719,9 @@ void lash__admit_stop(lash__admit *a) {
 
 void lash__admit_close(lash__admit *a) {
   a->closed = 1;
+  a->nbusy = 0;
   lash__handle_close((uv_handle_t *)&a->lapse_timer);
+  lash__handle_close((uv_handle_t *)&a->probe_timer);
 }
 
 void lash__admit_free(lash__admit *a) {
@@ -535,6 +730,10 @@ void lash__admit_free(lash__admit *a) {
     free(a->kinds[i]);
   free(a->kinds);
   free(a->rows);
+  /* After the last commit (our leases released): only now may a peer see
+   * this owner as gone. */
+  if (a->owner_held) lash_owner_release(a->s);
+  a->owner_held = 0;
   a->kinds = NULL;
   a->rows = NULL;
 }

@@ -14,6 +14,15 @@
 
 struct lash__scan_row;
 
+#define LASH__BUSY_OWNERS_MAX 64
+
+/* The owner of live foreign leases met by claims (probed for liveness). */
+typedef struct lash__busy_owner {
+  char owner[LASH_NAME_MAX + 1];
+  char incarnation[LASH_NAME_MAX + 1];
+  int64_t until; /* the latest expiry seen of its leases */
+} lash__busy_owner;
+
 typedef struct lash__admit {
   lash_store *s;
   lash__pump *pump;
@@ -38,8 +47,14 @@ typedef struct lash__admit {
   lash_drive_report *rep; /* of the lash_engine_drive in progress */
   int64_t lapse_at;       /* store ms of the armed lapse timer, 0 = none */
   uv_timer_t lapse_timer;
-  int paused; /* lash_engine_pause: admit nothing new */
-  int eager;  /* lash_engine_register admits what it created */
+  uv_timer_t probe_timer; /* probes busy[] while non-empty */
+  lash__busy_owner busy[LASH__BUSY_OWNERS_MAX];
+  size_t nbusy;
+  int owner_held;       /* lash_owner_hold took */
+  uint64_t taken_over;  /* rows taken over from gone owners */
+  uint64_t owners_gone; /* gone owners noticed by the probe */
+  int paused;           /* lash_engine_pause: admit nothing new */
+  int eager;            /* lash_engine_register admits what it created */
   int closed;
   uint64_t drives;
   struct lash__scan_row *rows; /* one page, per engine */
@@ -69,6 +84,9 @@ int lash__admit_register(lash__admit *a, lash_txn *txn, const lash_def *def,
                          int *created, lash_record *out, int *admitted);
 void lash__admit_pause(lash__admit *a, int paused);
 int lash__admit_drain(lash__admit *a, unsigned *abandoned);
+/* lash_engine_reconcile. */
+int lash__admit_reconcile(lash__admit *a, const char *id, int *result,
+                          lash_lease *holder);
 /* Ends the scan in flight and any requested drive (first step of close). */
 void lash__admit_stop(lash__admit *a);
 void lash__admit_close(lash__admit *a);

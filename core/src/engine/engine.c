@@ -403,6 +403,14 @@ int lash_engine_drain(lash_engine *e, unsigned *abandoned) {
 
 /* ------------------------------------------------------------- running */
 
+int lash_engine_reconcile(lash_engine *e, const char *id, int *result,
+                          lash_lease *holder) {
+  if (result != NULL) *result = LASH_RECONCILE_NOTHING;
+  if (e == NULL || id == NULL) return LASH_EINVAL;
+  if (e->closing) return LASH_ECLOSED;
+  return lash__admit_reconcile(&e->admit, id, result, holder);
+}
+
 int lash_engine_idle(lash_engine *e) {
   if (e == NULL) return 1;
   return e->runs.slots.running == 0 && lash__awaiter_idle(&e->awaiter) &&
@@ -497,4 +505,7 @@ void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out) {
   out->commits = e->writer.commits;
   out->drives = e->admit.drives;
   out->feed_changes = e->feed.changes;
+  out->taken_over = e->admit.taken_over;
+  out->owners_gone = e->admit.owners_gone;
+  out->owner_held = e->admit.owner_held;
 }

@@ -153,6 +153,7 @@ out:
 static void env_close(lash_backend *b) {
   lmdb__store *s = LMDB__S(b);
   if (s == NULL) return;
+  lmdb__owner_release(b);
   if (s->w.mt != NULL) mdb_txn_abort(s->w.mt);
   if (s->r.mt != NULL) mdb_txn_abort(s->r.mt);
   if (s->env != NULL) mdb_env_close(s->env);
@@ -376,6 +377,9 @@ static const lash_backend_methods lmdb_methods = {
     env_stats,
     lmdb__audit,
     NULL, /* now: the wall clock */
+    lmdb__owner_hold,
+    lmdb__owner_release,
+    lmdb__owner_alive,
 };
 
 const lash_backend_methods *lash_backend_lmdb(void) {

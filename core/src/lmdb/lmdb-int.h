@@ -51,6 +51,7 @@ typedef struct lmdb__store {
   struct lash_btxn w; /* the one write transaction */
   struct lash_btxn r; /* the cached read transaction (reset between uses) */
   int r_busy;
+  struct lmdb__owner *owner; /* owners.c: the held owner file, or NULL */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))
@@ -59,6 +60,11 @@ typedef struct lmdb__store {
  * <what>"). */
 int lmdb__code(int mrc);
 int lmdb__fail(lmdb__store *s, int mrc, const char *what);
+
+/* owners.c: owner liveness (lash_backend.h version 2) by flock. */
+int lmdb__owner_hold(lash_backend *b, const char *owner, const char *inc);
+void lmdb__owner_release(lash_backend *b);
+int lmdb__owner_alive(lash_backend *b, const char *owner, const char *inc);
 
 /* keys.c */
 void lmdb__be64(unsigned char *p, uint64_t v);

@@ -108,7 +108,7 @@ int lash_lease_claim(lash_store *s, lash_txn *txn, const char *id,
   lash_txn *t = NULL;
   lash_lease row;
   lash__rec r;
-  int rc, idn, exists;
+  int rc, idn, exists, alive, gone = 0;
   int64_t now;
 
   lash__clear(s);
@@ -130,17 +130,25 @@ int lash_lease_claim(lash_store *s, lash_txn *txn, const char *id,
   exists = rc == 0;
   rc = 0;
   now = lash__now(s);
-  if (exists && row.token != 0 && row.expires_at > now) {
-    if (strcmp(row.owner, owner) != 0 ||
-        strcmp(row.incarnation, incarnation) != 0) {
+  if (exists && row.token != 0 && row.expires_at > now &&
+      (strcmp(row.owner, owner) != 0 ||
+       strcmp(row.incarnation, incarnation) != 0)) {
+    /* A live foreign lease: busy, unless its owner is known to be gone
+     * (then it counts as lapsed: taken over below, fenced). */
+    alive = lash_owner_alive(s, row.owner, row.incarnation);
+    if (alive != 0) {
       if (out != NULL) *out = row;
-      rc =
-          lash__fail(s, LASH_EBUSY,
-                     "process %s is leased by owner %s (incarnation %s) "
-                     "until %lld",
-                     id, row.owner, row.incarnation, (long long)row.expires_at);
+      rc = lash__fail(s, LASH_EBUSY,
+                      "process %s is leased by owner %s (incarnation %s, %s) "
+                      "until %lld",
+                      id, row.owner, row.incarnation,
+                      alive > 0 ? "alive on this host" : "liveness unknown",
+                      (long long)row.expires_at);
       goto out;
     }
+    gone = 1;
+  }
+  if (!gone && exists && row.token != 0 && row.expires_at > now) {
     row.expires_at = add_ttl(now, ttl_ms); /* same incarnation: extend */
   } else {
     if (exists && row.fence == UINT64_MAX) {
@@ -155,8 +163,12 @@ int lash_lease_claim(lash_store *s, lash_txn *txn, const char *id,
     row.expires_at = add_ttl(now, ttl_ms);
     memcpy(row.process_id, id, (size_t)idn + 1);
   }
+  row.owner_gone = 0;
   if ((rc = lash__lease_put(t, id, (size_t)idn, &row)) < 0) goto out;
-  if (out != NULL) *out = row;
+  if (out != NULL) {
+    *out = row;
+    out->owner_gone = gone;
+  }
 out:
   return lash__wend(s, t, rc);
 }
@@ -227,4 +239,39 @@ int lash_lease_get(lash_store *s, lash_txn *txn, const char *id,
     *out = row;
   lash__rend(s, txn, bt);
   return rc;
+}
+
+/* ------------------------------------------------------- owner liveness */
+
+static const lash_backend_methods *owner_methods(const lash_store *s) {
+  const lash_backend_methods *m = s->b->m;
+  return m->version >= 2 ? m : NULL;
+}
+
+int lash_owner_hold(lash_store *s, const char *owner, const char *incarnation) {
+  const lash_backend_methods *m;
+  int rc;
+  if (s == NULL) return LASH_EINVAL;
+  lash__clear(s);
+  if ((rc = lash__check_name(s, "owner", owner)) < 0 ||
+      (rc = lash__check_name(s, "owner incarnation", incarnation)) < 0)
+    return rc;
+  m = owner_methods(s);
+  if (m == NULL || m->owner_hold == NULL || m->owner_alive == NULL) return 1;
+  if (m->owner_release != NULL) m->owner_release(s->b);
+  return m->owner_hold(s->b, owner, incarnation);
+}
+
+void lash_owner_release(lash_store *s) {
+  const lash_backend_methods *m = s != NULL ? owner_methods(s) : NULL;
+  if (m != NULL && m->owner_release != NULL) m->owner_release(s->b);
+}
+
+int lash_owner_alive(lash_store *s, const char *owner,
+                     const char *incarnation) {
+  const lash_backend_methods *m = s != NULL ? owner_methods(s) : NULL;
+  if (m == NULL || m->owner_alive == NULL || owner == NULL ||
+      incarnation == NULL || owner[0] == '\0' || incarnation[0] == '\0')
+    return -1;
+  return m->owner_alive(s->b, owner, incarnation);
 }

@@ -222,12 +222,13 @@ int lash_store_open_backend(const lash_backend_methods *m, const char *target,
   if (m == NULL)
     return open_fail(LASH_EINVAL, err, errlen,
                      "lash_store_open_backend: no methods table given");
-  if (m->version != LASH_BACKEND_VERSION)
+  if (m->version < LASH_BACKEND_VERSION_MIN ||
+      m->version > LASH_BACKEND_VERSION)
     return open_fail(LASH_EINVAL, err, errlen,
                      "lash_store_open_backend: backend %s has table "
-                     "version %d, this lash knows version %d",
+                     "version %d, this lash knows versions %d to %d",
                      m->name != NULL ? m->name : "(unnamed)", m->version,
-                     LASH_BACKEND_VERSION);
+                     LASH_BACKEND_VERSION_MIN, LASH_BACKEND_VERSION);
   if (!methods_complete(m))
     return open_fail(LASH_EINVAL, err, errlen,
                      "lash_store_open_backend: backend %s lacks a required "
