@@ -625,6 +625,9 @@ function run.worker(ctx, _, opts)
   h.watch(eng)
   h.trap("INT", "TERM")
   local grace = opts.grace or 10000
+  -- A body that never yields cannot let the loop answer: then the core
+  -- releases the leases and exits once the grace period is over.
+  h.emergency(grace)
   log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
   local ok, err = pcall(eng.run, eng)
@@ -642,6 +645,7 @@ function run.worker(ctx, _, opts)
   end
   n = busy(eng)
   local drained = eng:drain() or 0
+  h.emergency(false)
   close_store(eng)
   ctx.eng = nil
   if n > 0 then
