@@ -57,7 +57,10 @@ such files. On SIGINT or SIGTERM the worker stops admitting rows, lets
 running bodies finish within the grace period (--grace, default 10s; a bare
 number is milliseconds),
 abandons the owner_bound rows it could not finish, releases its leases and
-exits 0. A second signal ends the grace period at once.]],
+exits 0. A second signal ends the grace period at once. If a body keeps the
+loop stuck (it never yields) when the grace period ends, the leases are
+released and owner_bound rows abandoned all the same, and the worker
+exits 1.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
