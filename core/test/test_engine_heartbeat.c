@@ -37,21 +37,29 @@ static int two_starts(void *ud) {
   return ((tr_runner *)ud)->starts >= 2;
 }
 
+/* An engine (lease 300 ms, renewed every 100 ms) running row @p id of
+ * kind "job" with a body the test holds. */
+static lash_engine *hb_hold_one(et_env *t, tr_runner *tr, const char *id) {
+  lash_engine_opts o;
+  lash_engine *e;
+  hb_opts(&o, 300, 100);
+  e = et_open(t, &o);
+  tr_install(e, tr, TR_HOLD, 0);
+  lash_engine_define(e, "job");
+  is(tu_reg(t->s, id, "job", LASH_RERUNNABLE, 0), 0, "register the row");
+  et_turns(e, 5);
+  is(tr->starts, 1, "running");
+  return e;
+}
+
 static void test_stalled_loop_keeps_lease(void) {
   et_env t;
-  lash_engine_opts o;
   lash_engine *e;
   tr_runner tr;
   lash_lease ls, thief;
   int64_t exp0;
 
-  hb_opts(&o, 300, 100);
-  e = et_open(&t, &o);
-  tr_install(e, &tr, TR_HOLD, 0);
-  lash_engine_define(e, "job");
-  is(tu_reg(t.s, "hb-1", "job", LASH_RERUNNABLE, 0), 0, "register hb-1");
-  et_turns(e, 5);
-  is(tr.starts, 1, "running");
+  e = hb_hold_one(&t, &tr, "hb-1");
   is(lash_lease_get(t.s, NULL, "hb-1", &ls), 0, "lease row");
   exp0 = ls.expires_at;
   /* The loop stalls for more than three leases' time. */
@@ -68,18 +76,11 @@ static void test_stalled_loop_keeps_lease(void) {
 
 static void test_lapsed_is_readmitted(void) {
   et_env t;
-  lash_engine_opts o;
   lash_engine *e;
   tr_runner tr;
   lash_record rec;
 
-  hb_opts(&o, 300, 100);
-  e = et_open(&t, &o);
-  tr_install(e, &tr, TR_HOLD, 0);
-  lash_engine_define(e, "job");
-  is(tu_reg(t.s, "hb-2", "job", LASH_RERUNNABLE, 0), 0, "register hb-2");
-  et_turns(e, 5);
-  is(tr.starts, 1, "running");
+  e = hb_hold_one(&t, &tr, "hb-2");
   /* The store stays busy (another thread holds it) past the lease. */
   is(lash_store_lock(t.s, -1), 0, "the test thread holds the store");
   usleep(700 * 1000);
