@@ -895,7 +895,9 @@ LASH_API int lash_engine_drain(lash_engine *e, unsigned *abandoned);
  * so it cannot answer the signal), the heartbeat thread releases every
  * lease this engine holds (completing its owner_bound rows as abandoned,
  * writer owner_drain, as at drain), prints one line to stderr naming the
- * owner and the stuck process, and ends the process with _exit(1). A
+ * owner and the stuck process, and ends the process with _exit(1). (A
+ * body stuck inside a write batch keeps the store locked: after 1 s the
+ * thread exits without writing, and the leases lapse by their TTL.) A
  * second call can only bring the deadline closer (grace 0: at once).
  * Closing the engine disarms it. */
 LASH_API void lash_engine_emergency(lash_engine *e, int64_t grace_ms);

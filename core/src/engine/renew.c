@@ -14,6 +14,9 @@
 /* A body the loop has been inside this long when the emergency deadline
  * passes means the loop does not answer. */
 #define EMERGENCY_STUCK_MS 250
+/* Idle this long, the thread sleeps until a lease is held (no ticks): a
+ * busy engine's short runs do not wake it one by one. */
+#define IDLE_SLEEP_MS 2000
 
 static int fatal(int rc) {
   return rc == LASH_EIO || rc == LASH_EFULL || rc == LASH_EPANIC ||
@@ -29,14 +32,16 @@ static uint64_t mono_ms(void) {
 /* ------------------------------------------------------- the held list */
 
 void lash__renew_hold(lash__renew *r, lash__held *h) {
-  int first;
+  int wake;
   pthread_mutex_lock(&r->mu);
   h->r = r;
   if (h->budget_ms > 0) h->deadline = (int64_t)mono_ms() + h->budget_ms;
-  first = r->n++ == 0;
+  r->n++;
+  wake = r->asleep;
+  r->asleep = 0;
   lash__q_push(&r->held, &h->link);
   pthread_mutex_unlock(&r->mu);
-  if (first) sem_post(&r->sem);
+  if (wake) sem_post(&r->sem);
 }
 
 void lash__renew_unhold(lash__renew *r, lash__held *h) {
@@ -297,28 +302,32 @@ static int64_t tick_ms(const lash__renew *r) {
 static void *thread_main(void *ud) {
   lash__renew *r = ud;
   char err[512];
-  uint64_t next_renew = 0;
+  uint64_t next_renew = 0, idle_since = mono_ms();
   int idle = 1;
   lash_thread_errbuf(err, sizeof err);
   for (;;) {
     const lash__held *stuck;
     uint64_t now, emerg;
-    int wake, stop;
+    int wake, stop, deep;
     uint64_t n;
+    emerg = (uint64_t)__atomic_load_n(&r->emerg_at, __ATOMIC_RELAXED);
     pthread_mutex_lock(&r->mu);
     n = r->n;
     stop = r->stop;
+    deep = n == 0 && emerg == 0 && mono_ms() - idle_since >= IDLE_SLEEP_MS;
+    r->asleep = deep;
     pthread_mutex_unlock(&r->mu);
     if (stop) break;
-    emerg = (uint64_t)__atomic_load_n(&r->emerg_at, __ATOMIC_RELAXED);
-    nap(r, n == 0 && emerg == 0 ? -1 : tick_ms(r));
+    nap(r, deep ? -1 : tick_ms(r));
     now = mono_ms();
     pthread_mutex_lock(&r->mu);
     if (r->stop) {
       pthread_mutex_unlock(&r->mu);
       break;
     }
+    r->asleep = 0;
     if (r->n == 0) {
+      if (!idle) idle_since = now;
       idle = 1;
     } else if (idle) {
       /* Fresh leases: the first renewal is one period away. */

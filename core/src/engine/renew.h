@@ -68,6 +68,7 @@ typedef struct lash__renew {
   lash__q held;
   uint64_t n;
   int stop;
+  int asleep; /* the thread sleeps until posted (idle for a while) */
   lash__stall_fn stall;
   void *stall_ud;
   uint64_t renewals, refused;
