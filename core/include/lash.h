@@ -273,7 +273,9 @@ typedef struct lash_change {
  * (registration, appends, starts, waits, completions, requests; not lease
  * operations, not prune), once per commit, with one entry per changed
  * process in first-change order. Data valid during the call only. The hook
- * must not call back into the store. */
+ * must not call back into the store. It runs on the committing thread with
+ * the store mutex held (lease-only commits, such as the engine heartbeat's
+ * renewals, never call it). */
 typedef void (*lash_commit_fn)(void *ud, const lash_change *changes,
                                size_t n);
 LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn,

@@ -173,6 +173,8 @@ static int renew_round(lash__renew *r, uint64_t now) {
   for (i = 0; i < n; i++) {
     rc = lash_lease_renew(r->s, NULL, &v[i], r->ttl_ms);
     if (rc == LASH_ESUPERSEDED) {
+      fprintf(stderr, "lash: %s: heartbeat: %s; its body is dropped\n",
+              r->owner, lash_errmsg(r->s));
       mark_lost(r, &v[i]);
       lost = 1;
     } else if (rc < 0) {
