@@ -76,13 +76,13 @@ void lash__held_busy(lash__held *h, int on) {
 void lash__held_flags(lash__held *h, int *lost, int *over, int *busy) {
   lash__renew *r = h->r;
   *lost = h->lost;
-  *over = 0;
+  if (over != NULL) *over = 0;
   *busy = 0;
   if (r == NULL) return;
   pthread_mutex_lock(&r->mu);
   *lost = h->lost;
   *busy = h->busy_since != 0;
-  if (h->over && !h->over_seen && !h->done && !*busy) {
+  if (over != NULL && h->over && !h->over_seen && !h->done && !*busy) {
     h->over_seen = 1;
     *over = 1;
   }

@@ -94,8 +94,9 @@ void lash__renew_unhold(lash__renew *r, lash__held *h);
 void lash__held_done(lash__held *h);
 /* The loop enters (on 1) or leaves (0) the holder's body. */
 void lash__held_busy(lash__held *h, int on);
-/* Reads (and clears when @p take) the flags the thread set: *lost, *over
- * (budget ran out, not yet seen by the loop), *busy. */
+/* Reads the flags the thread set: *lost, *busy, and (when @p over is not
+ * NULL) *over: the budget ran out and the body is not running; reported
+ * once. */
 void lash__held_flags(lash__held *h, int *lost, int *over, int *busy);
 /* A write fn (ud: the renew part) that releases every held lease not done
  * or lost; only fatal errors fail it. */

@@ -256,9 +256,11 @@ size_t lash__runs_heartbeat(lash__runs *rs) {
     again = 0;
     for (q = rs->all.next; q != &rs->all; q = q->next) {
       lash_run *r = LASH__CONTAINER_OF(q, lash_run, link);
-      int lost, over, busy;
+      int lost, over = 0, busy;
       if (r->state == LASH__RS_FINISHING) continue;
-      lash__held_flags(&r->held, &lost, &over, &busy);
+      /* A run not started yet meets its budget when its body runs. */
+      lash__held_flags(&r->held, &lost,
+                       r->state == LASH__RS_ADMITTED ? NULL : &over, &busy);
       if (lost) {
         run_drop(r, LASH_ESUPERSEDED); /* no writes: the lease is gone */
         dropped++;
