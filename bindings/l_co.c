@@ -12,8 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "llash.h"
+
+/* A stall hook that fires later than this after it was set found the body
+ * inside a blocking C call (not spinning in Lua): logged, not failed. */
+#define STALL_LATE_MS 250
 
 /* Registry key of the table thread -> coroutine userdata (weak keys). */
 static char cos_key;
@@ -30,6 +35,7 @@ llash_co *llash_co_new(lua_State *L, llash_engine *le, int type) {
   llash_list_init(&c->link);
   luaL_setmetatable(L, LLASH_CTX);
   c->th = lua_newthread(L);
+  *(llash_co **)lua_getextraspace(c->th) = c;
   lua_setiuservalue(L, -2, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &cos_key);
   lua_getiuservalue(L, -2, 1);
@@ -213,12 +219,103 @@ static void co_end(llash_co *c, int st, int nres) {
   lua_settop(L, top);
 }
 
+/* ------------------------------------------------------------ watchdog */
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Raises {class = "ETIMEDOUT", message = ...} in the body. */
+static void raise_timeout(lua_State *L, llash_co *c, int why, int64_t ms,
+                          const lua_Debug *ar) {
+  const char *kind = "?";
+  if (c->run != NULL) kind = lash_run_record(c->run)->kind;
+  lua_createtable(L, 0, 2);
+  llash_setstr(L, "class", "ETIMEDOUT");
+  if (why == LASH_STALL_BUDGET)
+    lua_pushfstring(L,
+                    "process %s (kind %s) ran past its time budget "
+                    "(timeout_ms = %I) at %s:%d",
+                    c->id != NULL ? c->id : "?", kind, (lua_Integer)ms,
+                    ar->short_src, ar->currentline);
+  else
+    lua_pushfstring(L,
+                    "process %s (kind %s) did not yield for %I ms (stall_ms) "
+                    "at %s:%d: a body that never yields freezes its worker",
+                    c->id != NULL ? c->id : "?", kind, (lua_Integer)ms,
+                    ar->short_src, ar->currentline);
+  lua_setfield(L, -2, "message");
+  lua_error(L);
+}
+
+/* The count hook the watchdog sets: fired at once, the body spins in Lua
+ * (it fails); fired late, it was blocked in C and has done its work (the
+ * stall is logged, the body goes on). */
+static void stall_hook(lua_State *L, lua_Debug *ar) {
+  llash_co *c = *(llash_co **)lua_getextraspace(L);
+  int64_t at, ms, now = mono_ms();
+  int why;
+  if (c == NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  at = __atomic_load_n(&c->stall_at, __ATOMIC_ACQUIRE);
+  why = __atomic_load_n(&c->stall_why, __ATOMIC_RELAXED);
+  ms = __atomic_load_n(&c->stall_ms, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&c->budget_over, __ATOMIC_RELAXED))
+    why = LASH_STALL_BUDGET;
+  lua_getinfo(L, "Sl", ar);
+  if (c->doomed || why == LASH_STALL_BUDGET ||
+      (at != 0 && now - at <= STALL_LATE_MS)) {
+    c->doomed = 1; /* a pcall in the body cannot keep it going */
+    lua_sethook(L, stall_hook, LUA_MASKCOUNT, 1);
+    raise_timeout(L, c, why, ms, ar);
+  }
+  lua_sethook(L, NULL, 0, 0);
+  __atomic_store_n(&c->stall_at, 0, __ATOMIC_RELAXED);
+  if (at != 0)
+    fprintf(stderr,
+            "lash: %s: process %s (kind %s) stalled its worker for %lld ms "
+            "in a blocking call (back at %s:%d); not failed, its lease was "
+            "kept: use ctx:exec or a separate worker for slow commands\n",
+            lash_engine_owner(c->le->e), c->id != NULL ? c->id : "?",
+            c->run != NULL ? lash_run_record(c->run)->kind : "?",
+            (long long)(now - c->entered_at), ar->short_src, ar->currentline);
+}
+
+/* runner->stall: from the heartbeat thread while the body runs (or from
+ * the loop for a budget that ran out while it was parked). */
+static void runner_stall(void *ud, lash_run *run, int why, int64_t ms) {
+  llash_co *c = lash_run_data(run);
+  (void)ud;
+  if (c == NULL) return;
+  __atomic_store_n(&c->stall_why, why, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->stall_ms, ms, __ATOMIC_RELAXED);
+  if (why == LASH_STALL_BUDGET)
+    __atomic_store_n(&c->budget_over, 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->stall_at, mono_ms(), __ATOMIC_RELEASE);
+  lua_sethook(c->th, stall_hook, LUA_MASKCOUNT, 1);
+}
+
 void llash_co_resume(llash_co *c, int nargs) {
   llash_engine *le = c->le;
+  lash_run *run = c->run;
   int nres = 0, st;
   le->depth++;
   c->running = 1;
+  if (run != NULL) lash_run_busy(run, 1);
+  /* A hook the watchdog set after the last yield is stale. */
+  c->entered_at = mono_ms();
+  __atomic_store_n(&c->stall_at, 0, __ATOMIC_RELAXED);
+  if (c->doomed || __atomic_load_n(&c->budget_over, __ATOMIC_RELAXED))
+    lua_sethook(c->th, stall_hook, LUA_MASKCOUNT, 1);
+  else
+    lua_sethook(c->th, NULL, 0, 0);
   st = lua_resume(c->th, le->L, nargs, &nres);
+  if (run != NULL) lash_run_busy(run, 0);
+  if (!c->doomed) lua_sethook(c->th, NULL, 0, 0);
   c->running = 0;
   le->depth--;
   if (st == LUA_YIELD && c->parked) {
@@ -353,10 +450,12 @@ static void runner_event(void *ud, const lash_event *ev) {
 
 void llash_runner_init(llash_engine *le) {
   lash_runner r;
+  memset(&r, 0, sizeof r);
   r.ud = le;
   r.start = runner_start;
   r.drop = runner_drop;
   r.event = runner_event;
+  r.stall = runner_stall;
   lash_engine_set_runner(le->e, &r);
 }
 
@@ -413,6 +512,12 @@ void llash_co_open(lua_State *L) {
   lua_pushcfunction(L, cancelled_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_setfield(L, -2, "Cancelled");
+
+  /* Threads copy the main thread's extra space: NULL there means "not a
+   * body" to the stall hook. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  *(llash_co **)lua_getextraspace(lua_tothread(L, -1)) = NULL;
+  lua_pop(L, 1);
 
   /* thread -> coroutine userdata, weak keys */
   lua_newtable(L);

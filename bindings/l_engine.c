@@ -53,6 +53,7 @@ static void read_opts(lua_State *L, int t, lash_engine_opts *o, void **luv) {
   o->concurrency = (unsigned)clamp_int(llash_field_int(L, t, "concurrency"));
   o->lease_ttl_ms = llash_field_int(L, t, "lease_ttl_ms");
   o->renew_ms = llash_field_int(L, t, "renew_ms");
+  o->stall_ms = llash_field_int(L, t, "stall_ms");
   o->poll_min_ms = llash_field_int(L, t, "poll_min_ms");
   o->poll_max_ms = llash_field_int(L, t, "poll_max_ms");
   o->no_fs_wake = !llash_field_bool(L, t, "fs_wake");
@@ -290,13 +291,15 @@ static void state_add(lua_State *L, llash_engine *le, const char *field,
   lua_pop(L, 2);
 }
 
-/* core.define(eng, kind, fn) */
+/* core.define(eng, kind, fn, timeout_ms) */
 static int l_define(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *kind = llash_checkstr(L, 2, "kind");
+  lua_Integer budget = llash_optcount(L, 4, "timeout_ms", 0);
   int rc;
   llash_checkfn(L, 3, "fn");
-  if ((rc = lash_engine_define(le->e, kind)) < 0)
+  if ((rc = lash_engine_define(le->e, kind)) < 0 ||
+      (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0)
     return llash_fail_store(L, le, rc);
   state_add(L, le, "kinds", kind, 3);
   lua_pushboolean(L, 1);

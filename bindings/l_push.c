@@ -248,6 +248,8 @@ void llash_pushrecord(lua_State *L, const lash_record *r) {
   lua_setfield(L, -2, "input");
   llash_setstr(L, "disposition", lash_disposition_name(r->disposition));
   if (r->max_attempts > 0) llash_setint(L, "max_attempts", r->max_attempts);
+  if (r->timeout_ms > 0)
+    llash_setint(L, "timeout_ms", (lua_Integer)r->timeout_ms);
   llash_setstr(L, "status", lash_status_name(r->status));
   if (r->has_attempt) {
     lua_createtable(L, 0, 5);

@@ -77,11 +77,13 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
   switch (op->res.type) {
   case LLASH_OP_REGISTER: {
     lash_def def;
+    memset(&def, 0, sizeof def);
     def.id = op->s1;
     def.kind = op->s2;
     def.input = b;
     def.disposition = op->i1;
     def.max_attempts = op->u1;
+    def.timeout_ms = op->n1;
     /* Registers and, as the core decides, admits in the same commit. */
     rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
     break;
@@ -219,13 +221,15 @@ static int write(lua_State *L, llash_engine *le, llash_op *op) {
   return llash_write(L, le, llash_writer(L, le), op);
 }
 
-/* core.start(eng, kind, input, id, disposition, max_attempts) -> true */
+/* core.start(eng, kind, input, id, disposition, max_attempts, timeout_ms)
+ * -> true */
 static int l_start(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *kind = llash_checkstr(L, 2, "kind");
   const char *id = llash_checkstr(L, 4, "id");
   int d = lash_disposition_parse(llash_checkstr(L, 5, "disposition")), n;
   lua_Integer max = llash_optcount(L, 6, "max_attempts", 0);
+  lua_Integer budget = llash_optcount(L, 7, "timeout_ms", 0);
   llash_op *op;
   luaL_argcheck(L, d != 0, 5, "unknown disposition");
   luaL_argcheck(L, max <= 0xffffffff, 6, "max_attempts is out of range");
@@ -233,6 +237,7 @@ static int l_start(lua_State *L) {
     return llash_op_nomem(L, op);
   op->i1 = d;
   op->u1 = (uint32_t)max;
+  op->n1 = (int64_t)budget;
   if ((n = llash_op_payload(L, op, 3, "input")) != 0) return n;
   return write(L, le, op);
 }

@@ -66,11 +66,19 @@ static void l_stop_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
+/* host.emergency(grace_ms): a trapped signal also arms the engine's
+ * emergency stop (the core acts only if the loop cannot answer). */
+static volatile sig_atomic_t emerg_on = 0, emerg_sigs = 0;
+static long emerg_grace = 0;
+static lash_engine *volatile emerg_e = NULL;
+
 static void on_signal(int sig) {
   int saved = errno;
   unsigned char b = (unsigned char)sig;
   if (sig == SIGINT && eval_on && globalL != NULL)
     lua_sethook(globalL, l_stop_hook, LUA_MASKCOUNT, 1);
+  if (emerg_on && emerg_e != NULL)
+    lash_engine_emergency(emerg_e, emerg_sigs++ > 0 ? 0 : emerg_grace);
   if (sig_fds[1] >= 0 && write(sig_fds[1], &b, 1) < 0) {
     /* pipe full: a byte is already pending, which is all we need */
   }
@@ -310,6 +318,24 @@ static int h_trap(lua_State *L) {
   return 0;
 }
 
+/* host.emergency(grace_ms): from now on a trapped signal arms
+ * lash_engine_emergency on the watched engine (the second one with grace
+ * 0); host.emergency(false) disarms. */
+static int h_emergency(lua_State *L) {
+  if (lua_toboolean(L, 1) == 0) {
+    emerg_on = 0;
+    emerg_e = NULL;
+    return 0;
+  }
+  if (W.le == NULL || W.le->e == NULL)
+    return luaL_error(L, "host.emergency: no engine is watched");
+  emerg_grace = (long)luaL_checkinteger(L, 1);
+  emerg_e = W.le->e;
+  emerg_sigs = 0;
+  emerg_on = 1;
+  return 0;
+}
+
 /* host.signal() -> "INT" | "TERM" | ... | nil: takes one pending signal. */
 static int h_signal(lua_State *L) {
   size_t k;
@@ -438,6 +464,7 @@ static int luaopen_lash_host(lua_State *L) {
                                  {"watching", h_watching},
                                  {"trap", h_trap},
                                  {"signal", h_signal},
+                                 {"emergency", h_emergency},
                                  {"eval", h_eval},
                                  {"prompt", h_prompt},
                                  {"line", h_line},

@@ -149,10 +149,18 @@ struct llash_co {
   char *id;      /* bodies: the process id */
   int parked;    /* LLASH_PARK_*, 0 when not parked */
   int running;
-  llash_waiter w;   /* its wait */
-  llash_op *op;     /* the queued write it waits for, until it commits */
-  llash_result res; /* that write's result */
-  llash_link link;  /* in le->cos */
+  /* The watchdog (runner->stall, from the engine's heartbeat thread while
+   * the body runs): written with __atomic builtins. */
+  int64_t entered_at; /* monotonic ms of the current resume */
+  int64_t stall_at;   /* monotonic ms the stall hook was set; 0: none */
+  int stall_why;      /* LASH_STALL_* of that hook */
+  int64_t stall_ms;   /* what the watchdog measured (or the budget) */
+  int budget_over;    /* its time budget ran out: fails when it next runs */
+  int doomed;         /* the stall hook raised: it raises again */
+  llash_waiter w;     /* its wait */
+  llash_op *op;       /* the queued write it waits for, until it commits */
+  llash_result res;   /* that write's result */
+  llash_link link;    /* in le->cos */
 };
 
 /* A write: performed inside the engine's shared transaction. */

@@ -293,15 +293,20 @@ describe("driver", function()
     it("refuses a revenant's writes: busy body that never yielded during the takeover",
       function()
         local lines = revenant("busy", "running")
-        local emitted
+        local emitted, spun
         for _, l in ipairs(lines) do
           if l:match("^emit ") then emitted = l end
+          if l == "spun" then spun = true end
         end
-        -- the revenant body did try to write after it was superseded
-        assert.is_not_nil(emitted, "the revenant never tried to emit: " ..
-          table.concat(lines, " | "))
-        assert.is_nil(emitted:match("^emit true %d+"),
-          "the revenant's emit was acknowledged: " .. emitted)
+        -- the revenant body went on after it was superseded; its write was
+        -- refused (revenant() checks the log), and either that refusal came
+        -- back to it, or the engine dropped the body first (its heartbeat
+        -- thread saw the lease lost while the body spun)
+        assert.is_true(spun, "the revenant did not go on: " .. table.concat(lines, " | "))
+        if emitted then
+          assert.is_nil(emitted:match("^emit true %d+"),
+            "the revenant's emit was acknowledged: " .. emitted)
+        end
       end)
 
     it("kill -9 right after acknowledgements loses nothing acknowledged (durability full)",

@@ -107,13 +107,14 @@ function M.open(dir, opts)
 end
 
 -- Starts `lua5.4 spec/workers/<script>.lua args...` as a separate OS process
--- in the background, output to `log` (or /dev/null). Returns its pid.
+-- in the background, output appended to `log` (or /dev/null: the worker may
+-- log into the same file). Returns its pid.
 function M.spawn_worker(script, args, log)
   local parts = {}
   for i, a in ipairs(args or {}) do parts[i] = M.q(a) end
   local path = M.root .. "/spec/workers/" .. script .. ".lua"
   local cmd = string.format(
-    "cd %s && env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s >%s 2>&1 </dev/null & echo $!",
+    "cd %s && env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s >>%s 2>&1 </dev/null & echo $!",
     M.q(M.root), M.q(package.path), M.q(package.cpath), M.q(path),
     table.concat(parts, " "), M.q(log or "/dev/null"))
   local p = assert(io.popen("sh -c " .. M.q(cmd), "r"))

@@ -21,9 +21,9 @@ describe("unknown options", function()
     local eng = h.open()
     local cs = eng:stats().change_seq
     raises_unknown(function() eng:define("k", function() end, { retyr = 3 }) end,
-      "retyr", "disposition, max_attempts")
+      "retyr", "disposition, max_attempts, timeout_ms")
     raises_unknown(function() eng:start("k", {}, { delya_ms = 5 }) end,
-      "delya_ms", "id, disposition, max_attempts")
+      "delya_ms", "id, disposition, max_attempts, timeout_ms")
     raises_unknown(function() eng:await("x", { timeout = 5 }) end, "timeout", "timeout_ms")
     raises_unknown(function() eng:await_event("x", "t", 0, { timout_ms = 5 }) end,
       "timout_ms", "timeout_ms")

@@ -22,8 +22,12 @@
  * - Strings in (ids, kinds, owners) are NUL-terminated. Data out (records,
  *   events) is either copied into caller-owned structs freed with
  *   lash_record_free(), or passed to a callback and valid only during it.
- * - One store handle belongs to one thread at a time. Many OS processes may
- *   open the same store; the backend serialises their writers.
+ * - A store handle may be used from several threads: every transaction
+ *   (a call with txn NULL, or a batch from lash_txn_begin to its commit or
+ *   abort) holds the store's mutex, so they run one at a time. A batch is
+ *   used from the thread that began it. Messages: see lash_thread_errbuf.
+ *   Many OS processes may open the same store; the backend serialises
+ *   their writers.
  * - Times are wall-clock milliseconds since the epoch from one replaceable
  *   clock (lash_store_set_clock), so lease lapses are testable without sleep.
  */
@@ -197,6 +201,19 @@ LASH_API void lash_store_close(lash_store *s);
  * store, valid until the next call on it. */
 LASH_API const char *lash_errmsg(const lash_store *s);
 
+/* Takes the store's mutex for the calling thread (recursive: the calls it
+ * then makes take it again), so a sequence of calls is not interleaved
+ * with another thread's. @p timeout_ms < 0 waits for as long as it takes.
+ * @return 0, LASH_EBUSY (not taken within timeout_ms), LASH_EINVAL. */
+LASH_API int lash_store_lock(lash_store *s, int64_t timeout_ms);
+LASH_API void lash_store_unlock(lash_store *s);
+/* From now on the messages of this thread's calls (on any store) go to
+ * @p buf (cap bytes, caller-owned, must outlive the calls), and
+ * lash_errmsg returns it on this thread; NULL: back to each store's own.
+ * For a helper thread (the engine's heartbeat) that must not overwrite
+ * the message the store's main thread is about to read. */
+LASH_API void lash_thread_errbuf(char *buf, size_t cap);
+
 /* Replaces the clock (NULL restores the wall clock). */
 typedef int64_t (*lash_clock_fn)(void *ud);
 LASH_API void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud);
@@ -256,7 +273,9 @@ typedef struct lash_change {
  * (registration, appends, starts, waits, completions, requests; not lease
  * operations, not prune), once per commit, with one entry per changed
  * process in first-change order. Data valid during the call only. The hook
- * must not call back into the store. */
+ * must not call back into the store. It runs on the committing thread with
+ * the store mutex held (lease-only commits, such as the engine heartbeat's
+ * renewals, never call it). */
 typedef void (*lash_commit_fn)(void *ud, const lash_change *changes,
                                size_t n);
 LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn,
@@ -295,6 +314,7 @@ typedef struct lash_record {
   int64_t updated_at;        /* `at` of the last event folded in */
   uint64_t last_seq;         /* seq of the last event, 0 if none */
   uint64_t change_seq;       /* store-wide change seq of the last save */
+  int64_t timeout_ms;        /* the start's body time budget; 0 = none */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
 
@@ -317,6 +337,8 @@ typedef struct lash_def {
   lash_bytes input;        /* <= max_payload */
   int disposition;         /* required: a lash_disposition */
   uint32_t max_attempts;   /* 0 = unlimited */
+  int64_t timeout_ms;      /* body time budget of each attempt, from the
+                              attempt's start; 0 = none (>= 0) */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -629,6 +651,9 @@ typedef struct lash_engine_opts {
   int no_fs_wake;           /* 1: no wake source; other OS processes' writes
                                are seen by the poll backoff alone */
   int no_eager_start;       /* 1: lash_engine_register never admits */
+  int64_t stall_ms;         /* a body that has not yielded for this long is
+                               reported to runner->stall; 0 = 5000, < 0 =
+                               never */
   struct uv_loop_s *loop;   /* NULL: a private loop owned by the engine */
 } lash_engine_opts;
 
@@ -648,7 +673,13 @@ LASH_API struct uv_loop_s *lash_engine_loop(lash_engine *e);
 LASH_API const char *lash_engine_owner(const lash_engine *e);
 LASH_API const char *lash_engine_incarnation(const lash_engine *e);
 
-/* Host callbacks. All run from loop callbacks. */
+/* Why runner->stall is called. */
+enum {
+  LASH_STALL_LOOP = 1,  /* the body has not yielded for stall_ms */
+  LASH_STALL_BUDGET = 2 /* the run is past its time budget (timeout_ms) */
+};
+
+/* Host callbacks. All run from loop callbacks, except stall. */
 typedef struct lash_runner {
   void *ud;
   /* A row was claimed and its start recorded: begin the body. Return 0, or
@@ -663,12 +694,27 @@ typedef struct lash_runner {
    * seen through the change feed, after its durable write, in seq order per
    * process. Best effort; data valid during the call only. */
   void (*event)(void *ud, const lash_event *ev);
+  /* May be NULL. The body of @p run should stop (@p why LASH_STALL_LOOP:
+   * it has been executing for @p ms without yielding; LASH_STALL_BUDGET:
+   * its time budget of @p ms ran out). Called from the engine's heartbeat
+   * thread while the loop is inside the body (only for runs the host
+   * marked with lash_run_busy), or from a loop callback for a budget that
+   * ran out while the body was parked (its wait then ends with
+   * LASH_ETIMEDOUT). Only flag the body here (lua_sethook is safe, as from
+   * a signal handler): call nothing of the engine or the store. */
+  void (*stall)(void *ud, lash_run *run, int why, int64_t ms);
 } lash_runner;
 LASH_API void lash_engine_set_runner(lash_engine *e, const lash_runner *r);
 
 /* Declares that this engine runs rows of @p kind (the driver only claims
  * kinds declared here). Idempotent. @return 0, LASH_EINVAL. */
 LASH_API int lash_engine_define(lash_engine *e, const char *kind);
+/* The body time budget of the declared @p kind (0: none), for starts that
+ * carry no timeout_ms of their own: counted from each attempt's start;
+ * past it the lease is no longer renewed and runner->stall is called
+ * (LASH_STALL_BUDGET). @return 0, LASH_EINVAL (kind not declared, ms < 0). */
+LASH_API int lash_engine_set_timeout(lash_engine *e, const char *kind,
+                                     int64_t timeout_ms);
 
 /* ------------------------------------------------------ group commit */
 
@@ -710,6 +756,10 @@ LASH_API int lash_run_cancelled(const lash_run *r);
 /* A slot for the host's own pointer (the body's coroutine). */
 LASH_API void *lash_run_data(const lash_run *r);
 LASH_API void lash_run_set_data(lash_run *r, void *data);
+/* The host enters (@p on 1) or leaves (0) the body of @p r: the watchdog
+ * measures stalls (runner->stall) between the two. Cheap (an uncontended
+ * mutex). */
+LASH_API void lash_run_busy(lash_run *r, int on);
 
 /* Ends the run: queues the leased completion (status COMPLETED, FAILED,
  * CANCELLED) with @p outcome (copied), frees its slot, and frees the run
@@ -886,6 +936,19 @@ enum {
  * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ECLOSED, LASH_EFULL, LASH_EIO. */
 LASH_API int lash_engine_reconcile(lash_engine *e, const char *id, int *result,
                                    lash_lease *holder);
+
+/* Arms the emergency stop, for a host's SIGINT/SIGTERM handler
+ * (async-signal-safe: an atomic store and a sem_post). If @p grace_ms
+ * later the loop is still inside one body (it has not yielded for 250 ms,
+ * so it cannot answer the signal), the heartbeat thread releases every
+ * lease this engine holds (completing its owner_bound rows as abandoned,
+ * writer owner_drain, as at drain), prints one line to stderr naming the
+ * owner and the stuck process, and ends the process with _exit(1). (A
+ * body stuck inside a write batch keeps the store locked: after 1 s the
+ * thread exits without writing, and the leases lapse by their TTL.) A
+ * second call can only bring the deadline closer (grace 0: at once).
+ * Closing the engine disarms it. */
+LASH_API void lash_engine_emergency(lash_engine *e, int64_t grace_ms);
 
 typedef struct lash_engine_stats {
   uint64_t running;       /* bodies holding a slot */

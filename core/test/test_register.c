@@ -334,6 +334,48 @@ static void test_names(void) {
       "writer name");
 }
 
+/* timeout_ms: stored (as an optional field), kept by later writes, part
+ * of the definition, never negative. */
+static void test_timeout(tu_env *e) {
+  lash_store *s = e->s;
+  lash_def d = tu_def("budget-1", "greet", LASH_RERUNNABLE, 0);
+  lash_record r;
+  lash_lease ls;
+  int created = -1;
+
+  d.timeout_ms = 1500;
+  is_rc(s, lash_register(s, NULL, &d, &created, NULL), 0,
+        "register with timeout_ms");
+  is(created, 1, "created");
+  memset(&r, 0, sizeof r);
+  is_rc(s, lash_get(s, NULL, "budget-1", &r, NULL), 0, "get");
+  is(r.timeout_ms, 1500, "timeout_ms stored");
+  lash_record_free(&r);
+  is_rc(s, lash_lease_claim(s, NULL, "budget-1", "o", "i", 30000, &ls), 0,
+        "claim");
+  is_rc(s, lash_start(s, NULL, &ls, NULL), 0, "start (rewrites the record)");
+  memset(&r, 0, sizeof r);
+  lash_get(s, NULL, "budget-1", &r, NULL);
+  is(r.timeout_ms, 1500, "kept by the start");
+  is(r.status, LASH_RUNNING, "running");
+  lash_record_free(&r);
+  is_rc(s, lash_register(s, NULL, &d, &created, NULL), 0,
+        "the same definition again");
+  is(created, 0, "not created");
+  d.timeout_ms = 0;
+  is(lash_register(s, NULL, &d, NULL, NULL), LASH_ECONFLICT,
+     "another timeout_ms is another definition");
+  ok(strstr(lash_errmsg(s), "timeout_ms") != NULL, "the message names it");
+  d.id = "budget-2";
+  d.timeout_ms = -1;
+  is(lash_register(s, NULL, &d, NULL, NULL), LASH_EINVAL, "negative: EINVAL");
+  ok(strstr(lash_errmsg(s), "timeout_ms") != NULL, "the message names it");
+  memset(&r, 0, sizeof r);
+  lash_get(s, NULL, "same-1", &r, NULL);
+  is(r.timeout_ms, 0, "a row without one reads 0");
+  lash_record_free(&r);
+}
+
 int main(void) {
   tu_env e;
   tu_open(&e, NULL);
@@ -343,6 +385,7 @@ int main(void) {
   test_conflict(&e);
   test_bad_input(&e);
   test_get(&e);
+  test_timeout(&e);
   tu_close(&e);
   test_too_big();
   return done_testing();

@@ -661,6 +661,7 @@ static void test_map_grown_elsewhere(void) {
     if (lash_store_open(dir, &ob, &b, err, sizeof err) != 0) _exit(2);
     for (i = 0; i < 40; i++) {
       lash_def d;
+      memset(&d, 0, sizeof d);
       snprintf(id, sizeof id, "b%d", i);
       d.id = id;
       d.kind = "k";

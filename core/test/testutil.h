@@ -81,8 +81,12 @@ static inline int tu_mkdtemp(char *buf, size_t cap) {
 
 /* ----------------------------------------------------------- fake clock */
 
+/* Atomic: the engine's heartbeat thread reads the clock too. */
 static inline int64_t tu_clock_fn(void *ud) {
-  return *(int64_t *)ud;
+  return __atomic_load_n((int64_t *)ud, __ATOMIC_RELAXED);
+}
+static inline void tu_clock_add(int64_t *now, int64_t ms) {
+  __atomic_add_fetch(now, ms, __ATOMIC_RELAXED);
 }
 
 #define TU_T0 INT64_C(1700000000000)

@@ -57,7 +57,10 @@ such files. On SIGINT or SIGTERM the worker stops admitting rows, lets
 running bodies finish within the grace period (--grace, default 10s; a bare
 number is milliseconds),
 abandons the owner_bound rows it could not finish, releases its leases and
-exits 0. A second signal ends the grace period at once.]],
+exits 0. A second signal ends the grace period at once. If a body keeps the
+loop stuck (it never yields) when the grace period ends, the leases are
+released and owner_bound rows abandoned all the same, and the worker
+exits 1.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
@@ -693,6 +696,9 @@ function run.worker(ctx, _, opts)
   h.watch(eng)
   h.trap("INT", "TERM")
   local grace = opts.grace or 10000
+  -- A body that never yields cannot let the loop answer: then the core
+  -- releases the leases and exits once the grace period is over.
+  h.emergency(grace)
   log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
   if not eng:stats().owner_held then
@@ -714,6 +720,7 @@ function run.worker(ctx, _, opts)
   end
   n = busy(eng)
   local drained = eng:drain() or 0
+  h.emergency(false)
   close_store(eng)
   ctx.eng = nil
   if n > 0 then

@@ -256,6 +256,9 @@ function M.record(r, now)
     { "disposition", r.disposition .. (r.max_attempts and
       ("  (max " .. r.max_attempts .. " attempts)") or "") },
   }
+  if r.timeout_ms then
+    rows[#rows + 1] = { "time budget", M.age(r.timeout_ms) .. " per attempt" }
+  end
   local a = r.attempt
   if a then
     rows[#rows + 1] = { "attempt", string.format("%d by %s, fence %d, started %s", a.number,

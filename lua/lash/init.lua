@@ -75,9 +75,9 @@ end
 -- The option names each call takes: any other key raises, naming it and
 -- the ones that exist (a misspelt option must not pass in silence).
 local OPTIONS = {
-  define = { "disposition", "max_attempts" },
-  load = { "disposition", "max_attempts" },
-  start = { "id", "disposition", "max_attempts" },
+  define = { "disposition", "max_attempts", "timeout_ms" },
+  load = { "disposition", "max_attempts", "timeout_ms" },
+  start = { "id", "disposition", "max_attempts", "timeout_ms" },
   complete = { "authority" },
   list = { "status", "kind", "limit", "after" },
   prune = { "before_ms", "status" },
@@ -142,6 +142,7 @@ end
 local OPEN_OPTS = {
   durability = "string", owner = "string", incarnation = "string",
   concurrency = "integer", lease_ttl_ms = "integer", renew_ms = "integer",
+  stall_ms = "integer",
   max_payload = "integer", max_bytes = "integer", poll_min_ms = "integer",
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
   eager_start = "boolean", loop = "string", fs_wake = "boolean",
@@ -154,6 +155,8 @@ local OPEN_DEFAULTS = { durability = "full", loop = "own", eager_start = true, f
 --- target the core names a scheme for ("lmdb:DIR").
 ---@param target string
 ---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
+---  stall_ms (default 5000: a body that runs that long without yielding is
+---  interrupted and fails with ETIMEDOUT; 0 keeps the default),
 ---  max_payload, max_bytes, eager_start (default true: a row of a kind this
 ---  engine defines is claimed and started in the commit that registers it),
 ---  loop ("own", the default, or "luv": run on the loop of the luv module,
@@ -204,8 +207,12 @@ end
 local function check_def(fname, opts)
   check(fname, "disposition", opts.disposition, "string", true)
   check(fname, "max_attempts", opts.max_attempts, "integer", true)
+  check(fname, "timeout_ms", opts.timeout_ms, "integer", true)
   local ok, why = known("disposition", opts.disposition, core.DISPOSITIONS)
   if not ok then return nil, why end
+  if opts.timeout_ms ~= nil and opts.timeout_ms < 1 then
+    return nil, "timeout_ms must be >= 1, got " .. opts.timeout_ms
+  end
   if opts.max_attempts ~= nil and opts.max_attempts < 1 then
     return nil, "max_attempts must be >= 1, got " .. opts.max_attempts
   end
@@ -218,14 +225,15 @@ end
 --- Defines a kind: this engine runs rows of `kind` with body `fn(ctx, input)`.
 ---@param kind string
 ---@param fn function
----@param opts? table disposition ("rerunnable"), max_attempts
+---@param opts? table disposition ("rerunnable"), max_attempts, timeout_ms
+---  (the body's time budget per attempt, from its start; default none)
 function Engine:define(kind, fn, opts)
   check("define", "kind", kind, "string")
   check("define", "fn", fn, "function")
   opts = check_opts("define", opts)
   local valid, why = check_def("define", opts)
   if not valid then return einval(why) end
-  local ok, msg, code = core.define(self, kind, fn)
+  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0)
   if not ok then return nil, msg, code end
   defs_of(self)[kind] = {
     disposition = opts.disposition or "rerunnable",
@@ -330,7 +338,8 @@ end
 --- id + definition. Returns the id.
 ---@param kind string
 ---@param input any payload
----@param opts? table id, disposition, max_attempts
+---@param opts? table id, disposition, max_attempts, timeout_ms (this
+---  start's body time budget, stored on the row: a re-run keeps it)
 ---@return string|nil id, string? msg, string? code
 function Engine:start(kind, input, opts)
   check("start", "kind", kind, "string")
@@ -346,7 +355,8 @@ function Engine:start(kind, input, opts)
   local max = opts.max_attempts
   if max == nil and d then max = d.max_attempts end
   id = id or new_id(self)
-  local ok, msg, code = core.start(self, kind, input, id, disp, max or 0)
+  local ok, msg, code = core.start(self, kind, input, id, disp, max or 0,
+    opts.timeout_ms or 0)
   if not ok then return nil, msg, code end
   return id
 end

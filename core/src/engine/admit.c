@@ -61,14 +61,44 @@ static int strv_push(char ***v, size_t *n, size_t *cap, const char *str) {
   return 0;
 }
 
+static size_t kind_index(const lash__admit *a, const char *kind) {
+  size_t i;
+  for (i = 0; kind != NULL && i < a->nkinds; i++)
+    if (strcmp(a->kinds[i], kind) == 0) return i;
+  return SIZE_MAX;
+}
+
 int lash__admit_define(lash__admit *a, const char *kind) {
+  size_t cap;
   int rc;
   if (!name_ok(kind)) return LASH_EINVAL;
   if (a->closed) return LASH_ECLOSED;
   if (lash__admit_declared(a, kind)) return 0;
+  cap = a->kinds_cap;
   if ((rc = strv_push(&a->kinds, &a->nkinds, &a->kinds_cap, kind)) < 0)
     return rc;
+  if (a->kinds_cap != cap) {
+    int64_t *t = realloc(a->timeouts, a->kinds_cap * sizeof *t);
+    if (t == NULL) {
+      free(a->kinds[--a->nkinds]);
+      return LASH_ENOMEM;
+    }
+    a->timeouts = t;
+  }
+  a->timeouts[a->nkinds - 1] = 0;
   return 1;
+}
+
+int64_t lash__admit_timeout(const lash__admit *a, const char *kind) {
+  size_t i = kind_index(a, kind);
+  return i == SIZE_MAX ? 0 : a->timeouts[i];
+}
+
+int lash__admit_set_timeout(lash__admit *a, const char *kind, int64_t ms) {
+  size_t i = kind_index(a, kind);
+  if (i == SIZE_MAX || ms < 0) return LASH_EINVAL;
+  a->timeouts[i] = ms;
+  return 0;
 }
 
 /* ---------------------------------------------------------- lapse timer */
@@ -253,7 +283,9 @@ static int admit(scan_ctx *c, const scan_row *row, const lash_lease *ls) {
   memset(&full, 0, sizeof full);
   rc = lash_get(a->s, c->txn, row->id, &full, NULL);
   if (rc < 0) goto fail;
-  r = lash__run_admit(a->runs, &full, ls);
+  r = lash__run_admit(a->runs, &full, ls,
+                      full.timeout_ms > 0 ? full.timeout_ms
+                                          : lash__admit_timeout(a, full.kind));
   lash_record_free(&full);
   if (r == NULL) {
     rc = LASH_ENOMEM;
@@ -729,11 +761,13 @@ void lash__admit_free(lash__admit *a) {
   for (i = 0; i < a->nkinds; i++)
     free(a->kinds[i]);
   free(a->kinds);
+  free(a->timeouts);
   free(a->rows);
   /* After the last commit (our leases released): only now may a peer see
    * this owner as gone. */
   if (a->owner_held) lash_owner_release(a->s);
   a->owner_held = 0;
   a->kinds = NULL;
+  a->timeouts = NULL;
   a->rows = NULL;
 }

@@ -33,6 +33,7 @@ typedef struct lash__admit {
   int64_t ttl_ms;
   char **kinds; /* the kinds this engine runs */
   size_t nkinds, kinds_cap;
+  int64_t *timeouts; /* per kind: the body time budget, 0 none */
   struct {
     int active; /* a scan is in flight */
     int rescan;
@@ -69,6 +70,10 @@ int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
  * LASH_ECLOSED, LASH_ENOMEM. */
 int lash__admit_define(lash__admit *a, const char *kind);
 int lash__admit_declared(const lash__admit *a, const char *kind);
+/* The body time budget of @p kind (0: none). */
+int64_t lash__admit_timeout(const lash__admit *a, const char *kind);
+/* lash_engine_set_timeout: 0 or LASH_EINVAL (not declared, ms < 0). */
+int lash__admit_set_timeout(lash__admit *a, const char *kind, int64_t ms);
 /* Asks for a drive (coalesced; from the pump). */
 void lash__admit_request(lash__admit *a);
 /* From the pump, before its transaction: 1 when that transaction must

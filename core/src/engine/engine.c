@@ -63,6 +63,14 @@ static int feed_wanted(void *ud) {
   return e->awaiter.nparked > 0 || e->admit.nkinds > 0 || e->run_default;
 }
 
+/* The heartbeat's news, on the loop: lost leases are dropped, and the rows
+ * they held are claimable again (by this engine too): drive. */
+static void on_heartbeat(void *ud) {
+  lash_engine *e = ud;
+  if (e->closing) return;
+  if (lash__runs_heartbeat(&e->runs) > 0) lash__admit_request(&e->admit);
+}
+
 /* ----------------------------------------------------------------- opts */
 
 /* The one place engine defaults are applied (opts_init and open). */
@@ -72,6 +80,7 @@ static void apply_defaults(lash_engine_opts *o) {
   if (o->renew_ms == 0) o->renew_ms = o->lease_ttl_ms / 3;
   if (o->poll_min_ms == 0) o->poll_min_ms = 25;
   if (o->poll_max_ms == 0) o->poll_max_ms = 1000;
+  if (o->stall_ms == 0) o->stall_ms = 5000;
 }
 
 void lash_engine_opts_init(lash_engine_opts *o) {
@@ -149,6 +158,7 @@ static void wait_handles(lash_engine *e) {
 
 /* Frees what the parts allocated (the commit hook is already gone). */
 static void parts_free(lash_engine *e) {
+  lash__renew_free(&e->renew);
   lash__admit_free(&e->admit);
   lash__runs_free(&e->runs);
   lash__awaiter_free(&e->awaiter);
@@ -189,8 +199,10 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
   rc = lash__feed_init(&e->feed, e->s, e->loop, &e->handles,
                        (uint64_t)o->poll_min_ms, (uint64_t)o->poll_max_ms,
                        o->no_fs_wake, &fh);
-  lash__renew_init(&e->renew, &e->writer, e->loop, &e->handles, o->lease_ttl_ms,
-                   o->renew_ms, lash__runs_drop_lost, &e->runs);
+  if (rc == 0)
+    rc =
+        lash__renew_init(&e->renew, e->s, e->loop, &e->handles, o->lease_ttl_ms,
+                         o->renew_ms, o->stall_ms, owner, on_heartbeat, e);
   lash__awaiter_init(&e->awaiter, e, e->s, e->loop, &e->handles, &e->pump,
                      &e->hub, &e->feed, &e->runs.slots,
                      (uint64_t)o->poll_min_ms, (uint64_t)o->poll_max_ms);
@@ -263,6 +275,7 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
 
 void lash_engine_close(lash_engine *e) {
   if (e == NULL || e->closing) return;
+  lash__renew_stop(&e->renew); /* no renewal races the releases below */
   lash__writer_abort_batch(&e->writer);
   lash__admit_stop(&e->admit);
   /* Completions already queued still commit, with the lease releases. */
@@ -300,6 +313,7 @@ void lash_engine_set_runner(lash_engine *e, const lash_runner *r) {
     e->runs.runner = *r;
   else
     memset(&e->runs.runner, 0, sizeof e->runs.runner);
+  lash__renew_set_stall(&e->renew, e->runs.runner.stall, e->runs.runner.ud);
   lash__admit_request(&e->admit);
 }
 
@@ -310,6 +324,16 @@ int lash_engine_define(lash_engine *e, const char *kind) {
   lash__feed_update(&e->feed);
   lash__admit_request(&e->admit);
   return 0;
+}
+
+int lash_engine_set_timeout(lash_engine *e, const char *kind,
+                            int64_t timeout_ms) {
+  if (e == NULL) return LASH_EINVAL;
+  return lash__admit_set_timeout(&e->admit, kind, timeout_ms);
+}
+
+void lash_engine_emergency(lash_engine *e, int64_t grace_ms) {
+  if (e != NULL && !e->closing) lash__renew_emergency(&e->renew, grace_ms);
 }
 
 /* ---------------------------------------------------------- the writer */

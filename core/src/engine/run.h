@@ -63,7 +63,7 @@ struct lash_run {
  * queued, so its lease is not renewed either. */
 static inline void lash__run_finishing(lash_run *r) {
   r->state = LASH__RS_FINISHING;
-  r->held.done = 1;
+  lash__held_done(&r->held);
 }
 
 #endif /* LASH_ENGINE_RUN_H */

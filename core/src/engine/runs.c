@@ -68,9 +68,12 @@ lash_run *lash__run_find(lash__runs *rs, const char *id) {
 }
 
 lash_run *lash__run_admit(lash__runs *rs, const lash_record *rec,
-                          const lash_lease *ls) {
+                          const lash_lease *ls, int64_t budget_ms) {
   lash_run *r = run_new(rs, rec, ls);
   if (r == NULL) return NULL;
+  r->held.holder = r;
+  r->held.owner_bound = rec->disposition == LASH_OWNER_BOUND;
+  r->held.budget_ms = budget_ms;
   if (lash__map_put(&rs->by_id, &r->node) < 0) {
     free(r);
     return NULL;
@@ -232,21 +235,42 @@ size_t lash__runs_start(lash__runs *rs, size_t max) {
   return k;
 }
 
-void lash__runs_drop_lost(void *ud) {
-  lash__runs *rs = ud;
+void lash_run_busy(lash_run *r, int on) {
+  if (r != NULL) lash__held_busy(&r->held, on);
+}
+
+/* A budget ran out while the body was not in host code: flag it, and end
+ * its parked wait (it then fails at its next instruction). */
+static void run_over(lash_run *r) {
+  lash__runs *rs = r->runs;
+  if (rs->runner.stall != NULL)
+    rs->runner.stall(rs->runner.ud, r, LASH_STALL_BUDGET, r->held.budget_ms);
+  if (r->wait != NULL) lash__wait_settle(r->wait, LASH_ETIMEDOUT);
+}
+
+size_t lash__runs_heartbeat(lash__runs *rs) {
   lash__q *q;
+  size_t dropped = 0;
   int again = 1;
   while (again) {
     again = 0;
     for (q = rs->all.next; q != &rs->all; q = q->next) {
       lash_run *r = LASH__CONTAINER_OF(q, lash_run, link);
-      if (r->held.lost && r->state != LASH__RS_FINISHING) {
+      int lost, over = 0, busy;
+      if (r->state == LASH__RS_FINISHING) continue;
+      /* A run not started yet meets its budget when its body runs. */
+      lash__held_flags(&r->held, &lost,
+                       r->state == LASH__RS_ADMITTED ? NULL : &over, &busy);
+      if (lost) {
         run_drop(r, LASH_ESUPERSEDED); /* no writes: the lease is gone */
+        dropped++;
         again = 1;
         break;
       }
+      if (over && !busy) run_over(r);
     }
   }
+  return dropped;
 }
 
 void lash__runs_close(lash__runs *rs) {

@@ -35,7 +35,7 @@ lash_run *lash__run_find(lash__runs *rs, const char *id);
  * writer transaction; it starts after that commit (lash__runs_committed).
  * NULL when out of memory. */
 lash_run *lash__run_admit(lash__runs *rs, const lash_record *rec,
-                          const lash_lease *ls);
+                          const lash_lease *ls, int64_t budget_ms);
 /* 1 while admissions of an open transaction wait for its commit. */
 static inline int lash__runs_uncommitted(const lash__runs *rs) {
   return !lash__q_empty(&rs->uncommitted);
@@ -51,8 +51,11 @@ static inline int lash__runs_starts_due(const lash__runs *rs) {
 /* A cancellation request was seen for @p r's row: marks it and ends its
  * parked wait with LASH_ECANCELED. */
 void lash__run_cancel(lash_run *r);
-/* Drops the runs whose lease renewal was refused (renew's on_lost). */
-void lash__runs_drop_lost(void *rs);
+/* The heartbeat's news (renew's on_wake): drops the runs whose lease
+ * renewal was refused; a run past its budget that is not in its body is
+ * flagged (runner->stall) and its parked wait ends with LASH_ETIMEDOUT.
+ * Returns how many runs were dropped. */
+size_t lash__runs_heartbeat(lash__runs *rs);
 /* Engine close: commits queued completions with every lease released,
  * then drops every run (runner->drop, LASH_ECLOSED). */
 void lash__runs_close(lash__runs *rs);

@@ -112,19 +112,42 @@ const char *lash_writer_name(int writer) {
 
 /* ------------------------------------------------------ store messages */
 
-const char *lash_errmsg(const lash_store *s) {
-  if (s == NULL) return "";
+/* A thread that is not the store's owner (the engine's heartbeat) keeps
+ * its messages apart: lash_thread_errbuf. */
+static _Thread_local char *tls_err;
+static _Thread_local size_t tls_errcap;
+
+void lash_thread_errbuf(char *buf, size_t cap) {
+  tls_err = buf != NULL && cap > 0 ? buf : NULL;
+  tls_errcap = tls_err != NULL ? cap : 0;
+  if (tls_err != NULL) tls_err[0] = '\0';
+}
+
+char *lash__errbuf(lash_store *s, size_t *cap) {
+  if (tls_err != NULL) {
+    *cap = tls_errcap;
+    return tls_err;
+  }
+  *cap = sizeof s->errmsg;
   return s->errmsg;
 }
 
+const char *lash_errmsg(const lash_store *s) {
+  if (s == NULL) return "";
+  return tls_err != NULL ? tls_err : s->errmsg;
+}
+
 void lash__clear(lash_store *s) {
-  s->errmsg[0] = '\0';
+  size_t cap;
+  lash__errbuf(s, &cap)[0] = '\0';
 }
 
 int lash__fail(lash_store *s, int rc, const char *fmt, ...) {
   va_list ap;
+  size_t cap;
+  char *buf = lash__errbuf(s, &cap);
   va_start(ap, fmt);
-  vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+  vsnprintf(buf, cap, fmt, ap);
   va_end(ap);
   return rc;
 }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REC_FIELDS 21
+#define REC_FIELDS 21 /* + 1 (timeout_ms) when a budget is set */
 
 /* ------------------------------------------------------------ buffers */
 
@@ -223,7 +223,7 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
   int e = 0;
   lash__packer(&pk, b);
-  e |= msgpack_pack_array(&pk, REC_FIELDS);
+  e |= msgpack_pack_array(&pk, REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0));
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
   e |= pack_sv(&pk, r->kind);
@@ -254,13 +254,15 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
+  if (r->timeout_ms > 0) e |= msgpack_pack_int64(&pk, r->timeout_ms);
   return e != 0 ? LASH_ENOMEM : 0;
 }
 
 static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f, *a;
   uint32_t version;
-  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != REC_FIELDS)
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIELDS ||
+      o->via.array.size > REC_FIELDS + 1)
     return LASH_ECORRUPT;
   f = o->via.array.ptr;
   memset(r, 0, sizeof *r);
@@ -300,6 +302,9 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
       lash__mp_i64(&f[18], &r->updated_at) < 0 ||
       lash__mp_u64(&f[19], &r->last_seq) < 0 ||
       lash__mp_u64(&f[20], &r->change_seq) < 0)
+    return LASH_ECORRUPT;
+  if (o->via.array.size > REC_FIELDS &&
+      (lash__mp_i64(&f[21], &r->timeout_ms) < 0 || r->timeout_ms < 0))
     return LASH_ECORRUPT;
   return 0;
 }
@@ -368,6 +373,7 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
   out->abandon_reason = put_str(base, &pos, r->abandon_reason);
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
+  out->timeout_ms = r->timeout_ms;
   out->status = r->status;
   out->has_attempt = r->has_attempt;
   if (r->has_attempt) {

@@ -12,6 +12,7 @@
 #include "lash_backend.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 
@@ -63,7 +64,9 @@ typedef struct lash__rec {
   int disposition;
   uint32_t max_attempts;
   int64_t created_at;
-  uint64_t floor; /* sequence floor inherited from a tombstone */
+  uint64_t floor;     /* sequence floor inherited from a tombstone */
+  int64_t timeout_ms; /* body time budget of each attempt; 0 none (stored
+                         as a 22nd field only when set) */
   /* projection of the event log */
   int status;
   int has_attempt;
@@ -244,11 +247,23 @@ struct lash_store {
   uint64_t tok_seed;
   uint64_t tok_ctr;
   char errmsg[LASH__ERRMSG_MAX];
+  /* The store mutex (recursive): held by every transaction from its begin
+   * to its end and by lash_store_lock, so the engine's heartbeat thread
+   * and the loop thread never interleave inside the store. Uncontended in
+   * the common path (one thread). */
+  pthread_mutex_t mu;
+  int mu_depth; /* lock depth of the holder (only the holder reads it) */
 };
 
 /* ------------------------------------------------------------ errors */
 
 void lash__clear(lash_store *s);
+/* The message buffer of the calling thread for @p s (lash_thread_errbuf). */
+char *lash__errbuf(lash_store *s, size_t *cap);
+/* The store mutex: recursive; the first lock points the backend's message
+ * buffer at the holder thread's. */
+void lash__lock(lash_store *s);
+void lash__unlock(lash_store *s);
 int lash__fail(lash_store *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

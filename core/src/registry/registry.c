@@ -230,6 +230,7 @@ static const char *def_difference(const lash__rec *r, const lash_def *def) {
     return "input";
   if (r->disposition != def->disposition) return "disposition";
   if (r->max_attempts != def->max_attempts) return "max_attempts";
+  if (r->timeout_ms != def->timeout_ms) return "timeout_ms";
   return NULL;
 }
 
@@ -258,6 +259,10 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                       def->disposition, def->id);
   if ((rc = lash__check_payload(s, "input", def->id, def->input)) < 0)
     return rc;
+  if (def->timeout_ms < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "timeout_ms %lld of process %s must be >= 0 (0: none)",
+                      (long long)def->timeout_ms, def->id);
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   op_init(&o, t, def->id, (size_t)idn);
   memset(&tomb, 0, sizeof tomb);
@@ -294,6 +299,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                  lash__sv_str(def->kind),
                  lash__sv_of(def->input.data, def->input.len), def->disposition,
                  def->max_attempts, lash__now(s), floor);
+  o.r.timeout_ms = def->timeout_ms;
   /* The new row shadows the tombstone; the floor lives on in the row. */
   o.drop_tomb = has_tomb;
   o.tomb_cs = tomb.change_seq;

@@ -129,6 +129,7 @@ static void store_free(lash_store *s) {
   int i;
   if (s->b != NULL) s->b->m->close(s->b);
   msgpack_zone_destroy(&s->zone);
+  pthread_mutex_destroy(&s->mu);
   lash__buf_free(&s->rbuf);
   lash__buf_free(&s->vbuf);
   for (i = 0; i < LASH__OP_EVENTS; i++) {
@@ -149,6 +150,7 @@ static int open_with(const lash_backend_methods *m, const char *target,
   lash_store *s = NULL;
   int rc = 0, backend_err = 0;
 
+  pthread_mutexattr_t ma;
   s = calloc(1, sizeof *s);
   if (s == NULL || !msgpack_zone_init(&s->zone, 4096)) {
     if (err != NULL && errlen > 0)
@@ -156,6 +158,10 @@ static int open_with(const lash_backend_methods *m, const char *target,
     free(s);
     return LASH_ENOMEM;
   }
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&s->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   if (opts != NULL)
     s->opts = *opts;
   else
@@ -296,6 +302,7 @@ int lash_store_open(const char *target, const lash_store_opts *opts,
 
 void lash_store_close(lash_store *s) {
   if (s == NULL) return;
+  if (s->batch.active) lash_txn_abort(&s->batch);
   lash__txn_abort(&s->batch);
   lash__txn_abort(&s->own);
   store_free(s);
@@ -305,9 +312,12 @@ void lash_store_close(lash_store *s) {
 
 uint64_t lash_change_seq(lash_store *s) {
   uint64_t seq = 0;
+  int rc;
   lash__clear(s);
-  if (s->b->m->change_seq(s->b, &seq) < 0) return 0;
-  return seq;
+  lash__lock(s);
+  rc = s->b->m->change_seq(s->b, &seq);
+  lash__unlock(s);
+  return rc < 0 ? 0 : seq;
 }
 
 int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out) {

@@ -7,8 +7,51 @@
 
 #include "../base/hash.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------- the mutex */
+
+void lash__lock(lash_store *s) {
+  pthread_mutex_lock(&s->mu);
+  if (s->mu_depth++ == 0) s->b->errmsg = lash__errbuf(s, &s->b->errcap);
+}
+
+void lash__unlock(lash_store *s) {
+  if (--s->mu_depth == 0) {
+    s->b->errmsg = s->errmsg;
+    s->b->errcap = sizeof s->errmsg;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+int lash_store_lock(lash_store *s, int64_t timeout_ms) {
+  struct timespec ts;
+  int rc;
+  if (s == NULL) return LASH_EINVAL;
+  if (timeout_ms < 0) {
+    lash__lock(s);
+    return 0;
+  }
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += (time_t)(timeout_ms / 1000);
+  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  rc = pthread_mutex_timedlock(&s->mu, &ts);
+  if (rc == ETIMEDOUT) return LASH_EBUSY;
+  if (rc != 0) return LASH_EINVAL;
+  if (s->mu_depth++ == 0) s->b->errmsg = lash__errbuf(s, &s->b->errcap);
+  return 0;
+}
+
+void lash_store_unlock(lash_store *s) {
+  if (s != NULL) lash__unlock(s);
+}
 
 /* --------------------------------------------------------------- meta */
 
@@ -330,13 +373,19 @@ int lash_txn_begin(lash_store *s, lash_txn **out) {
   if (out != NULL) *out = NULL;
   if (s == NULL || out == NULL) return LASH_EINVAL;
   lash__clear(s);
-  if (s->batch.active)
+  lash__lock(s);
+  if (s->batch.active) {
+    lash__unlock(s);
     return lash__fail(s, LASH_EINVAL,
                       "store %s already has an open write batch: commit or "
                       "abort it first",
                       s->path);
-  if ((rc = txn_open(s, &s->batch)) < 0) return rc;
-  *out = &s->batch;
+  }
+  if ((rc = txn_open(s, &s->batch)) < 0) {
+    lash__unlock(s);
+    return rc;
+  }
+  *out = &s->batch; /* holds the store mutex until its commit or abort */
   return 0;
 }
 
@@ -354,12 +403,15 @@ int lash_txn_commit(lash_txn *txn) {
                "the write batch was poisoned by an earlier storage error "
                "(%s); nothing was committed",
                lash_err_name(rc));
-  return txn_finish(txn);
+  rc = txn_finish(txn);
+  lash__unlock(s);
+  return rc;
 }
 
 void lash_txn_abort(lash_txn *txn) {
-  if (txn == NULL) return;
+  if (txn == NULL || !txn->active) return;
   lash__txn_abort(txn);
+  lash__unlock(txn->s);
 }
 
 /* A caller's batch must be this store's, open, and not poisoned. */
@@ -377,34 +429,45 @@ static int batch_usable(lash_store *s, const lash_txn *txn) {
   return 0;
 }
 
+/* A batch's calls run in the thread that holds it (its mutex is held from
+ * lash_txn_begin on); the store's own write takes the mutex here and gives
+ * it back in lash__wend, or here when it cannot begin. */
 int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out) {
+  int rc;
   if (txn != NULL) {
-    int rc = batch_usable(s, txn);
+    rc = batch_usable(s, txn);
     if (rc < 0) return rc;
     *out = txn;
     return 0;
   }
-  if (s->batch.active)
+  lash__lock(s);
+  if (s->batch.active) {
+    lash__unlock(s);
     return lash__fail(s, LASH_EINVAL,
                       "a write batch is open on this store; pass it");
-  if (s->own.active)
+  }
+  if (s->own.active) {
+    lash__unlock(s);
     return lash__fail(s, LASH_EINVAL,
                       "store %s is in the middle of a write (called from a "
                       "callback?)",
                       s->path);
+  }
   *out = &s->own;
-  return txn_open(s, &s->own);
+  if ((rc = txn_open(s, &s->own)) < 0) lash__unlock(s);
+  return rc;
 }
 
 int lash__wend(lash_store *s, lash_txn *t, int rc) {
   if (t == NULL || t->batch) return rc; /* NULL: the write never began */
-  LASH__UNUSED(s);
   if (rc >= 0 && t->rc == 0 && t->wrote) {
     int crc = txn_finish(t);
+    lash__unlock(s);
     return crc < 0 ? crc : rc;
   }
   if (rc >= 0 && t->rc < 0) rc = t->rc;
   lash__txn_abort(t);
+  lash__unlock(s);
   return rc;
 }
 
@@ -416,11 +479,16 @@ int lash__rbegin(lash_store *s, lash_txn *txn, lash_btxn **bt) {
     *bt = txn->bt;
     return 0;
   }
-  if ((rc = s->b->m->begin(s->b, LASH_BTXN_READ, bt)) < 0) *bt = NULL;
+  lash__lock(s);
+  if ((rc = s->b->m->begin(s->b, LASH_BTXN_READ, bt)) < 0) {
+    *bt = NULL;
+    lash__unlock(s);
+  }
   return rc;
 }
 
 void lash__rend(lash_store *s, lash_txn *txn, lash_btxn *bt) {
   if (txn != NULL || bt == NULL) return;
   s->b->m->abort(s->b, bt);
+  lash__unlock(s);
 }
