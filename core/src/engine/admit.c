@@ -24,8 +24,8 @@ static int fatal(int rc) {
 }
 
 static int name_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  return n >= 1 && n <= LASH_NAME_MAX;
+  return s != NULL &&
+         lash_check_string(LASH_RULE_NAME, "kind", s, strlen(s), NULL, 0) == 0;
 }
 
 static uint64_t free_slots(const lash__admit *a) {
