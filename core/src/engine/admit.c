@@ -12,6 +12,8 @@
  * Part: admit. May call: the registry (lash.h), runs, writer, pump. */
 #include "engine/admit.h"
 
+#include "base/inject.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,12 +200,14 @@ static int row_do(scan_ctx *c, const scan_row *row) {
     return 0;
   }
   if (rc < 0) return fatal(rc) ? rc : 0;
+  LASH_INJECT("engine.after_claim");
   if (row->abandon_requested)
     return abandon(c, &ls, LASH_WRITER_RECONCILED_REQUEST,
                    row->disposition != LASH_EXTERNAL && row->has_attempt
                        ? row->att_owner
                        : NULL);
   rc = lash_start(a->s, c->txn, &ls, &attempt);
+  LASH_INJECT("engine.after_start");
   switch (rc) {
   case 0:
     return admit(c, row, &ls);

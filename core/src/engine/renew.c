@@ -4,6 +4,8 @@
  * base/queue; the holder only through on_lost. */
 #include "engine/renew.h"
 
+#include "base/inject.h"
+
 #include <string.h>
 
 static int fatal(int rc) {
@@ -21,8 +23,10 @@ static int held_walk(lash__renew *r, lash_store *s, lash_txn *txn,
     lash__held *h = LASH__CONTAINER_OF(q, lash__held, link);
     if (h->done || h->lost) continue;
     if (release) {
+      LASH_INJECT("engine.before_release");
       rc = lash_lease_release(s, txn, &h->lease);
     } else {
+      LASH_INJECT("engine.renew");
       rc = lash_lease_renew(s, txn, &h->lease, r->ttl_ms);
       if (rc == LASH_ESUPERSEDED) h->lost = 1;
     }
