@@ -19,8 +19,8 @@ local function has_hooks()
   return text:find("LASH_TEST_HOOKS:BOOL=ON", 1, true) ~= nil
 end
 
--- POINT, the hit that dies, and the worker's CLOSE_AFTER_MS (closing with
--- bodies running is what reaches the releases).
+-- POINT, the hit that dies, and "close" when the worker is to close while
+-- bodies run (what reaches the releases).
 local POINTS = {
   { "engine.after_claim", 2 },      -- admission: claimed, not started (one txn)
   { "engine.after_start", 3 },      -- admission: started, before the commit
@@ -34,21 +34,21 @@ local POINTS = {
   { "engine.after_complete", 2 },   -- completion written, not committed
   { "engine.after_finish", 2 },     -- completion committed, run not freed
   { "engine.renew", 1 },            -- during a lease renewal
-  { "engine.before_release", 1, 120 }, -- close with bodies running
+  { "engine.before_release", 1, "close" }, -- close with bodies running
 }
 local ROWS = 6
 local TERMINAL_EVENTS = { ["process.completed"] = true, ["process.failed"] = true,
   ["process.cancelled"] = true, ["process.abandoned"] = true }
 
 -- Runs the crash worker to its end; returns exit code and its stderr.
-local function worker(dir, owner, side, die, close_after)
+local function worker(dir, owner, side, die, mode)
   local errf = dir .. "." .. owner .. ".err"
   local cmd = string.format(
     "cd %s && env -u LASH_INJECT_DIE LUA_PATH=%s LUA_CPATH=%s %s timeout 40 lua5.4 "
       .. "spec/workers/crash.lua %s %s %s %s >/dev/null 2>%s </dev/null",
     h.q(h.root), h.q(package.path), h.q(package.cpath),
     die and ("LASH_INJECT_DIE=" .. h.q(die)) or "",
-    h.q(dir), h.q(owner), h.q(side), close_after and tostring(close_after) or "", h.q(errf))
+    h.q(dir), h.q(owner), h.q(side), mode or "", h.q(errf))
   local _, _, code = os.execute(cmd)
   return code, h.read_file(errf) or ""
 end
@@ -73,7 +73,7 @@ describe("crash matrix", function()
   end
 
   for _, p in ipairs(POINTS) do
-    local point, nth, close_after = p[1], p[2], p[3]
+    local point, nth, mode = p[1], p[2], p[3]
     it("a worker killed at " .. point .. "@" .. nth .. " loses nothing and completes nothing twice",
       function()
         local dir = h.store_path()
@@ -82,7 +82,7 @@ describe("crash matrix", function()
         for i = 1, ROWS do assert(seed:start("job", { i = i }, { id = "r" .. i })) end
         seed:close()
 
-        local code, err = worker(dir, "victim", side, point .. "@" .. nth .. ":kill", close_after)
+        local code, err = worker(dir, "victim", side, point .. "@" .. nth .. ":kill", mode)
         assert.is_truthy(err:find("LASH_INJECT_DIE: dying at " .. point, 1, true),
           "the worker did not reach " .. point .. " (exit " .. tostring(code) .. "): " .. err)
         assert.are.equal(137, code, "killed by SIGKILL under timeout(1): " .. err)
