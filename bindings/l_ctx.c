@@ -38,10 +38,12 @@ static llash_op *fenced_op(llash_co *c, int type, const char *s2) {
 /* ctx:emit(type [, payload]) -> seq */
 static int l_ctx_emit(lua_State *L) {
   llash_co *c = checkctx(L);
-  const char *type = llash_checkstr(L, 2, "type");
+  const char *type;
   llash_op *op;
   int n;
   checkown(L);
+  if ((n = llash_argid(L, 2, "event type", LASH_RULE_NAME, 0, &type)) != 0)
+    return n;
   lua_settop(L, 3);
   if ((op = fenced_op(c, LLASH_OP_APPEND_FENCED, type)) == NULL)
     return llash_op_nomem(L, op);
@@ -67,10 +69,11 @@ static int l_ctx_wait_clear(lua_State *L) {
  * nil, msg, code */
 static int l_ctx_await(lua_State *L) {
   llash_co *c = checkown(L);
-  const char *id = llash_checkstr(L, 2, "id");
+  const char *id;
   int64_t timeout = llash_opttimeout(L, 3);
   llash_waiter *w;
   int rc;
+  if ((rc = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return rc;
   char label[LLASH_WAIT_LABEL_MAX];
   llash_wait_describe(label, sizeof label, LLASH_W_TERMINAL, id, NULL);
   w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_TERMINAL, label);
@@ -84,11 +87,12 @@ static int l_ctx_await(lua_State *L) {
  * after seq @p after. */
 static int l_ctx_await_event(lua_State *L) {
   llash_co *c = checkown(L);
-  const char *type = llash_checkstr(L, 2, "type");
+  const char *type;
   lua_Integer after = llash_optcount(L, 3, "after", 0);
   int64_t timeout = llash_opttimeout(L, 4);
   llash_waiter *w;
   int rc;
+  if ((rc = llash_argid(L, 2, "event type", 0, 0, &type)) != 0) return rc;
   char label[LLASH_WAIT_LABEL_MAX];
   llash_wait_describe(label, sizeof label, LLASH_W_EVENT, c->id, type);
   w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_EVENT, label);

@@ -21,6 +21,19 @@ static int clamp_int(lua_Integer v) {
   return (int)(v < 0 ? 0 : v > 0x7fffffff ? 0x7fffffff : v);
 }
 
+/* The option @p k at @p t: a string of LASH_RULE_OWNER (a bad one raises:
+ * open options are the program's own), or NULL. */
+static const char *field_owner(lua_State *L, int t, const char *k) {
+  char msg[512];
+  size_t len;
+  const char *s = llash_field_str(L, t, k);
+  if (s == NULL) return NULL;
+  lua_tolstring(L, -1, &len);
+  if (lash_check_string(LASH_RULE_OWNER, k, s, len, msg, sizeof msg) < 0)
+    luaL_error(L, "option %s: %s", k, msg);
+  return s;
+}
+
 /* Reads the open options at @p t (checked and filled by init.lua) into
  * @p o. Strings stay on the stack until the open returns. */
 static void read_opts(lua_State *L, int t, lash_engine_opts *o, void **luv) {
@@ -48,8 +61,8 @@ static void read_opts(lua_State *L, int t, lash_engine_opts *o, void **luv) {
                   "(install lua-luv-dev and rebuild)");
 #endif
   }
-  o->owner = llash_field_str(L, t, "owner");
-  o->incarnation = llash_field_str(L, t, "incarnation");
+  o->owner = field_owner(L, t, "owner");
+  o->incarnation = field_owner(L, t, "incarnation");
   o->concurrency = (unsigned)clamp_int(llash_field_int(L, t, "concurrency"));
   o->lease_ttl_ms = llash_field_int(L, t, "lease_ttl_ms");
   o->renew_ms = llash_field_int(L, t, "renew_ms");
@@ -168,10 +181,13 @@ static int l_tostring(lua_State *L) {
 /* eng:get(id) -> record | nil, msg, code */
 static int l_get(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
-  llash_guard *g = llash_guard_new(L, NULL, NULL);
-  int gi = lua_gettop(L);
-  int rc = lash_get(lash_engine_store(le->e), NULL, id, &g->rec, NULL);
+  const char *id;
+  llash_guard *g;
+  int gi, rc;
+  if ((rc = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return rc;
+  g = llash_guard_new(L, NULL, NULL);
+  gi = lua_gettop(L);
+  rc = lash_get(lash_engine_store(le->e), NULL, id, &g->rec, NULL);
   if (rc < 0) return llash_fail_store(L, le, rc);
   g->free = llash_free_record;
   g->p = &g->rec;
@@ -183,11 +199,12 @@ static int l_get(lua_State *L) {
 /* eng:events(id [, after [, limit]]) -> array of events | nil, msg, code */
 static int l_events(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
+  const char *id;
   lua_Integer after = llash_optcount(L, 3, "after", 0);
   lua_Integer limit = llash_optcount(L, 4, "limit", 0);
   llash_collect k;
   int rc;
+  if ((rc = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return rc;
   lua_settop(L, 4);
   llash_collect_begin(L, &k);
   rc = lash_events_after(lash_engine_store(le->e), NULL, id, (uint64_t)after,
@@ -208,9 +225,10 @@ static int l_list(lua_State *L) {
   else if (st != NULL)
     luaL_argcheck(L, (f.status = lash_status_parse(st)) != 0, 2,
                   "unknown status");
-  f.kind = llash_optstr(L, 3, "kind");
   f.limit = (size_t)llash_optcount(L, 4, "limit", 0);
-  f.after = llash_optstr(L, 5, "after");
+  if ((rc = llash_argid(L, 3, "kind", LASH_RULE_NAME, 1, &f.kind)) != 0 ||
+      (rc = llash_argid(L, 5, "after", 0, 1, &f.after)) != 0)
+    return rc;
   lua_settop(L, 5);
   llash_collect_begin(L, &k);
   rc = lash_list(lash_engine_store(le->e), NULL, &f, llash_collect_record, &k);
@@ -294,10 +312,12 @@ static void state_add(lua_State *L, llash_engine *le, const char *field,
 /* core.define(eng, kind, fn, timeout_ms) */
 static int l_define(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *kind = llash_checkstr(L, 2, "kind");
+  const char *kind;
   lua_Integer budget = llash_optcount(L, 4, "timeout_ms", 0);
   int rc;
   llash_checkfn(L, 3, "fn");
+  if ((rc = llash_argid(L, 2, "kind", LASH_RULE_NAME, 0, &kind)) != 0)
+    return rc;
   if ((rc = lash_engine_define(le->e, kind)) < 0 ||
       (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0)
     return llash_fail_store(L, le, rc);

@@ -97,6 +97,26 @@ const char *llash_optstr(lua_State *L, int idx, const char *name) {
   return llash_checkstr(L, idx, name);
 }
 
+int llash_argid(lua_State *L, int idx, const char *name, int rule, int opt,
+                const char **out) {
+  char msg[512];
+  size_t len;
+  const char *s;
+  *out = NULL;
+  if (opt && lua_isnoneornil(L, idx)) return 0;
+  llash_checkstr(L, idx, name);
+  s = lua_tolstring(L, idx, &len);
+  if (rule == 0 && strlen(s) != len) {
+    snprintf(msg, sizeof msg, "%s has a NUL byte (0x00) at byte %zu", name,
+             strlen(s) + 1);
+    return llash_fail(L, LASH_EINVAL, msg);
+  }
+  if (rule != 0 && lash_check_string(rule, name, s, len, msg, sizeof msg) < 0)
+    return llash_fail(L, LASH_EINVAL, msg);
+  *out = s;
+  return 0;
+}
+
 lua_Integer llash_checkint(lua_State *L, int idx, const char *name) {
   if (!lua_isinteger(L, idx)) {
     if (lua_type(L, idx) == LUA_TNUMBER)

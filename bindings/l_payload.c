@@ -259,6 +259,8 @@ static int l_dec_map(l_dec *d, size_t n) {
   lua_createtable(L, 0, n > 1024 ? 1024 : (int)n);
   for (i = 0; i < n; i++) {
     if (l_dec_value(d, 0) < 0 || l_dec_value(d, 1) < 0) return -1;
+    /* A map or array key is no payload: lash.encode refuses table keys. */
+    if (lua_type(L, -2) == LUA_TTABLE) return -1;
     if (lua_type(L, -2) == LUA_TNIL ||
         (lua_type(L, -2) == LUA_TNUMBER &&
          lua_tonumber(L, -2) != lua_tonumber(L, -2))) {

@@ -217,11 +217,12 @@ static lash_run *run_of(llash_co *c) {
 /* core.await(eng, id [, timeout_ms]) -> outcome | nil, msg, code */
 static int l_await(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
+  const char *id;
   int64_t timeout = llash_opttimeout(L, 3);
   llash_waiter local, *w;
   llash_co *c;
   int rc;
+  if ((rc = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return rc;
   char label[LLASH_WAIT_LABEL_MAX];
   llash_wait_describe(label, sizeof label, LLASH_W_TERMINAL, id, NULL);
   w = llash_wait_prepare(L, le, &c, &local, LLASH_W_TERMINAL, label);
@@ -233,13 +234,15 @@ static int l_await(lua_State *L) {
 /* core.await_event(eng, id, type, after [, timeout_ms]) -> event | fail */
 static int l_await_event(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
-  const char *type = llash_checkstr(L, 3, "type");
+  const char *id, *type;
   lua_Integer after = llash_optcount(L, 4, "after", 0);
   int64_t timeout = llash_opttimeout(L, 5);
   llash_waiter local, *w;
   llash_co *c;
   int rc;
+  if ((rc = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0 ||
+      (rc = llash_argid(L, 3, "event type", 0, 0, &type)) != 0)
+    return rc;
   char label[LLASH_WAIT_LABEL_MAX];
   llash_wait_describe(label, sizeof label, LLASH_W_EVENT, id, type);
   w = llash_wait_prepare(L, le, &c, &local, LLASH_W_EVENT, label);

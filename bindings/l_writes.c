@@ -225,12 +225,14 @@ static int write(lua_State *L, llash_engine *le, llash_op *op) {
  * -> true */
 static int l_start(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *kind = llash_checkstr(L, 2, "kind");
-  const char *id = llash_checkstr(L, 4, "id");
+  const char *kind, *id;
   int d = lash_disposition_parse(llash_checkstr(L, 5, "disposition")), n;
   lua_Integer max = llash_optcount(L, 6, "max_attempts", 0);
   lua_Integer budget = llash_optcount(L, 7, "timeout_ms", 0);
   llash_op *op;
+  if ((n = llash_argid(L, 2, "kind", LASH_RULE_NAME, 0, &kind)) != 0 ||
+      (n = llash_argid(L, 4, "id", LASH_RULE_ID, 0, &id)) != 0)
+    return n;
   luaL_argcheck(L, d != 0, 5, "unknown disposition");
   luaL_argcheck(L, max <= 0xffffffff, 6, "max_attempts is out of range");
   if ((op = llash_op_new(le, LLASH_OP_REGISTER, id, kind, NULL)) == NULL)
@@ -256,8 +258,11 @@ static int host_append(lua_State *L, llash_engine *le, const char *id,
 /* eng:signal(id, name [, payload]) -> seq */
 static int l_signal(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
-  const char *name = llash_checkstr(L, 3, "name");
+  const char *id, *name;
+  int n;
+  if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0 ||
+      (n = llash_argid(L, 3, "signal name", LASH_RULE_NAME, 0, &name)) != 0)
+    return n;
   lua_settop(L, 4);
   /* index 5 keeps the type string alive until the op copied it */
   return host_append(L, le, id, lua_pushfstring(L, "signal.%s", name));
@@ -266,8 +271,11 @@ static int l_signal(lua_State *L) {
 /* eng:append(id, type [, payload]) -> seq (an unfenced host event) */
 static int l_append(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
-  const char *type = llash_checkstr(L, 3, "type");
+  const char *id, *type;
+  int n;
+  if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0 ||
+      (n = llash_argid(L, 3, "event type", LASH_RULE_NAME, 0, &type)) != 0)
+    return n;
   lua_settop(L, 4);
   return host_append(L, le, id, type);
 }
@@ -275,19 +283,22 @@ static int l_append(lua_State *L) {
 /* eng:cancel(id [, reason]) -> seq */
 static int l_cancel(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
-  const char *reason = llash_optstr(L, 3, "reason");
-  llash_op *op = llash_op_new(le, LLASH_OP_CANCEL, id, reason, NULL);
+  const char *id, *reason = llash_optstr(L, 3, "reason");
+  llash_op *op;
+  int n;
+  if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return n;
+  op = llash_op_new(le, LLASH_OP_CANCEL, id, reason, NULL);
   return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
 }
 
 /* eng:abandon(id [, why]) -> seq */
 static int l_abandon(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
-  const char *why = llash_optstr(L, 3, "why");
-  llash_op *op =
-      llash_op_new(le, LLASH_OP_ABANDON, id, lash_engine_owner(le->e), why);
+  const char *id, *why = llash_optstr(L, 3, "why");
+  llash_op *op;
+  int n;
+  if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return n;
+  op = llash_op_new(le, LLASH_OP_ABANDON, id, lash_engine_owner(le->e), why);
   return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
 }
 
@@ -295,10 +306,11 @@ static int l_abandon(lua_State *L) {
  * is {status=, value= | error= | reason=}, as init.lua checked it. */
 static int l_complete(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *id = llash_checkstr(L, 2, "id");
+  const char *id;
   int status, auth = llash_checkenum(L, 4, "authority", lash_authority_name), n;
   llash_op *op;
   luaL_checktype(L, 3, LUA_TTABLE);
+  if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return n;
   lua_settop(L, 4);
   status = lash_status_parse(llash_field_str(L, 3, "status"));
   luaL_argcheck(L, status != 0 && LASH_IS_TERMINAL(status), 3,

@@ -210,6 +210,14 @@ struct uv_loop_s *llash_luv_loop(void *luv);
  * "bad argument #2 to 'get' (id: string expected, got table)". */
 const char *llash_checkstr(lua_State *L, int idx, const char *name);
 const char *llash_optstr(lua_State *L, int idx, const char *name);
+/* The id or name argument @p idx (called @p name; a non-string raises as
+ * llash_checkstr; nil too unless @p opt, then *out is NULL), checked with
+ * its Lua length against core's @p rule (lash.h: LASH_RULE_ID, _NAME,
+ * _OWNER; 0: only a NUL is refused, for cursors), so an embedded NUL is
+ * refused rather than cut. @return 0 with
+ * *out set, or 3 with nil, msg, "EINVAL" pushed (return them). */
+int llash_argid(lua_State *L, int idx, const char *name, int rule, int opt,
+                const char **out);
 lua_Integer llash_checkint(lua_State *L, int idx, const char *name);
 lua_Integer llash_optint(lua_State *L, int idx, const char *name,
                          lua_Integer def);

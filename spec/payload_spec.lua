@@ -253,4 +253,16 @@ describe("payload round trips", function()
     assert.are.equal("EINVAL", code)
     assert.is_truthy(eng:start("echo", nest(60)))
   end)
+
+  it("refuses to decode a map keyed by a map or an array (lash.encode refuses them)", function()
+    -- found by fuzz/fuzz_payload.c (fuzz/corpus/payload/regress-map-key)
+    local keyed = { "\x81\x81\xc0\xc0\x01", "\x81\x91\x01\x02", "\x81\x80\x01" }
+    for _, raw in ipairs(keyed) do
+      local v, msg, code = lash.decode(raw)
+      assert.is_nil(v)
+      assert.is_string(msg)
+      assert.are.equal("EINVAL", code)
+    end
+    assert.are.same({ [true] = 1, [2] = "x" }, lash.decode("\x82\xc3\x01\x02\xa1x"))
+  end)
 end)

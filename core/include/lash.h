@@ -153,8 +153,33 @@ typedef enum lash_durability {
 
 /* --------------------------------------------------------------- values */
 
-#define LASH_ID_MAX 255    /* ids are 1..255 bytes, no NUL */
+#define LASH_ID_MAX 255    /* ids are 1..255 bytes: LASH_RULE_ID below */
 #define LASH_NAME_MAX 127  /* kinds, owners, incarnations, event types */
+
+/* The rules for the strings lash stores (docs/lua-api.md, "Ids and
+ * names"); every registry call enforces them with LASH_EINVAL:
+ *   LASH_RULE_ID     process ids: 1..LASH_ID_MAX bytes of UTF-8 without
+ *                    control characters (U+0000..U+001F, U+007F..U+009F);
+ *                    spaces, '#', '/' and any other printable are fine
+ *   LASH_RULE_OWNER  owners, incarnations, requesters: the same, 1..
+ *                    LASH_NAME_MAX bytes
+ *   LASH_RULE_NAME   kinds and event types: 1..LASH_NAME_MAX bytes of
+ *                    [A-Za-z0-9_.:-]; a signal's name (event type
+ *                    "signal.<name>") is [A-Za-z0-9_-]+ */
+typedef enum lash_rule {
+  LASH_RULE_ID = 1,
+  LASH_RULE_OWNER,
+  LASH_RULE_NAME
+} lash_rule;
+
+/* Checks @p len bytes at @p s (not necessarily NUL-terminated: an
+ * embedded NUL counts as a control character) against @p rule. On a
+ * refusal, writes to @p msg (cap bytes; NULL: none) a message that starts
+ * with @p what ("id", "kind"), shows the value with bytes escaped as \xNN,
+ * names the first bad byte and its position (1-based) and states the rule.
+ * @return 0 or LASH_EINVAL. */
+LASH_API int lash_check_string(int rule, const char *what, const char *s,
+                               size_t len, char *msg, size_t cap);
 
 typedef struct lash_bytes {
   const void *data;

@@ -246,11 +246,33 @@ local function ago(at, now)
   return M.time(at) .. " (" .. M.age(now - at) .. " ago)"
 end
 
+--- An id or name for a terminal: valid UTF-8 as it is, a control
+--- character (below 0x20, 0x7f..0x9f) or a byte that is not UTF-8 as \xNN.
+function M.text(s)
+  if type(s) ~= "string" then return tostring(s) end
+  if not s:find("[%z\1-\31\127-\255]") then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local k = c < 0x80 and 1 or c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC2 and 2 or 0
+    local ch = k > 0 and s:sub(i, i + k - 1) or ""
+    local cp = k > 0 and #ch == k and utf8.len(ch) == 1 and utf8.codepoint(ch)
+    if cp and not (cp < 0x20 or (cp >= 0x7f and cp <= 0x9f)) then
+      out[#out + 1] = ch
+      i = i + k
+    else
+      out[#out + 1] = string.format("\\x%02x", c)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
 --- The short aligned block of a process record.
 function M.record(r, now)
   local rows = {
-    { "id", r.id },
-    { "kind", r.kind },
+    { "id", M.text(r.id) },
+    { "kind", M.text(r.kind) },
     { "status", r.status .. (r.cancel_requested and r.status ~= "cancelled"
       and "  (cancel requested)" or "") },
     { "disposition", r.disposition .. (r.max_attempts and
@@ -292,7 +314,7 @@ end
 function M.events(list, width)
   local rows = {}
   for _, ev in ipairs(list) do
-    rows[#rows + 1] = { tostring(ev.seq), ev.type, M.time(ev.at),
+    rows[#rows + 1] = { tostring(ev.seq), M.text(ev.type), M.time(ev.at),
       M.payload(ev.payload, width or 80) }
   end
   return M.columns({ "SEQ", "TYPE", "AT", "PAYLOAD" }, rows)
@@ -309,7 +331,8 @@ end
 function M.records(list, now)
   local rows = {}
   for _, r in ipairs(list) do
-    rows[#rows + 1] = { r.id, r.kind, r.status, r.attempt and tostring(r.attempt.number) or "-",
+    rows[#rows + 1] = { M.text(r.id), M.text(r.kind), r.status,
+      r.attempt and tostring(r.attempt.number) or "-",
       now and M.age(now - r.created_at) or M.time(r.created_at) }
   end
   return M.columns({ "ID", "KIND", "STATUS", "ATTEMPT", "AGE" }, rows)

@@ -18,6 +18,14 @@
  *
  * Names are short dotted strings ("lmdb.commit", "writer.flush"); a point
  * name is part of the test contract, so keep it stable once a test uses it.
+ * The commit points of the crash matrix (spec/crash_spec.lua):
+ *   engine.after_claim, engine.after_start     admit.c, in the admission txn
+ *   writer.between_writes, writer.before_commit, writer.after_commit
+ *   txn.before_commit, txn.after_commit        registry/txn.c, the backend
+ *                                              commit (after: hook not run)
+ *   engine.before_complete, engine.after_complete   runs.c, in the txn
+ *   engine.after_finish                        runs.c, after the commit
+ *   engine.renew, engine.before_release        renew.c / runs.c
  */
 #ifndef LASH_BASE_INJECT_H
 #define LASH_BASE_INJECT_H

@@ -12,6 +12,8 @@
  * Part: admit. May call: the registry (lash.h), runs, writer, pump. */
 #include "engine/admit.h"
 
+#include "base/inject.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +26,8 @@ static int fatal(int rc) {
 }
 
 static int name_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  return n >= 1 && n <= LASH_NAME_MAX;
+  return s != NULL &&
+         lash_check_string(LASH_RULE_NAME, "kind", s, strlen(s), NULL, 0) == 0;
 }
 
 static uint64_t free_slots(const lash__admit *a) {
@@ -331,6 +333,7 @@ static int row_do(scan_ctx *c, const scan_row *row) {
     c->rep->taken_over++;
     a->taken_over++;
   }
+  LASH_INJECT("engine.after_claim");
   if (row->abandon_requested)
     return abandon(c, &ls, LASH_WRITER_RECONCILED_REQUEST,
                    row->disposition != LASH_EXTERNAL && row->has_attempt
@@ -342,6 +345,7 @@ static int row_do(scan_ctx *c, const scan_row *row) {
       row->has_attempt)
     return cancel_orphan(c, row, &ls);
   rc = lash_start(a->s, c->txn, &ls, &attempt);
+  LASH_INJECT("engine.after_start");
   switch (rc) {
   case 0:
     return admit(c, row, &ls);

@@ -91,8 +91,8 @@ void lash_engine_opts_init(lash_engine_opts *o) {
 }
 
 static int name_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  return n >= 1 && n <= LASH_NAME_MAX;
+  return s != NULL && lash_check_string(LASH_RULE_OWNER, "owner", s, strlen(s),
+                                        NULL, 0) == 0;
 }
 
 static int check_opts(const lash_engine_opts *o, char *err, size_t errlen) {
@@ -113,7 +113,9 @@ static int check_opts(const lash_engine_opts *o, char *err, size_t errlen) {
   }
   if ((o->owner != NULL && !name_ok(o->owner)) ||
       (o->incarnation != NULL && !name_ok(o->incarnation))) {
-    set_err(err, errlen, "owner and incarnation must be 1..%d bytes",
+    set_err(err, errlen,
+            "owner and incarnation must be 1..%d bytes of UTF-8 without "
+            "control characters",
             LASH_NAME_MAX);
     return LASH_EINVAL;
   }

@@ -4,6 +4,8 @@
  * base/queue; the holder only through on_wake and the stall hook. */
 #include "engine/renew.h"
 
+#include "base/inject.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,7 @@ int lash__renew_release_all_fn(lash_store *s, lash_txn *txn, void *ud) {
   for (q = r->held.next; q != &r->held; q = q->next) {
     lash__held *h = LASH__CONTAINER_OF(q, lash__held, link);
     if (h->done || h->lost) continue;
+    LASH_INJECT("engine.before_release");
     rc = lash_lease_release(s, txn, &h->lease);
     if (rc < 0 && fatal(rc)) return rc;
   }
@@ -171,6 +174,7 @@ static int renew_round(lash__renew *r, uint64_t now) {
     return 0;
   }
   for (i = 0; i < n; i++) {
+    LASH_INJECT("engine.renew");
     rc = lash_lease_renew(r->s, NULL, &v[i], r->ttl_ms);
     if (rc == LASH_ESUPERSEDED) {
       fprintf(stderr, "lash: %s: heartbeat: %s; its body is dropped\n",

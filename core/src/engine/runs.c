@@ -4,6 +4,8 @@
  * run, base/map, base/queue, pump; the host through lash_runner. */
 #include "engine/runs.h"
 
+#include "base/inject.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,11 +120,13 @@ static void run_unslot(lash_run *r) {
 
 static void run_done_free(void *ud, int rc) {
   (void)rc; /* APPLIED, SUPERSEDED_OUTCOME, ESUPERSEDED are normal */
+  LASH_INJECT("engine.after_finish");
   run_free(ud);
 }
 
 static int release_fn(lash_store *s, lash_txn *txn, void *ud) {
   lash_run *r = ud;
+  LASH_INJECT("engine.before_release");
   return lash_lease_release(s, txn, &r->held.lease);
 }
 
@@ -172,7 +176,11 @@ void lash_run_set_data(lash_run *r, void *data) {
 
 static int complete_fn(lash_store *s, lash_txn *txn, void *ud) {
   lash_run *r = ud;
-  return lash_complete(s, txn, &r->held.lease, r->fin_status, r->fin_outcome);
+  int rc;
+  LASH_INJECT("engine.before_complete");
+  rc = lash_complete(s, txn, &r->held.lease, r->fin_status, r->fin_outcome);
+  LASH_INJECT("engine.after_complete");
+  return rc;
 }
 
 int lash_run_finish(lash_run *r, int status, lash_bytes outcome) {

@@ -9,6 +9,8 @@
  * Part: writer. May call: the registry (lash.h), pump. */
 #include "engine/writer.h"
 
+#include "base/inject.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,15 +93,19 @@ int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
   }
   began = 1;
   w->in_txn = 1;
-  for (i = q.head; i < q.n; i++)
+  for (i = q.head; i < q.n; i++) {
+    if (i > q.head) LASH_INJECT("writer.between_writes");
     q.v[i].rc = q.v[i].fn(w->s, txn, q.v[i].ud);
+  }
   if (fn != NULL) fn_rc = fn(w->s, txn, ud);
   for (i = 0; i < w->nhooks; i++) {
     if (w->hooks[i].in_txn == NULL) continue;
     rc = w->hooks[i].in_txn(w->hooks[i].ud, txn);
     if (fn == NULL && rc < 0 && fn_rc == 0) fn_rc = rc;
   }
+  LASH_INJECT("writer.before_commit");
   crc = lash_txn_commit(txn);
+  LASH_INJECT("writer.after_commit");
   w->in_txn = 0;
   if (crc == 0) w->commits++;
   if (fn_rc >= 0 && crc < 0) fn_rc = crc;

@@ -80,7 +80,7 @@ int lash_list(lash_store *s, lash_txn *txn, const lash_list_filter *f,
   if (f->status != 0 && lash_status_name(f->status) == NULL)
     return lash__fail(s, LASH_EINVAL, "list: status %d is not a status",
                       f->status);
-  if (f->kind != NULL && (rc = lash__check_name(s, "kind", f->kind)) < 0)
+  if (f->kind != NULL && (rc = lash__check_kind(s, f->kind, NULL)) < 0)
     return rc;
   if (f->after != NULL) {
     alen = strnlen(f->after, LASH_ID_MAX + 1);
@@ -165,7 +165,7 @@ int lash_worklist_page(lash_store *s, lash_txn *txn, const char *kind,
   int rc = 0, kn;
 
   lash__clear(s);
-  if ((kn = lash__check_name(s, "kind", kind)) < 0) return kn;
+  if ((kn = lash__check_kind(s, kind, NULL)) < 0) return kn;
   if (cur == NULL)
     return lash__fail(s, LASH_EINVAL, "worklist: no cursor given");
   if (cur->done) return 0;

@@ -169,10 +169,80 @@ static int mp_int(const msgpack_object *o, int lo, int hi, int *out) {
 }
 
 /* Unpacks exactly one object spanning [p, p+n). */
+/* 1 if the n bytes at p start with one whole MessagePack value whose
+ * arrays and maps claim no more elements than bytes are left. msgpack-c
+ * allocates what a container header claims before it reads a single
+ * element, so a damaged header (an array32 of 4 billion) must not reach
+ * it. Reads only: one pass over the headers. */
+static int mp_plausible(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  uint64_t pending = 1, skip, count;
+  static const unsigned char fixed[32] = {
+      /* 0xc0..0xdf: bytes after the type byte (0xff: length-prefixed or a
+       * container, handled below) */
+      0, 0xff, 0,  0,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 4,
+      8, 1,    2,  4,    8,    1,    2,    4,    8,    2,    3,
+      5, 9,    17, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  while (pending > 0) {
+    unsigned char c;
+    unsigned w = 0; /* width of a length or count field */
+    if (i >= n) return 0;
+    c = p[i++];
+    pending--;
+    skip = count = 0;
+    if (c <= 0x7f || c >= 0xe0) continue;
+    if (c <= 0x8f) {
+      count = 2u * (c & 0x0f);
+    } else if (c <= 0x9f) {
+      count = c & 0x0f;
+    } else if (c <= 0xbf) {
+      skip = c & 0x1f;
+    } else if (fixed[c - 0xc0] != 0xff) {
+      skip = fixed[c - 0xc0];
+    } else if (c == 0xc1) {
+      return 0; /* never used */
+    } else {
+      uint64_t v = 0;
+      unsigned k;
+      switch (c) {
+      case 0xc4:
+      case 0xc7:
+      case 0xd9:
+        w = 1;
+        break;
+      case 0xc5:
+      case 0xc8:
+      case 0xda:
+      case 0xdc:
+      case 0xde:
+        w = 2;
+        break;
+      default:
+        w = 4;
+        break; /* c6 c9 db dd df */
+      }
+      if (n - i < w) return 0;
+      for (k = 0; k < w; k++)
+        v = v << 8 | p[i++];
+      if (c == 0xdc || c == 0xdd)
+        count = v;
+      else if (c == 0xde || c == 0xdf)
+        count = 2 * v;
+      else
+        skip = v + (c >= 0xc7 && c <= 0xc9); /* ext: its type byte */
+    }
+    if (skip > n - i) return 0;
+    i += (size_t)skip;
+    pending += count;
+    if (pending > n - i) return 0; /* each element takes a byte at least */
+  }
+  return 1;
+}
+
 static int unpack(const void *p, size_t n, msgpack_zone *z, msgpack_object *o) {
   size_t off = 0;
   msgpack_unpack_return r;
-  if (n == 0) return LASH_ECORRUPT;
+  if (n == 0 || !mp_plausible(p, n)) return LASH_ECORRUPT;
   r = msgpack_unpack(p, n, &off, z, o);
   if (r != MSGPACK_UNPACK_SUCCESS) return LASH_ECORRUPT;
   return 0;

@@ -300,13 +300,16 @@ void lash__txn_abort(lash_txn *t);
 
 /* ---------------------------------------------------------- validation */
 
-/* Length of a valid id (1..255, no NUL) or LASH_EINVAL with a message. */
+/* Length of a valid id (LASH_RULE_ID) or LASH_EINVAL with a message. */
 int lash__check_id(lash_store *s, const char *id);
-/* Length of a valid name (1..127) or LASH_EINVAL naming `what`. */
+/* Length of a valid owner-like name (LASH_RULE_OWNER: 1..127 bytes, no
+ * control characters) or LASH_EINVAL naming `what`. */
 int lash__check_name(lash_store *s, const char *what, const char *name);
-/* Length of a valid name or LASH_EINVAL naming `what` of process id. */
+/* The same, naming `what` of process id. */
 int lash__check_name_of(lash_store *s, const char *what, const char *name,
                         const char *id);
+/* Length of a valid kind (LASH_RULE_NAME) of process id (NULL: none). */
+int lash__check_kind(lash_store *s, const char *kind, const char *id);
 /* Optional (nullable) or required text of at most max bytes. */
 int lash__check_text(lash_store *s, const char *what, const char *text,
                      const char *id, size_t max, int nullable);

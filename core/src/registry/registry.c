@@ -251,7 +251,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
   if (def == NULL)
     return lash__fail(s, LASH_EINVAL, "lash_register: no definition given");
   if ((idn = lash__check_id(s, def->id)) < 0) return idn;
-  if ((rc = lash__check_name_of(s, "kind", def->kind, def->id)) < 0) return rc;
+  if ((rc = lash__check_kind(s, def->kind, def->id)) < 0) return rc;
   if (lash_disposition_name(def->disposition) == NULL)
     return lash__fail(s, LASH_EINVAL,
                       "disposition %d of process %s is not one of "

@@ -6,6 +6,7 @@
 #include "registry-int.h"
 
 #include "../base/hash.h"
+#include "../base/inject.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -356,7 +357,9 @@ static int txn_finish(lash_txn *t) {
     lash__txn_abort(t);
     return rc;
   }
+  LASH_INJECT("txn.before_commit");
   rc = b->m->commit(b, t->bt);
+  LASH_INJECT("txn.after_commit");
   t->bt = NULL;
   if (rc < 0) {
     if (rc == LASH_EIO) b->panicked = 1;
