@@ -49,6 +49,26 @@ describe("lash.open{loop = \"luv\"}", function()
     assert.matches("eng:spawn", tostring(err), 1, true)
   end)
 
+  it("eng:stop() inside a luv callback ends no uv.run of the host", function()
+    local eng = h.open(nil, { loop = "luv" })
+    local ticks = 0
+    uv.update_time()
+    local t = uv.new_timer()
+    t:start(5, 5, function()
+      ticks = ticks + 1
+      if ticks == 1 then eng:stop() end
+      if ticks == 5 then
+        t:close()
+        uv.stop()
+      end
+    end)
+    local guard = uv.new_timer() -- the spec never hangs
+    guard:start(5000, 0, function() uv.stop() end)
+    uv.run()
+    guard:close()
+    assert.are.equal(5, ticks)
+  end)
+
   it("refuses an unknown loop, naming the option", function()
     h.raises_naming(function() h.open(nil, { loop = "tokio" }) end, "loop")
   end)

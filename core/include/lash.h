@@ -921,7 +921,9 @@ LASH_API int lash_engine_run(lash_engine *e, int mode);
  * is closing, or the loop died: nothing alive could set the flag),
  * LASH_ECANCELED (lash_engine_interrupt). */
 LASH_API int lash_engine_run_until(lash_engine *e, volatile int *flag);
-/* Asks lash_engine_run(DEFAULT) to return after the current turn. */
+/* Asks lash_engine_run(DEFAULT) to return after the current turn. Outside
+ * a lash_engine_run (a host running a shared loop, luv) it stops nothing:
+ * the host's uv_run is not the engine's to end. */
 LASH_API void lash_engine_stop(lash_engine *e);
 /* Makes the lash_engine_run or lash_engine_run_until in progress (or the
  * next one) return LASH_ECANCELED after the current loop turn, leaving

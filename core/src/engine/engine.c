@@ -510,7 +510,9 @@ int lash_engine_run_until(lash_engine *e, volatile int *flag) {
 void lash_engine_stop(lash_engine *e) {
   if (e == NULL) return;
   e->stop = 1;
-  uv_stop(e->loop);
+  /* Only a lash_engine_run of ours is ended: on a host's loop (luv) the
+   * host's uv_run is not ours to stop. */
+  if (e->in_run) uv_stop(e->loop);
 }
 
 void lash_engine_interrupt(lash_engine *e) {
