@@ -151,8 +151,8 @@ static void finish(llash_co *c, lash_run *run, int status) {
     lua_pop(L, 3);
   }
   if (rc < 0)
-    fprintf(stderr, "lash: cannot finish process %s: %s\n",
-            c->id != NULL ? c->id : "?", lash_strerror(rc));
+    llash_background("lash: cannot finish process %s: %s\n",
+                     c->id != NULL ? c->id : "?", lash_strerror(rc));
 }
 
 /* Pushes a message for the error value at @p idx, for stderr. */
@@ -209,10 +209,10 @@ static void co_end(llash_co *c, int st, int nres) {
   } else if (c->type != LLASH_CO_BODY) {
     push_errstring(L, -1);
     if (st != LUA_YIELD) luaL_traceback(L, th, lua_tostring(L, -1), 0);
-    fprintf(stderr, "lash: error in %s: %s\n",
-            c->type == LLASH_CO_SPAWN ? "a spawned function"
-                                      : "an on_event handler",
-            lua_tostring(L, -1));
+    llash_background("lash: error in %s: %s\n",
+                     c->type == LLASH_CO_SPAWN ? "a spawned function"
+                                               : "an on_event handler",
+                     lua_tostring(L, -1));
   }
   llash_closethread(th, L);
   llash_co_release(c);
@@ -276,13 +276,13 @@ static void stall_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
   __atomic_store_n(&c->stall_at, 0, __ATOMIC_RELAXED);
   if (at != 0)
-    fprintf(stderr,
-            "lash: %s: process %s (kind %s) stalled its worker for %lld ms "
-            "in a blocking call (back at %s:%d); not failed, its lease was "
-            "kept: use ctx:exec or a separate worker for slow commands\n",
-            lash_engine_owner(c->le->e), c->id != NULL ? c->id : "?",
-            c->run != NULL ? lash_run_record(c->run)->kind : "?",
-            (long long)(now - c->entered_at), ar->short_src, ar->currentline);
+    llash_background(
+        "lash: %s: process %s (kind %s) stalled its worker for %lld ms "
+        "in a blocking call (back at %s:%d); not failed, its lease was "
+        "kept: use ctx:exec or a separate worker for slow commands\n",
+        lash_engine_owner(c->le->e), c->id != NULL ? c->id : "?",
+        c->run != NULL ? lash_run_record(c->run)->kind : "?",
+        (long long)(now - c->entered_at), ar->short_src, ar->currentline);
 }
 
 /* runner->stall: from the heartbeat thread while the body runs (or from

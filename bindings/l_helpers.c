@@ -2,6 +2,7 @@
  * name the argument, fields of option tables, the nil, msg, code failure,
  * guards for C resources, and protected calls from loop callbacks.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,26 @@ void llash_add_functions(lua_State *L, const luaL_Reg *raw) {
 
 /* ------------------------------------------------------------ protection */
 
+static llash_printer printer;
+
+void llash_set_printer(llash_printer fn) {
+  printer = fn;
+}
+
+void llash_background(const char *fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (printer != NULL) {
+    printer(buf);
+  } else {
+    fputs(buf, stderr);
+    fflush(stderr);
+  }
+}
+
 int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b) {
   lua_State *L = le->L;
   int st;
@@ -278,9 +299,9 @@ int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b) {
   lua_pushlightuserdata(L, b);
   st = lua_pcall(L, 2, 0, 0);
   if (st != LUA_OK) {
-    fprintf(stderr, "lash: error in a loop callback: %s\n",
-            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                           : "(not a string)");
+    llash_background("lash: error in a loop callback: %s\n",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                    : "(not a string)");
     lua_pop(L, 1);
   }
   return st;

@@ -119,6 +119,23 @@ static struct {
   int completer_ref;
 } W = {NULL, LUA_NOREF, {0}, {0}, 0, 0, 0, {0}, 0, NULL, 0, 0, LUA_NOREF};
 
+/* Background messages while the prompt shows: erase the prompt line, print
+ * the message there, and draw the prompt and what was typed again below
+ * it, as readline programs do, so a message never lands inside the line
+ * being edited. */
+static void print_above_prompt(const char *text) {
+  if (!W.handler_on) {
+    fputs(text, stderr);
+    fflush(stderr);
+    return;
+  }
+  fputs("\r\033[K", stdout);
+  fflush(stdout);
+  fputs(text, stderr);
+  fflush(stderr);
+  rl_forced_update_display();
+}
+
 static void stop_engine(void) {
   if (W.le != NULL && W.le->e != NULL) lash_engine_stop(W.le->e);
 }
@@ -379,6 +396,7 @@ static int h_prompt(lua_State *L) {
   if (W.handler_on) rl_callback_handler_remove();
   rl_callback_handler_install(prompt, line_handler);
   W.handler_on = 1;
+  llash_set_printer(print_above_prompt);
   if (!W.inpoll_on) {
     uv_poll_start(&W.inpoll, UV_READABLE, inpoll_cb);
     W.inpoll_on = 1;

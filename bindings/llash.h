@@ -266,6 +266,14 @@ void llash_add_functions(lua_State *L, const luaL_Reg *raw);
 /* Runs f(a, b) protected on le->L; prints a failure to stderr. Used by
  * every callback from the loop so no Lua error crosses core frames. */
 int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b);
+/* A message from the background (a handler that raised, a body that could
+ * not finish): one line or more, written to stderr, or handed to the
+ * printer a host installed (the REPL prints it above its prompt and redraws
+ * the prompt). NULL restores stderr. Loop thread only. */
+typedef void (*llash_printer)(const char *text);
+void llash_set_printer(llash_printer fn);
+void llash_background(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* ------------------------------------------------------------- payload */
 
