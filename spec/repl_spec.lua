@@ -160,7 +160,7 @@ describe("lash repl", function()
     r.type('id = eng:start("k")')
     assert.is_truthy(r.wait_for('id = eng:start%("k"%)\n> '))
     os.execute("tmux send-keys -t " .. r.name .. " -l 'half typed'")
-    local screen = r.wait_for("bg trouble.-\n> half typed", 5000)
+    local screen = r.wait_for("handler: stdin:1: bg trouble.-\n> half typed", 5000)
     assert.is_truthy(screen, r.screen())
     -- the message starts a line of its own: not glued to the prompt
     assert.is_nil(screen:find("> lash: error", 1, true))
