@@ -287,7 +287,7 @@ static void test_format_pg(void) {
   lash_store_close(s);
   e.s = NULL;
   sch = strstr(target, "schema=") + 7;
-  c = PQconnectdb(getenv("LASH_TEST_TARGET"));
+  c = PQconnectdb(getenv("LASH_TEST_PG"));
   snprintf(sql, sizeof sql, "UPDATE \"%s\".meta SET format = 4242", sch);
   PQclear(PQexec(c, sql));
   rc = lash_store_open(target, NULL, &s, err, sizeof err);

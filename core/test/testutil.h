@@ -29,7 +29,7 @@
  * in-memory test backend (core/test/mem_backend.c); built with
  * -DLASH_TEST_PG, on PostgreSQL: every store the tests open goes through
  * tu_store_open, which maps the test's directory to a schema of its own
- * on the server named by $LASH_TEST_TARGET (postgresql://…; unset: the
+ * on the server named by $LASH_TEST_PG (postgresql://…; unset: the
  * whole test is one TAP skip line). */
 #ifdef LASH_TEST_MEM
 #include "mem_backend.h"
@@ -44,18 +44,22 @@
 #define TU_MEM 1
 #define TU_PG 1
 #define TU_BACKEND "postgresql"
-static inline int tu_pg_open_(const char *dir, const lash_store_opts *opts,
-                              lash_store **out, char *err, size_t errlen) {
-  const char *base = getenv("LASH_TEST_TARGET");
-  char target[1024];
-  uint32_t h = 2166136261u;
-  const char *p;
+/* Before main: no server configured, the whole test is one skip line. */
+__attribute__((constructor)) static void tu_pg_check_(void) {
+  const char *base = getenv("LASH_TEST_PG");
   if (base == NULL || strncmp(base, "postgresql://", 13) != 0) {
     printf("1..0 # skip no PostgreSQL server configured (set "
-           "LASH_TEST_TARGET=postgresql://…; scripts/test does)\n");
+           "LASH_TEST_PG=postgresql://…; scripts/test does)\n");
     fflush(stdout);
     exit(0);
   }
+}
+static inline int tu_pg_open_(const char *dir, const lash_store_opts *opts,
+                              lash_store **out, char *err, size_t errlen) {
+  const char *base = getenv("LASH_TEST_PG");
+  char target[1024];
+  uint32_t h = 2166136261u;
+  const char *p;
   for (p = dir; *p; p++)
     h = (h ^ (unsigned char)*p) * 16777619u;
   snprintf(target, sizeof target, "%s%sschema=t_%08x_%d", base,

@@ -48,6 +48,7 @@ typedef struct pg__store {
   /* The database's clock: db_ms = mono_ms + clock_off. */
   int64_t clock_off;
   int clock_set;
+  int64_t clock_last; /* the last time handed out */
   /* The open transaction (depth > 1: nested reads). */
   int depth;
   int in_write;

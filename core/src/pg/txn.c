@@ -17,12 +17,21 @@ static void set_clock(pg__store *s, const PGresult *r, int col) {
   s->clock_set = 1;
 }
 
+/* The database's clock, carried between round trips by the monotonic
+ * clock and re-anchored by every transaction's first statement; it never
+ * goes back (a re-anchor within the round trip's jitter would). */
 int64_t pg__now(lash_backend *b) {
   pg__store *s = PG__S(b);
   struct timeval tv;
-  if (s->clock_set) return pg__mono_ms() + s->clock_off;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  int64_t t;
+  if (s->clock_set) {
+    t = pg__mono_ms() + s->clock_off;
+  } else {
+    gettimeofday(&tv, NULL);
+    t = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  }
+  if (t < s->clock_last) t = s->clock_last;
+  return s->clock_last = t;
 }
 
 static void end(pg__store *s) {
