@@ -209,8 +209,10 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing) {
 
 int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
              PGresult **res) {
-  PGresult *r = PQexec(c, sql);
-  ExecStatusType st = PQresultStatus(r);
+  PGresult *r;
+  ExecStatusType st;
+  r = PQexec(c, sql);
+  st = PQresultStatus(r);
   *res = NULL;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     *res = r;
@@ -224,18 +226,39 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
 /* Sends the queued writes (s->q) with @p sql appended, in one round
  * trip; *res is the last statement's result. */
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res) {
-  const char *all = sql;
   int rc;
-  if (s->nq > 0) {
+  *res = NULL;
+  if (!s->end_due && !s->begin_due) {
+    if (s->nq == 0) return sql != NULL ? pg__exec(s, s->w, sql, doing, res) : 0;
     if (sql != NULL && pg__buf_str(&s->q, sql) < 0)
       return lash_backend_fail(&s->base, LASH_ENOMEM,
                                "out of memory writing store %s", s->name);
-    all = s->q.p;
+    rc = pg__exec(s, s->w, s->q.p, doing, res);
+    s->q.len = 0;
+    s->nq = 0;
+    return rc;
   }
-  *res = NULL;
-  if (all == NULL) return 0;
-  rc = pg__exec(s, s->w, all, doing, res);
-  s->q.len = 0;
-  s->nq = 0;
+  /* A finished read's ROLLBACK and a new read's BEGIN travel with it. */
+  {
+    const char *pre =
+        s->end_due && s->begin_due
+            ? "ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+        : s->end_due ? "ROLLBACK;"
+                     : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;";
+    pg__buf all = {0};
+    s->end_due = 0;
+    s->begin_due = 0;
+    if (pg__buf_str(&all, pre) < 0 ||
+        (s->nq > 0 && pg__buf_str(&all, s->q.p) < 0) ||
+        (sql != NULL && pg__buf_str(&all, sql) < 0)) {
+      pg__buf_free(&all);
+      return lash_backend_fail(&s->base, LASH_ENOMEM,
+                               "out of memory reading store %s", s->name);
+    }
+    rc = pg__exec(s, s->w, all.p, doing, res);
+    pg__buf_free(&all);
+    s->q.len = 0;
+    s->nq = 0;
+  }
   return rc;
 }

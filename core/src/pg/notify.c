@@ -42,15 +42,16 @@ int pg__change_seq(lash_backend *b, uint64_t *out) {
    * lost), else the listening one. */
   if (s->depth == 0) {
     if ((rc = pg__ensure_w(s)) < 0) return rc;
-    c = s->w;
+    rc = pg__run(s, "SELECT change_seq FROM meta WHERE id = 1",
+                 "reading change_seq", &r);
   } else {
     if ((rc = pg__listen(s)) < 0) return rc;
     c = s->l;
     PQsetnonblocking(c, 0);
+    rc = pg__exec(s, c, "SELECT change_seq FROM meta WHERE id = 1",
+                  "reading change_seq", &r);
+    PQsetnonblocking(c, 1);
   }
-  rc = pg__exec(s, c, "SELECT change_seq FROM meta WHERE id = 1",
-                "reading change_seq", &r);
-  if (c == s->l) PQsetnonblocking(c, 1);
   if (rc < 0) return rc;
   if (PQntuples(r) == 1) *out = pg__u64(r, 0, 0);
   PQclear(r);

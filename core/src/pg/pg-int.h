@@ -31,6 +31,13 @@ typedef struct pg__blob {
   unsigned char b[];
 } pg__blob;
 
+/* A row as this write transaction knows it (loaded, or written by it). */
+typedef struct pg__ent {
+  const unsigned char *id; /* NULL: an empty slot */
+  size_t idlen;
+  lash_bytes rec, lease, tomb;
+} pg__ent;
+
 typedef struct pg__store {
   lash_backend base;
   char *conninfo; /* the target's URI without lash's own options */
@@ -54,7 +61,12 @@ typedef struct pg__store {
   int in_write;
   int wrote;
   lash_bmeta meta; /* the write txn's meta (read by its first statement) */
-  pg__buf q;       /* queued writes */
+  int begin_due;   /* a read whose BEGIN goes with its first statement */
+  int end_due;     /* a finished read whose ROLLBACK goes with the next */
+  int meta_loaded; /* s->meta is this transaction's */
+  pg__ent *cache;  /* rows of the write transaction (open addressing) */
+  size_t ncache, capcache;
+  pg__buf q; /* queued writes */
   size_t nq;
   pg__blob *blobs; /* bytes handed out in the open transaction */
   pg__buf sql;     /* scratch */
@@ -90,6 +102,14 @@ int pg__bytea(pg__store *s, const PGresult *r, int row, int col,
               lash_bytes *out);
 void pg__blobs_free(pg__store *s);
 uint64_t pg__u64(const PGresult *r, int row, int col);
+
+/* the write transaction's rows (cache.c) */
+pg__ent *pg__cache_get(pg__store *s, const void *id, size_t idlen);
+/* The entry of id, created (with all parts absent) when missing. */
+pg__ent *pg__cache_put(pg__store *s, const void *id, size_t idlen);
+void pg__cache_clear(pg__store *s);
+/* A copy of borrowed bytes, kept until the transaction ends. */
+int pg__keep(pg__store *s, lash_bytes *b);
 
 /* schema (schema.c) */
 int pg__parse_target(const char *target, char **conninfo, char *schema,

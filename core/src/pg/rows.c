@@ -11,27 +11,44 @@ static int oom(pg__store *s) {
                            "out of memory writing store %s", s->name);
 }
 
+static void parts(const pg__ent *e, unsigned what, lash_brow *out) {
+  if (what & LASH_ROW_RECORD) out->rec = e->rec;
+  if (what & LASH_ROW_LEASE) out->lease = e->lease;
+  if (what & LASH_ROW_TOMB) out->tomb = e->tomb;
+}
+
 int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
              unsigned what, lash_brow *out) {
   pg__store *s = PG__S(b);
   PGresult *r = NULL;
-  int rc;
+  pg__ent *e;
+  int rc = 0;
+  (void)t;
   memset(out, 0, sizeof *out);
+  if (s->in_write && (e = pg__cache_get(s, id, idlen)) != NULL) {
+    parts(e, what, out);
+    return 0;
+  }
   s->sql.len = 0;
-  if (pg__buf_str(&s->sql, s->in_write && t->write
-                               ? "EXECUTE lash_load_w("
-                               : "EXECUTE lash_load_r(") < 0 ||
+  if (pg__buf_str(&s->sql, s->in_write ? "EXECUTE lash_load_w("
+                                       : "EXECUTE lash_load_r(") < 0 ||
       pg__buf_bytea(&s->sql, id, idlen) < 0 || pg__buf_str(&s->sql, ")") < 0)
     return oom(s);
-  (void)t;
   if ((rc = pg__run(s, s->sql.p, "loading a process", &r)) < 0) return rc;
   if (PQntuples(r) == 1) {
-    if (rc == 0 && (what & LASH_ROW_RECORD))
-      rc = pg__bytea(s, r, 0, 0, &out->rec);
-    if (rc == 0 && (what & LASH_ROW_LEASE))
-      rc = pg__bytea(s, r, 0, 1, &out->lease);
-    if (rc == 0 && (what & LASH_ROW_TOMB))
-      rc = pg__bytea(s, r, 0, 2, &out->tomb);
+    pg__ent got;
+    memset(&got, 0, sizeof got);
+    rc = pg__bytea(s, r, 0, 0, &got.rec);
+    if (rc == 0) rc = pg__bytea(s, r, 0, 1, &got.lease);
+    if (rc == 0) rc = pg__bytea(s, r, 0, 2, &got.tomb);
+    if (rc == 0) {
+      parts(&got, what, out);
+      if (s->in_write && (e = pg__cache_put(s, id, idlen)) != NULL) {
+        e->rec = got.rec;
+        e->lease = got.lease;
+        e->tomb = got.tomb;
+      }
+    }
   }
   PQclear(r);
   return rc;
@@ -64,6 +81,7 @@ static int put_stmt(pg__store *s, const char *name, const lash_bsave *row,
 
 int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   pg__store *s = PG__S(b);
+  pg__ent *e;
   char arg[96];
   size_t i;
   int rc = 0;
@@ -84,6 +102,17 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
     rc = put_stmt(s, "lash_tomb_drop", row, NULL, NULL, NULL, NULL);
   if (rc < 0) return oom(s);
   s->wrote = 1;
+  /* What this transaction now knows of the row (only a row it loaded: of
+   * another, the parts not written are unknown). */
+  if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL) {
+    lash_bytes rec = row->rec, lease = row->lease;
+    if ((rec.data != NULL && pg__keep(s, &rec) < 0) ||
+        (lease.data != NULL && pg__keep(s, &lease) < 0))
+      return oom(s);
+    if (rec.data != NULL) e->rec = rec;
+    if (lease.data != NULL) e->lease = lease;
+    if (row->drop_tomb) e->tomb.data = NULL, e->tomb.len = 0;
+  }
   return 0;
 }
 
@@ -91,6 +120,7 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
                uint64_t *events) {
   pg__store *s = PG__S(b);
   PGresult *r = NULL;
+  pg__ent *e;
   int rc;
   (void)t;
   *events = 0;
@@ -106,6 +136,13 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
   if (PQntuples(r) == 1) *events = pg__u64(r, 0, 0);
   PQclear(r);
   s->wrote = 1;
+  if ((e = pg__cache_put(s, row->id, row->idlen)) != NULL) {
+    lash_bytes tomb = row->tomb;
+    if (pg__keep(s, &tomb) < 0) return oom(s);
+    memset(&e->rec, 0, sizeof e->rec);
+    memset(&e->lease, 0, sizeof e->lease);
+    e->tomb = tomb;
+  }
   return 0;
 }
 
@@ -139,8 +176,23 @@ int pg__meta_decode(const PGresult *r, int row, int col, lash_bmeta *out) {
 }
 
 int pg__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out) {
+  pg__store *s = PG__S(b);
+  PGresult *r = NULL;
+  int rc;
   (void)t;
-  *out = PG__S(b)->meta;
+  if (!s->meta_loaded) {
+    if ((rc = pg__run(s, "EXECUTE lash_meta_read", "reading meta", &r)) < 0)
+      return rc;
+    rc = PQntuples(r) == 1 ? pg__meta_decode(r, 0, 0, &s->meta)
+                           : lash_backend_fail(b, LASH_ECORRUPT,
+                                               "store %s: its meta row is "
+                                               "missing",
+                                               s->name);
+    PQclear(r);
+    if (rc < 0) return rc;
+    s->meta_loaded = 1;
+  }
+  *out = s->meta;
   return 0;
 }
 

@@ -8,6 +8,10 @@
 
 #define PAGE 256
 
+static int prefetch(const pg__store *s) {
+  return s->in_write;
+}
+
 /* Builds one page's statement into s->sql; the cursor is *after (ids) or
  * after_seq (events, changes). */
 static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
@@ -39,8 +43,18 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
         (unsigned long long)(last ? 0 : after_seq),
         (unsigned long long)(last ? 0 : after_seq), order);
   case LASH_SCAN_LIVE:
-    rc = pg__buf_fmt(b, "SELECT 0, id, %s FROM rows WHERE live AND kind = ",
-                     keys ? "NULL" : "rec");
+    /* Inside a write the page brings each row's lease and tombstone too:
+     * the claims that follow load them from the cache. */
+    rc = pg__buf_fmt(b,
+                     "SELECT 0, rows.id, %s FROM rows%s WHERE live AND kind "
+                     "= ",
+                     keys          ? "NULL"
+                     : prefetch(s) ? "rec, l.lease, t.tomb"
+                                   : "rec",
+                     !keys && prefetch(s) ? " LEFT JOIN leases l ON l.id = "
+                                            "rows.id LEFT JOIN tombs t ON "
+                                            "t.id = rows.id"
+                                          : "");
     if (rc == 0) rc = pg__buf_bytea(b, q->kind.data, q->kind.len);
     break;
   case LASH_SCAN_STATUS:
@@ -63,15 +77,35 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
     return LASH_EINVAL;
   }
   if (rc == 0 && !last && after != NULL && afterlen > 0) {
-    rc = pg__buf_str(b, " AND id > ");
+    rc = pg__buf_str(b, q->what == LASH_SCAN_LIVE ? " AND rows.id > "
+                                                  : " AND id > ");
     if (rc == 0) rc = pg__buf_bytea(b, after, afterlen);
   }
-  if (rc == 0) rc = pg__buf_fmt(b, " ORDER BY id %s", order);
+  if (rc == 0)
+    rc = pg__buf_fmt(b, " ORDER BY %sid %s",
+                     q->what == LASH_SCAN_LIVE ? "rows." : "", order);
   /* Claims page through live rows: rows another writer has locked are
    * skipped, not waited for. */
   if (rc == 0 && q->what == LASH_SCAN_LIVE && s->in_write && !last)
-    rc = pg__buf_str(b, " FOR UPDATE SKIP LOCKED");
+    rc = pg__buf_str(b, " FOR UPDATE OF rows SKIP LOCKED");
   return rc;
+}
+
+/* A live row of a write's page, with its lease and tombstone. */
+static int cache_row(pg__store *s, const PGresult *r, int i,
+                     const lash_bitem *it) {
+  pg__ent *e;
+  lash_bytes lease, tomb;
+  int rc;
+  if (pg__cache_get(s, it->id, it->idlen) != NULL) return 0; /* ours is newer */
+  if ((rc = pg__bytea(s, r, i, 3, &lease)) < 0 ||
+      (rc = pg__bytea(s, r, i, 4, &tomb)) < 0)
+    return rc;
+  if ((e = pg__cache_put(s, it->id, it->idlen)) == NULL) return 0;
+  e->rec = it->rec;
+  e->lease = lease;
+  e->tomb = tomb;
+  return 0;
 }
 
 int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
@@ -117,6 +151,8 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
         break;
       default:
         rc = pg__bytea(s, r, i, 2, &it.rec);
+        if (rc == 0 && q->what == LASH_SCAN_LIVE && PQnfields(r) == 5)
+          rc = cache_row(s, r, i, &it);
         break;
       }
       after = it.id;

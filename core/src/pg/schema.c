@@ -193,6 +193,8 @@ int pg__prepare(pg__store *s) {
       "EXCLUDED.live, change_seq = EXCLUDED.change_seq;"
       "PREPARE lash_lease_put (bytea, bytea) AS INSERT INTO leases VALUES "
       "($1, $2) ON CONFLICT (id) DO UPDATE SET lease = EXCLUDED.lease;"
+      "PREPARE lash_ev_scan (bytea, bigint) AS SELECT seq, id, ev FROM "
+      "events WHERE id = $1 AND seq > $2 ORDER BY seq LIMIT 256;"
       "PREPARE lash_tomb_drop (bytea) AS DELETE FROM tombs WHERE id = $1;"
       "PREPARE lash_remove (bytea, bytea, bigint) AS WITH e AS (DELETE FROM "
       "events WHERE id = $1 RETURNING 1), l AS (DELETE FROM leases WHERE id "

@@ -38,8 +38,10 @@ static void end(pg__store *s) {
   s->depth = 0;
   s->in_write = 0;
   s->wrote = 0;
+  s->meta_loaded = 0;
   s->q.len = 0;
   s->nq = 0;
+  pg__cache_clear(s);
   pg__blobs_free(s);
 }
 
@@ -63,13 +65,15 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   }
   if ((rc = pg__ensure_w(s)) < 0) return rc;
   if ((t = calloc(1, sizeof *t)) == NULL) return LASH_ENOMEM;
-  rc = pg__exec(
-      s, s->w,
-      mode == LASH_BTXN_WRITE
-          ? "BEGIN; EXECUTE lash_meta_lock"
-          : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-            "EXECUTE lash_meta_read",
-      mode == LASH_BTXN_WRITE ? "beginning a write" : "beginning a read", &r);
+  if (mode == LASH_BTXN_READ) {
+    /* BEGIN goes with the first statement (a read that reads nothing
+     * costs no round trip); meta is read when asked for. */
+    s->begin_due = 1;
+    s->depth = 1;
+    *out = t;
+    return 0;
+  }
+  rc = pg__run(s, "BEGIN; EXECUTE lash_meta_lock", "beginning a write", &r);
   if (rc == 0 && PQntuples(r) != 1)
     rc = lash_backend_fail(b, LASH_ECORRUPT,
                            "store %s: its meta row is missing", s->name);
@@ -84,10 +88,11 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   }
   set_clock(s, r, 2);
   PQclear(r);
-  t->write = mode == LASH_BTXN_WRITE;
+  t->write = 1;
   s->depth = 1;
-  s->in_write = t->write;
+  s->in_write = 1;
   s->wrote = 0;
+  s->meta_loaded = 1;
   *out = t;
   return 0;
 }
@@ -134,9 +139,14 @@ void pg__abort(lash_backend *b, lash_btxn *t) {
     free(t);
     return;
   }
-  if (s->w != NULL && PQstatus(s->w) == CONNECTION_OK &&
-      PQtransactionStatus(s->w) != PQTRANS_IDLE)
+  if (!t->write) {
+    /* A read that sent its BEGIN ends with the next statement. */
+    if (!s->begin_due) s->end_due = 1;
+    s->begin_due = 0;
+  } else if (s->w != NULL && PQstatus(s->w) == CONNECTION_OK &&
+             PQtransactionStatus(s->w) != PQTRANS_IDLE) {
     PQclear(PQexec(s->w, "ROLLBACK"));
+  }
   end(s);
   free(t);
 }
