@@ -306,6 +306,54 @@ static void test_format_pg(void) {
   if (rc == 0) is(tu_status(e.s, "fmt-1"), LASH_PENDING, "... and its row");
   tu_close(&e);
 }
+
+/* Connection loss mid-batch: the commit fails with EIO and writes nothing;
+ * the next call reconnects and the store keeps working. The server ends
+ * the store's connections (pg_terminate_backend), as a restart would. */
+static void test_connection_loss_pg(void) {
+  char target[1024], sql[256], err[1024] = "", app[64];
+  lash_store *s = NULL;
+  lash_txn *txn = NULL;
+  lash_def d;
+  PGconn *c;
+  PGresult *r;
+  int rc;
+  snprintf(app, sizeof app, "lashloss%d", (int)getpid());
+  snprintf(target, sizeof target, "%s%sschema=t_loss_%d&application_name=%s",
+           getenv("LASH_TEST_PG"),
+           strchr(getenv("LASH_TEST_PG"), '?') ? "&" : "?", (int)getpid(), app);
+  rc = lash_store_open(target, NULL, &s, err, sizeof err);
+  is_rc(NULL, rc, 0, "open with an application_name of the test's");
+  if (rc != 0) {
+    diag("%s", err);
+    return;
+  }
+  is(tu_reg(s, "a", "k", LASH_RERUNNABLE, 0), 0, "a committed row");
+  is(lash_txn_begin(s, &txn), 0, "a batch");
+  d = tu_def("b", "k", LASH_RERUNNABLE, 0);
+  is(lash_register(s, txn, &d, NULL, NULL), 0, "... registers b");
+  c = PQconnectdb(getenv("LASH_TEST_PG"));
+  snprintf(sql, sizeof sql,
+           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE application_name = '%s'",
+           app);
+  r = PQexec(c, sql);
+  ok(PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) >= 1,
+     "the server ended the store's connections (%s)",
+     PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "-");
+  PQclear(r);
+  PQfinish(c);
+  rc = lash_txn_commit(txn);
+  is_rc(s, rc, LASH_EIO, "the batch's commit fails with EIO");
+  ok(tu_has(lash_errmsg(s), "lost the connection"),
+     "... saying the connection was lost ('%s')", lash_errmsg(s));
+  is(tu_status(s, "b"), LASH_ENOENT, "nothing of the batch was written");
+  is(tu_status(s, "a"), LASH_PENDING, "the committed row is there");
+  is(tu_reg(s, "c", "k", LASH_RERUNNABLE, 0), 0,
+     "the store reconnected and writes again");
+  is(tu_status(s, "c"), LASH_PENDING, "... and reads its write");
+  lash_store_close(s);
+}
 #endif
 
 /* ------------------------------------------------------------ map full */
@@ -825,6 +873,7 @@ int main(void) {
   test_format();
 #ifdef LASH_TEST_PG
   test_format_pg();
+  test_connection_loss_pg();
 #endif
   test_map_full();
   test_durability();
