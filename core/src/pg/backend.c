@@ -11,6 +11,7 @@ static void pg_close(lash_backend *b) {
   pg__store *s = PG__S(b);
   if (s == NULL) return;
   pg__blobs_free(s);
+  free(s->cache);
   if (s->w != NULL) PQfinish(s->w);
   if (s->l != NULL) PQfinish(s->l);
   pg__buf_free(&s->q);
