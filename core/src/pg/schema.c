@@ -142,17 +142,19 @@ int pg__schema_open(pg__store *s, uint32_t format, char *err, size_t errlen) {
   r = PQexec(s->w, "SELECT layout, format FROM meta WHERE id = 1");
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
     const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (st != NULL && strcmp(st, "42P01") == 0)
+    int missing = st != NULL && strcmp(st, "42P01") == 0;
+    if (missing)
       snprintf(err, errlen,
                "store %s does not exist (opened read-only, so it was not "
                "created)",
                s->name);
     else
       snprintf(err, errlen, "store %s: reading the version row: %s", s->name,
-               PQntuples(r) == 0 ? "it is missing" : PQresultErrorMessage(r));
+               PQresultStatus(r) == PGRES_TUPLES_OK ? "it is missing"
+                                                    : PQresultErrorMessage(r));
     err[strcspn(err, "\n")] = '\0';
     PQclear(r);
-    return st != NULL && strcmp(st, "42P01") == 0 ? LASH_EACCES : LASH_EIO;
+    return missing ? LASH_EACCES : LASH_EIO;
   }
   layout = strtol(PQgetvalue(r, 0, 0), NULL, 10);
   fmt = strtol(PQgetvalue(r, 0, 1), NULL, 10);
