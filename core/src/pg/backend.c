@@ -10,6 +10,7 @@
 static void pg_close(lash_backend *b) {
   pg__store *s = PG__S(b);
   if (s == NULL) return;
+  pg__pc_drop(s);
   pg__blobs_free(s);
   free(s->cache);
   if (s->w != NULL) PQfinish(s->w);

@@ -55,6 +55,7 @@ int pg__change_seq(lash_backend *b, uint64_t *out) {
   if (rc < 0) return rc;
   if (PQntuples(r) == 1) *out = pg__u64(r, 0, 0);
   PQclear(r);
+  if (s->pc && *out != s->meta.change_seq) pg__pc_drop(s);
   return 0;
 }
 
@@ -70,16 +71,8 @@ int pg__wake_source(lash_backend *b, lash_wake_source *out) {
 /* 1 when another process committed; our own commits are not news. */
 int pg__wake_consume(lash_backend *b) {
   pg__store *s = PG__S(b);
-  PGnotify *n;
-  int self = s->w != NULL ? PQbackendPID(s->w) : 0, any = 0;
-  if (s->l == NULL) return 0;
-  if (!PQconsumeInput(s->l)) {
-    s->l_ready = 0;
-    return 0; /* lost: change_seq reconnects; the backoff re-read goes on */
-  }
-  while ((n = PQnotifies(s->l)) != NULL) {
-    if (n->be_pid != self) any = 1;
-    PQfreemem(n);
-  }
+  int any = pg__notes(s);
+  if (s->foreign) any = 1; /* taken off the socket by a read (txn.c) */
+  s->foreign = 0;
   return any;
 }

@@ -32,10 +32,18 @@ typedef struct pg__blob {
 } pg__blob;
 
 /* A row as this write transaction knows it (loaded, or written by it). */
+typedef struct pg__ev {
+  uint64_t seq;
+  lash_bytes data;
+} pg__ev;
+
 typedef struct pg__ent {
   const unsigned char *id; /* NULL: an empty slot */
   size_t idlen;
+  int known; /* rec, lease and tomb are the row's (loaded or written) */
   lash_bytes rec, lease, tomb;
+  pg__ev *ev; /* the events this write appended: the tail of the log */
+  size_t nev, evcap;
 } pg__ent;
 
 typedef struct pg__store {
@@ -60,11 +68,17 @@ typedef struct pg__store {
   int depth;
   int in_write;
   int wrote;
-  lash_bmeta meta; /* the write txn's meta (read by its first statement) */
-  int begin_due;   /* a read whose BEGIN goes with its first statement */
-  int end_due;     /* a finished read whose ROLLBACK goes with the next */
-  int meta_loaded; /* s->meta is this transaction's */
-  pg__ent *cache;  /* rows of the write transaction (open addressing) */
+  lash_bmeta meta;  /* the write txn's meta (read by its first statement) */
+  int begin_due;    /* a read whose BEGIN goes with its first statement */
+  int end_due;      /* a finished read whose ROLLBACK goes with the next */
+  int meta_loaded;  /* s->meta is this transaction's */
+  pg__ent *cache;   /* rows of the write transaction (open addressing) */
+  int pc;           /* the cache is the state our last commit left, and no
+                       other writer's commit has been seen since */
+  int foreign;      /* another writer's commit noticed outside wake_consume */
+  int pc_synced;    /* our last commit's own NOTIFY has arrived */
+  uint64_t pc_seq;  /* its change_seq */
+  pg__blob *cblobs; /* bytes the cache keeps after that commit */
   size_t ncache, capcache;
   pg__buf q; /* queued writes */
   size_t nq;
@@ -108,6 +122,19 @@ pg__ent *pg__cache_get(pg__store *s, const void *id, size_t idlen);
 /* The entry of id, created (with all parts absent) when missing. */
 pg__ent *pg__cache_put(pg__store *s, const void *id, size_t idlen);
 void pg__cache_clear(pg__store *s);
+/* Appends a written event to id's entry (if the row is cached). */
+int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
+                    lash_bytes data);
+/* Keeps the cache past a commit (pc), or drops what it kept; a drop inside
+ * a read leaves its bytes valid until that read ends. */
+void pg__pc_keep(pg__store *s);
+void pg__pc_drop(pg__store *s);
+/* At a read's start: whether another writer committed after our last
+ * commit (drops pc). */
+void pg__pc_check(pg__store *s);
+/* Takes the notifications that arrived off the listening connection; 1 if
+ * another writer committed (wake_consume's answer), updating pc. */
+int pg__notes(pg__store *s);
 /* A copy of borrowed bytes, kept until the transaction ends. */
 int pg__keep(pg__store *s, lash_bytes *b);
 

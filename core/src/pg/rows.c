@@ -25,10 +25,12 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
   int rc = 0;
   (void)t;
   memset(out, 0, sizeof *out);
-  if (s->in_write && (e = pg__cache_get(s, id, idlen)) != NULL) {
+  if ((s->in_write || s->pc) && (e = pg__cache_get(s, id, idlen)) != NULL &&
+      e->known) {
     parts(e, what, out);
     return 0;
   }
+  if (!s->in_write) pg__pc_drop(s); /* this read may see newer commits */
   s->sql.len = 0;
   if (pg__buf_str(&s->sql, s->in_write ? "EXECUTE lash_load_w("
                                        : "EXECUTE lash_load_r(") < 0 ||
@@ -44,6 +46,7 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
     if (rc == 0) {
       parts(&got, what, out);
       if (s->in_write && (e = pg__cache_put(s, id, idlen)) != NULL) {
+        e->known = 1;
         e->rec = got.rec;
         e->lease = got.lease;
         e->tomb = got.tomb;
@@ -104,6 +107,10 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   s->wrote = 1;
   /* What this transaction now knows of the row (only a row it loaded: of
    * another, the parts not written are unknown). */
+  for (i = 0; i < row->nevents; i++)
+    if (pg__cache_event(s, row->id, row->idlen, row->events[i].seq,
+                        row->events[i].data) < 0)
+      return oom(s);
   if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL) {
     lash_bytes rec = row->rec, lease = row->lease;
     if ((rec.data != NULL && pg__keep(s, &rec) < 0) ||
@@ -142,6 +149,8 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
     memset(&e->rec, 0, sizeof e->rec);
     memset(&e->lease, 0, sizeof e->lease);
     e->tomb = tomb;
+    e->known = 1;
+    e->nev = 0; /* the log is gone */
   }
   return 0;
 }
@@ -180,6 +189,10 @@ int pg__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out) {
   PGresult *r = NULL;
   int rc;
   (void)t;
+  if (!s->meta_loaded && s->pc) {
+    *out = s->meta; /* as our last commit left it */
+    return 0;
+  }
   if (!s->meta_loaded) {
     if ((rc = pg__run(s, "EXECUTE lash_meta_read", "reading meta", &r)) < 0)
       return rc;

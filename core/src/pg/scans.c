@@ -102,10 +102,37 @@ static int cache_row(pg__store *s, const PGresult *r, int i,
       (rc = pg__bytea(s, r, i, 4, &tomb)) < 0)
     return rc;
   if ((e = pg__cache_put(s, it->id, it->idlen)) == NULL) return 0;
+  e->known = 1;
   e->rec = it->rec;
   e->lease = lease;
   e->tomb = tomb;
   return 0;
+}
+
+/* A read of the events our last commit appended (the tail of the row's
+ * log: nothing after them) from the cache; 1 when answered. */
+static int from_cache(pg__store *s, const lash_bscan *q, lash_bscan_fn fn,
+                      void *ud, int *rc) {
+  pg__ent *e;
+  size_t i;
+  *rc = 0;
+  if (q->what != LASH_SCAN_EVENTS || (q->flags & LASH_SCAN_LAST)) return 0;
+  e = pg__cache_get(s, q->id, q->idlen);
+  if (e == NULL || e->nev == 0 || q->after_seq + 1 < e->ev[0].seq ||
+      q->after_seq > e->ev[e->nev - 1].seq)
+    return 0;
+  for (i = 0; i < e->nev; i++) {
+    lash_bitem it;
+    if (e->ev[i].seq <= q->after_seq) continue;
+    memset(&it, 0, sizeof it);
+    it.id = (const char *)e->id;
+    it.idlen = e->idlen;
+    it.seq = e->ev[i].seq;
+    if (!(q->flags & LASH_SCAN_KEYS)) it.ev = e->ev[i].data;
+    if ((*rc = fn(ud, &it)) != 0) break;
+  }
+  if (*rc > 0) *rc = 0;
+  return 1;
 }
 
 int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
@@ -118,6 +145,11 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   (void)t;
   if (q->what < LASH_SCAN_EVENTS || q->what > LASH_SCAN_LEASES)
     return lash_backend_fail(b, LASH_EINVAL, "scan: unknown scan %d", q->what);
+  if (!s->in_write && s->pc) {
+    int got = from_cache(s, q, fn, ud, &rc);
+    if (got) return rc;
+    pg__pc_drop(s); /* this read may see newer commits */
+  }
   for (;;) {
     PGresult *r = NULL;
     if (page_sql(s, q, after, afterlen, after_seq) < 0)

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE 1
 #include "pg-int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -34,14 +35,22 @@ int64_t pg__now(lash_backend *b) {
   return s->clock_last = t;
 }
 
-static void end(pg__store *s) {
+/* Ends the transaction; @p committed: a write that committed (its cache
+ * is kept for the reads that follow, see cache.c). */
+static void end(pg__store *s, int committed) {
+  int write = s->in_write;
+  /* Only a commit that wrote sends the NOTIFY pc waits for. */
+  committed = committed && s->wrote;
   s->depth = 0;
   s->in_write = 0;
   s->wrote = 0;
   s->meta_loaded = 0;
   s->q.len = 0;
   s->nq = 0;
-  pg__cache_clear(s);
+  if (write && committed)
+    pg__pc_keep(s);
+  else if (write || !s->pc)
+    pg__pc_drop(s);
   pg__blobs_free(s);
 }
 
@@ -66,6 +75,14 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   if ((rc = pg__ensure_w(s)) < 0) return rc;
   if ((t = calloc(1, sizeof *t)) == NULL) return LASH_ENOMEM;
   if (mode == LASH_BTXN_READ) {
+    /* Another writer's commit seen here is taken off the listening
+     * socket: notify ourselves, so the engine's poll of it still fires. */
+    if (s->pc && (pg__pc_check(s), s->foreign)) {
+      char relay[128];
+      snprintf(relay, sizeof relay, "SELECT pg_notify('%s', 'relay')", s->chan);
+      if (pg__run(s, relay, "relaying a wake", &r) == 0) PQclear(r);
+      r = NULL;
+    }
     /* BEGIN goes with the first statement (a read that reads nothing
      * costs no round trip); meta is read when asked for. */
     s->begin_due = 1;
@@ -73,6 +90,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
     *out = t;
     return 0;
   }
+  pg__pc_drop(s); /* a write reads afresh under the lock */
   rc = pg__run(s, "BEGIN; EXECUTE lash_meta_lock", "beginning a write", &r);
   if (rc == 0 && PQntuples(r) != 1)
     rc = lash_backend_fail(b, LASH_ECORRUPT,
@@ -126,7 +144,7 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
   if (rc < 0 && PQstatus(s->w) == CONNECTION_OK &&
       PQtransactionStatus(s->w) != PQTRANS_IDLE)
     PQclear(PQexec(s->w, "ROLLBACK"));
-  end(s);
+  end(s, rc == 0);
   free(t);
   return rc;
 }
@@ -147,6 +165,6 @@ void pg__abort(lash_backend *b, lash_btxn *t) {
              PQtransactionStatus(s->w) != PQTRANS_IDLE) {
     PQclear(PQexec(s->w, "ROLLBACK"));
   }
-  end(s);
+  end(s, 0);
   free(t);
 }
