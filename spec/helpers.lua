@@ -65,10 +65,37 @@ function M.rm_rf(path)
   end
 end
 
--- A path for a store inside a fresh temp dir (the store dir itself does not
--- exist yet: lash.open creates it).
+-- The backend under test: $LASH_TEST_TARGET (postgresql://…) runs every
+-- spec on PostgreSQL, each store in a schema of its own; unset or empty:
+-- LMDB, each store in a fresh temp dir.
+M.target = os.getenv("LASH_TEST_TARGET")
+if M.target == "" then M.target = nil end
+M.pg = M.target ~= nil
+local schemas = 0
+
+-- A store target nobody used yet: a path inside a fresh temp dir (the store
+-- dir itself does not exist yet: lash.open creates it), or a new schema.
 function M.store_path()
+  if M.pg then
+    schemas = schemas + 1
+    local tmp = os.tmpname() -- a name unique on this machine
+    os.remove(tmp)
+    local sep = M.target:find("?", 1, true) and "&" or "?"
+    return string.format("%s%sschema=s_%s_%d", M.target, sep,
+                         tmp:match("([%w]+)$"):lower(), schemas)
+  end
   return M.tmpdir() .. "/store"
+end
+
+-- Inside a test: on PostgreSQL, marks it pending through busted's
+-- `pending` (the test is about LMDB's files or directories) and returns
+-- true; the test returns at once.
+function M.lmdb_only(pending)
+  if M.pg then
+    pending("LMDB only")
+    return true
+  end
+  return false
 end
 
 function M.write_file(path, text)

@@ -68,7 +68,19 @@ end
 
 -- Runs fn(dir) with a fresh store directory and removes it afterwards, also
 -- when fn raises (the error is re-raised with its traceback).
+-- Runs fn(target) on a fresh store: a temp dir, or with LASH_BENCH_TARGET
+-- (postgresql://…) a new schema of that database.
 function M.with_store(tag, fn)
+  local base = os.getenv("LASH_BENCH_TARGET")
+  if base and base ~= "" then
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    local target = ("%s%sschema=bench_%s_%s"):format(base, base:find("?", 1, true) and "&" or "?",
+      tag:gsub("[^%w]", "_"):lower(), tmp:match("([%w]+)$"):lower())
+    local ok, err = xpcall(fn, debug.traceback, target)
+    if not ok then error(err, 0) end
+    return err
+  end
   local dir = M.tmpdir(tag)
   local ok, err = xpcall(fn, debug.traceback, dir)
   M.rmdir(dir)

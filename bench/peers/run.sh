@@ -22,7 +22,9 @@
 # missing); the npm packages pinned in bench/peers/package.json are installed
 # into build/peers/ (PEERS_DEPS_DIR) and reused while package.json is unchanged.
 #
-# Environment: PEERS_TMPDIR (where the servers' temporary directories go,
+# Environment: PEERS_PG_URL (graphile-worker drains on that running server
+# instead of a private one: scripts/bench pg runs it on lash's cluster),
+# PEERS_ONLY (graphile or bullmq: that peer alone), PEERS_TMPDIR (where the servers' temporary directories go,
 # default /tmp), PEERS_STEP_TIMEOUT (seconds allowed for one enqueue or drain,
 # default 150), PEERS_BUDGET (seconds allowed for all the enqueues and drains
 # together, default 300; installs come on top), PEERS_DEPS_DIR; the Node
@@ -219,6 +221,12 @@ peer_graphile() {
   pgv=$("$PG_BIN/postgres" --version 2>/dev/null | sed -n 's/.*PostgreSQL) \([0-9]*\).*/\1/p' || true)
   label="graphile-worker ${gw%.*} / postgresql ${pgv:-?}"
 
+  if [ -n "${PEERS_PG_URL:-}" ]; then
+    url=$PEERS_PG_URL
+    log "$name: on the server at $url"
+    gw_run "$name" "$label" "$url"
+    return 0
+  fi
   local dir="$WORK/pg"
   mkdir -p "$dir"
   [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
@@ -246,7 +254,13 @@ EOF
     tail_log "$dir/server.log"; unavailable "$name" "postgresql did not start"; RC=1; stop_pg; return 0
   fi
   url="postgres:///postgres?host=$dir&user=postgres"
+  gw_run "$name" "$label" "$url"
+  stop_pg
+}
 
+# gw_run NAME LABEL URL - enqueue, checkpoint, drain, print the line.
+gw_run() {
+  local name=$1 label=$2 url=$3 rc secs
   log "$name: enqueue $N"
   rc=0
   PEERS_PG_URL="$url" run_step "$WORK/gw-enqueue.log" node "$HERE/drain_graphile.js" enqueue "$N" || rc=$?
@@ -254,14 +268,13 @@ EOF
     tail_log "$WORK/gw-enqueue.log"; unavailable "$name" "$(why enqueue $rc)"; RC=1; stop_pg; return 0
   fi
   # Start the drain from a clean state: everything enqueued is on disk.
-  as_pg "$PG_BIN/psql" -h "$dir" -U postgres -qAt -c checkpoint postgres >/dev/null 2>&1 || true
+  as_pg "$PG_BIN/psql" -qAt -c checkpoint "$url" >/dev/null 2>&1 || true
   log "$name: drain"
   rc=0
   PEERS_PG_URL="$url" run_step "$WORK/gw-drain.log" node "$HERE/drain_graphile.js" drain "$N" || rc=$?
   if [ $rc -ne 0 ]; then
     tail_log "$WORK/gw-drain.log"; unavailable "$name" "$(why drain $rc)"; RC=1; stop_pg; return 0
   fi
-  stop_pg
   secs=$(drain_seconds "$WORK/gw-drain.log")
   if [ -z "$secs" ]; then unavailable "$name" "drain printed no time"; RC=1; return 0; fi
   result "$label" "$secs"
@@ -312,6 +325,6 @@ peer_bullmq() {
 }
 
 DEADLINE=$((SECONDS + BUDGET))
-peer_graphile
-peer_bullmq
+[ "${PEERS_ONLY:-graphile}" = graphile ] && peer_graphile
+[ "${PEERS_ONLY:-bullmq}" = bullmq ] && peer_bullmq
 exit $RC

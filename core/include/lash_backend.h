@@ -52,7 +52,8 @@ struct lash_backend {
   char *errmsg;
   size_t errcap;
   /* Set (by lash_backend_fail on LASH_EPANIC, or by the core after a
-   * failed commit) when the store must be reopened. */
+   * failed commit) when the store must be reopened. A backend that
+   * reopens by itself (PostgreSQL reconnecting) clears it once it has. */
   int panicked;
 };
 
@@ -271,6 +272,9 @@ struct lash_backend_methods {
 
 /* The embedded default. */
 LASH_API const lash_backend_methods *lash_backend_lmdb(void);
+/* PostgreSQL through libpq (core/src/pg/): targets postgresql://…
+ * (lash_store_open strips the scheme), docs/backend.md. */
+LASH_API const lash_backend_methods *lash_backend_pg(void);
 
 /* Opens a store through @p m (lash_store_open with a backend of your
  * own: tests, or a backend built outside the core). @p target is given to

@@ -269,6 +269,93 @@ static void test_format(void) {
   tu_close(&e);
 }
 
+#ifdef LASH_TEST_PG
+#include <libpq-fe.h>
+
+/* The PostgreSQL twin of test_format: another version in the meta row is
+ * EFORMAT naming both; restored, the store opens again. */
+static void test_format_pg(void) {
+  tu_env e;
+  lash_store *s = NULL;
+  char target[1024], sql[256], err[1024] = "", want[16];
+  const char *sch;
+  PGconn *c;
+  int rc;
+  s = tu_open(&e, NULL);
+  tu_reg(s, "fmt-1", "k", LASH_RERUNNABLE, 0);
+  snprintf(target, sizeof target, "%s", lash_store_path(s));
+  lash_store_close(s);
+  e.s = NULL;
+  sch = strstr(target, "schema=") + 7;
+  c = PQconnectdb(getenv("LASH_TEST_PG"));
+  snprintf(sql, sizeof sql, "UPDATE \"%s\".meta SET format = 4242", sch);
+  PQclear(PQexec(c, sql));
+  rc = lash_store_open(target, NULL, &s, err, sizeof err);
+  is_rc(NULL, rc, LASH_EFORMAT, "open a schema of another format version");
+  ok(s == NULL, "... no handle");
+  snprintf(want, sizeof want, "%d", LASH_FORMAT_VERSION);
+  ok(tu_has(err, "4242") && tu_has(err, want), "message names both ('%s')",
+     err);
+  ok(tu_has(err, sch), "message names the schema");
+  snprintf(sql, sizeof sql, "UPDATE \"%s\".meta SET format = %d", sch,
+           LASH_FORMAT_VERSION);
+  PQclear(PQexec(c, sql));
+  PQfinish(c);
+  rc = lash_store_open(target, NULL, &e.s, err, sizeof err);
+  is(rc, 0, "store opens again with the right version");
+  if (rc == 0) is(tu_status(e.s, "fmt-1"), LASH_PENDING, "... and its row");
+  tu_close(&e);
+}
+
+/* Connection loss mid-batch: the commit fails with EIO and writes nothing;
+ * the next call reconnects and the store keeps working. The server ends
+ * the store's connections (pg_terminate_backend), as a restart would. */
+static void test_connection_loss_pg(void) {
+  char target[1024], sql[256], err[1024] = "", app[64];
+  lash_store *s = NULL;
+  lash_txn *txn = NULL;
+  lash_def d;
+  PGconn *c;
+  PGresult *r;
+  int rc;
+  snprintf(app, sizeof app, "lashloss%d", (int)getpid());
+  snprintf(target, sizeof target, "%s%sschema=t_loss_%d&application_name=%s",
+           getenv("LASH_TEST_PG"),
+           strchr(getenv("LASH_TEST_PG"), '?') ? "&" : "?", (int)getpid(), app);
+  rc = lash_store_open(target, NULL, &s, err, sizeof err);
+  is_rc(NULL, rc, 0, "open with an application_name of the test's");
+  if (rc != 0) {
+    diag("%s", err);
+    return;
+  }
+  is(tu_reg(s, "a", "k", LASH_RERUNNABLE, 0), 0, "a committed row");
+  is(lash_txn_begin(s, &txn), 0, "a batch");
+  d = tu_def("b", "k", LASH_RERUNNABLE, 0);
+  is(lash_register(s, txn, &d, NULL, NULL), 0, "... registers b");
+  c = PQconnectdb(getenv("LASH_TEST_PG"));
+  snprintf(sql, sizeof sql,
+           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE application_name = '%s'",
+           app);
+  r = PQexec(c, sql);
+  ok(PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) >= 1,
+     "the server ended the store's connections (%s)",
+     PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "-");
+  PQclear(r);
+  PQfinish(c);
+  rc = lash_txn_commit(txn);
+  is_rc(s, rc, LASH_EIO, "the batch's commit fails with EIO");
+  ok(tu_has(lash_errmsg(s), "lost the connection"),
+     "... saying the connection was lost ('%s')", lash_errmsg(s));
+  is(tu_status(s, "b"), LASH_ENOENT, "nothing of the batch was written");
+  is(tu_status(s, "a"), LASH_PENDING, "the committed row is there");
+  is(tu_reg(s, "c", "k", LASH_RERUNNABLE, 0), 0,
+     "the store reconnected and writes again");
+  is(tu_status(s, "c"), LASH_PENDING, "... and reads its write");
+  lash_store_close(s);
+}
+#endif
+
 /* ------------------------------------------------------------ map full */
 
 static void test_map_full(void) {
@@ -280,6 +367,7 @@ static void test_map_full(void) {
   int i, rc = 0, n_ok = 0;
   lash_stats st;
 
+  TU_SKIP_ON_PG("max_bytes bounds an LMDB map, not a database server");
   lash_store_opts_init(&o);
   o.max_bytes = 256 * 1024;
   s = tu_open(&e, &o);
@@ -605,8 +693,9 @@ static void test_stats(void) {
   is(st.total, 10, "stats total 10");
   is(st.tombstones, 0, "stats tombstones 0");
   is(st.change_seq, lash_change_seq(s), "stats change_seq");
-  is(st.bytes_used + st.bytes_available, (uint64_t)1 << 30,
-     "stats: used + available is 1 GiB by default");
+  if (!TU_PG)
+    is(st.bytes_used + st.bytes_available, (uint64_t)1 << 30,
+       "stats: used + available is 1 GiB by default");
   ok(st.bytes_used > 0 && st.bytes_available > 0, "stats bytes_used");
   is(tu_reopen(&e), 0, "reopen");
   memset(&st, 0, sizeof st);
@@ -693,7 +782,7 @@ static void test_map_grown_elsewhere(void) {
 /* A path or lmdb:PATH opens the LMDB store; another scheme is refused
  * with a message naming the schemes this lash knows. */
 static void test_targets(void) {
-  static const char *const bad[] = {"postgresql://db.example/lash", "foo:bar",
+  static const char *const bad[] = {"mysql://db.example/lash", "foo:bar",
                                     "mem:x"};
   char root[64], dir[128], target[160], err[512];
   lash_store *s = NULL, *s2 = NULL;
@@ -723,6 +812,22 @@ static void test_targets(void) {
   }
   rc = lash_store_open("lmdb:", NULL, &s, err, sizeof err);
   is_rc(NULL, rc, LASH_EINVAL, "lmdb: without a path -> EINVAL");
+  /* postgresql:// is known: a malformed one is EINVAL naming what is
+   * wrong, an unreachable server EIO naming the target; no handle. */
+  s = (lash_store *)&rc;
+  rc = lash_store_open("postgresql:db", NULL, &s, err, sizeof err);
+  is_rc(NULL, rc, LASH_EINVAL, "postgresql:db (no //) -> EINVAL");
+  ok(s == NULL && tu_has(err, "postgresql://"), "... says the form ('%s')",
+     err);
+  rc = lash_store_open("postgresql://127.0.0.1:1/x?schema=No-Caps", NULL, &s,
+                       err, sizeof err);
+  is_rc(NULL, rc, LASH_EINVAL, "a schema that is not a plain name -> EINVAL");
+  ok(s == NULL && tu_has(err, "No-Caps"), "... names it ('%s')", err);
+  rc = lash_store_open("postgresql://u:secret@127.0.0.1:1/x", NULL, &s, err,
+                       sizeof err);
+  is_rc(NULL, rc, LASH_EIO, "no server listening -> EIO");
+  ok(s == NULL && tu_has(err, "127.0.0.1:1") && !tu_has(err, "secret"),
+     "... names the target without its password ('%s')", err);
   /* A relative path without a scheme is a path, even with a colon later. */
   {
     char cwd[4096];
@@ -767,6 +872,10 @@ int main(void) {
   test_map_grown_elsewhere();
   test_open_modes();
   test_format();
+#ifdef LASH_TEST_PG
+  test_format_pg();
+  test_connection_loss_pg();
+#endif
   test_map_full();
   test_durability();
   test_read_only();

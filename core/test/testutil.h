@@ -26,27 +26,73 @@
 /* ------------------------------------------------------------ backends */
 
 /* Built with -DLASH_TEST_MEM, the registry tests run a second time on the
- * in-memory test backend (core/test/mem_backend.c): every store the tests
- * open goes through tu_store_open. */
+ * in-memory test backend (core/test/mem_backend.c); built with
+ * -DLASH_TEST_PG, on PostgreSQL: every store the tests open goes through
+ * tu_store_open, which maps the test's directory to a schema of its own
+ * on the server named by $LASH_TEST_PG (postgresql://…; unset: the
+ * whole test is one TAP skip line). */
 #ifdef LASH_TEST_MEM
 #include "mem_backend.h"
 #define TU_MEM 1
+#define TU_PG 0
+#define TU_BACKEND "mem"
 #define tu_store_open(target, opts, out, err, errlen)                          \
   lash_store_open_backend(lash_test_mem_backend(), (target), (opts), (out),    \
                           (err), (errlen))
 #define tu_store_drop(target) lash_test_mem_drop(target)
+#elif defined(LASH_TEST_PG)
+#define TU_MEM 1
+#define TU_PG 1
+#define TU_BACKEND "postgresql"
+/* Before main: no server configured, the whole test is one skip line. */
+__attribute__((constructor)) static void tu_pg_check_(void) {
+  const char *base = getenv("LASH_TEST_PG");
+  if (base == NULL || strncmp(base, "postgresql://", 13) != 0) {
+    printf("1..0 # skip no PostgreSQL server configured (set "
+           "LASH_TEST_PG=postgresql://…; scripts/test does)\n");
+    fflush(stdout);
+    exit(0);
+  }
+}
+static inline int tu_pg_open_(const char *dir, const lash_store_opts *opts,
+                              lash_store **out, char *err, size_t errlen) {
+  const char *base = getenv("LASH_TEST_PG");
+  char target[1024];
+  uint32_t h = 2166136261u;
+  const char *p;
+  for (p = dir; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  snprintf(target, sizeof target, "%s%sschema=t_%08x_%d", base,
+           strchr(base, '?') ? "&" : "?", h, (int)getpid());
+  return lash_store_open(target, opts, out, err, errlen);
+}
+#define tu_store_open tu_pg_open_
+#define tu_store_drop(target) ((void)(target))
 #else
 #define TU_MEM 0
+#define TU_PG 0
+#define TU_BACKEND "lmdb"
 #define tu_store_open lash_store_open
 #define tu_store_drop(target) ((void)(target))
 #endif
 
-/* Inside a test function: on the mem backend, one TAP skip line and
- * return (the test is about LMDB's files or OS processes). */
+/* Inside a test function: on another backend than LMDB, one TAP skip line
+ * and return (the test is about LMDB's files or OS processes). */
 #define TU_SKIP_ON_MEM(why)                                                    \
   do {                                                                         \
     if (TU_MEM) {                                                              \
-      printf("ok %d # skip on the mem backend: %s\n", ++tap_n_, (why));        \
+      printf("ok %d # skip on the " TU_BACKEND " backend: %s\n", ++tap_n_,     \
+             (why));                                                           \
+      return;                                                                  \
+    }                                                                          \
+  } while (0)
+
+/* The same on PostgreSQL only (max_bytes is a map size of LMDB and of the
+ * mem backend; a database server's disk is its own). */
+#define TU_SKIP_ON_PG(why)                                                     \
+  do {                                                                         \
+    if (TU_PG) {                                                               \
+      printf("ok %d # skip on the postgresql backend: %s\n", ++tap_n_, (why)); \
       return;                                                                  \
     }                                                                          \
   } while (0)

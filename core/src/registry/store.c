@@ -259,7 +259,7 @@ static size_t scheme_len(const char *target) {
 
 /* The backends a target can name by scheme; the first opens plain paths. */
 static const lash_backend_methods *(*const builtin[])(void) = {
-    lash_backend_lmdb};
+    lash_backend_lmdb, lash_backend_pg};
 #define NBUILTIN (sizeof builtin / sizeof builtin[0])
 
 int lash_store_open(const char *target, const lash_store_opts *opts,
@@ -283,8 +283,9 @@ int lash_store_open(const char *target, const lash_store_opts *opts,
     if (m == NULL) {
       for (i = 0, at = 0, known[0] = '\0'; i < NBUILTIN && at < sizeof known;
            i++)
-        at += (size_t)snprintf(known + at, sizeof known - at, "%s%s:PATH",
-                               i > 0 ? ", " : "", builtin[i]()->name);
+        at += (size_t)snprintf(known + at, sizeof known - at, "%s%s:%s",
+                               i > 0 ? ", " : "", builtin[i]()->name,
+                               i > 0 ? "//…" : "PATH");
       return open_fail(LASH_EINVAL, err, errlen,
                        "store target %s: unknown scheme \"%.*s:\"; this lash "
                        "knows %s (or a plain directory path)",

@@ -1,0 +1,186 @@
+/* cache.c - the rows a write transaction has loaded or written. Writers
+ * hold the meta row's lock, so nobody else changes a row between our load
+ * and our commit: a second load of the same row (the core asks for a
+ * record, then its lease) costs no round trip, and a page of claimable
+ * rows brings their leases and tombstones along. */
+#define _GNU_SOURCE 1
+#include "pg-int.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t hash(const void *p, size_t n) {
+  const unsigned char *b = p;
+  size_t h = 1469598103934665603ULL, i;
+  for (i = 0; i < n; i++)
+    h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
+
+static pg__ent *slot(pg__ent *t, size_t cap, const void *id, size_t n) {
+  size_t i = hash(id, n) & (cap - 1);
+  while (t[i].id != NULL && (t[i].idlen != n || memcmp(t[i].id, id, n) != 0))
+    i = (i + 1) & (cap - 1);
+  return &t[i];
+}
+
+pg__ent *pg__cache_get(pg__store *s, const void *id, size_t idlen) {
+  pg__ent *e;
+  if (s->capcache == 0) return NULL;
+  e = slot(s->cache, s->capcache, id, idlen);
+  return e->id != NULL ? e : NULL;
+}
+
+int pg__keep(pg__store *s, lash_bytes *b) {
+  pg__blob *bl;
+  if (b->data == NULL) return 0;
+  if ((bl = malloc(sizeof *bl + b->len + 1)) == NULL) return LASH_ENOMEM;
+  memcpy(bl->b, b->data, b->len);
+  bl->b[b->len] = 0;
+  bl->next = s->blobs;
+  s->blobs = bl;
+  b->data = bl->b;
+  return 0;
+}
+
+pg__ent *pg__cache_put(pg__store *s, const void *id, size_t idlen) {
+  pg__ent *e;
+  lash_bytes key;
+  if ((s->ncache + 1) * 2 > s->capcache) {
+    size_t cap = s->capcache ? s->capcache * 2 : 256, i;
+    pg__ent *t = calloc(cap, sizeof *t);
+    if (t == NULL) return NULL;
+    for (i = 0; i < s->capcache; i++)
+      if (s->cache[i].id != NULL)
+        *slot(t, cap, s->cache[i].id, s->cache[i].idlen) = s->cache[i];
+    free(s->cache);
+    s->cache = t;
+    s->capcache = cap;
+  }
+  e = slot(s->cache, s->capcache, id, idlen);
+  if (e->id != NULL) return e;
+  key.data = id;
+  key.len = idlen;
+  if (pg__keep(s, &key) < 0) return NULL;
+  memset(e, 0, sizeof *e);
+  e->id = key.data;
+  e->idlen = idlen;
+  s->ncache++;
+  return e;
+}
+
+void pg__cache_clear(pg__store *s) {
+  size_t i;
+  if (s->ncache > 0) {
+    for (i = 0; i < s->capcache; i++)
+      free(s->cache[i].ev);
+    memset(s->cache, 0, s->capcache * sizeof *s->cache);
+  }
+  s->ncache = 0;
+}
+
+int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
+                    lash_bytes data) {
+  pg__ent *e = pg__cache_get(s, id, idlen);
+  if (e == NULL || !e->known) return 0;
+  if (e->nev > 0 && e->ev[e->nev - 1].seq + 1 != seq) {
+    e->nev = 0; /* not a contiguous tail: forget it */
+    return 0;
+  }
+  if (e->nev == e->evcap) {
+    size_t cap = e->evcap ? e->evcap * 2 : 4;
+    pg__ev *n = realloc(e->ev, cap * sizeof *n);
+    if (n == NULL) return LASH_ENOMEM;
+    e->ev = n;
+    e->evcap = cap;
+  }
+  if (pg__keep(s, &data) < 0) return LASH_ENOMEM;
+  e->ev[e->nev].seq = seq;
+  e->ev[e->nev].data = data;
+  e->nev++;
+  return 0;
+}
+
+/* Writers hold the meta row's lock, so right after our commit the
+ * database is exactly what the cache says. Reads may use it until another
+ * writer's commit is noticed (its NOTIFY) or a read reaches the database
+ * (which may see newer commits: later reads must not go back). Without a
+ * listening connection nothing would tell: no pc then. */
+void pg__pc_keep(pg__store *s) {
+  pg__blob **tail = &s->cblobs;
+  if (!s->l_ready || s->ncache == 0) {
+    pg__pc_drop(s);
+    return;
+  }
+  while (*tail != NULL)
+    tail = &(*tail)->next;
+  *tail = s->blobs;
+  s->blobs = NULL;
+  s->pc = 1;
+  s->pc_synced = 0;
+  s->pc_seq = s->meta.change_seq;
+}
+
+void pg__pc_drop(pg__store *s) {
+  pg__blob **tail = &s->blobs;
+  s->pc = 0;
+  pg__cache_clear(s);
+  if (s->depth > 0) { /* the read's bytes stay valid until it ends */
+    while (*tail != NULL)
+      tail = &(*tail)->next;
+    *tail = s->cblobs;
+  } else {
+    while (s->cblobs != NULL) {
+      pg__blob *n = s->cblobs->next;
+      free(s->cblobs);
+      s->cblobs = n;
+    }
+  }
+  s->cblobs = NULL;
+}
+
+/* Notifications come in commit order: a foreign one before our own last
+ * is a commit our write already saw under the lock; one after it is news
+ * the cache does not have. */
+int pg__notes(pg__store *s) {
+  int self = s->w != NULL ? PQbackendPID(s->w) : 0, any = 0;
+  PGnotify *n;
+  if (s->l == NULL || !s->l_ready) return 0;
+  if (!PQconsumeInput(s->l)) {
+    s->l_ready = 0;
+    pg__pc_drop(s);
+    return 0;
+  }
+  while ((n = PQnotifies(s->l)) != NULL) {
+    if (n->be_pid == self) {
+      if (s->pc && strtoull(n->extra, NULL, 10) == s->pc_seq) s->pc_synced = 1;
+    } else {
+      any = 1;
+      if (s->pc && s->pc_synced) pg__pc_drop(s);
+    }
+    PQfreemem(n);
+  }
+  return any;
+}
+
+void pg__pc_check(pg__store *s) {
+  struct pollfd p;
+  int i;
+  if (!s->pc) return;
+  /* Wait briefly for our own last NOTIFY: until it is here, what came
+   * after our commit cannot be told. */
+  for (i = 0; i < 50 && s->pc; i++) {
+    if (pg__notes(s)) s->foreign = 1;
+    if (!s->pc || s->pc_synced) {
+      p.fd = PQsocket(s->l);
+      p.events = POLLIN;
+      if (!s->pc || poll(&p, 1, 0) <= 0) break;
+      continue; /* more is waiting: read it too */
+    }
+    p.fd = PQsocket(s->l);
+    p.events = POLLIN;
+    if (poll(&p, 1, 1) < 0) break;
+  }
+  if (s->pc && !s->pc_synced) pg__pc_drop(s);
+}

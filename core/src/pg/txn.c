@@ -1,0 +1,170 @@
+/* txn.c - transactions and the database's clock.
+ *
+ * A write transaction's first statement locks the meta row: writers of a
+ * store are serialised (lash_backend.h), and the same round trip reads the
+ * bookkeeping and the database's clock. Writes wait in s->q and travel
+ * with the next read or with COMMIT (and its one NOTIFY). */
+#define _GNU_SOURCE 1
+#include "pg-int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+static void set_clock(pg__store *s, const PGresult *r, int col) {
+  if (PQgetisnull(r, 0, col)) return;
+  s->clock_off = strtoll(PQgetvalue(r, 0, col), NULL, 10) - pg__mono_ms();
+  s->clock_set = 1;
+}
+
+/* The database's clock, carried between round trips by the monotonic
+ * clock and re-anchored by every transaction's first statement; it never
+ * goes back (a re-anchor within the round trip's jitter would). */
+int64_t pg__now(lash_backend *b) {
+  pg__store *s = PG__S(b);
+  struct timeval tv;
+  int64_t t;
+  if (s->clock_set) {
+    t = pg__mono_ms() + s->clock_off;
+  } else {
+    gettimeofday(&tv, NULL);
+    t = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  }
+  if (t < s->clock_last) t = s->clock_last;
+  return s->clock_last = t;
+}
+
+/* Ends the transaction; @p committed: a write that committed (its cache
+ * is kept for the reads that follow, see cache.c). */
+static void end(pg__store *s, int committed) {
+  int write = s->in_write;
+  /* Only a commit that wrote sends the NOTIFY pc waits for. */
+  committed = committed && s->wrote;
+  s->depth = 0;
+  s->in_write = 0;
+  s->wrote = 0;
+  s->meta_loaded = 0;
+  s->q.len = 0;
+  s->nq = 0;
+  if (write && committed)
+    pg__pc_keep(s);
+  else if (write || !s->pc)
+    pg__pc_drop(s);
+  pg__blobs_free(s);
+}
+
+int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
+  pg__store *s = PG__S(b);
+  lash_btxn *t;
+  PGresult *r = NULL;
+  int rc;
+  *out = NULL;
+  if (s->depth > 0) {
+    if (mode == LASH_BTXN_WRITE)
+      return lash_backend_fail(b, LASH_EINVAL,
+                               "store %s: a write cannot begin inside "
+                               "another transaction of the same handle",
+                               s->name);
+    if ((t = calloc(1, sizeof *t)) == NULL) return LASH_ENOMEM;
+    t->nested = 1;
+    s->depth++;
+    *out = t;
+    return 0;
+  }
+  if ((rc = pg__ensure_w(s)) < 0) return rc;
+  if ((t = calloc(1, sizeof *t)) == NULL) return LASH_ENOMEM;
+  if (mode == LASH_BTXN_READ) {
+    /* Another writer's commit seen here is taken off the listening
+     * socket: notify ourselves, so the engine's poll of it still fires. */
+    if (s->pc && (pg__pc_check(s), s->foreign)) {
+      char relay[128];
+      snprintf(relay, sizeof relay, "SELECT pg_notify('%s', 'relay')", s->chan);
+      if (pg__run(s, relay, "relaying a wake", &r) == 0) PQclear(r);
+      r = NULL;
+    }
+    /* BEGIN goes with the first statement (a read that reads nothing
+     * costs no round trip); meta is read when asked for. */
+    s->begin_due = 1;
+    s->depth = 1;
+    *out = t;
+    return 0;
+  }
+  pg__pc_drop(s); /* a write reads afresh under the lock */
+  rc = pg__run(s, "BEGIN; EXECUTE lash_meta_lock", "beginning a write", &r);
+  if (rc == 0 && PQntuples(r) != 1)
+    rc = lash_backend_fail(b, LASH_ECORRUPT,
+                           "store %s: its meta row is missing", s->name);
+  if (rc == 0) rc = pg__meta_decode(r, 0, 0, &s->meta);
+  if (rc < 0) {
+    PQclear(r);
+    if (PQstatus(s->w) == CONNECTION_OK &&
+        PQtransactionStatus(s->w) != PQTRANS_IDLE)
+      PQclear(PQexec(s->w, "ROLLBACK"));
+    free(t);
+    return rc;
+  }
+  set_clock(s, r, 2);
+  PQclear(r);
+  t->write = 1;
+  s->depth = 1;
+  s->in_write = 1;
+  s->wrote = 0;
+  s->meta_loaded = 1;
+  *out = t;
+  return 0;
+}
+
+int pg__commit(lash_backend *b, lash_btxn *t) {
+  pg__store *s = PG__S(b);
+  PGresult *r = NULL;
+  int rc;
+  if (t->nested) {
+    s->depth--;
+    free(t);
+    return 0;
+  }
+  if (!t->write) {
+    pg__abort(b, t);
+    return 0;
+  }
+  rc = 0;
+  if (s->wrote)
+    rc = pg__buf_fmt(&s->q, "SELECT pg_notify('%s', '%llu');", s->chan,
+                     (unsigned long long)s->meta.change_seq);
+  if (rc == 0) rc = pg__buf_str(&s->q, "COMMIT");
+  if (rc < 0) {
+    rc = lash_backend_fail(b, LASH_ENOMEM, "out of memory committing to %s",
+                           s->name);
+  } else {
+    s->nq++;
+    rc = pg__run(s, NULL, "committing", &r);
+    PQclear(r);
+  }
+  if (rc < 0 && PQstatus(s->w) == CONNECTION_OK &&
+      PQtransactionStatus(s->w) != PQTRANS_IDLE)
+    PQclear(PQexec(s->w, "ROLLBACK"));
+  end(s, rc == 0);
+  free(t);
+  return rc;
+}
+
+void pg__abort(lash_backend *b, lash_btxn *t) {
+  pg__store *s = PG__S(b);
+  if (t == NULL) return;
+  if (t->nested) {
+    s->depth--;
+    free(t);
+    return;
+  }
+  if (!t->write) {
+    /* A read that sent its BEGIN ends with the next statement. */
+    if (!s->begin_due) s->end_due = 1;
+    s->begin_due = 0;
+  } else if (s->w != NULL && PQstatus(s->w) == CONNECTION_OK &&
+             PQtransactionStatus(s->w) != PQTRANS_IDLE) {
+    PQclear(PQexec(s->w, "ROLLBACK"));
+  }
+  end(s, 0);
+  free(t);
+}
