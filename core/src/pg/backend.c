@@ -79,6 +79,9 @@ static const lash_backend_methods pg_methods = {
     pg__stats,
     NULL, /* audit: the core's checks of records, logs and leases */
     pg__now,
+    NULL, /* owner_hold: not yet (advisory locks, docs/backend.md); */
+    NULL, /* owner_release: leases of a dead owner lapse by their TTL */
+    NULL, /* owner_alive */
 };
 
 const lash_backend_methods *lash_backend_pg(void) {
