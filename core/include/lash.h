@@ -45,7 +45,7 @@ extern "C" {
 #define LASH_VERSION_STRING "0.1.0"
 /* Version of the on-disk record encoding; a store written with another
  * version refuses to open (LASH_EFORMAT, both versions named). */
-#define LASH_FORMAT_VERSION 1
+#define LASH_FORMAT_VERSION 2
 
 LASH_API const char *lash_version(void);
 
@@ -164,12 +164,16 @@ typedef struct lash_txn lash_txn;
 
 typedef struct lash_store_opts {
   int durability;        /* lash_durability; default FULL */
-  size_t max_bytes;      /* most bytes the store may hold; 0 = the
-                            backend's default (1 GiB on LMDB) */
+  size_t max_bytes;      /* most bytes the store may hold: the ceiling
+                            its map grows to; 0 = no ceiling */
+  size_t map_bytes;      /* the map the store starts with (LMDB: it
+                            doubles on a full map, up to max_bytes);
+                            0 = 64 GiB (1 GiB on 32-bit), sparse */
   size_t max_payload;    /* 0 = 1 MiB; applies to input, event payloads,
                             outcome payloads */
   unsigned max_readers;  /* concurrent readers, where the backend has a
-                            limit; 0 = 126 */
+                            limit; 0 = 1024 (dead readers' slots
+                            are reclaimed) */
   int read_only;         /* open for reading only */
 } lash_store_opts;
 
@@ -565,6 +569,8 @@ typedef struct lash_stats {
   uint64_t change_seq;
   uint64_t bytes_used;      /* bytes the store occupies */
   uint64_t bytes_available; /* bytes it may still grow by before EFULL */
+  uint64_t longest_write_us; /* the longest write transaction of this
+                                handle so far, begin to commit */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);

@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /* The version of this table; a table of another version is refused. */
-#define LASH_BACKEND_VERSION 1
+#define LASH_BACKEND_VERSION 2
 
 typedef struct lash_backend_methods lash_backend_methods;
 typedef struct lash_backend lash_backend; /* one open store of a backend */
@@ -245,6 +245,12 @@ struct lash_backend_methods {
   /* May be NULL: the backend's clock (ms since the epoch), used unless a
    * test clock is installed (lash_store_set_clock). NULL: wall clock. */
   int64_t (*now)(lash_backend *b);
+  /* May be NULL: after LASH_EFULL from save, meta_put or commit of the
+   * write transaction @p t (NULL when commit already ended it), makes the
+   * store larger: ends t, grows, and begins a fresh write in *out that
+   * sees exactly what t saw (else LASH_EFULL), so the core can replay the
+   * write. LASH_EFULL, with a message, when the store cannot grow. */
+  int (*grow)(lash_backend *b, lash_btxn *t, lash_btxn **out);
 };
 
 /* The embedded default. */

@@ -673,6 +673,7 @@ static const lash_backend_methods mem_methods = {
     mem_stats,
     mem_audit,
     NULL, /* now: the wall clock */
+    NULL, /* grow: a full store stays full */
 };
 
 const lash_backend_methods *lash_test_mem_backend(void) {

@@ -51,6 +51,9 @@ typedef struct lmdb__store {
   struct lash_btxn w; /* the one write transaction */
   struct lash_btxn r; /* the cached read transaction (reset between uses) */
   int r_busy;
+  size_t mapsize; /* the map now; grows up to opts.max_bytes (0: none) */
+  size_t w_id;    /* the LMDB txn id of the last write begun */
+  unsigned reads; /* read begins since the last reader check */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))

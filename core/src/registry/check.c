@@ -99,8 +99,8 @@ static int fold_cb(void *ud, const lash_bitem *it) {
             (unsigned long long)f->floor);
   f->prev = seq;
   if (lash__ev_decode(it->ev.data, it->ev.len, &ev, &c->s->zone) < 0) {
-    problem(c, "process %s: event %llu cannot be decoded", f->id,
-            (unsigned long long)seq);
+    problem(c, "process %s: event %llu is damaged (checksum or encoding)",
+            f->id, (unsigned long long)seq);
     return 0;
   }
   ev.seq = seq;
@@ -212,7 +212,7 @@ static int on_row(void *ud, const lash_bitem *it) {
     return 0;
   }
   if (lash__rec_decode(it->rec.data, it->rec.len, &r, &s->zone) < 0) {
-    problem(c, "process %s: record cannot be decoded", id);
+    problem(c, "process %s: record is damaged (checksum or encoding)", id);
     return 0;
   }
   if (r.id.n != idlen || memcmp(r.id.p, it->id, idlen) != 0)

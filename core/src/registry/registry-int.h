@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 #define LASH__ERRMSG_MAX 1024
-#define LASH__DEFAULT_MAX_BYTES ((size_t)1 << 30)
+#define LASH__DEFAULT_MAX_BYTES 0 /* no ceiling: the map grows */
 #define LASH__DEFAULT_MAX_PAYLOAD ((size_t)1 << 20)
-#define LASH__DEFAULT_MAX_READERS 126u
+#define LASH__DEFAULT_MAX_READERS 1024u
 #define LASH__WAIT_MAX 1024   /* bytes of a wait description */
 #define LASH__REASON_MAX 4096 /* bytes of a cancel/abandon reason */
 #define LASH__OP_EVENTS 2     /* events one operation may append */
@@ -205,9 +205,11 @@ struct lash_txn {
   lash_store *s;
   lash_btxn *bt;
   int active;
-  int batch; /* 1: a user batch from lash_txn_begin */
-  int rc;    /* poisoning error, 0 if healthy */
-  int wrote; /* something is to be committed */
+  int batch;        /* 1: a user batch from lash_txn_begin */
+  int rc;           /* poisoning error, 0 if healthy */
+  int wrote;        /* something is to be committed */
+  int spilled;      /* rows went to the backend before commit (no replay) */
+  int64_t began_us; /* monotonic time of the backend's begin */
   /* meta cache, loaded on first use, written at commit */
   int meta_loaded;
   int meta_dirty;
@@ -234,8 +236,9 @@ struct lash_store {
   void *clock_ud;
   lash_commit_fn on_commit;
   void *on_commit_ud;
-  lash_txn own;   /* the transaction of an operation given txn == NULL */
-  lash_txn batch; /* the user batch, when active */
+  lash_txn own; /* the transaction of an operation given txn == NULL */
+  int64_t longest_write_us; /* the longest begin -> commit of a write */
+  lash_txn batch;           /* the user batch, when active */
   msgpack_zone zone;
   lash__buf rbuf;                  /* record encoding */
   lash__buf ebuf[LASH__OP_EVENTS]; /* event values */
@@ -255,6 +258,10 @@ int lash__fail(lash_store *s, int rc, const char *fmt, ...)
 /* ------------------------------------------------------------- store */
 
 int64_t lash__now(lash_store *s);
+/* A monotonic clock (microseconds), for the write-time measure. */
+int64_t lash__mono_us(void);
+/* A write transaction that began at began_us committed now. */
+void lash__note_write(lash_store *s, int64_t began_us);
 uint64_t lash__token(lash_store *s);
 
 /* Starts an operation that writes: txn NULL opens the store's own write
