@@ -175,6 +175,9 @@ typedef struct lash_store_opts {
                             limit; 0 = 1024 (dead readers' slots
                             are reclaimed) */
   int read_only;         /* open for reading only */
+  int damaged_ok;        /* with read_only: open even a store whose data
+                            file is shorter than its meta pages say (what
+                            lash_salvage does in its child processes) */
 } lash_store_opts;
 
 /* Fills *o with the defaults above. */
@@ -586,6 +589,36 @@ LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);
  * @return the number of problems (0 = clean), or a negative error. */
 typedef void (*lash_problem_fn)(void *ud, const char *problem);
 LASH_API int lash_check(lash_store *s, lash_problem_fn fn, void *ud);
+/* lash_check of the store at @p dir, in a child process (fork) that opens
+ * it read-only, so that this process never maps a damaged file: a page so
+ * damaged that reading it faults kills the child, and that is reported as
+ * one more problem ("damage: the check died by signal 7 (Bus error) while
+ * reading records at process ID ..."), never a crash of the caller. A
+ * store that opening finds damaged (LASH_ECORRUPT: an empty or truncated
+ * data file) is one problem. @p opts may be NULL.
+ * @return the number of problems, or a negative error (no store, another
+ *   format, fork failed: err says which). */
+LASH_API int lash_check_isolated(const char *dir, const lash_store_opts *opts,
+                                 lash_problem_fn fn, void *ud, char *err,
+                                 size_t errlen);
+
+/* Copies every readable row of the store at @p dir (its record and events; its lease is
+ * dropped, so a running row is reclaimed after its attempt's lease would
+ * have lapsed) into a new store at @p dest, in child processes: a row whose
+ * record or an event fails its checksum is skipped, and so is a row whose
+ * reading killed a child (the copy then goes on after it). fn (may be
+ * NULL) gets a line per row skipped and per signal.
+ * @return 0, LASH_EINVAL (dest is the store itself), LASH_ECORRUPT (rows
+ *   beyond a damaged page cannot be reached: the report counts what was
+ *   copied), or an error opening or writing dest. */
+typedef struct lash_salvage_report {
+  uint64_t copied;  /* rows written to dest */
+  uint64_t skipped; /* rows left out as unreadable */
+} lash_salvage_report;
+LASH_API int lash_salvage(const char *dir, const char *dest,
+                          const lash_store_opts *opts, lash_problem_fn fn,
+                          void *ud, lash_salvage_report *out, char *err,
+                          size_t errlen);
 
 
 /* ================================================================ engine

@@ -276,7 +276,8 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
   }
   s->opts = *opts;
   reader_check(s);
-  if ((rc = check_length(s)) < 0) goto out;
+  if (!(opts->read_only && opts->damaged_ok) && (rc = check_length(s)) < 0)
+    goto out;
   if ((rc = open_dbs(s, opts->read_only, format)) < 0) goto out;
   *out = &s->base;
   s = NULL;

@@ -207,6 +207,7 @@ static int on_row(void *ud, const lash_bitem *it) {
   int unleased = 0, rc;
 
   show_id(id, it->id, idlen);
+  lash__progress_set(s, "records", it->id, idlen);
   if (!valid_id_bytes(it->id, idlen)) {
     problem(c, "a record has an invalid id key (%zu bytes)", idlen);
     return 0;
@@ -301,6 +302,8 @@ int lash_check(lash_store *s, lash_problem_fn fn, void *ud) {
                 lash_status_name(i), (unsigned long long)meta.counts[i],
                 (unsigned long long)c.counts[i], lash_status_name(i));
   if (s->b->m->audit != NULL) {
+    lash__progress_set(s, "the indexes (live, status, changes, tombstones)",
+                       NULL, 0);
     a.ud = &c;
     a.problem = audit_problem;
     a.describe = audit_describe;

@@ -228,6 +228,17 @@ struct lash_txn {
   size_t bevcap;
 };
 
+/* Where a walk is (isolate.c): set as it goes, read by a parent process
+ * when the walker dies. */
+typedef struct lash__progress {
+  const char *phase; /* a literal: the same address in a forked child */
+  char id[LASH_ID_MAX + 1];
+} lash__progress;
+
+/* Sets s->progress, when the store has one. */
+void lash__progress_set(lash_store *s, const char *phase, const char *id,
+                        size_t idlen);
+
 struct lash_store {
   lash_backend *b;
   char *path; /* the target, as given */
@@ -238,6 +249,7 @@ struct lash_store {
   void *on_commit_ud;
   lash_txn own; /* the transaction of an operation given txn == NULL */
   int64_t longest_write_us; /* the longest begin -> commit of a write */
+  lash__progress *progress; /* NULL, or where a walk reports (isolate.c) */
   lash_txn batch;           /* the user batch, when active */
   msgpack_zone zone;
   lash__buf rbuf;                  /* record encoding */
