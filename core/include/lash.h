@@ -861,6 +861,11 @@ LASH_API int lash_engine_run(lash_engine *e, int mode);
  * is closing, or the loop died: nothing alive could set the flag),
  * LASH_ECANCELED (lash_engine_interrupt). */
 LASH_API int lash_engine_run_until(lash_engine *e, volatile int *flag);
+/* The first storage error (LASH_EFULL, LASH_EIO, LASH_EPANIC, LASH_ENOMEM,
+ * LASH_ECORRUPT) a write of the engine met, or 0; *msg (may be NULL) gets
+ * its message. lash_engine_run(DEFAULT) returns it: the engine cannot go
+ * on (a worker should log it and exit non-zero). */
+LASH_API int lash_engine_storage_error(lash_engine *e, const char **msg);
 /* Asks lash_engine_run(DEFAULT) to return after the current turn. */
 LASH_API void lash_engine_stop(lash_engine *e);
 /* Makes the lash_engine_run or lash_engine_run_until in progress (or the
