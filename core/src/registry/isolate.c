@@ -42,16 +42,6 @@ typedef struct job {
   lash_store_opts opts;
 } job;
 
-void lash__progress_set(lash_store *s, const char *phase, const char *id,
-                        size_t idlen) {
-  lash__progress *p = s->progress;
-  if (p == NULL) return;
-  if (idlen > LASH_ID_MAX) idlen = LASH_ID_MAX;
-  p->phase = phase;
-  if (id != NULL) memcpy(p->id, id, idlen);
-  p->id[id != NULL ? idlen : 0] = '\0';
-}
-
 static shared *shared_new(void) {
   void *p = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -270,10 +270,6 @@ int lash__fail(lash_store *s, int rc, const char *fmt, ...)
 /* ------------------------------------------------------------- store */
 
 int64_t lash__now(lash_store *s);
-/* A monotonic clock (microseconds), for the write-time measure. */
-int64_t lash__mono_us(void);
-/* A write transaction that began at began_us committed now. */
-void lash__note_write(lash_store *s, int64_t began_us);
 uint64_t lash__token(lash_store *s);
 
 /* Starts an operation that writes: txn NULL opens the store's own write

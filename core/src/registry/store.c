@@ -27,17 +27,6 @@ int64_t lash__now(lash_store *s) {
   return s->b->m->now != NULL ? s->b->m->now(s->b) : wall_ms();
 }
 
-int64_t lash__mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void lash__note_write(lash_store *s, int64_t began_us) {
-  int64_t d = lash__mono_us() - began_us;
-  if (d > s->longest_write_us) s->longest_write_us = d;
-}
-
 int64_t lash_store_now(lash_store *s) {
   return lash__now(s);
 }

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* --------------------------------------------------------------- meta */
 
@@ -117,6 +118,20 @@ lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen) {
     t->hash[j] = (uint32_t)t->nch;
   }
   return c;
+}
+
+/* ------------------------------------------------- write-time measure */
+
+/* The longest begin -> commit of a write (lash_stats.longest_write_us). */
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void note_write(lash_store *s, int64_t began_us) {
+  int64_t d = mono_us() - began_us;
+  if (d > s->longest_write_us) s->longest_write_us = d;
 }
 
 /* ---------------------------------------------------------- write-back */
@@ -265,7 +280,7 @@ static int txn_open(lash_store *s, lash_txn *t) {
     return rc;
   }
   t->active = 1;
-  t->began_us = lash__mono_us();
+  t->began_us = mono_us();
   return 0;
 }
 
@@ -358,7 +373,7 @@ static int txn_finish(lash_txn *t) {
     txn_reset(t);
     return rc;
   }
-  lash__note_write(s, t0);
+  note_write(s, t0);
   report(t);
   txn_reset(t);
   return 0;
