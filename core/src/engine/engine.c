@@ -444,6 +444,10 @@ int lash_engine_run(lash_engine *e, int mode) {
   case LASH_RUN_UNTIL_IDLE:
     lash_engine_drive(e, NULL);
     while (!e->closing && !lash_engine_idle(e)) {
+      if (e->writer.storage_rc != 0) {
+        rc = e->writer.storage_rc;
+        break;
+      }
       if (e->interrupted) {
         e->interrupted = 0;
         rc = LASH_ECANCELED;

@@ -24,6 +24,9 @@
 /* Stale reader slots (of processes that died in a read) are reclaimed at
  * open, on MDB_READERS_FULL and on every READER_CHECK_EVERY-th read. */
 #define READER_CHECK_EVERY 256u
+/* A write that cannot be replayed after MDB_MAP_FULL finds at least this
+ * much room: the map grows before a write when less is left. */
+#define GROW_ROOM ((uint64_t)64 << 20)
 
 /* --------------------------------------------------------------- open */
 
@@ -275,6 +278,10 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
       opts->max_bytes = s->mapsize; /* a larger store than the ceiling */
   }
   s->opts = *opts;
+  {
+    MDB_stat st;
+    if (mdb_env_stat(s->env, &st) == 0) s->psize = st.ms_psize;
+  }
   reader_check(s);
   if (!(opts->read_only && opts->damaged_ok) && (rc = check_length(s)) < 0)
     goto out;
@@ -320,6 +327,33 @@ static int txn_begin(lmdb__store *s, unsigned flags, MDB_txn **mt) {
   return mrc;
 }
 
+/* Before a write: a map more than 3/4 used doubles (up to the ceiling) now,
+ * (or when less than GROW_ROOM is left), while no transaction of this
+ * handle runs, so that a write which cannot
+ * be replayed after MDB_MAP_FULL (it read its rows back mid-transaction)
+ * rarely meets it. Reads the meta pages only: no system call. */
+static void grow_early(lmdb__store *s) {
+  MDB_envinfo info;
+  size_t want, ceiling = s->opts.max_bytes;
+  uint64_t used;
+  if (s->r_busy || s->opts.read_only || s->psize == 0 ||
+      mdb_env_info(s->env, &info) != 0)
+    return;
+  used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+  /* Room kept: a quarter of the map, and at least GROW_ROOM bytes. */
+  if (used + GROW_ROOM <= s->mapsize &&
+      used < (uint64_t)s->mapsize - s->mapsize / 4)
+    return;
+  want = s->mapsize * 2 < s->mapsize ? SIZE_MAX : s->mapsize * 2;
+  if (ceiling != 0 && want > ceiling) want = ceiling;
+  if (want <= s->mapsize) return;
+  if (s->r.mt != NULL) {
+    mdb_txn_abort(s->r.mt);
+    s->r.mt = NULL;
+  }
+  if (mdb_env_set_mapsize(s->env, want) == 0) s->mapsize = want;
+}
+
 static int env_begin(lash_backend *b, int mode, lash_btxn **out) {
   lmdb__store *s = LMDB__S(b);
   lash_btxn *t;
@@ -329,6 +363,7 @@ static int env_begin(lash_backend *b, int mode, lash_btxn **out) {
     if (s->w.mt != NULL)
       return lash_backend_fail(
           b, LASH_EINVAL, "store %s already has a write transaction", s->path);
+    grow_early(s);
     if ((mrc = txn_begin(s, 0, &s->w.mt)) != 0)
       return lmdb__fail(s, mrc, "starting a write transaction");
     s->w_id = mdb_txn_id(s->w.mt);

@@ -54,6 +54,7 @@ typedef struct lmdb__store {
   size_t mapsize; /* the map now; grows up to opts.max_bytes (0: none) */
   size_t w_id;    /* the LMDB txn id of the last write begun */
   unsigned reads; /* read begins since the last reader check */
+  unsigned psize; /* the page size */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))

@@ -32,6 +32,8 @@ typedef struct shared {
   uint64_t copied, skipped;
   int nskip;
   char skip[SKIP_MAX][LASH_ID_MAX + 1];
+  int failed;  /* the child stopped on an error (not a fault) */
+  int sig;     /* the fault the child died of, when it could say */
   int open_rc; /* the child could not open the store: why */
   char open_err[LASH__ERRMSG_MAX];
 } shared;
@@ -41,6 +43,16 @@ typedef struct job {
   const char *dir, *dest;
   lash_store_opts opts;
 } job;
+
+static shared *the_shared; /* in a child: where its fault handler writes */
+
+/* A fault in the child: note it, then die of it (a sanitizer's own handler
+ * may come first and exit instead: the parent takes both for a fault). */
+static void on_fault(int sig) {
+  if (the_shared != NULL) the_shared->sig = sig;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
 
 static shared *shared_new(void) {
   void *p = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE,
@@ -135,7 +147,11 @@ static int run_child(const job *j, shared *sh,
   if (pid == 0) {
     int rc;
     close(fds[0]);
+    the_shared = sh;
+    signal(SIGSEGV, on_fault);
+    signal(SIGBUS, on_fault);
     rc = body(j, sh, fds[1]);
+    if (rc < 0) sh->failed = 1;
     _exit(rc < 0 ? 2 : 0);
   }
   close(fds[1]);
@@ -144,6 +160,13 @@ static int run_child(const job *j, shared *sh,
   while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
   }
   return n;
+}
+
+/* The fault a child died of: its signal, or the one its handler noted
+ * (when a sanitizer caught it and exited), else SIGSEGV. */
+static int fault_of(int status, const shared *sh) {
+  if (WIFSIGNALED(status)) return WTERMSIG(status);
+  return sh->sig != 0 ? sh->sig : SIGSEGV;
 }
 
 static void signal_line(char *buf, size_t cap, int sig, const shared *sh,
@@ -216,20 +239,12 @@ int lash_check_isolated(const char *dir, const lash_store_opts *opts,
     set_err(err, errlen, "check of %s: cannot start a child process: %s", dir,
             strerror(errno));
     n = LASH_EIO;
-  } else if (WIFSIGNALED(status)) {
-    signal_line(line, sizeof line, WTERMSIG(status), sh, "the check");
+  } else if (WIFSIGNALED(status) || (!sh->finished && sh->open_rc == 0)) {
+    signal_line(line, sizeof line, fault_of(status, sh), sh, "the check");
     n++;
     if (fn != NULL) fn(ud, line);
   } else if (sh->open_rc < 0) {
     n = open_failed(sh, fn, ud, err, errlen);
-  } else if (!sh->finished) {
-    snprintf(line, sizeof line,
-             "damage: the check stopped early (exit status %d) while "
-             "reading %s",
-             WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-             sh->where.phase != NULL ? sh->where.phase : "the store");
-    n++;
-    if (fn != NULL) fn(ud, line);
   }
   munmap(sh, sizeof *sh);
   return n;
@@ -450,13 +465,13 @@ int lash_salvage(const char *dir, const char *dest, const lash_store_opts *opts,
       rc = sh->open_rc;
       break;
     }
-    if (!WIFSIGNALED(status)) {
+    if (sh->failed) {
       set_err(err, errlen, "salvage into %s stopped; the lines above say why%s",
               dest, "");
       rc = LASH_EIO;
       break;
     }
-    signal_line(line, sizeof line, WTERMSIG(status), sh, "the salvage");
+    signal_line(line, sizeof line, fault_of(status, sh), sh, "the salvage");
     if (fn != NULL) fn(ud, line);
     for (i = 0; i < sh->nskip; i++)
       if (strcmp(sh->skip[i], sh->where.id) == 0) again = 1;
