@@ -47,6 +47,7 @@ static void read_opts(lua_State *L, int t, lash_engine_opts *o, void **luv) {
     o->store.durability = i;
   }
   o->store.max_bytes = (size_t)llash_field_int(L, t, "max_bytes");
+  o->store.map_bytes = (size_t)llash_field_int(L, t, "map_bytes");
   o->store.max_payload = (size_t)llash_field_int(L, t, "max_payload");
   o->store.max_readers =
       (unsigned)clamp_int(llash_field_int(L, t, "max_readers"));
@@ -358,6 +359,7 @@ static int l_run(lua_State *L) {
                                LASH_RUN_UNTIL_IDLE};
   llash_engine *le = llash_checkengine(L, 1);
   int mode = values[llash_checkname(L, 2, "mode", modes)], rc;
+  const char *smsg = NULL;
   lua_State *prev = le->L;
   if (le->depth > 0 || le->in_loop > 0 || llash_luv_running(le))
     return luaL_error(L, "cannot run the lash loop from inside it");
@@ -368,6 +370,12 @@ static int l_run(lua_State *L) {
   le->in_loop--;
   le->L = prev;
   if (rc == LASH_ECANCELED) return luaL_error(L, "interrupted!");
+  if (rc < 0 && lash_engine_storage_error(le->e, &smsg) == rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, smsg);
+    lua_pushstring(L, lash_err_name(rc));
+    return 3;
+  }
   if (rc < 0) return llash_fail_store(L, le, rc);
   lua_pushboolean(L, 1);
   return 1;

@@ -303,6 +303,7 @@ void llash_pushstats(lua_State *L, const lash_stats *s,
   llash_setint(L, "change_seq", (lua_Integer)s->change_seq);
   llash_setint(L, "bytes_used", (lua_Integer)s->bytes_used);
   llash_setint(L, "bytes_available", (lua_Integer)s->bytes_available);
+  llash_setint(L, "longest_write_us", (lua_Integer)s->longest_write_us);
   llash_setint(L, "backoff_reads", (lua_Integer)es->backoff_reads);
   llash_setint(L, "hub_wakes", (lua_Integer)es->hub_wakes);
   llash_setint(L, "feed_changes", (lua_Integer)es->feed_changes);

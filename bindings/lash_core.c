@@ -66,6 +66,77 @@ static int l_dir_files(lua_State *L) {
   return 1;
 }
 
+typedef struct lines_ud {
+  lua_State *L;
+  int t;
+} lines_ud;
+
+static void push_line(void *ud, const char *line) {
+  lines_ud *u = ud;
+  lua_pushstring(u->L, line);
+  lua_rawseti(u->L, u->t, (lua_Integer)lua_rawlen(u->L, u->t) + 1);
+}
+
+static void store_opts_at(lua_State *L, int idx, lash_store_opts *o) {
+  lua_Integer n = luaL_optinteger(L, idx, 0);
+  lash_store_opts_init(o);
+  o->max_readers = n > 0 && n < 1 << 30 ? (unsigned)n : 0;
+}
+
+/* core.check(dir, max_readers) -> problems (lines) | nil, msg, code:
+ * lash_check_isolated (a child process walks the store). */
+static int l_check_dir(lua_State *L) {
+  const char *dir = llash_checkstr(L, 1, "dir");
+  char err[1024] = "";
+  lash_store_opts o;
+  lines_ud u;
+  int rc;
+  store_opts_at(L, 2, &o);
+  lua_settop(L, 2);
+  lua_newtable(L);
+  u.L = L;
+  u.t = 3;
+  rc = lash_check_isolated(dir, &o, push_line, &u, err, sizeof err);
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err[0] ? err : lash_strerror(rc));
+    lua_pushstring(L, lash_err_name(rc));
+    return 3;
+  }
+  return 1;
+}
+
+/* core.salvage(dir, dest, max_readers) -> report | nil, msg, code, report;
+ * report = {copied = N, skipped = N, lines = {...}} */
+static int l_salvage(lua_State *L) {
+  const char *dir = llash_checkstr(L, 1, "dir");
+  const char *dest = llash_checkstr(L, 2, "dest");
+  char err[1024] = "";
+  lash_store_opts o;
+  lash_salvage_report rep;
+  lines_ud u;
+  int rc;
+  store_opts_at(L, 3, &o);
+  lua_settop(L, 3);
+  lua_newtable(L); /* 4: report */
+  lua_newtable(L); /* 5: lines */
+  u.L = L;
+  u.t = 5;
+  rc = lash_salvage(dir, dest, &o, push_line, &u, &rep, err, sizeof err);
+  lua_setfield(L, 4, "lines");
+  lua_pushvalue(L, 4);
+  llash_setint(L, "copied", (lua_Integer)rep.copied);
+  llash_setint(L, "skipped", (lua_Integer)rep.skipped);
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err[0] ? err : lash_strerror(rc));
+    lua_pushstring(L, lash_err_name(rc));
+    lua_pushvalue(L, 4);
+    return 4;
+  }
+  return 1;
+}
+
 /* Pushes the array of the names @p name gives for first..last. */
 static void push_names(lua_State *L, const char *(*name)(int), int first,
                        int last, int terminal_only) {
@@ -95,6 +166,10 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   lua_setfield(L, -2, "strerror");
   lua_pushcfunction(L, l_dir_files);
   lua_setfield(L, -2, "dir_files");
+  lua_pushcfunction(L, l_check_dir);
+  lua_setfield(L, -2, "check");
+  lua_pushcfunction(L, l_salvage);
+  lua_setfield(L, -2, "salvage");
   lua_pushstring(L, lash_version());
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LLASH_MAX_DEPTH);

@@ -1,6 +1,7 @@
 -- bench/engine/drain_worker.lua DIR N: the worker OS process of drain.lua.
 -- Opens the store with concurrency 256 (durability "full"), defines "noop",
--- runs until idle, checks that N rows completed, prints the rate.
+-- runs until idle, checks that N rows completed, prints the rate and the
+-- longest write transaction.
 local here = (arg[0]:match("^(.*/)") or "./")
 local C = dofile(here .. "common.lua")
 local lash = require "lash"
@@ -30,3 +31,7 @@ end
 local secs = (t1 - t0) / 1e6
 C.note("drained %d in %.3f s", N, secs)
 print(("engine drain  N=%d  full  %.0f processes/s  (target >= 30000)"):format(N, N / secs))
+-- While a write transaction runs, every other writer of the store waits
+-- (LMDB's one writer lock): the longest one of this drain.
+print(("engine longest write transaction  %.2f ms  (drain N=%d)")
+  :format((st.longest_write_us or 0) / 1000, N))

@@ -49,7 +49,7 @@ extern "C" {
 #define LASH_VERSION_STRING "0.1.0"
 /* Version of the on-disk record encoding; a store written with another
  * version refuses to open (LASH_EFORMAT, both versions named). */
-#define LASH_FORMAT_VERSION 1
+#define LASH_FORMAT_VERSION 2
 
 LASH_API const char *lash_version(void);
 
@@ -193,13 +193,20 @@ typedef struct lash_txn lash_txn;
 
 typedef struct lash_store_opts {
   int durability;        /* lash_durability; default FULL */
-  size_t max_bytes;      /* most bytes the store may hold; 0 = the
-                            backend's default (1 GiB on LMDB) */
+  size_t max_bytes;      /* most bytes the store may hold: the ceiling
+                            its map grows to; 0 = no ceiling */
+  size_t map_bytes;      /* the map the store starts with (LMDB: it
+                            doubles on a full map, up to max_bytes);
+                            0 = 64 GiB (1 GiB on 32-bit), sparse */
   size_t max_payload;    /* 0 = 1 MiB; applies to input, event payloads,
                             outcome payloads */
   unsigned max_readers;  /* concurrent readers, where the backend has a
-                            limit; 0 = 126 */
+                            limit; 0 = 1024 (dead readers' slots
+                            are reclaimed) */
   int read_only;         /* open for reading only */
+  int damaged_ok;        /* with read_only: open even a store whose data
+                            file is shorter than its meta pages say (what
+                            lash_salvage does in its child processes) */
 } lash_store_opts;
 
 /* Fills *o with the defaults above. */
@@ -634,6 +641,8 @@ typedef struct lash_stats {
   uint64_t change_seq;
   uint64_t bytes_used;      /* bytes the store occupies */
   uint64_t bytes_available; /* bytes it may still grow by before EFULL */
+  uint64_t longest_write_us; /* the longest write transaction of this
+                                handle so far, begin to commit */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);
@@ -649,6 +658,36 @@ LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);
  * @return the number of problems (0 = clean), or a negative error. */
 typedef void (*lash_problem_fn)(void *ud, const char *problem);
 LASH_API int lash_check(lash_store *s, lash_problem_fn fn, void *ud);
+/* lash_check of the store at @p dir, in a child process (fork) that opens
+ * it read-only, so that this process never maps a damaged file: a page so
+ * damaged that reading it faults kills the child, and that is reported as
+ * one more problem ("damage: the check died by signal 7 (Bus error) while
+ * reading records at process ID ..."), never a crash of the caller. A
+ * store that opening finds damaged (LASH_ECORRUPT: an empty or truncated
+ * data file) is one problem. @p opts may be NULL.
+ * @return the number of problems, or a negative error (no store, another
+ *   format, fork failed: err says which). */
+LASH_API int lash_check_isolated(const char *dir, const lash_store_opts *opts,
+                                 lash_problem_fn fn, void *ud, char *err,
+                                 size_t errlen);
+
+/* Copies every readable row of the store at @p dir (its record and events; its lease is
+ * dropped, so a running row is reclaimed after its attempt's lease would
+ * have lapsed) into a new store at @p dest, in child processes: a row whose
+ * record or an event fails its checksum is skipped, and so is a row whose
+ * reading killed a child (the copy then goes on after it). fn (may be
+ * NULL) gets a line per row skipped and per signal.
+ * @return 0, LASH_EINVAL (dest is the store itself), LASH_ECORRUPT (rows
+ *   beyond a damaged page cannot be reached: the report counts what was
+ *   copied), or an error opening or writing dest. */
+typedef struct lash_salvage_report {
+  uint64_t copied;  /* rows written to dest */
+  uint64_t skipped; /* rows left out as unreadable */
+} lash_salvage_report;
+LASH_API int lash_salvage(const char *dir, const char *dest,
+                          const lash_store_opts *opts, lash_problem_fn fn,
+                          void *ud, lash_salvage_report *out, char *err,
+                          size_t errlen);
 
 
 /* ================================================================ engine
@@ -921,6 +960,11 @@ LASH_API int lash_engine_run(lash_engine *e, int mode);
  * is closing, or the loop died: nothing alive could set the flag),
  * LASH_ECANCELED (lash_engine_interrupt). */
 LASH_API int lash_engine_run_until(lash_engine *e, volatile int *flag);
+/* The first storage error (LASH_EFULL, LASH_EIO, LASH_EPANIC, LASH_ENOMEM,
+ * LASH_ECORRUPT) a write of the engine met, or 0; *msg (may be NULL) gets
+ * its message. lash_engine_run(DEFAULT) returns it: the engine cannot go
+ * on (a worker should log it and exit non-zero). */
+LASH_API int lash_engine_storage_error(lash_engine *e, const char **msg);
 /* Asks lash_engine_run(DEFAULT) to return after the current turn. Outside
  * a lash_engine_run (a host running a shared loop, luv) it stops nothing:
  * the host's uv_run is not the engine's to end. */

@@ -35,9 +35,9 @@
 extern "C" {
 #endif
 
-/* The version of this table. Version 2 added the owner-liveness methods at
- * its end; a version 1 table is still accepted (they count as NULL). A
- * table of any other version is refused. */
+/* The version of this table. Version 2 added the owner-liveness methods
+ * and grow at its end; a version 1 table is still accepted (they count as
+ * NULL). A table of any other version is refused. */
 #define LASH_BACKEND_VERSION 2
 #define LASH_BACKEND_VERSION_MIN 1
 
@@ -268,6 +268,14 @@ struct lash_backend_methods {
    * the caller keeps to the TTL. Cheap: a few syscalls, no transaction. */
   int (*owner_alive)(lash_backend *b, const char *owner,
                      const char *incarnation);
+
+  /* ---- version 2: growing the store ---- */
+  /* May be NULL: after LASH_EFULL from save, meta_put or commit of the
+   * write transaction @p t (NULL when commit already ended it), makes the
+   * store larger: ends t, grows, and begins a fresh write in *out that
+   * sees exactly what t saw (else LASH_EFULL), so the core can replay the
+   * write. LASH_EFULL, with a message, when the store cannot grow. */
+  int (*grow)(lash_backend *b, lash_btxn *t, lash_btxn **out);
 };
 
 /* The embedded default. */

@@ -735,6 +735,7 @@ static const lash_backend_methods mem_methods = {
     mem_owner_hold,
     mem_owner_release,
     mem_owner_alive,
+    NULL, /* grow: a full store stays full */
 };
 
 const lash_backend_methods *lash_test_mem_backend(void) {

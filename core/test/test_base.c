@@ -5,6 +5,7 @@
  * lash__hash_n over the same bytes). */
 #include "tap.h"
 
+#include "base/crc32c.h"
 #include "base/hash.h"
 #include "base/heap.h"
 #include "base/map.h"
@@ -134,7 +135,36 @@ static void test_hash(void) {
      "lash__hash equals lash__hash_n over the same bytes");
 }
 
+/* Bit at a time: the definition the fast paths must match. */
+static uint32_t crc_ref(const unsigned char *p, size_t n) {
+  uint32_t c = ~0u;
+  size_t i;
+  int j;
+  for (i = 0; i < n; i++) {
+    c ^= p[i];
+    for (j = 0; j < 8; j++)
+      c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+  }
+  return ~c;
+}
+
+static void test_crc32c(void) {
+  unsigned char buf[300], zero[32];
+  size_t n, bad = 0;
+  memset(zero, 0, sizeof zero);
+  is(lash__crc32c("123456789", 9), 0xe3069283u, "CRC-32C check value");
+  is(lash__crc32c(zero, 32), 0x8a9136aau, "CRC-32C of 32 zero bytes");
+  is(lash__crc32c("", 0), 0u, "CRC-32C of nothing");
+  for (n = 0; n < sizeof buf; n++)
+    buf[n] = (unsigned char)(n * 131 + 7);
+  for (n = 0; n <= sizeof buf; n++)
+    if (lash__crc32c(buf, n) != crc_ref(buf, n)) bad++;
+  is(bad, 0, "CRC-32C equals the bitwise reference for 0..300 bytes");
+  is(lash__crc32c(buf + 3, 77), crc_ref(buf + 3, 77), "... unaligned too");
+}
+
 int main(void) {
+  test_crc32c();
   test_heap();
   test_map();
   test_queue();

@@ -143,8 +143,16 @@ owner is left to it.]],
     summary = "counts per status, store size and change sequence",
   },
   check = {
-    opts = { json = "flag" },
+    opts = { json = "flag", salvage = "string" },
+    usage = "check [--salvage DIR] [--json]",
     summary = "audit the store (record folds, indexes, leases); exit 1 on a problem",
+    help = [[
+The walk runs in a child process: a page so damaged that reading it would
+crash (SIGBUS, SIGSEGV) is reported as damage where it was met, and an empty
+or truncated data file is a problem too. Records, events and leases carry a
+CRC-32C checksum; a mismatch names the process and the event.
+--salvage DIR copies every readable row (record and events; leases dropped)
+into a new store at DIR and says how many rows it copied and skipped.]],
   },
   help = {
     args = { "[COMMAND]" },
@@ -154,6 +162,22 @@ owner is left to it.]],
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
   "cancel", "abandon", "prune", "stats", "check", "help" }
+
+-- Options of the store, taken by every command (before or after it):
+-- lash.open's max_bytes, max_readers and lease_ttl_ms.
+local STORE_FLAGS = { ["map-size"] = "size", ["max-readers"] = "int", ["lease-ttl"] = "duration" }
+local STORE_USAGE = "[--map-size SIZE] [--max-readers N] [--lease-ttl DURATION]"
+
+-- "64g", "512m", "100k", "4096" (bytes) -> bytes, or nil, why.
+local function parse_size(v)
+  local n, unit = tostring(v):lower():match("^(%d+)([kmgt]?)i?b?$")
+  n = math.tointeger(tonumber(n))
+  if not n or n == 0 then
+    return nil, 'needs a size such as 64g, 512m or 1048576 (bytes), got "' .. tostring(v) .. '"'
+  end
+  local shift = ({ [""] = 0, k = 10, m = 20, g = 30, t = 40 })[unit]
+  return n << shift
+end
 
 local function usage_line(name)
   local c = COMMANDS[name]
@@ -173,10 +197,13 @@ end
 
 local function general_usage()
   local lines = {
-    "usage: lash [--db DIR] [COMMAND] [ARGS] [--help]",
+    "usage: lash [--db DIR] " .. STORE_USAGE .. " [COMMAND] [ARGS] [--help]",
     "       lash --version",
     "",
     "A durable process engine. DIR is the store (default $LASH_DB, else ./lash.db).",
+    "--map-size caps the store's size (64g, 512m; default: no cap, the map grows),",
+    "--max-readers sets its reader slots (default 1024), --lease-ttl the lease of",
+    "the rows this process runs (default 30s). Each goes before or after COMMAND.",
     "",
     "commands:",
   }
@@ -235,7 +262,28 @@ end
 
 -- Parses the arguments of command `name` from args[i..]. Returns
 -- positionals, options.
-local function parse(name, args, i)
+-- Parses the value of store flag `key` into store (a table); a bad value
+-- is a usage error of `cmd`.
+local function store_flag(cmd, store, key, val)
+  local kind = STORE_FLAGS[key]
+  if val == nil then usage_error(cmd, "--" .. key .. " needs a value") end
+  if kind == "size" then
+    local n, why = parse_size(val)
+    if not n then usage_error(cmd, "--" .. key .. " " .. why) end
+    store.max_bytes = n
+  elseif kind == "int" then
+    local n = parse_int(cmd, key, val)
+    if n == 0 then usage_error(cmd, "--" .. key .. " must be >= 1") end
+    store.max_readers = n
+  else
+    local ms, why = format.duration(val)
+    if not ms then usage_error(cmd, "--" .. key .. ": " .. why) end
+    if ms <= 0 then usage_error(cmd, "--" .. key .. " must be > 0") end
+    store.lease_ttl_ms = ms
+  end
+end
+
+local function parse(name, args, i, store)
   local c = COMMANDS[name]
   local specs = c.opts or {}
   local pos, opts = {}, { help = false }
@@ -258,6 +306,12 @@ local function parse(name, args, i)
           if val == nil then usage_error(name, "--db needs a directory") end
         end
         opts.db = val
+      elseif STORE_FLAGS[key] and name ~= "help" then
+        if val == nil then
+          i = i + 1
+          val = args[i]
+        end
+        store_flag(name, store, key, val)
       else
         local kind = specs[key]
         if not kind then usage_error(name, 'unknown option "--' .. key .. '"') end
@@ -639,12 +693,39 @@ function run.stats(ctx, _, opts)
   say(format.columns({ "STAT", "VALUE" }, rows))
 end
 
+local function salvage(ctx, dest, json)
+  local there = lash.open(dest, { read_only = true })
+  if there then
+    there:close()
+    failure("check", "--salvage " .. dest .. ": a store is there already; give a new directory")
+  end
+  local rep, msg, code, partial = lash.salvage(ctx.db, dest,
+    { max_readers = ctx.store.max_readers })
+  rep = rep or partial
+  if not rep then failure("check", tostring(msg)) end
+  if json then
+    say(format.json({ ok = msg == nil, copied = rep.copied, skipped = rep.skipped,
+      problems = lash.array(rep.lines), error = msg, code = code }))
+  else
+    for _, l in ipairs(rep.lines) do say(l) end
+    if msg then say(msg) end
+    say(string.format("salvage: %d rows copied to %s, %d skipped", rep.copied, dest, rep.skipped))
+  end
+  if msg or rep.skipped > 0 then return 1 end
+end
+
 function run.check(ctx, _, opts)
-  local problems, eng = read_store(ctx, "check", "check")
+  if opts.salvage then return salvage(ctx, opts.salvage, opts.json) end
+  -- The walk runs in a child process: this one never maps a damaged file.
+  local problems, msg, code = lash.check(ctx.db, { max_readers = ctx.store.max_readers })
+  if not problems and code == "EACCES" then
+    failure("check", "no store at " .. ctx.db .. " (" .. tostring(msg) .. ")")
+  end
+  if not problems then failure("check", tostring(msg)) end
   if opts.json then
     say(format.json({ ok = #problems == 0, problems = lash.array(problems) }))
   elseif #problems == 0 then
-    say("ok: no problems found in " .. eng:path())
+    say("ok: no problems found in " .. ctx.db)
   else
     for _, p in ipairs(problems) do say(p) end
     say(string.format("%d problem%s found", #problems, #problems == 1 and "" or "s"))
@@ -672,6 +753,26 @@ function run.run(ctx, pos)
     if not ok then failure("run", tostring(rerr)) end
   end
   if math.type(res[2]) == "integer" then return res[2] end
+end
+
+-- What to do about a storage error that stopped a worker.
+local REMEDY = {
+  EFULL = "restart the worker with a larger --map-size (or none: the map then grows)",
+  ECORRUPT = "run `lash check`; `lash check --salvage DIR` copies the readable rows",
+  EIO = "check the disk and its free space, then restart the worker",
+  EPANIC = "check the disk, then restart the worker",
+  ENOMEM = "free memory (or lower --concurrency), then restart the worker",
+}
+
+-- The engine met a storage error and cannot go on: one line naming the
+-- store, the error and the remedy; leases released; exit 1.
+local function storage_failure(eng, msg, code)
+  local path = eng:path()
+  pcall(eng.drain, eng)
+  close_store(eng)
+  log("worker on %s stopped: %s (%s): %s", path, tostring(msg), tostring(code),
+    REMEDY[code] or "restart the worker")
+  return 1
 end
 
 local function busy(eng)
@@ -702,11 +803,13 @@ function run.worker(ctx, _, opts)
   log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
   if not eng:stats().owner_held then
-    log("worker: no owner lock in %s/owners (read-only folder?): if this worker dies, " ..
-      "peers take its rows over only after the lease TTL", eng:path())
+    log("worker: no owner lock held on %s (a read-only store folder, or a backend " ..
+      "without one): if this worker dies, peers take its rows over only after the " ..
+      "lease TTL", eng:path())
   end
-  local ok, err = pcall(eng.run, eng)
-  if not ok then failure("worker", tostring(err)) end
+  local ok, ran, msg, code = pcall(eng.run, eng)
+  if not ok then failure("worker", tostring(ran)) end
+  if not ran then return storage_failure(eng, msg, code) end
   local sig = h.signal() or "stop"
   eng:pause(true)
   local n = busy(eng)
@@ -767,6 +870,7 @@ end
 
 local function main(args)
   local i, db, n = 1, nil, #args
+  local store = {}
   -- global options
   while i <= n do
     local a = args[i]
@@ -783,6 +887,15 @@ local function main(args)
     elseif a:match("^%-%-db=") then
       db = a:sub(6)
       i = i + 1
+    elseif STORE_FLAGS[a:match("^%-%-([%w-]+)") or ""] then
+      local key, val = a:match("^%-%-([^=]+)=(.*)$")
+      if key then
+        i = i + 1
+      else
+        key, val = a:sub(3), args[i + 1]
+        i = i + 2
+      end
+      store_flag(nil, store, key, val)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       usage_error(nil, 'unknown option "' .. a .. '"')
     else
@@ -797,7 +910,7 @@ local function main(args)
   else
     i = i + 1
   end
-  local pos, opts = parse(name, args, i)
+  local pos, opts = parse(name, args, i, store)
   if opts.help then
     say(command_help(name))
     return 0
@@ -805,8 +918,12 @@ local function main(args)
   db = opts.db or db or os.getenv("LASH_DB") or "./lash.db"
   if db == "" then usage_error(name, "--db must not be empty") end
   local ctx = {}
+  ctx.db, ctx.store = db, store
   function ctx.open(creates, eopts)
-    ctx.eng = open_store(name, db, creates, eopts)
+    local o = {}
+    for k, v in pairs(store) do o[k] = v end
+    for k, v in pairs(eopts or {}) do o[k] = v end
+    ctx.eng = open_store(name, db, creates, o)
     return ctx.eng
   end
   local ok, code = pcall(run[name], ctx, pos, opts)

@@ -5,6 +5,8 @@ local M = {}
 -- name -> "signature -- what it does"
 M.entries = {
   ["lash.open"] = "lash.open(target, opts) -> eng -- open (creating) a store",
+  ["lash.check"] = "lash.check(dir, {max_readers}) -> problems -- audit in a child process",
+  ["lash.salvage"] = "lash.salvage(dir, dest) -> {copied, skipped, lines} -- copy readable rows",
   ["lash.array"] = "lash.array(t) -> t -- mark a table as an array ([] when empty)",
   ["lash.encode"] = "lash.encode(v) -> string -- a value as MessagePack",
   ["lash.decode"] = "lash.decode(s) -> v -- a MessagePack string as a value",

@@ -145,6 +145,7 @@ local OPEN_OPTS = {
   stall_ms = "integer",
   max_payload = "integer", max_bytes = "integer", poll_min_ms = "integer",
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
+  map_bytes = "integer",
   eager_start = "boolean", loop = "string", fs_wake = "boolean",
 }
 
@@ -157,8 +158,10 @@ local OPEN_DEFAULTS = { durability = "full", loop = "own", eager_start = true, f
 ---@param opts? table durability, owner, concurrency, lease_ttl_ms, renew_ms,
 ---  stall_ms (default 5000: a body that runs that long without yielding is
 ---  interrupted and fails with ETIMEDOUT; 0 keeps the default),
----  max_payload, max_bytes, eager_start (default true: a row of a kind this
----  engine defines is claimed and started in the commit that registers it),
+---  max_payload, max_bytes (a ceiling; default none: the map grows),
+---  map_bytes (the map it starts with), max_readers, eager_start (default
+---  true: a row of a kind this engine defines is claimed and started in the
+---  commit that registers it),
 ---  loop ("own", the default, or "luv": run on the loop of the luv module,
 ---  so a luv program's uv.run() also runs lash bodies), fs_wake (default true:
 ---  watch the store file so writes by other OS processes are seen at once;
@@ -190,6 +193,42 @@ function M.open(target, opts)
   -- On luv's loop: luv must be loaded so its loop exists to share.
   if o.loop == "luv" then require "luv" end
   return core.open(target, o)
+end
+
+local DAMAGE_OPTS = { max_readers = "integer" }
+
+local function damage_opts(fname, opts)
+  opts = check_opts(fname, opts)
+  for k, v in pairs(opts) do
+    local want = DAMAGE_OPTS[k]
+    if not want then argerror(fname, tostring(k), "unknown option") end
+    check(fname, k, v, want)
+  end
+  return opts
+end
+
+--- Checks the store at `dir` in a child process, so that a damaged page
+--- (one that faults when read) is reported, never a crash of this one.
+---@param dir string
+---@param opts? table max_readers
+---@return table|nil problems (lines; empty when clean), string? msg, string? code
+function M.check(dir, opts)
+  check("check", "dir", dir, "string")
+  opts = damage_opts("check", opts)
+  return core.check(dir, opts.max_readers)
+end
+
+--- Copies every readable row of the store at `dir` (record and events, the
+--- lease dropped) into a new store at `dest`.
+---@param dir string
+---@param dest string
+---@param opts? table max_readers
+---@return table|nil report {copied, skipped, lines}, string? msg, string? code, table? report
+function M.salvage(dir, dest, opts)
+  check("salvage", "dir", dir, "string")
+  check("salvage", "dest", dest, "string")
+  opts = damage_opts("salvage", opts)
+  return core.salvage(dir, dest, opts.max_readers)
 end
 
 -- -------------------------------------------------------------- kinds

@@ -456,12 +456,15 @@ int lash_engine_run(lash_engine *e, int mode) {
     e->stop = 0;
     lash__feed_update(&e->feed);
     lash_engine_drive(e, NULL);
-    while (!e->stop && !e->closing && !e->interrupted)
+    while (!e->stop && !e->closing && !e->interrupted &&
+           e->writer.storage_rc == 0)
       uv_run(e->loop, UV_RUN_ONCE);
     e->stop = 0;
     if (e->interrupted) {
       e->interrupted = 0;
       rc = LASH_ECANCELED;
+    } else if (e->writer.storage_rc != 0) {
+      rc = e->writer.storage_rc;
     }
     e->run_default = 0;
     lash__feed_update(&e->feed);
@@ -475,6 +478,10 @@ int lash_engine_run(lash_engine *e, int mode) {
   case LASH_RUN_UNTIL_IDLE:
     lash_engine_drive(e, NULL);
     while (!e->closing && !lash_engine_idle(e)) {
+      if (e->writer.storage_rc != 0) {
+        rc = e->writer.storage_rc;
+        break;
+      }
       if (e->interrupted) {
         e->interrupted = 0;
         rc = LASH_ECANCELED;
@@ -519,6 +526,11 @@ void lash_engine_interrupt(lash_engine *e) {
   if (e == NULL) return;
   e->interrupted = 1;
   uv_stop(e->loop);
+}
+
+int lash_engine_storage_error(lash_engine *e, const char **msg) {
+  if (msg != NULL) *msg = e != NULL ? e->writer.storage_msg : "";
+  return e != NULL ? e->writer.storage_rc : LASH_EINVAL;
 }
 
 void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out) {

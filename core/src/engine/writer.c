@@ -11,6 +11,7 @@
 
 #include "base/inject.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,8 +67,19 @@ int lash__writer_queue(lash__writer *w, lash_write_fn fn, void *ud,
   return 0;
 }
 
+/* Keeps the first storage error (with the store's message). */
+static void note_storage(lash__writer *w, int rc) {
+  if (w->storage_rc != 0 ||
+      !(rc == LASH_EIO || rc == LASH_EFULL || rc == LASH_EPANIC ||
+        rc == LASH_ENOMEM || rc == LASH_ECORRUPT))
+    return;
+  w->storage_rc = rc;
+  snprintf(w->storage_msg, sizeof w->storage_msg, "%s", lash_errmsg(w->s));
+}
+
 static void committed(lash__writer *w, int rc) {
   size_t i;
+  if (rc < 0) note_storage(w, rc);
   for (i = 0; i < w->nhooks; i++)
     if (w->hooks[i].committed != NULL)
       w->hooks[i].committed(w->hooks[i].ud, rc);
@@ -101,6 +113,7 @@ int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
   for (i = 0; i < w->nhooks; i++) {
     if (w->hooks[i].in_txn == NULL) continue;
     rc = w->hooks[i].in_txn(w->hooks[i].ud, txn);
+    if (rc < 0) note_storage(w, rc);
     if (fn == NULL && rc < 0 && fn_rc == 0) fn_rc = rc;
   }
   LASH_INJECT("writer.before_commit");

@@ -47,6 +47,10 @@ typedef struct lash__writer {
   int in_txn;      /* a writer transaction is open */
   int closed;
   uint64_t commits;
+  /* The first storage error a write met (EFULL, EIO, EPANIC, ENOMEM,
+   * ECORRUPT): the engine cannot go on; lash_engine_run returns it. */
+  int storage_rc;
+  char storage_msg[1024];
   struct {
     lash__in_txn_fn in_txn;
     lash__committed_fn committed;

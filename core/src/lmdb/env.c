@@ -14,8 +14,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* LMDB maps are sparse: a large map costs address space, not disk. */
+#if SIZE_MAX > 0xffffffffu
+#define DEFAULT_MAP_SIZE ((size_t)64 << 30)
+#else
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
-#define DEFAULT_MAX_READERS 126u
+#endif
+#define DEFAULT_MAX_READERS 1024u
+/* Stale reader slots (of processes that died in a read) are reclaimed at
+ * open, on MDB_READERS_FULL and on every READER_CHECK_EVERY-th read. */
+#define READER_CHECK_EVERY 256u
+/* A write that cannot be replayed after MDB_MAP_FULL finds at least this
+ * much room: the map grows before a write when less is left. */
+#define GROW_ROOM ((uint64_t)64 << 20)
 
 /* --------------------------------------------------------------- open */
 
@@ -150,6 +161,53 @@ out:
   return rc;
 }
 
+/* A data file of 0 bytes (LMDB would take it for a new store and say it
+ * is empty) is damage: a created store holds its two meta pages. */
+static int check_empty(lmdb__store *s, const char *dir) {
+  char path[4096];
+  struct stat st;
+  if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
+    return 0;
+  if (stat(path, &st) != 0 || st.st_size > 0) return 0;
+  return lash_backend_fail(&s->base, LASH_ECORRUPT,
+                           "store %s is damaged: its data file is empty (0 "
+                           "bytes): restore it from a backup, or remove the "
+                           "directory if the store was never used",
+                           dir);
+}
+
+/* The data file must hold every page the meta pages name: a shorter file
+ * (truncated) would fault (SIGBUS) on the first read of a missing page. */
+static int check_length(lmdb__store *s) {
+  char path[4096];
+  MDB_envinfo info;
+  MDB_stat st;
+  struct stat fs;
+  uint64_t want;
+  if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+    return 0;
+  if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", s->path) >=
+          sizeof path ||
+      stat(path, &fs) != 0)
+    return 0;
+  want = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+  if ((uint64_t)fs.st_size >= want) return 0;
+  return lash_backend_fail(
+      &s->base, LASH_ECORRUPT,
+      "store %s is damaged: its data file is %llu bytes, but its meta pages "
+      "say %llu (last page %llu x page size %u): the file was truncated; "
+      "lash check --salvage DIR copies what is readable",
+      s->path, (unsigned long long)fs.st_size, (unsigned long long)want,
+      (unsigned long long)info.me_last_pgno, st.ms_psize);
+}
+
+/* Frees the reader slots of dead processes. */
+static void reader_check(lmdb__store *s) {
+  int dead = 0;
+  mdb_reader_check(s->env, &dead);
+  s->reads = 0;
+}
+
 static void env_close(lash_backend *b) {
   lmdb__store *s = LMDB__S(b);
   if (s == NULL) return;
@@ -181,16 +239,21 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
   s->base.errmsg = err; /* until the core gives its own buffer */
   s->base.errcap = err != NULL ? errlen : 0;
   s->w.write = 1;
-  if (opts->max_bytes == 0) opts->max_bytes = DEFAULT_MAP_SIZE;
   if (opts->max_readers == 0) opts->max_readers = DEFAULT_MAX_READERS;
+  /* The map starts at map_bytes (or the default, below the ceiling
+   * max_bytes) and grows on MDB_MAP_FULL up to max_bytes (0: no ceiling). */
+  s->mapsize = opts->map_bytes != 0 ? opts->map_bytes : DEFAULT_MAP_SIZE;
+  if (opts->max_bytes != 0 && s->mapsize > opts->max_bytes)
+    s->mapsize = opts->max_bytes;
   if ((rc = prepare_dir(s, dir, opts->read_only)) < 0) goto out;
+  if ((rc = check_empty(s, dir)) < 0) goto out;
   if ((mrc = mdb_env_create(&s->env)) != 0) {
     s->env = NULL;
     rc = lmdb__fail(s, mrc, "creating the environment");
     goto out;
   }
   if ((mrc = mdb_env_set_maxdbs(s->env, LMDB__DB_COUNT)) != 0 ||
-      (mrc = mdb_env_set_mapsize(s->env, opts->max_bytes)) != 0 ||
+      (mrc = mdb_env_set_mapsize(s->env, s->mapsize)) != 0 ||
       (mrc = mdb_env_set_maxreaders(s->env, opts->max_readers)) != 0) {
     rc = lmdb__fail(s, mrc, "configuring the environment");
     goto out;
@@ -211,10 +274,18 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
   }
   {
     MDB_envinfo info;
-    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > opts->max_bytes)
-      opts->max_bytes = info.me_mapsize;
+    if (mdb_env_info(s->env, &info) == 0) s->mapsize = info.me_mapsize;
+    if (opts->max_bytes != 0 && s->mapsize > opts->max_bytes)
+      opts->max_bytes = s->mapsize; /* a larger store than the ceiling */
   }
   s->opts = *opts;
+  {
+    MDB_stat st;
+    if (mdb_env_stat(s->env, &st) == 0) s->psize = st.ms_psize;
+  }
+  reader_check(s);
+  if (!(opts->read_only && opts->damaged_ok) && (rc = check_length(s)) < 0)
+    goto out;
   if ((rc = open_dbs(s, opts->read_only, format)) < 0) goto out;
   *out = &s->base;
   s = NULL;
@@ -234,7 +305,54 @@ static int adopt_mapsize(lmdb__store *s) {
     mdb_txn_abort(s->r.mt);
     s->r.mt = NULL;
   }
-  return mdb_env_set_mapsize(s->env, 0) == 0 ? 0 : -1;
+  if (mdb_env_set_mapsize(s->env, 0) != 0) return -1;
+  {
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0) s->mapsize = info.me_mapsize;
+  }
+  return 0;
+}
+
+/* mdb_txn_begin, adopting another process's larger map (MDB_MAP_RESIZED)
+ * and reclaiming dead readers' slots (MDB_READERS_FULL), each retried
+ * once. */
+static int txn_begin(lmdb__store *s, unsigned flags, MDB_txn **mt) {
+  int mrc = mdb_txn_begin(s->env, NULL, flags, mt);
+  if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
+    mrc = mdb_txn_begin(s->env, NULL, flags, mt);
+  if (mrc == MDB_READERS_FULL) {
+    reader_check(s);
+    mrc = mdb_txn_begin(s->env, NULL, flags, mt);
+  }
+  if (mrc != 0) *mt = NULL;
+  return mrc;
+}
+
+/* Before a write: a map more than 3/4 used doubles (up to the ceiling) now,
+ * (or when less than GROW_ROOM is left), while no transaction of this
+ * handle runs, so that a write which cannot
+ * be replayed after MDB_MAP_FULL (it read its rows back mid-transaction)
+ * rarely meets it. Reads the meta pages only: no system call. */
+static void grow_early(lmdb__store *s) {
+  MDB_envinfo info;
+  size_t want, ceiling = s->opts.max_bytes;
+  uint64_t used;
+  if (s->r_busy || s->opts.read_only || s->psize == 0 ||
+      mdb_env_info(s->env, &info) != 0)
+    return;
+  used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+  /* Room kept: a quarter of the map, and at least GROW_ROOM bytes. */
+  if (used + GROW_ROOM <= s->mapsize &&
+      used < (uint64_t)s->mapsize - s->mapsize / 4)
+    return;
+  want = s->mapsize * 2 < s->mapsize ? SIZE_MAX : s->mapsize * 2;
+  if (ceiling != 0 && want > ceiling) want = ceiling;
+  if (want <= s->mapsize) return;
+  if (s->r.mt != NULL) {
+    mdb_txn_abort(s->r.mt);
+    s->r.mt = NULL;
+  }
+  if (mdb_env_set_mapsize(s->env, want) == 0) s->mapsize = want;
 }
 
 static int env_begin(lash_backend *b, int mode, lash_btxn **out) {
@@ -246,30 +364,23 @@ static int env_begin(lash_backend *b, int mode, lash_btxn **out) {
     if (s->w.mt != NULL)
       return lash_backend_fail(
           b, LASH_EINVAL, "store %s already has a write transaction", s->path);
-    mrc = mdb_txn_begin(s->env, NULL, 0, &s->w.mt);
-    if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
-      mrc = mdb_txn_begin(s->env, NULL, 0, &s->w.mt); /* retry once */
-    if (mrc != 0) {
-      s->w.mt = NULL;
+    grow_early(s);
+    if ((mrc = txn_begin(s, 0, &s->w.mt)) != 0)
       return lmdb__fail(s, mrc, "starting a write transaction");
-    }
+    s->w_id = mdb_txn_id(s->w.mt);
     s->w.tombs_known = 0;
     *out = &s->w;
     return 0;
   }
+  if (++s->reads >= READER_CHECK_EVERY) reader_check(s);
   if (!s->r_busy) {
     if (s->r.mt != NULL && mdb_txn_renew(s->r.mt) != 0) {
       mdb_txn_abort(s->r.mt);
       s->r.mt = NULL;
     }
     if (s->r.mt == NULL) {
-      mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->r.mt);
-      if (mrc == MDB_MAP_RESIZED && adopt_mapsize(s) == 0)
-        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->r.mt);
-      if (mrc != 0) {
-        s->r.mt = NULL;
+      if ((mrc = txn_begin(s, MDB_RDONLY, &s->r.mt)) != 0)
         return lmdb__fail(s, mrc, "starting a read transaction");
-      }
     }
     s->r_busy = 1;
     s->r.tombs_known = 0;
@@ -281,12 +392,72 @@ static int env_begin(lash_backend *b, int mode, lash_btxn **out) {
     return lash_backend_fail(b, LASH_ENOMEM,
                              "out of memory starting a read transaction");
   mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->mt);
+  if (mrc == MDB_READERS_FULL) {
+    reader_check(s);
+    mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->mt);
+  }
   if (mrc != 0) {
     free(t);
     return lmdb__fail(s, mrc, "starting a read transaction");
   }
   t->nested = 1;
   *out = t;
+  return 0;
+}
+
+/* A write met MDB_MAP_FULL: double the map (up to the ceiling), with no
+ * transaction of this handle running, and begin the write again. LMDB
+ * gives a new write the id last committed + 1, so an equal id means that
+ * no other writer committed in between: the replay sees what t saw. */
+static int env_grow(lash_backend *b, lash_btxn *t, lash_btxn **out) {
+  lmdb__store *s = LMDB__S(b);
+  size_t ceiling = s->opts.max_bytes, want = s->mapsize * 2, old = s->mapsize;
+  size_t id = s->w_id;
+  int mrc;
+  *out = NULL;
+  if (t != NULL && t->mt != NULL) {
+    mdb_txn_abort(t->mt);
+    t->mt = NULL;
+  }
+  if (want < old) want = SIZE_MAX;
+  if (ceiling != 0 && want > ceiling) want = ceiling;
+  if (want <= old)
+    return lash_backend_fail(
+        b, LASH_EFULL,
+        "store %s is full: its map is at the ceiling "
+        "max_bytes (%zu bytes): reopen it with a larger "
+        "one (lash --map-size SIZE, lash.open's max_bytes)",
+        s->path, ceiling);
+  if (s->r_busy)
+    return lash_backend_fail(b, LASH_EFULL,
+                             "store %s is full (map %zu bytes) and cannot grow "
+                             "while a read is running: retry the write",
+                             s->path, old);
+  if (s->r.mt != NULL) {
+    mdb_txn_abort(s->r.mt);
+    s->r.mt = NULL;
+  }
+  if ((mrc = mdb_env_set_mapsize(s->env, want)) != 0)
+    return lash_backend_fail(b, LASH_EFULL,
+                             "store %s is full (map %zu bytes) and cannot grow "
+                             "to %zu bytes (%s): reopen it with a smaller "
+                             "max_bytes ceiling or free address space",
+                             s->path, old, want, mdb_strerror(mrc));
+  s->mapsize = want;
+  if ((mrc = txn_begin(s, 0, &s->w.mt)) != 0)
+    return lmdb__fail(s, mrc, "starting a write transaction");
+  s->w_id = mdb_txn_id(s->w.mt);
+  s->w.tombs_known = 0;
+  if (s->w_id != id) {
+    mdb_txn_abort(s->w.mt);
+    s->w.mt = NULL;
+    return lash_backend_fail(b, LASH_EFULL,
+                             "store %s was full; its map grew to %zu bytes, "
+                             "but another process wrote meanwhile, so this "
+                             "write was not committed: retry it",
+                             s->path, want);
+  }
+  *out = &s->w;
   return 0;
 }
 
@@ -352,8 +523,11 @@ static int env_stats(lash_backend *b, lash_btxn *t, lash_bstats *out) {
       (mrc = mdb_env_stat(s->env, &st)) != 0)
     return lmdb__fail(s, mrc, "reading environment statistics");
   out->bytes_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-  out->bytes_available =
-      info.me_mapsize > out->bytes_used ? info.me_mapsize - out->bytes_used : 0;
+  {
+    uint64_t room =
+        s->opts.max_bytes != 0 ? s->opts.max_bytes : (uint64_t)info.me_mapsize;
+    out->bytes_available = room > out->bytes_used ? room - out->bytes_used : 0;
+  }
   return 0;
 }
 
@@ -380,6 +554,7 @@ static const lash_backend_methods lmdb_methods = {
     lmdb__owner_hold,
     lmdb__owner_release,
     lmdb__owner_alive,
+    env_grow,
 };
 
 const lash_backend_methods *lash_backend_lmdb(void) {

@@ -49,9 +49,10 @@ int lmdb__fail(lmdb__store *s, int mrc, const char *what) {
   if (rc == 0) return 0;
   if (mrc == MDB_MAP_FULL)
     return lash_backend_fail(&s->base, rc,
-                             "store %s is full (max_bytes %zu bytes) while "
-                             "%s: reopen it with a larger max_bytes",
-                             s->path, s->opts.max_bytes, what);
+                             "store %s is full (map %zu bytes, max_bytes %zu) "
+                             "while %s: reopen it with a larger max_bytes "
+                             "(lash --map-size SIZE)",
+                             s->path, s->mapsize, s->opts.max_bytes, what);
   if (mrc == MDB_TXN_FULL)
     return lash_backend_fail(&s->base, rc,
                              "store %s: the write batch is too large while "

@@ -52,6 +52,10 @@ typedef struct lmdb__store {
   struct lash_btxn r; /* the cached read transaction (reset between uses) */
   int r_busy;
   struct lmdb__owner *owner; /* owners.c: the held owner file, or NULL */
+  size_t mapsize; /* the map now; grows up to opts.max_bytes (0: none) */
+  size_t w_id;    /* the LMDB txn id of the last write begun */
+  unsigned reads; /* read begins since the last reader check */
+  unsigned psize; /* the page size */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))

@@ -82,6 +82,7 @@ static const lash_backend_methods pg_methods = {
     NULL, /* owner_hold: not yet (advisory locks, docs/backend.md); */
     NULL, /* owner_release: leases of a dead owner lapse by their TTL */
     NULL, /* owner_alive */
+    NULL, /* grow: the server's disk is the limit */
 };
 
 const lash_backend_methods *lash_backend_pg(void) {

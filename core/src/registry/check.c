@@ -99,8 +99,8 @@ static int fold_cb(void *ud, const lash_bitem *it) {
             (unsigned long long)f->floor);
   f->prev = seq;
   if (lash__ev_decode(it->ev.data, it->ev.len, &ev, &c->s->zone) < 0) {
-    problem(c, "process %s: event %llu cannot be decoded", f->id,
-            (unsigned long long)seq);
+    problem(c, "process %s: event %llu is damaged (checksum or encoding)",
+            f->id, (unsigned long long)seq);
     return 0;
   }
   ev.seq = seq;
@@ -207,12 +207,13 @@ static int on_row(void *ud, const lash_bitem *it) {
   int unleased = 0, rc;
 
   show_id(id, it->id, idlen);
+  lash__progress_set(s, "records", it->id, idlen);
   if (!valid_id_bytes(it->id, idlen)) {
     problem(c, "a record has an invalid id key (%zu bytes)", idlen);
     return 0;
   }
   if (lash__rec_decode(it->rec.data, it->rec.len, &r, &s->zone) < 0) {
-    problem(c, "process %s: record cannot be decoded", id);
+    problem(c, "process %s: record is damaged (checksum or encoding)", id);
     return 0;
   }
   if (r.id.n != idlen || memcmp(r.id.p, it->id, idlen) != 0)
@@ -301,6 +302,8 @@ int lash_check(lash_store *s, lash_problem_fn fn, void *ud) {
                 lash_status_name(i), (unsigned long long)meta.counts[i],
                 (unsigned long long)c.counts[i], lash_status_name(i));
   if (s->b->m->audit != NULL) {
+    lash__progress_set(s, "the indexes (live, status, changes, tombstones)",
+                       NULL, 0);
     a.ud = &c;
     a.problem = audit_problem;
     a.describe = audit_describe;

@@ -161,3 +161,14 @@ int lash_backend_fail(lash_backend *b, int rc, const char *fmt, ...) {
   va_end(ap);
   return rc;
 }
+
+/* Where a walk is, for a parent process watching it (isolate.c). */
+void lash__progress_set(lash_store *s, const char *phase, const char *id,
+                        size_t idlen) {
+  lash__progress *p = s->progress;
+  if (p == NULL) return;
+  if (idlen > LASH_ID_MAX) idlen = LASH_ID_MAX;
+  p->phase = phase;
+  if (id != NULL) memcpy(p->id, id, idlen);
+  p->id[id != NULL ? idlen : 0] = '\0';
+}

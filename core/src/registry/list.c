@@ -380,6 +380,7 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
   if ((rc = lash__meta_load(t)) < 0) goto out;
   now = lash__now(s);
   writing = 1;
+  t->spilled = 1; /* removes go to the backend directly */
   /* Pass 2: tombstones in id order, with consecutive change seqs. */
   for (i = 0; i < c.nents; i++) {
     char id[LASH_ID_MAX + 1], kind[LASH_NAME_MAX];

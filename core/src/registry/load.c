@@ -29,7 +29,9 @@ int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
   if (r == NULL) return 0;
   if (lash__rec_decode(row.rec.data, row.rec.len, r, &s->zone) < 0)
     return lash__fail(s, LASH_ECORRUPT,
-                      "record of process %s cannot be decoded (run check)", id);
+                      "record of process %s is damaged (checksum or "
+                      "encoding): run lash check",
+                      id);
   return 0;
 }
 

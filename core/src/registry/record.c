@@ -5,11 +5,17 @@
  * (the store's meta and the first element of every record). Decoding uses
  * msgpack_unpack with the store's zone; strings and binaries reference the
  * input bytes, so a decoded value lives as long as those bytes.
+ *
+ * Every stored value (record, event, lease, tombstone) ends in a seal: the
+ * CRC-32C of the bytes before it, 4 bytes big-endian (format 2). A value
+ * whose seal does not match is damage (LASH_ECORRUPT), never decoded.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
 #endif
 #include "registry-int.h"
+
+#include "../base/crc32c.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +254,39 @@ static int unpack(const void *p, size_t n, msgpack_zone *z, msgpack_object *o) {
   return 0;
 }
 
+/* --------------------------------------------------------------- seals */
+
+#define SEAL 4
+
+static int seal(lash__buf *b, int e) {
+  uint32_t c;
+  if (e != 0 || lash__buf_reserve(b, SEAL) < 0) return LASH_ENOMEM;
+  c = lash__crc32c(b->p, b->len);
+  b->p[b->len++] = (char)(c >> 24);
+  b->p[b->len++] = (char)(c >> 16);
+  b->p[b->len++] = (char)(c >> 8);
+  b->p[b->len++] = (char)c;
+  return 0;
+}
+
+/* 0 and *n without the seal, or LASH_ECORRUPT. */
+static int unseal(const void *p, size_t *n) {
+  const unsigned char *q = p;
+  uint32_t c;
+  if (p == NULL || *n <= SEAL) return LASH_ECORRUPT;
+  *n -= SEAL;
+  c = ((uint32_t)q[*n] << 24) | ((uint32_t)q[*n + 1] << 16) |
+      ((uint32_t)q[*n + 2] << 8) | q[*n + 3];
+  return c == lash__crc32c(p, *n) ? 0 : LASH_ECORRUPT;
+}
+
+/* Unpacks the sealed value [p, p+n). */
+static int unpack_sealed(const void *p, size_t n, msgpack_zone *z,
+                         msgpack_object *o) {
+  if (unseal(p, &n) < 0) return LASH_ECORRUPT;
+  return unpack(p, n, z, o);
+}
+
 /* ------------------------------------------------------------ records */
 
 void lash__rec_reset_projection(lash__rec *r) {
@@ -325,7 +364,7 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
   if (r->timeout_ms > 0) e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  return e != 0 ? LASH_ENOMEM : 0;
+  return seal(b, e);
 }
 
 static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
@@ -381,7 +420,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
 
 int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
   msgpack_object o;
-  int rc = unpack(p, n, z, &o);
+  int rc = unpack_sealed(p, n, z, &o);
   if (rc == 0) rc = rec_from_obj(&o, r);
   msgpack_zone_clear(z);
   return rc;
@@ -479,12 +518,12 @@ int lash__ev_encode(const lash__ev *ev, lash__buf *b) {
   e |= pack_sv(&pk, ev->type);
   e |= pack_bin(&pk, lash__sv_of(ev->payload.p, ev->payload.n));
   e |= msgpack_pack_int64(&pk, ev->at);
-  return e != 0 ? LASH_ENOMEM : 0;
+  return seal(b, e);
 }
 
 int lash__ev_decode(const void *p, size_t n, lash__ev *ev, msgpack_zone *z) {
   msgpack_object o;
-  int rc = unpack(p, n, z, &o);
+  int rc = unpack_sealed(p, n, z, &o);
   if (rc == 0) {
     if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 3 ||
         lash__mp_sv(&o.via.array.ptr[0], &ev->type, 0) < 0 ||
@@ -508,14 +547,14 @@ int lash__lease_encode(const lash_lease *ls, lash__buf *b) {
   e |= msgpack_pack_uint64(&pk, ls->token);
   e |= msgpack_pack_uint64(&pk, ls->fence);
   e |= msgpack_pack_int64(&pk, ls->expires_at);
-  return e != 0 ? LASH_ENOMEM : 0;
+  return seal(b, e);
 }
 
 int lash__lease_decode(const void *p, size_t n, lash_lease *ls,
                        msgpack_zone *z) {
   msgpack_object o;
   lash__sv owner, inc;
-  int rc = unpack(p, n, z, &o);
+  int rc = unpack_sealed(p, n, z, &o);
   if (rc == 0) {
     const msgpack_object *f = o.via.array.ptr;
     if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 5 ||
@@ -545,13 +584,13 @@ int lash__tomb_encode(const lash_tombstone *t, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, t->pruned_at);
   e |= msgpack_pack_uint64(&pk, t->change_seq);
   e |= msgpack_pack_uint64(&pk, t->last_seq);
-  return e != 0 ? LASH_ENOMEM : 0;
+  return seal(b, e);
 }
 
 int lash__tomb_decode(const void *p, size_t n, lash_tombstone *t,
                       msgpack_zone *z) {
   msgpack_object o;
-  int rc = unpack(p, n, z, &o);
+  int rc = unpack_sealed(p, n, z, &o);
   if (rc == 0) {
     const msgpack_object *f = o.via.array.ptr;
     if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4 ||

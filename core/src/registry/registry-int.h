@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #define LASH__ERRMSG_MAX 1024
-#define LASH__DEFAULT_MAX_BYTES ((size_t)1 << 30)
+#define LASH__DEFAULT_MAX_BYTES 0 /* no ceiling: the map grows */
 #define LASH__DEFAULT_MAX_PAYLOAD ((size_t)1 << 20)
-#define LASH__DEFAULT_MAX_READERS 126u
+#define LASH__DEFAULT_MAX_READERS 1024u
 #define LASH__WAIT_MAX 1024   /* bytes of a wait description */
 #define LASH__REASON_MAX 4096 /* bytes of a cancel/abandon reason */
 #define LASH__OP_EVENTS 2     /* events one operation may append */
@@ -208,9 +208,11 @@ struct lash_txn {
   lash_store *s;
   lash_btxn *bt;
   int active;
-  int batch; /* 1: a user batch from lash_txn_begin */
-  int rc;    /* poisoning error, 0 if healthy */
-  int wrote; /* something is to be committed */
+  int batch;        /* 1: a user batch from lash_txn_begin */
+  int rc;           /* poisoning error, 0 if healthy */
+  int wrote;        /* something is to be committed */
+  int spilled;      /* rows went to the backend before commit (no replay) */
+  int64_t began_us; /* monotonic time of the backend's begin */
   /* meta cache, loaded on first use, written at commit */
   int meta_loaded;
   int meta_dirty;
@@ -229,6 +231,17 @@ struct lash_txn {
   size_t bevcap;
 };
 
+/* Where a walk is (isolate.c): set as it goes, read by a parent process
+ * when the walker dies. */
+typedef struct lash__progress {
+  const char *phase; /* a literal: the same address in a forked child */
+  char id[LASH_ID_MAX + 1];
+} lash__progress;
+
+/* Sets s->progress, when the store has one. */
+void lash__progress_set(lash_store *s, const char *phase, const char *id,
+                        size_t idlen);
+
 struct lash_store {
   lash_backend *b;
   char *path; /* the target, as given */
@@ -237,8 +250,10 @@ struct lash_store {
   void *clock_ud;
   lash_commit_fn on_commit;
   void *on_commit_ud;
-  lash_txn own;   /* the transaction of an operation given txn == NULL */
-  lash_txn batch; /* the user batch, when active */
+  lash_txn own; /* the transaction of an operation given txn == NULL */
+  int64_t longest_write_us; /* the longest begin -> commit of a write */
+  lash__progress *progress; /* NULL, or where a walk reports (isolate.c) */
+  lash_txn batch;           /* the user batch, when active */
   msgpack_zone zone;
   lash__buf rbuf;                  /* record encoding */
   lash__buf ebuf[LASH__OP_EVENTS]; /* event values */

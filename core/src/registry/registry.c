@@ -196,8 +196,9 @@ static int find_event_cb(void *ud, const lash_bitem *it) {
   lash__ev ev;
   if (lash__ev_decode(it->ev.data, it->ev.len, &ev, &f->s->zone) < 0)
     return lash__fail(f->s, LASH_ECORRUPT,
-                      "an event of process %s cannot be decoded (run check)",
-                      f->id);
+                      "event %llu of process %s is damaged (checksum or "
+                      "encoding): run lash check",
+                      (unsigned long long)it->seq, f->id);
   if (ev.type.n != f->tlen || memcmp(ev.type.p, f->type, f->tlen) != 0)
     return 0;
   f->seq = it->seq;
@@ -355,8 +356,9 @@ static int events_after_cb(void *ud, const lash_bitem *it) {
   if (lash__ev_decode(it->ev.data, it->ev.len, &ev, &c->s->zone) < 0 ||
       ev.type.n > LASH_NAME_MAX)
     return lash__fail(c->s, LASH_ECORRUPT,
-                      "an event of process %s cannot be decoded (run check)",
-                      c->id);
+                      "event %llu of process %s is damaged (checksum or "
+                      "encoding): run lash check",
+                      (unsigned long long)it->seq, c->id);
   memcpy(type, ev.type.p, ev.type.n);
   type[ev.type.n] = '\0';
   e.process_id = c->id;

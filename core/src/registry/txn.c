@@ -73,18 +73,6 @@ uint64_t lash__next_change_seq(lash_txn *t) {
   return ++t->change_seq;
 }
 
-static int meta_flush(lash_txn *t) {
-  lash_backend *b = t->s->b;
-  lash_bmeta m;
-  int rc;
-  if (!t->meta_dirty) return 0;
-  m.change_seq = t->change_seq;
-  memcpy(m.counts, t->counts, sizeof m.counts);
-  if ((rc = b->m->meta_put(b, t->bt, &m)) < 0) return t->rc = rc;
-  t->meta_dirty = 0;
-  return 0;
-}
-
 /* ------------------------------------------------------ change list */
 
 /* Small commits search linearly; larger ones build an index. */
@@ -175,6 +163,20 @@ lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen) {
   return c;
 }
 
+/* ------------------------------------------------- write-time measure */
+
+/* The longest begin -> commit of a write (lash_stats.longest_write_us). */
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void note_write(lash_store *s, int64_t began_us) {
+  int64_t d = mono_us() - began_us;
+  if (d > s->longest_write_us) s->longest_write_us = d;
+}
+
 /* ---------------------------------------------------------- write-back */
 
 static lash_bytes bytes(const void *p, size_t n) {
@@ -241,6 +243,7 @@ int lash__wb_flush(lash_txn *t, int drop) {
     if ((rc = save_of(t, c, &row)) < 0) return rc;
     if (rc == 0) {
       if ((rc = b->m->save(b, t->bt, &row)) < 0) return t->rc = rc;
+      t->spilled = 1;
       if (c->rec_state == 2) {
         c->orig_exists = 1;
         c->orig_status = c->cur_status;
@@ -287,6 +290,7 @@ static void txn_reset(lash_txn *t) {
   t->active = 0;
   t->rc = 0;
   t->wrote = 0;
+  t->spilled = 0;
   t->meta_loaded = 0;
   t->meta_dirty = 0;
   t->nch = 0;
@@ -319,6 +323,7 @@ static int txn_open(lash_store *s, lash_txn *t) {
     return rc;
   }
   t->active = 1;
+  t->began_us = mono_us();
   return 0;
 }
 
@@ -347,25 +352,75 @@ static void report(lash_txn *t) {
   if (n > 0) s->on_commit(s->on_commit_ud, t->out, n);
 }
 
+/* The last flush of t: every cached row and the meta, leaving the cache
+ * as it is (so that it can be written again into a fresh transaction). */
+static int flush_final(lash_txn *t) {
+  lash_backend *b = t->s->b;
+  lash_bsave row;
+  lash_bmeta m;
+  size_t i;
+  int rc;
+  for (i = 0; i < t->nch; i++) {
+    if ((rc = save_of(t, &t->ch[i], &row)) < 0) return rc;
+    if (rc == 0 && (rc = b->m->save(b, t->bt, &row)) < 0) return rc;
+  }
+  if (!t->meta_dirty) return 0;
+  m.change_seq = t->change_seq;
+  memcpy(m.counts, t->counts, sizeof m.counts);
+  return b->m->meta_put(b, t->bt, &m);
+}
+
+/* Writes the cache and commits. A full store (LASH_EFULL) is grown by the
+ * backend and the whole write replayed from the cache, when nothing of it
+ * went to the backend before (no spill) and the backend could grow in
+ * place (no other writer in between). */
+static int write_commit(lash_txn *t) {
+  lash_backend *b = t->s->b;
+  int rc, tries;
+  for (tries = 0;; tries++) {
+    rc = flush_final(t);
+    if (rc == 0) {
+      LASH_INJECT("txn.before_commit");
+      rc = b->m->commit(b, t->bt);
+      t->bt = NULL;
+      if (rc == 0) {
+        LASH_INJECT("txn.after_commit");
+        return 0;
+      }
+    }
+    if (rc != LASH_EFULL || t->spilled || b->m->grow == NULL || tries >= 8) {
+      if (t->bt != NULL) {
+        b->m->abort(b, t->bt);
+        t->bt = NULL;
+      }
+      return rc;
+    }
+    /* grow ends t->bt (if still open) and begins a fresh write. */
+    if ((rc = b->m->grow(b, t->bt, &t->bt)) < 0) {
+      t->bt = NULL;
+      return rc;
+    }
+  }
+}
+
 /* Commits t; calls the hook after success. Always ends t. */
 static int txn_finish(lash_txn *t) {
   lash_backend *b = t->s->b;
+  lash_store *s = t->s;
+  int64_t t0;
   int rc = t->rc;
-  if (rc == 0) rc = lash__wb_flush(t, 0);
-  if (rc == 0) rc = meta_flush(t);
   if (rc < 0) {
     lash__txn_abort(t);
     return rc;
   }
-  LASH_INJECT("txn.before_commit");
-  rc = b->m->commit(b, t->bt);
-  LASH_INJECT("txn.after_commit");
-  t->bt = NULL;
+  rc = write_commit(t);
+  t0 = t->began_us;
   if (rc < 0) {
     if (rc == LASH_EIO) b->panicked = 1;
     txn_reset(t);
     return rc;
   }
+  note_write(s, t0);
   report(t);
   txn_reset(t);
   return 0;
