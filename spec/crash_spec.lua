@@ -42,7 +42,7 @@ local TERMINAL_EVENTS = { ["process.completed"] = true, ["process.failed"] = tru
 
 -- Runs the crash worker to its end; returns exit code and its stderr.
 local function worker(dir, owner, side, die, mode)
-  local errf = dir .. "." .. owner .. ".err"
+  local errf = h.tmpdir() .. "/" .. owner .. ".err" -- a file beside any target
   local cmd = string.format(
     "cd %s && env -u LASH_INJECT_DIE LUA_PATH=%s LUA_CPATH=%s %s timeout 40 lua5.4 "
       .. "spec/workers/crash.lua %s %s %s %s >/dev/null 2>%s </dev/null",
@@ -77,7 +77,7 @@ describe("crash matrix", function()
     it("a worker killed at " .. point .. "@" .. nth .. " loses nothing and completes nothing twice",
       function()
         local dir = h.store_path()
-        local side = dir .. ".side"
+        local side = h.tmpdir() .. "/side"
         local seed = h.open(dir)
         for i = 1, ROWS do assert(seed:start("job", { i = i }, { id = "r" .. i })) end
         seed:close()

@@ -67,6 +67,7 @@ describe("store hygiene", function()
   after_each(h.cleanup)
 
   it("reclaims the reader slots of 130 kill -9'd openers: stats and a new worker work", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = make_store(2000)
     local dir = h.tmpdir()
     -- Each opener lists the store in a loop: it spends its time in a read.
@@ -108,6 +109,7 @@ describe("store hygiene", function()
   end)
 
   it("150 concurrent `lash await`s on one store all succeed", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = h.store_path()
     local dir = h.tmpdir()
     local code, _, err = lash("--db", db, "start", "k", "--id", "one")
@@ -148,6 +150,7 @@ describe("store hygiene", function()
   end)
 
   it("a map that fills grows when there is no ceiling", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = h.store_path()
     local eng = h.open(db, { map_bytes = 256 * 1024 })
     local blob = string.rep("x", 2000)
@@ -161,6 +164,7 @@ describe("store hygiene", function()
   end)
 
   it("an engine draining rows past a small map grows it instead of stopping", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local eng = h.open(h.store_path(), { map_bytes = 256 * 1024 })
     eng:define("k", function() return string.rep("o", 3000) end)
     eng:batch(function(e)
@@ -174,6 +178,7 @@ describe("store hygiene", function()
   end)
 
   it("a worker at the --map-size ceiling logs EFULL with the remedy and exits 1", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = h.store_path()
     local dir = h.tmpdir()
     local eng = h.open(db, { max_bytes = 1024 * 1024 })
@@ -213,6 +218,7 @@ describe("damage", function()
   after_each(h.cleanup)
 
   it("truncate -s 50% data.mdb: lash check exits 1 naming the damage (no SIGBUS)", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = make_store(400)
     local path = db .. "/" .. DATA -- truncate -s 50%
     assert(os.execute(string.format("truncate -s %d %s", file_size(path) // 2, h.q(path))))
@@ -226,6 +232,7 @@ describe("damage", function()
   end)
 
   it("a 0-byte data file is not ok", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = make_store(3)
     assert(io.open(db .. "/" .. DATA, "wb")):close()
     local code, out, err = lash("--db", db, "check")
@@ -235,6 +242,7 @@ describe("damage", function()
   end)
 
   it("a flipped byte in an event payload is reported by check and by reading it", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = make_store(5)
     local path = db .. "/" .. DATA
     local data = h.read_file(path)
@@ -264,6 +272,7 @@ describe("damage", function()
   end)
 
   it("random byte inversions (50 runs) never crash lash check: it exits 0 or 1", function()
+    if h.lmdb_only(pending) then return end -- LMDB files, readers and map
     local db = make_store(300)
     local src = h.read_file(db .. "/" .. DATA)
     local size = #src
