@@ -229,28 +229,6 @@ static void l_sorted_keys(lua_State *L, int idx) {
   lua_call(L, 2, 0);
 }
 
-static int l_is_array(lua_State *L, int idx, lua_Integer *len) {
-  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
-  int array = n > 0;
-  *len = n;
-  if (lua_getmetatable(L, idx)) {
-    int marked;
-    luaL_getmetatable(L, LLASH_ARRAY);
-    marked = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (marked) return 1;
-  }
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    count++;
-    if (array && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
-                  lua_tointeger(L, -1) > n))
-      array = 0;
-  }
-  return array && count == n;
-}
-
 static void l_add_table(l_jenc *x, int idx) {
   lua_State *L = x->L;
   const void *p = lua_topointer(L, idx);
@@ -267,7 +245,7 @@ static void l_add_table(l_jenc *x, int idx) {
   }
   luaL_checkstack(L, 8, "printing JSON");
   x->anc[x->depth++] = p;
-  if (l_is_array(L, idx, &n)) {
+  if (llash_table_shape(L, idx, &n, NULL)) {
     l_addchar(x, '[');
     for (i = 1; i <= n; i++) {
       if (i > 1) l_addchar(x, ',');

@@ -72,22 +72,14 @@ static int l_fail(l_enc *x, const char *fmt, const char *arg) {
 
 static int l_enc_value(l_enc *x, int idx);
 
-static int l_enc_table(l_enc *x, int idx) {
-  lua_State *L = x->L;
-  const void *p = lua_topointer(L, idx);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0, i;
-  int array = n > 0, marked = 0, d;
-  for (d = 0; d < x->depth; d++)
-    if (x->anc[d] == p) return l_fail(x, "cannot encode a %s", "cycle");
-  if (x->depth >= LLASH_MAX_DEPTH)
-    return l_fail(x, "cannot encode nesting deeper than %s", "64 levels");
-  if (!lua_checkstack(L, 4))
-    return l_fail(x, "cannot encode: %s", "out of stack space");
-  x->anc[x->depth] = p;
+int llash_table_shape(lua_State *L, int idx, lua_Integer *len,
+                      lua_Integer *count) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), k = 0;
+  int array = n > 0, marked = 0;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
-    count++;
+    k++;
     if (array && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
                   lua_tointeger(L, -1) > n))
       array = 0;
@@ -97,9 +89,26 @@ static int l_enc_table(l_enc *x, int idx) {
     marked = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
   }
+  *len = n;
+  if (count != NULL) *count = k;
   /* A table marked as an array is one even when empty (or with holes, which
    * become nil up to its length). */
-  array = marked || (array && count == n);
+  return marked || (array && k == n);
+}
+
+static int l_enc_table(l_enc *x, int idx) {
+  lua_State *L = x->L;
+  const void *p = lua_topointer(L, idx);
+  lua_Integer n, count, i;
+  int array, d;
+  for (d = 0; d < x->depth; d++)
+    if (x->anc[d] == p) return l_fail(x, "cannot encode a %s", "cycle");
+  if (x->depth >= LLASH_MAX_DEPTH)
+    return l_fail(x, "cannot encode nesting deeper than %s", "64 levels");
+  if (!lua_checkstack(L, 4))
+    return l_fail(x, "cannot encode: %s", "out of stack space");
+  x->anc[x->depth] = p;
+  array = llash_table_shape(L, idx, &n, &count);
   x->depth++;
   if (array) {
     if (msgpack_pack_array(&x->pk, (size_t)n) != 0) goto nomem;

@@ -298,6 +298,11 @@ void llash_pushpayload(lua_State *L, lash_bytes b);
 void llash_payload_open(lua_State *L);
 /* core.json_encode, core.json_decode, core.array, core.array_mt (l_json.c) */
 void llash_json_open(lua_State *L);
+/* Whether the table at @p idx is an array (marked with LLASH_ARRAY, or
+ * keyed exactly 1..n, n > 0) for MessagePack and JSON alike; *len gets its
+ * length, *count (may be NULL) its number of keys. */
+int llash_table_shape(lua_State *L, int idx, lua_Integer *len,
+                      lua_Integer *count);
 
 /* ------------------------------------------------------------- pushers */
 
