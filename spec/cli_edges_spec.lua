@@ -7,14 +7,7 @@ local format = require "lash.format"
 
 local BIN = os.getenv("LASH_BIN") or (h.root .. "/build/bindings/lash")
 
-local function on(db, ...)
-  local dir = h.tmpdir()
-  local parts = { h.q(BIN), "--db", h.q(db) }
-  for _, a in ipairs({ ... }) do parts[#parts + 1] = h.q(a) end
-  local cmd = table.concat(parts, " ") .. " >" .. dir .. "/out 2>" .. dir .. "/err </dev/null"
-  local _, _, code = os.execute(cmd)
-  return code, h.read_file(dir .. "/out") or "", h.read_file(dir .. "/err") or ""
-end
+local on = h.cli
 
 -- A store with rows in each terminal status, made through the Lua API.
 local function store_with_ended_rows()

@@ -328,4 +328,16 @@ function M.cleanup()
   dirs = {}
 end
 
+-- Runs `lash --db DB ARGS...` (the build's executable, $LASH_BIN) with no
+-- input; returns the exit code, stdout and stderr.
+function M.cli(db, ...)
+  local bin = os.getenv("LASH_BIN") or (M.root .. "/build/bindings/lash")
+  local dir = M.tmpdir()
+  local parts = { M.q(bin), "--db", M.q(db) }
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = M.q(a) end
+  local cmd = table.concat(parts, " ") .. " >" .. dir .. "/out 2>" .. dir .. "/err </dev/null"
+  local _, _, code = os.execute(cmd)
+  return code, M.read_file(dir .. "/out") or "", M.read_file(dir .. "/err") or ""
+end
+
 return M

@@ -6,15 +6,10 @@ local h = require "spec.helpers"
 local lash = require "lash"
 local core = require "lash.core"
 
-local BIN = os.getenv("LASH_BIN") or (h.root .. "/build/bindings/lash")
-
+-- h.cli with its stdout's last newline taken off.
 local function lash_cmd(db, ...)
-  local dir = h.tmpdir()
-  local parts = { h.q(BIN), "--db", h.q(db) }
-  for _, a in ipairs({ ... }) do parts[#parts + 1] = h.q(a) end
-  local cmd = table.concat(parts, " ") .. " >" .. dir .. "/out 2>" .. dir .. "/err </dev/null"
-  local _, _, code = os.execute(cmd)
-  return code, (h.read_file(dir .. "/out") or ""):gsub("\n$", ""), h.read_file(dir .. "/err") or ""
+  local code, out, err = h.cli(db, ...)
+  return code, (out:gsub("\n$", "")), err
 end
 
 -- Each document is given as the input of a start and must read back the same.
