@@ -356,16 +356,15 @@ static int l_array(lua_State *L) {
 }
 
 void llash_json_open(lua_State *L) {
+  static const luaL_Reg raw[] = {{"array", l_array},
+                                 {"json_encode", l_json_encode},
+                                 {"json_decode", l_json_decode},
+                                 {NULL, NULL}};
   if (luaL_loadstring(L, l_key_order_src) != LUA_OK) lua_error(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &l_key_order);
   luaL_newmetatable(L, LLASH_ARRAY);
   lua_pushliteral(L, "lash.array");
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "array_mt");
-  lua_pushcfunction(L, l_array);
-  lua_setfield(L, -2, "array");
-  lua_pushcfunction(L, l_json_encode);
-  lua_setfield(L, -2, "json_encode");
-  lua_pushcfunction(L, l_json_decode);
-  lua_setfield(L, -2, "json_decode");
+  llash_add_functions(L, raw);
 }

@@ -148,26 +148,15 @@ static void test_map_grows(void) {
   tu_env e;
   lash_store_opts o;
   lash_store *s;
-  unsigned char *blob;
   char id[32];
-  int i, rc = 0, n_ok = 0;
+  int rc = 0, n_ok = 0;
   lash_stats st;
 
   lash_store_opts_init(&o);
   ok(o.max_bytes == 0, "no max_bytes ceiling by default");
   o.map_bytes = 256 * 1024; /* a small map, no ceiling */
   s = tu_open(&e, &o);
-  blob = tu_mp_blob(2000);
-  for (i = 0; i < 2000; i++) {
-    lash_def d;
-    snprintf(id, sizeof id, "grow-%05d", i);
-    d = tu_def(id, "k", LASH_RERUNNABLE, 0);
-    d.input.data = blob;
-    d.input.len = 2000;
-    if ((rc = lash_register(s, NULL, &d, NULL, NULL)) != 0) break;
-    n_ok++;
-  }
-  free(blob);
+  n_ok = tu_fill(s, "grow", 2000, 2000, id, sizeof id, &rc);
   is(n_ok, 2000, "2000 rows of 2 KB fit a 256 KiB map that grows (%s: %s)",
      lash_err_name(rc), rc ? lash_errmsg(s) : "");
   memset(&st, 0, sizeof st);

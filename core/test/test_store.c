@@ -362,27 +362,15 @@ static void test_map_full(void) {
   tu_env e;
   lash_store_opts o;
   lash_store *s;
-  unsigned char *blob;
   char id[32];
-  int i, rc = 0, n_ok = 0;
+  int rc = 0, n_ok = 0;
   lash_stats st;
 
   TU_SKIP_ON_PG("max_bytes bounds an LMDB map, not a database server");
   lash_store_opts_init(&o);
   o.max_bytes = 256 * 1024;
   s = tu_open(&e, &o);
-  blob = tu_mp_blob(2000);
-  for (i = 0; i < 2000; i++) {
-    lash_def d;
-    snprintf(id, sizeof id, "full-%05d", i);
-    d = tu_def(id, "k", LASH_RERUNNABLE, 0);
-    d.input.data = blob;
-    d.input.len = 2000;
-    rc = lash_register(s, NULL, &d, NULL, NULL);
-    if (rc != 0) break;
-    n_ok++;
-  }
-  free(blob);
+  n_ok = tu_fill(s, "full", 2000, 2000, id, sizeof id, &rc);
   is_rc(s, rc, LASH_EFULL, "registering until the 256 KiB map is full");
   msg_has(s, "max_bytes", "EFULL message mentions max_bytes");
   ok(n_ok > 10, "some rows fit first (%d)", n_ok);

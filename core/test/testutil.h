@@ -523,6 +523,28 @@ static inline lash_def tu_def(const char *id, const char *kind, int disposition,
   return d;
 }
 
+/* Registers rows "<prefix>-00000".. of kind "k", each with a @p size-byte
+ * input, own commit each, until @p n are in or one fails. Returns how many
+ * went in; *rc gets the last result, @p id (idcap bytes) the last id
+ * tried. */
+static inline int tu_fill(lash_store *s, const char *prefix, int n, size_t size,
+                          char *id, size_t idcap, int *rc) {
+  unsigned char *blob = tu_mp_blob(size);
+  int i, done = 0;
+  *rc = 0;
+  for (i = 0; i < n; i++) {
+    lash_def d;
+    snprintf(id, idcap, "%s-%05d", prefix, i);
+    d = tu_def(id, "k", LASH_RERUNNABLE, 0);
+    d.input.data = blob;
+    d.input.len = size;
+    if ((*rc = lash_register(s, NULL, &d, NULL, NULL)) != 0) break;
+    done++;
+  }
+  free(blob);
+  return done;
+}
+
 /* Registers a row (input {}) and returns lash_register's code. */
 static inline int tu_reg(lash_store *s, const char *id, const char *kind,
                          int disposition, uint32_t max_attempts) {
