@@ -15,7 +15,6 @@
 #include "../base/crc32c.h"
 #include "../base/hash.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +31,21 @@ static int is_float(const msgpack_object *o) {
   return o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64;
 }
 
-/* An integer object equals the float f by value. */
+/* An integer object equals the float f by value (no libm: the range
+ * check keeps the casts defined, NaN fails every comparison). */
 static int int_float_eq(const msgpack_object *i, double f) {
-  if (!isfinite(f) || f != floor(f)) return 0;
   if (i->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-    if (f < 0.0 || f >= 18446744073709551616.0) return 0;
-    return (uint64_t)f == i->via.u64;
+    if (!(f >= 0.0 && f < 18446744073709551616.0)) return 0;
+    return (double)(uint64_t)f == f && (uint64_t)f == i->via.u64;
   }
-  if (f >= 0.0 || f < -9223372036854775808.0) return 0;
-  return (int64_t)f == i->via.i64;
+  if (!(f < 0.0 && f >= -9223372036854775808.0)) return 0;
+  return (double)(int64_t)f == f && (int64_t)f == i->via.i64;
 }
 
 static int num_eq(const msgpack_object *a, const msgpack_object *b) {
   if (is_float(a) && is_float(b))
-    return a->via.f64 == b->via.f64 || (isnan(a->via.f64) && isnan(b->via.f64));
+    return a->via.f64 == b->via.f64 ||
+           (a->via.f64 != a->via.f64 && b->via.f64 != b->via.f64); /* NaNs */
   if (is_float(a)) return int_float_eq(b, a->via.f64);
   if (is_float(b)) return int_float_eq(a, b->via.f64);
   if (a->type != b->type) return 0; /* msgpack-c: negative means < 0 */
