@@ -250,6 +250,7 @@ void llash_pushrecord(lua_State *L, const lash_record *r) {
   if (r->max_attempts > 0) llash_setint(L, "max_attempts", r->max_attempts);
   if (r->timeout_ms > 0)
     llash_setint(L, "timeout_ms", (lua_Integer)r->timeout_ms);
+  llash_setstr(L, "parent", r->parent); /* replay keys (A): NULL: none */
   llash_setstr(L, "status", lash_status_name(r->status));
   if (r->has_attempt) {
     lua_createtable(L, 0, 5);
@@ -282,13 +283,14 @@ void llash_pushrecord(lua_State *L, const lash_record *r) {
 }
 
 void llash_pushevent(lua_State *L, const lash_event *ev) {
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   llash_setstr(L, "process_id", ev->process_id);
   llash_setint(L, "seq", (lua_Integer)ev->seq);
   llash_setstr(L, "type", ev->type);
   llash_pushpayload(L, ev->payload);
   lua_setfield(L, -2, "payload");
   llash_setint(L, "at", (lua_Integer)ev->at);
+  llash_setstr(L, "key", ev->key); /* replay keys (A): NULL: none */
 }
 
 void llash_pushstats(lua_State *L, const lash_stats *s,

@@ -115,8 +115,9 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     rc = lash_append_keyed(s, txn, op->lease.process_id, &op->lease, op->s2, b,
                            op->key, &op->res.seq);
     break;
-  case LLASH_OP_APPEND:
-    rc = lash_append(s, txn, op->s1, op->s2, b, &op->res.seq);
+  case LLASH_OP_APPEND: /* s3: the replay key, or NULL */
+    rc = lash_append_keyed(s, txn, op->s1, NULL, op->s2, b, op->s3,
+                           &op->res.seq);
     break;
   case LLASH_OP_APPEND_FENCED:
     if (op->key != NULL)
@@ -171,7 +172,10 @@ static void op_settle(llash_op *op, int rc) {
 static int push_result(lua_State *L, const llash_result *r) {
   if (r->rc < 0) return llash_fail(L, r->rc, r->msg);
   switch (r->type) {
-  case LLASH_OP_APPEND:
+  case LLASH_OP_APPEND: /* seq, replayed */
+    lua_pushinteger(L, (lua_Integer)r->seq);
+    lua_pushboolean(L, r->rc == LASH_APPLIED);
+    return 2;
   case LLASH_OP_APPEND_FENCED:
   case LLASH_OP_JOURNAL:
   case LLASH_OP_CANCEL:
@@ -331,18 +335,21 @@ static int l_start(lua_State *L) {
   return op != NULL ? write(L, le, op) : n;
 }
 
-/* An unfenced host append of @p type to @p id, payload at index 4. */
+/* An unfenced host append of @p type to @p id, payload at index 4, the
+ * replay key (a string or nil) at index 5. */
 static int host_append(lua_State *L, llash_engine *le, const char *id,
                        const char *type) {
+  const char *key = llash_optstr(L, 5, "key");
   llash_op *op;
   int n;
-  if ((op = llash_op_new(le, LLASH_OP_APPEND, id, type, NULL)) == NULL)
+  if ((op = llash_op_new(le, LLASH_OP_APPEND, id, type, key)) == NULL)
     return llash_op_nomem(L, op);
   if ((n = llash_op_payload(L, op, 4, "payload")) != 0) return n;
   return write(L, le, op);
 }
 
-/* eng:signal(id, name [, payload]) -> seq */
+/* eng:signal(id, name [, payload [, key]]) -> seq, replayed (lua/lash
+ * takes the key as opts.key) */
 static int l_signal(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *id, *name;
@@ -350,12 +357,13 @@ static int l_signal(lua_State *L) {
   if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0 ||
       (n = llash_argid(L, 3, "signal name", LASH_RULE_NAME, 0, &name)) != 0)
     return n;
-  lua_settop(L, 4);
-  /* index 5 keeps the type string alive until the op copied it */
+  lua_settop(L, 5);
+  /* index 6 keeps the type string alive until the op copied it */
   return host_append(L, le, id, lua_pushfstring(L, "signal.%s", name));
 }
 
-/* eng:append(id, type [, payload]) -> seq (an unfenced host event) */
+/* eng:append(id, type [, payload [, key]]) -> seq, replayed (an unfenced
+ * host event) */
 static int l_append(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *id, *type;
@@ -363,7 +371,7 @@ static int l_append(lua_State *L) {
   if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0 ||
       (n = llash_argid(L, 3, "event type", LASH_RULE_NAME, 0, &type)) != 0)
     return n;
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   return host_append(L, le, id, type);
 }
 

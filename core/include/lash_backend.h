@@ -287,13 +287,15 @@ struct lash_backend_methods {
   int (*grow)(lash_backend *b, lash_btxn *t, lash_btxn **out);
 
   /* ---- version 3: replay keys (A) ---- */
-  /* The seq of the event of row @p id stored with replay key @p key (the
-   * key index: written by save from lash_bevent.key, emptied by remove
-   * with the row's events); in a write txn it sees the txn's own saves.
-   * @return 0 (*seq set), LASH_ENOENT when no event has that key (no
-   * message needed), or another error. Required. */
+  /* The event of row @p id stored with replay key @p key (the key index:
+   * written by save from lash_bevent.key, emptied by remove with the
+   * row's events); in a write txn it sees the txn's own saves. *seq gets
+   * its seq and, when @p ev is not NULL, *ev its encoded bytes (valid as
+   * a scan item's). @return 0, LASH_ENOENT when no event has that key (no
+   * message needed), LASH_ECORRUPT when the index names a missing event,
+   * or another error. Required. */
   int (*key_get)(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
-                 const char *key, size_t keylen, uint64_t *seq);
+                 const char *key, size_t keylen, uint64_t *seq, lash_bytes *ev);
 };
 
 /* The embedded default. */

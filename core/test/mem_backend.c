@@ -676,15 +676,21 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
 
 static int mem_key_get(lash_backend *b, lash_btxn *x, const char *id,
                        size_t idlen, const char *key, size_t keylen,
-                       uint64_t *seq) {
+                       uint64_t *seq, lash_bytes *ev) {
   unsigned char k[KEY_MAX];
-  lash_bytes v;
-  (void)b;
+  lash_bytes v, e;
   *seq = 0;
   if (keylen == 0 || keylen > LASH_NAME_MAX ||
       get(x, T_KEYS, k, cat(k, id, idlen, 0, key, keylen), &v) != 0)
     return LASH_ENOENT;
   *seq = get_be64(v.data);
+  if (ev == NULL) return 0;
+  if (get(x, T_EVENTS, k, cat(k, id, idlen, 0, v.data, 8), &e) != 0)
+    return lash_backend_fail(b, LASH_ECORRUPT,
+                             "the key index of process %.*s names a missing "
+                             "event",
+                             (int)idlen, id);
+  *ev = e;
   return 0;
 }
 

@@ -7,6 +7,8 @@
  * invariant (lash_check) holds after all of it, also after reopening. */
 #include "testutil.h"
 
+#include <lmdb.h>
+
 /* ------------------------------------------------------------ helpers */
 
 static lash_bytes raw(const void *p, size_t n) {
@@ -599,6 +601,83 @@ static void test_prune(void) {
   tu_close(&e);
 }
 
+/* ------------------------------------------------------------ audit */
+
+typedef struct lines {
+  int n;
+  char all[4096];
+} lines;
+
+static void line_cb(void *ud, const char *line) {
+  lines *l = ud;
+  size_t at = strlen(l->all);
+  l->n++;
+  snprintf(l->all + at, sizeof l->all - at, "%s\n", line);
+}
+
+/* In the LMDB files: drops the index entry of key k1 of a-1 and adds one
+ * for a key no event carries. */
+static int damage_key_index(const char *dir) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi dbi;
+  MDB_val k, v;
+  unsigned char seq[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+  int rc;
+  if ((rc = mdb_env_create(&env)) != 0) return rc;
+  mdb_env_set_maxdbs(env, 64);
+  if ((rc = mdb_env_open(env, dir, 0, 0600)) != 0 ||
+      (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 ||
+      (rc = mdb_dbi_open(txn, "keys", 0, &dbi)) != 0)
+    goto out;
+  k.mv_data = "a-1\0k1";
+  k.mv_size = 6;
+  if ((rc = mdb_del(txn, dbi, &k, NULL)) != 0) goto out;
+  k.mv_data = "a-1\0zz";
+  v.mv_data = seq;
+  v.mv_size = 8;
+  if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0) goto out;
+  rc = mdb_txn_commit(txn);
+  txn = NULL;
+out:
+  if (txn != NULL) mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return rc;
+}
+
+static void test_audit(void) {
+  tu_env e;
+  lash_store *s;
+  lines l;
+  int rc;
+  TU_SKIP_ON_MEM("damages the LMDB key index in its files");
+  s = tu_open(&e, NULL);
+  is_rc(s, tu_reg(s, "a-1", "k", LASH_RERUNNABLE, 0), 0, "register a-1");
+  is_rc(s,
+        lash_append_keyed(s, NULL, "a-1", NULL, "progress", RAW("\x01"), "k1",
+                          NULL),
+        0, "keyed event k1");
+  is_rc(s,
+        lash_append_keyed(s, NULL, "a-1", NULL, "progress", RAW("\x02"), "k2",
+                          NULL),
+        0, "keyed event k2");
+  lash_store_close(e.s);
+  e.s = NULL;
+  is(damage_key_index(e.dir), 0, "the key index damaged in the files");
+  is_rc(NULL, tu_reopen(&e), 0, "reopen");
+  s = e.s;
+  memset(&l, 0, sizeof l);
+  rc = lash_check(s, line_cb, &l);
+  ok(rc == 2, "lash_check finds two problems (%d)", rc);
+  ok(tu_has(l.all, "event 1 has replay key k1, which the key index lacks"),
+     "an event whose key is missing from the index");
+  ok(tu_has(l.all, "replay key zz of process a-1 names event 9, which does "
+                   "not exist"),
+     "an index entry without its event");
+  if (rc != 2) diag("%s", l.all);
+  tu_close(&e);
+}
+
 int main(void) {
   test_replay();
   test_conflict();
@@ -609,5 +688,6 @@ int main(void) {
   test_read_keys();
   test_parent();
   test_prune();
+  test_audit();
   return done_testing();
 }

@@ -96,7 +96,9 @@ left out; --after ID starts after that id (the next page).]],
     summary = "list the events of a process (--follow: print new ones as they land)",
     help = [[
 --after N shows events with seq > N. --follow keeps printing new events until
-the process ends (with --json: one JSON object per line).]],
+the process ends (with --json: one JSON object per line). The KEY column shows
+the replay keys of keyed events (journaled commands cmd:<n>, signal --key);
+--json also gives the keys lifecycle events are read with (process:...).]],
   },
   await = {
     args = { "ID" }, opts = { timeout = "duration", json = "flag" },
@@ -108,8 +110,13 @@ milliseconds). Exits 1 unless the process completed (failed, cancelled,
 abandoned, pruned or timed out).]],
   },
   signal = {
-    args = { "ID", "NAME", "[JSON]" }, opts = { json = "flag" },
+    args = { "ID", "NAME", "[JSON]" }, opts = { json = "flag", key = "string" },
+    usage = "signal ID NAME [JSON] [--key K] [--json]",
     summary = "send signal NAME (event signal.NAME) with payload JSON",
+    help = [[
+--key K gives the signal a replay key: sending it again with the same key
+and payload writes nothing and prints the first signal's seq ("replayed");
+the same key with another payload fails (ECONFLICT).]],
   },
   cancel = {
     args = { "ID", "[REASON]" }, opts = { json = "flag" },
@@ -586,12 +593,14 @@ function run.signal(ctx, pos, opts)
   local payload = json_arg("signal", "payload", pos[3])
   if name == "" then usage_error("signal", "NAME must not be empty") end
   local eng = ctx.open()
-  local seq, msg, code = eng:signal(id, name, payload)
-  if not seq then unknown_or_fail("signal", id, msg, code) end
+  local seq, replayed, code = eng:signal(id, name, payload, { key = opts.key })
+  if not seq then unknown_or_fail("signal", id, replayed, code) end
   if opts.json then
-    say(format.json({ id = id, type = "signal." .. name, seq = seq }))
+    say(format.json({ id = id, type = "signal." .. name, seq = seq, key = opts.key,
+      replayed = opts.key and replayed or nil }))
   else
-    say(string.format("%s: signal.%s is event %d", id, name, seq))
+    say(string.format("%s: signal.%s is event %d%s", id, name, seq,
+      replayed and " (replayed: that key was sent before)" or ""))
   end
 end
 

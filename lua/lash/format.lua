@@ -311,20 +311,33 @@ function M.record(r, now)
 end
 
 --- The table of an event list.
+-- The replay key of a keyed append (ctx commands' cmd:<n>, eng:signal's
+-- opts.key), or nil: the keys lifecycle events are read with ("process:...")
+-- follow from their type and are shown by --json only.
+local function stored_key(ev)
+  local k = ev.key
+  if k and not k:find("^process:") then return k end
+end
+
 function M.events(list, width)
-  local rows = {}
+  local rows, keyed = {}, false
   for _, ev in ipairs(list) do
+    local k = stored_key(ev)
+    keyed = keyed or k ~= nil
     rows[#rows + 1] = { tostring(ev.seq), M.text(ev.type), M.time(ev.at),
-      M.payload(ev.payload, width or 80) }
+      M.payload(ev.payload, width or 80), k and M.text(k) or "-" }
   end
-  return M.columns({ "SEQ", "TYPE", "AT", "PAYLOAD" }, rows)
+  local heads = { "SEQ", "TYPE", "AT", "PAYLOAD", "KEY" }
+  if not keyed then heads[5] = nil end -- no keyed event: no KEY column
+  return M.columns(heads, rows)
 end
 
 --- One line per event (events --follow).
 function M.event_line(ev)
   local p = M.payload(ev.payload, 120)
-  return string.format("%-4d %-24s %s%s", ev.seq, ev.type, M.time(ev.at),
-    p ~= "" and ("  " .. p) or "")
+  local k = stored_key(ev)
+  return string.format("%-4d %-24s %s%s%s", ev.seq, ev.type, M.time(ev.at),
+    p ~= "" and ("  " .. p) or "", k and ("  key " .. M.text(k)) or "")
 end
 
 --- The `ps` table of a record list.

@@ -90,6 +90,8 @@ local OPTIONS = {
   await_signal = { "timeout_ms" },
   step = { "retry" },
   retry = { "max_attempts", "initial_ms", "factor", "max_ms" },
+  signal = { "key" },
+  append = { "key" },
 }
 
 local function check_known(fname, opts, name, level)
@@ -416,6 +418,33 @@ function Engine:start(kind, input, opts)
     def.max_attempts, def.timeout_ms)
   if not ok then return nil, msg, code end
   return id
+end
+
+-- The host appends of lash.core, given their replay key (opts.key).
+local core_signal, core_append = Engine.signal, Engine.append
+
+-- opts.key of eng:signal / eng:append, checked.
+local function key_of(fname, opts)
+  opts = check_opts(fname, opts, "opts", 6)
+  return check(fname, "opts.key", opts.key, "string", true)
+end
+
+--- Appends the signal "signal.<name>" to row `id`. With opts.key (a replay
+--- key, SEMANTICS 1.4) a repeat of the same signal under the same key writes
+--- nothing and returns the first one's seq; the same key with another
+--- payload is an ECONFLICT failure.
+---@param opts? table key
+---@return integer|nil seq, boolean|string replayed (or msg), string? code
+function Engine:signal(id, name, payload, opts)
+  return core_signal(self, id, name, payload, key_of("signal", opts))
+end
+
+--- Appends an event of a user type to row `id` (unfenced); opts.key as for
+--- eng:signal.
+---@param opts? table key
+---@return integer|nil seq, boolean|string replayed (or msg), string? code
+function Engine:append(id, type_, payload, opts)
+  return core_append(self, id, type_, payload, key_of("append", opts))
 end
 
 --- Ends a row without its lease, as an authority (external rows:

@@ -105,7 +105,8 @@ int lmdb__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out);
 int lmdb__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m);
 /* replay keys (A) */
 int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
-                  const char *key, size_t keylen, uint64_t *seq);
+                  const char *key, size_t keylen, uint64_t *seq,
+                  lash_bytes *ev);
 
 /* scans.c */
 int lmdb__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,

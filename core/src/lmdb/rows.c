@@ -116,12 +116,14 @@ static int put_key(lmdb__store *s, MDB_txn *mt, const lash_bsave *row,
 }
 
 int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
-                  const char *key, size_t keylen, uint64_t *seq) {
+                  const char *key, size_t keylen, uint64_t *seq,
+                  lash_bytes *ev) {
   lmdb__store *s = LMDB__S(b);
   unsigned char k[LMDB__KEYKEY_MAX];
   MDB_val v;
   int rc;
   *seq = 0;
+  if (ev != NULL) ev->data = NULL, ev->len = 0;
   if (s->no_keys || keylen == 0 || keylen > LASH_NAME_MAX) return LASH_ENOENT;
   rc = lmdb__get(s, t->mt, LMDB__DB_KEYS, k,
                  lmdb__keykey(k, id, idlen, key, keylen), &v);
@@ -133,6 +135,16 @@ int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
                              "malformed (run check)",
                              s->path, (int)idlen, id);
   *seq = lmdb__get_be64(v.mv_data);
+  if (ev == NULL) return 0;
+  rc = lmdb__get(s, t->mt, LMDB__DB_EVENTS, k, lmdb__evkey(k, id, idlen, *seq),
+                 &v);
+  if (rc < 0) return rc;
+  if (rc == 1)
+    return lash_backend_fail(b, LASH_ECORRUPT,
+                             "store %s: the key index of process %.*s names "
+                             "event %llu, which is missing (run check)",
+                             s->path, (int)idlen, id, (unsigned long long)*seq);
+  *ev = bytes_of(&v);
   return 0;
 }
 

@@ -133,22 +133,25 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
 
 /* replay keys (A): one indexed look-up (the queued writes go first). */
 int pg__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
-                const char *key, size_t keylen, uint64_t *seq) {
+                const char *key, size_t keylen, uint64_t *seq, lash_bytes *ev) {
   pg__store *s = PG__S(b);
   PGresult *r = NULL;
   int rc;
   (void)t;
   *seq = 0;
+  if (ev != NULL) ev->data = NULL, ev->len = 0;
   s->sql.len = 0;
   if (pg__buf_str(&s->sql, "EXECUTE lash_key_get(") < 0 ||
       pg__buf_bytea(&s->sql, id, idlen) < 0 || pg__buf_str(&s->sql, ", ") < 0 ||
       pg__buf_bytea(&s->sql, key, keylen) < 0 || pg__buf_str(&s->sql, ")") < 0)
     return oom(s);
   if ((rc = pg__run(s, s->sql.p, "looking up a replay key", &r)) < 0) return rc;
-  if (PQntuples(r) == 1)
-    *seq = pg__u64(r, 0, 0);
-  else
+  if (PQntuples(r) != 1) {
     rc = LASH_ENOENT;
+  } else {
+    *seq = pg__u64(r, 0, 0);
+    if (ev != NULL) rc = pg__bytea(s, r, 0, 1, ev);
+  }
   PQclear(r);
   return rc;
 }

@@ -15,7 +15,6 @@
 #include "../base/crc32c.h"
 #include "../base/hash.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +31,21 @@ static int is_float(const msgpack_object *o) {
   return o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64;
 }
 
-/* An integer object equals the float f by value. */
+/* An integer object equals the float f by value (no libm: the range
+ * check keeps the casts defined, NaN fails every comparison). */
 static int int_float_eq(const msgpack_object *i, double f) {
-  if (!isfinite(f) || f != floor(f)) return 0;
   if (i->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-    if (f < 0.0 || f >= 18446744073709551616.0) return 0;
-    return (uint64_t)f == i->via.u64;
+    if (!(f >= 0.0 && f < 18446744073709551616.0)) return 0;
+    return (double)(uint64_t)f == f && (uint64_t)f == i->via.u64;
   }
-  if (f >= 0.0 || f < -9223372036854775808.0) return 0;
-  return (int64_t)f == i->via.i64;
+  if (!(f < 0.0 && f >= -9223372036854775808.0)) return 0;
+  return (double)(int64_t)f == f && (int64_t)f == i->via.i64;
 }
 
 static int num_eq(const msgpack_object *a, const msgpack_object *b) {
   if (is_float(a) && is_float(b))
-    return a->via.f64 == b->via.f64 || (isnan(a->via.f64) && isnan(b->via.f64));
+    return a->via.f64 == b->via.f64 ||
+           (a->via.f64 != a->via.f64 && b->via.f64 != b->via.f64); /* NaNs */
   if (is_float(a)) return int_float_eq(b, a->via.f64);
   if (is_float(b)) return int_float_eq(a, b->via.f64);
   if (a->type != b->type) return 0; /* msgpack-c: negative means < 0 */
@@ -177,27 +177,10 @@ int lash__check_keyed(lash_store *s, const char *id, const char *type,
 
 /* ------------------------------------------------------------ look-up */
 
-typedef struct first_ev {
-  lash_store *s;
-  uint64_t want;
-  lash__ev *ev;
-  int found, bad;
-} first_ev;
-
-static int first_ev_cb(void *ud, const lash_bitem *it) {
-  first_ev *f = ud;
-  if (it->seq != f->want) return 1;
-  if (lash__ev_decode(it->ev.data, it->ev.len, f->ev, &f->s->zone) < 0)
-    f->bad = 1;
-  f->ev->seq = it->seq;
-  f->found = 1;
-  return 1;
-}
-
 int lash__key_find(lash_store *s, lash_txn *t, const char *id, size_t idlen,
                    const char *key, size_t keylen, lash__ev *ev) {
   lash__chg *c = lash__chg_find(t, id, idlen);
-  first_ev f;
+  lash_bytes stored;
   uint64_t seq = 0;
   size_t i;
   int rc;
@@ -215,28 +198,15 @@ int lash__key_find(lash_store *s, lash_txn *t, const char *id, size_t idlen,
     ev->seq = e->seq;
     return 0;
   }
-  rc = s->b->m->key_get(s->b, t->bt, id, idlen, key, keylen, &seq);
+  rc = s->b->m->key_get(s->b, t->bt, id, idlen, key, keylen, &seq, &stored);
   if (rc == LASH_ENOENT) return 1;
   if (rc < 0) return rc;
-  memset(&f, 0, sizeof f);
-  f.s = s;
-  f.want = seq;
-  f.ev = ev;
-  /* (No transaction given: the event is stored, and no unsaved event of
-   * the row needs a flush for it.) */
-  if (seq == 0 || (rc = lash__scan_events(s, NULL, t->bt, id, idlen, seq - 1,
-                                          first_ev_cb, &f)) < 0)
-    return rc < 0 ? rc
-                  : lash__fail(s, LASH_ECORRUPT,
-                               "process %s: the key index maps replay key "
-                               "%s to seq 0: run lash check",
-                               id, key);
-  if (!f.found || f.bad)
+  if (lash__ev_decode(stored.data, stored.len, ev, &s->zone) < 0)
     return lash__fail(s, LASH_ECORRUPT,
-                      "process %s: the key index maps replay key %s to "
-                      "event %llu, which is %s: run lash check",
-                      id, key, (unsigned long long)seq,
-                      f.found ? "damaged" : "missing");
+                      "event %llu of process %s (replay key %s) is damaged "
+                      "(checksum or encoding): run lash check",
+                      (unsigned long long)seq, id, key);
+  ev->seq = seq;
   return 0;
 }
 
@@ -389,7 +359,7 @@ int lash__key_audit(lash_store *s, lash_btxn *bt, const char *id, size_t idlen,
     problem(ud, line);
     return 0;
   }
-  rc = s->b->m->key_get(s->b, bt, id, idlen, ev->key.p, ev->key.n, &seq);
+  rc = s->b->m->key_get(s->b, bt, id, idlen, ev->key.p, ev->key.n, &seq, NULL);
   if (rc == LASH_ENOENT) {
     snprintf(line, sizeof line,
              "process %s: event %llu has replay key %.*s, which the key "
