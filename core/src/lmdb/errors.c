@@ -6,8 +6,8 @@
 #include <errno.h>
 
 const char *const lmdb__db_names[LMDB__DB_COUNT] = {
-    "records",  "events",  "leases",     "live",
-    "bystatus", "changes", "tombstones", "meta"};
+    "records", "events",     "leases", "live",   "bystatus",
+    "changes", "tombstones", "meta",   "timers", "waiters"};
 
 /* ------------------------------------------------------------- errors */
 
