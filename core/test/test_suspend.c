@@ -4,7 +4,7 @@
  * awaited row, a timer) lists it again exactly once, in the transaction
  * of its cause; the next start resumes the attempt; lash_check audits the
  * timer and waiter indexes and the fold of process.suspended/woken. */
-#include "testutil.h"
+#include "engine_tu.h"
 
 #include <pthread.h>
 #include <sys/wait.h>
@@ -144,8 +144,8 @@ static void test_suspend_and_event(tu_env *e) {
         "the suspended execution's lease is gone");
 
   /* Another event type does not wake it. */
-  is_rc(s, lash_append(s, NULL, "ev-1", "signal.other", tu_mp_uint(buf, 1),
-                       NULL),
+  is_rc(s,
+        lash_append(s, NULL, "ev-1", "signal.other", tu_mp_uint(buf, 1), NULL),
         0, "append another signal");
   is(suspended(s, "ev-1"), 1, "... still suspended");
   /* Its event type does, in the same commit. */
@@ -194,10 +194,10 @@ static void test_max_attempts(tu_env *e) {
 
   is_rc(s, parked(e, "ma-1", 1, "signal:go", &a), 0, "ma-1 (max_attempts 1)");
   for (i = 0; i < 3; i++) {
-    is_rc(s, lash_suspend(s, NULL, &a, "signal:go", &w, NULL), 0,
-          "suspend %d", i + 1);
-    is_rc(s, lash_append(s, NULL, "ma-1", "signal.go", tu_mp_uint(buf, 1),
-                         NULL),
+    is_rc(s, lash_suspend(s, NULL, &a, "signal:go", &w, NULL), 0, "suspend %d",
+          i + 1);
+    is_rc(s,
+          lash_append(s, NULL, "ma-1", "signal.go", tu_mp_uint(buf, 1), NULL),
           0, "wake %d", i + 1);
     is_rc(s, claim(s, "ma-1", "B", &a), 0, "claim %d", i + 1);
     is_rc(s, lash_start(s, NULL, &a, &att), 0,
@@ -241,9 +241,9 @@ static void test_cancel_and_process(tu_env *e) {
   is_rc(s, claim(s, "child-1", "A", &c), 0, "claim child-1");
   is_rc(s, lash_start(s, NULL, &c, NULL), 0, "start child-1");
   is(suspended(s, "pw-1"), 1, "child-1 running: pw-1 still suspended");
-  is_rc(s, lash_complete(s, NULL, &c, LASH_COMPLETED, tu_mp_uint(
-                                                         (unsigned char[8]){0},
-                                                         3)),
+  is_rc(s,
+        lash_complete(s, NULL, &c, LASH_COMPLETED,
+                      tu_mp_uint((unsigned char[8]){0}, 3)),
         0, "child-1 completes");
   is(suspended(s, "pw-1"), 0, "the child's terminal woke pw-1");
   is(count_type(s, "pw-1", "process.woken", &last), 1, "one process.woken");
@@ -521,6 +521,53 @@ static void test_fire_processes(tu_env *e) {
   tu_check(s, "check clean after two processes fired");
 }
 
+/* ------------------------------------------------------------ engine */
+
+/* The driver's admitter cannot find a suspended row; once woken, it
+ * claims and resumes it. */
+static void test_driver(void) {
+  et_env t;
+  tr_runner r;
+  lash_drive_report rep;
+  lash_lease a;
+  lash_record rec;
+  lash_wake w = wake_of("signal.go", NULL, 0);
+  unsigned char buf[16];
+  lash_store *s;
+
+  TU_SKIP_ON_MEM("the engine opens an LMDB store");
+  et_open(&t, NULL);
+  s = t.s;
+  tr_install(t.e, &r, TR_FINISH, 0);
+  is_rc(s, lash_engine_define(t.e, "k"), 0, "engine defines k");
+  is_rc(s, tu_reg(s, "dr-1", "k", LASH_RERUNNABLE, 0), 0, "dr-1");
+  memset(&a, 0, sizeof a);
+  is_rc(s, lash_lease_claim(s, NULL, "dr-1", "peer", "p1", TTL, &a), 0,
+        "a peer claims dr-1");
+  is_rc(s, lash_start(s, NULL, &a, NULL), 0, "... starts it");
+  is_rc(s, lash_wait_set(s, NULL, &a, "signal:go", NULL), 0, "... parks it");
+  is_rc(s, lash_suspend(s, NULL, &a, "signal:go", &w, NULL), 0,
+        "... and suspends it");
+  memset(&rep, 0, sizeof rep);
+  is_rc(s, lash_engine_drive(t.e, &rep), 0, "drive");
+  et_turns(t.e, 5);
+  is((int)rep.admitted, 0, "the admitter does not find the suspended row");
+  is(r.starts, 0, "... no body started");
+  is_rc(s, lash_append(s, NULL, "dr-1", "signal.go", tu_mp_uint(buf, 1), NULL),
+        0, "the signal wakes it");
+  memset(&rep, 0, sizeof rep);
+  is_rc(s, lash_engine_drive(t.e, &rep), 0, "drive");
+  et_turns(t.e, 20);
+  is(r.starts, 1, "the woken row is claimed and started");
+  memset(&rec, 0, sizeof rec);
+  is_rc(s, lash_get(s, NULL, "dr-1", &rec, NULL), 0, "dr-1 read");
+  is(rec.status, LASH_COMPLETED, "... and completes");
+  is((int)rec.attempt.number, 1, "... in its first attempt (a resume)");
+  lash_record_free(&rec);
+  tu_check(s, "check clean after the driver resumed it");
+  et_close(&t, 1);
+}
+
 /* ------------------------------------------------------------ reopen */
 
 static void test_reopen(tu_env *e) {
@@ -547,6 +594,7 @@ int main(void) {
   test_timers(&e);
   test_fire_threads(&e);
   test_fire_processes(&e);
+  test_driver();
   test_reopen(&e);
   tu_close(&e);
   return done_testing();

@@ -249,6 +249,7 @@ struct lash_txn {
   /* Called by the commit before its flush when set (the registry sets it
    * to lash__wake_ended when a row ends); its error aborts the commit. */
   int (*pre_commit)(lash_txn *t);
+  int awaits_cached; /* a cached row awaits another (lash__wake_waiters) */
   /* change list for the commit hook */
   lash__chg *ch;
   size_t nch, chcap;

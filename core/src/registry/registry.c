@@ -147,7 +147,10 @@ static void op_index(op *o, lash__chg *c) {
   c->cur_wake_at = x.wake_at;
   c->cur_awaits_n =
       x.awaits.data != NULL && x.awaits.len <= LASH_ID_MAX ? x.awaits.len : 0;
-  if (c->cur_awaits_n > 0) memcpy(c->cur_awaits, x.awaits.data, x.awaits.len);
+  if (c->cur_awaits_n > 0) {
+    memcpy(c->cur_awaits, x.awaits.data, x.awaits.len);
+    t->awaits_cached = 1;
+  }
   if (o->existed && o->old_suspended && !r->suspended && t->suspended > 0)
     t->suspended--;
   if (r->suspended && !(o->existed && o->old_suspended)) t->suspended++;
@@ -1031,7 +1034,7 @@ int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen) {
   q.id = pid;
   q.idlen = idlen;
   rc = s->b->m->scan(s->b, t->bt, &q, collect_id_cb, &ids);
-  for (i = 0; rc == 0 && i < t->nch; i++) {
+  for (i = 0; rc == 0 && t->awaits_cached && i < t->nch; i++) {
     lash__chg *c = &t->ch[i];
     if (c->rec_state == 0 || c->cur_awaits_n != idlen ||
         memcmp(c->cur_awaits, pid, idlen) != 0)

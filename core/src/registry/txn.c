@@ -313,6 +313,7 @@ static void txn_reset(lash_txn *t) {
   t->ids.len = 0;
   t->ended.len = 0;
   t->pre_commit = NULL;
+  t->awaits_cached = 0;
   if (t->hused) {
     memset(t->hash, 0, t->hcap * sizeof *t->hash);
     t->hused = 0;
