@@ -280,6 +280,16 @@ void llash_pushrecord(lua_State *L, const lash_record *r) {
   llash_setint(L, "created_at", (lua_Integer)r->created_at);
   llash_setint(L, "updated_at", (lua_Integer)r->updated_at);
   llash_setint(L, "last_seq", (lua_Integer)r->last_seq);
+  /* suspension (issue 9): what wakes a suspended row */
+  lua_pushboolean(L, r->suspended);
+  lua_setfield(L, -2, "suspended");
+  if (r->suspended) {
+    lua_createtable(L, 0, 3);
+    llash_setstr(L, "event", r->wake_event);
+    llash_setstr(L, "process", r->wake_process);
+    if (r->wake_at > 0) llash_setint(L, "at", (lua_Integer)r->wake_at);
+    lua_setfield(L, -2, "wake");
+  }
 }
 
 void llash_pushevent(lua_State *L, const lash_event *ev) {
@@ -306,6 +316,7 @@ void llash_pushstats(lua_State *L, const lash_stats *s,
   llash_setint(L, "bytes_used", (lua_Integer)s->bytes_used);
   llash_setint(L, "bytes_available", (lua_Integer)s->bytes_available);
   llash_setint(L, "longest_write_us", (lua_Integer)s->longest_write_us);
+  llash_setint(L, "suspended", (lua_Integer)s->suspended);
   llash_setint(L, "backoff_reads", (lua_Integer)es->backoff_reads);
   llash_setint(L, "hub_wakes", (lua_Integer)es->hub_wakes);
   llash_setint(L, "feed_changes", (lua_Integer)es->feed_changes);

@@ -350,6 +350,12 @@ typedef struct lash_record {
   int64_t timeout_ms;        /* the start's body time budget; 0 = none */
   /* ---- replay keys and the parent field (issue 9) ---- */
   const char *parent;        /* id of the process that started it, or NULL */
+  /* ---- suspension (issue 9, B) ---- */
+  int suspended;             /* 1: parked without a lease or a body,
+                                until its wake fires (lash_suspend) */
+  const char *wake_event;    /* what wakes it, when suspended: an event */
+  const char *wake_process;  /*   type, another row's terminal, a time */
+  int64_t wake_at;           /*   (0: none) */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
 
@@ -526,8 +532,10 @@ LASH_API int lash_owner_alive(lash_store *s, const char *owner,
  * {owner, incarnation, fence, attempt}); status becomes running.
  * Attempt number: the retained one if the retained owner incarnation and
  * fence equal the lease's (a no-op, nothing written), else retained + 1.
+ * A row woken from a suspension (lash_suspend) is resumed: resumed = true,
+ * the same attempt number; a row still suspended is LASH_EBUSY.
  * @param[out] attempt  the attempt number (may be NULL)
- * @return 0, LASH_ESUPERSEDED, LASH_ETERMINAL, LASH_EEXTERNAL,
+ * @return 0, LASH_ESUPERSEDED, LASH_ETERMINAL, LASH_EEXTERNAL, LASH_EBUSY,
  *   LASH_ESTARTED (owner-bound, started before by another execution; the
  *   message names that owner), LASH_EEXHAUSTED (attempt > max_attempts;
  *   nothing written), LASH_ENOENT, LASH_EPRUNED, LASH_EFULL, LASH_EIO. */
@@ -596,6 +604,60 @@ LASH_API int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
 LASH_API int lash_complete_unleased(lash_store *s, lash_txn *txn,
                                     const char *id, int status,
                                     lash_bytes outcome, int authority);
+
+/* ------------------------------------------ suspension and timers */
+
+/* What wakes a suspended process; at least one member set. */
+typedef struct lash_wake {
+  const char *event;   /* an event type of this row whose append wakes it
+                          ("signal.approve", "shipped"); NULL: none. Any
+                          cancel request on the row wakes it too. */
+  const char *process; /* the id of another row whose terminal (or prune)
+                          wakes it; NULL: none */
+  int64_t at;          /* the time that wakes it (ms since the epoch: a
+                          sleep's end, a wait's deadline); 0: none */
+} lash_wake;
+
+/* Suspends the execution holding @p ls at a wait: appends
+ * process.suspended {wait, event?, process?, at?} (status waiting, wait =
+ * @p wait) and releases the lease (fence retained). The row leaves the
+ * worklist (lash_worklist_page, the live index the admitter pages) until
+ * its wake fires; the record shows it (suspended = 1, wake_event,
+ * wake_process, wake_at); lash_start refuses it (LASH_EBUSY).
+ * The wake is written in the transaction of its cause: an append of type
+ * wake.event to the row (any path, fenced or not), a cancel request, the
+ * terminal or prune of row wake.process, or lash_timers_fire reaching
+ * wake.at. Waking appends process.woken {by = "event" | "cancel" |
+ * "process" | "timer", seq? (the event that woke it), id? (the process)};
+ * the row is listed again (claimable: no lease), suspended = 0, still
+ * waiting. The next lash_start of a woken row (after a claim, fence + 1)
+ * is a resume: process.started carries resumed = true and the same
+ * attempt number (a resume does not count against max_attempts); a start
+ * after a crash of the resumed run is attempt + 1 as always.
+ * If the wake condition already holds (an event of type wake.event was
+ * appended after the row's last process.waiting or process.started, the
+ * row has a cancel request, wake.process is terminal, pruned or unknown,
+ * wake.at <= now), it writes nothing and returns LASH_APPLIED: the caller
+ * keeps the body in memory (its wait resolves there).
+ * Owner-bound rows: LASH_EINVAL (they stay in memory: "runs at most
+ * once").
+ * @return 0, LASH_APPLIED, LASH_ESUPERSEDED, LASH_ETERMINAL, LASH_EINVAL,
+ *   LASH_ENOENT, LASH_EPRUNED, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_suspend(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                          const char *wait, const lash_wake *wake,
+                          uint64_t *seq);
+
+/* The earliest wake.at of the suspended rows (the timer index (wake_at,
+ * id)); *at = 0 when none. One cheap read. @return 0, LASH_EINVAL,
+ * LASH_EIO. */
+LASH_API int lash_timers_next(lash_store *s, lash_txn *txn, int64_t *at);
+/* Wakes (as above, by = "timer") up to @p limit (0: all) suspended rows
+ * whose wake.at <= @p now, in (wake_at, id) order; *fired (may be NULL)
+ * gets how many. A row fires exactly once: many workers may call this at
+ * once (their writes are serialised; the second finds it woken).
+ * @return 0, LASH_EINVAL, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_timers_fire(lash_store *s, lash_txn *txn, int64_t now,
+                              size_t limit, size_t *fired);
 
 /* Encodes the outcome payload of an abandonment, {writer=, owner=}, as
  * MessagePack into @p buf (at most @p cap bytes; 512 is always enough).
@@ -685,6 +747,7 @@ typedef struct lash_stats {
   uint64_t bytes_available; /* bytes it may still grow by before EFULL */
   uint64_t longest_write_us; /* the longest write transaction of this
                                 handle so far, begin to commit */
+  uint64_t suspended;        /* waiting rows that are suspended (issue 9) */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);

@@ -36,9 +36,10 @@ extern "C" {
 #endif
 
 /* The version of this table. Version 2 added the owner-liveness methods
- * and grow at its end. Version 3 changes the shape of lash_bevent (and
- * lash_bindex) and adds methods at the end: only a version 3 table is
- * accepted (the in-tree backends). */
+ * and grow at its end. Version 3 changes the shape of lash_bevent (replay
+ * keys) and lash_bindex (suspension: listed, wake_at, awaits) and adds
+ * methods at the end: only a version 3 table is accepted (the in-tree
+ * backends). */
 #define LASH_BACKEND_VERSION 3
 #define LASH_BACKEND_VERSION_MIN 3
 
@@ -66,12 +67,17 @@ LASH_API int lash_backend_fail(lash_backend *b, int rc, const char *fmt, ...)
 /* ------------------------------------------------------------ rows */
 
 /* Where a row is listed: the status index, the live index of its kind
- * (exactly when it exists and its status is not terminal) and the change
- * index (its change_seq). */
+ * (exactly when `listed`) and the change index (its change_seq). */
 typedef struct lash_bindex {
   int exists; /* 0: no row (before registration) */
   int status; /* lash_status */
   uint64_t change_seq;
+  /* ---- version 3: suspension and timers (B) ---- */
+  int listed;        /* in the live index of its kind: exists, live and not
+                        suspended (the core computes it) */
+  int64_t wake_at;   /* > 0: in the timer index (wake_at, id) */
+  lash_bytes awaits; /* data != NULL: in the waiter index (awaits, id), the
+                        rows to wake when row `awaits` ends */
 } lash_bindex;
 
 /* What load fetches (a mask). */
@@ -125,6 +131,8 @@ typedef struct lash_bremove {
 typedef struct lash_bmeta {
   uint64_t change_seq;
   uint64_t counts[LASH_STATUS_COUNT + 1]; /* indexed by lash_status */
+  /* ---- version 3: suspension and timers (B) ---- */
+  uint64_t suspended; /* rows suspended now */
 } lash_bmeta;
 
 /* ------------------------------------------------------------ scans */
@@ -139,7 +147,11 @@ enum {
                            tomb as stored now (a stale entry may have
                            both absent) */
   LASH_SCAN_TOMBS,      /* tombstones with id > after: id, tomb */
-  LASH_SCAN_LEASES      /* lease rows with id > after: id, lease */
+  LASH_SCAN_LEASES,     /* lease rows with id > after: id, lease */
+  /* ---- version 3: suspension and timers (B) ---- */
+  LASH_SCAN_TIMERS, /* rows in the timer index, ascending (wake_at, id):
+                       seq = wake_at, id, rec (after, after_seq unused) */
+  LASH_SCAN_WAITERS /* rows whose awaits == `id`, id > after: id, rec */
 };
 enum {
   LASH_SCAN_KEYS = 1, /* ids (and seqs) only: rec/tomb/lease not fetched */
@@ -149,7 +161,7 @@ enum {
 typedef struct lash_bscan {
   int what;
   unsigned flags;
-  const char *id; /* EVENTS */
+  const char *id; /* EVENTS, WAITERS */
   size_t idlen;
   lash_bytes kind;   /* LIVE */
   int status;        /* STATUS */

@@ -24,6 +24,9 @@ enum {
   T_TOMBS,
   T_META,
   T_KEYS, /* version 3: replay keys (A): id 0x00 key -> be64(seq) */
+  /* ---- suspension and timers (issue 9) ---- */
+  T_TIMERS,  /* be64(wake_at) id */
+  T_WAITERS, /* awaits 0x00 id */
   NT
 };
 
@@ -226,7 +229,7 @@ static size_t cat(unsigned char *k, const void *a, size_t an, int sep,
   return an + bn;
 }
 
-#define KEY_MAX (LASH_NAME_MAX + 1 + LASH_ID_MAX + 9)
+#define KEY_MAX (LASH_ID_MAX + 1 + LASH_ID_MAX + 9)
 
 /* ------------------------------------------------------- open & close */
 
@@ -369,7 +372,35 @@ static int mem_load(lash_backend *b, lash_btxn *x, const char *id, size_t idlen,
 }
 
 static int live(const lash_bindex *i) {
-  return i->exists && !LASH_IS_TERMINAL(i->status);
+  return i->exists && i->listed;
+}
+
+/* ---- suspension and timers (issue 9) ---- */
+
+static size_t timer_key(unsigned char *k, int64_t at, const void *id,
+                        size_t n) {
+  be64(k, (uint64_t)at);
+  memcpy(k + 8, id, n);
+  return 8 + n;
+}
+
+/* Deletes (add 0) or adds (add 1) the timer and waiter entries of one
+ * listing. */
+static int susp_entries(mstore *s, lash_btxn *x, const char *id, size_t n,
+                        const lash_bindex *at, int add) {
+  unsigned char k[KEY_MAX];
+  size_t kn;
+  int rc = 0;
+  if (!at->exists) return 0;
+  if (at->wake_at > 0) {
+    kn = timer_key(k, at->wake_at, id, n);
+    rc = add ? put(s, x, T_TIMERS, k, kn, "", 0) : del(s, x, T_TIMERS, k, kn);
+  }
+  if (rc == 0 && at->awaits.data != NULL && at->awaits.len <= LASH_ID_MAX) {
+    kn = cat(k, at->awaits.data, at->awaits.len, 0, id, n);
+    rc = add ? put(s, x, T_WAITERS, k, kn, "", 0) : del(s, x, T_WAITERS, k, kn);
+  }
+  return rc;
 }
 
 /* Deletes (add 0) or adds (add 1) the index entries of one listing. */
@@ -425,6 +456,9 @@ static int mem_save(lash_backend *b, lash_btxn *x, const lash_bsave *r) {
     if ((rc = index_entries(s, x, r->id, r->idlen, r->kind, now, 1, moved,
                             live(was) != live(now), 1)) < 0)
       return rc;
+    if ((rc = susp_entries(s, x, r->id, r->idlen, was, 0)) < 0 ||
+        (rc = susp_entries(s, x, r->id, r->idlen, now, 1)) < 0)
+      return rc;
   }
   if (r->lease.data != NULL && (rc = put(s, x, T_LEASES, r->id, r->idlen,
                                          r->lease.data, r->lease.len)) < 0)
@@ -462,6 +496,7 @@ static int mem_remove(lash_backend *b, lash_btxn *x, const lash_bremove *r,
       (rc = del(s, x, T_RECORDS, r->id, r->idlen)) < 0 ||
       (rc = index_entries(s, x, r->id, r->idlen, r->kind, &r->before, 0, 1, 1,
                           1)) < 0 ||
+      (rc = susp_entries(s, x, r->id, r->idlen, &r->before, 0)) < 0 ||
       (rc = put(s, x, T_TOMBS, r->id, r->idlen, r->tomb.data, r->tomb.len)) < 0)
     return rc;
   be64(k, r->tomb_change_seq);
@@ -479,15 +514,19 @@ static int mem_meta_get(lash_backend *b, lash_btxn *x, lash_bmeta *out) {
   out->change_seq = get_be64(v.data);
   for (i = 1; i <= LASH_STATUS_COUNT; i++)
     out->counts[i] = get_be64((const unsigned char *)v.data + 8 * i);
+  if (v.len >= 8 * (LASH_STATUS_COUNT + 2))
+    out->suspended =
+        get_be64((const unsigned char *)v.data + 8 * (LASH_STATUS_COUNT + 1));
   return 0;
 }
 
 static int mem_meta_put(lash_backend *b, lash_btxn *x, const lash_bmeta *m) {
-  unsigned char v[8 * (LASH_STATUS_COUNT + 1)];
+  unsigned char v[8 * (LASH_STATUS_COUNT + 2)];
   int i;
   be64(v, m->change_seq);
   for (i = 1; i <= LASH_STATUS_COUNT; i++)
     be64(v + 8 * i, m->counts[i]);
+  be64(v + 8 * (LASH_STATUS_COUNT + 1), m->suspended);
   return put((mstore *)b, x, T_META, "m", 1, v, sizeof v);
 }
 
@@ -537,6 +576,13 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
   case LASH_SCAN_LEASES:
     ti = T_LEASES;
     break;
+  case LASH_SCAN_TIMERS:
+    ti = T_TIMERS;
+    break;
+  case LASH_SCAN_WAITERS:
+    ti = T_WAITERS;
+    pn = cat(pre, q->id, q->idlen, 0, "", 0);
+    break;
   default:
     return lash_backend_fail(b, LASH_EINVAL, "scan: unknown scan %d", q->what);
   }
@@ -545,7 +591,8 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
   if (q->what == LASH_SCAN_EVENTS || q->what == LASH_SCAN_CHANGES) {
     be64(start + sn, q->after_seq + 1);
     sn += 8;
-  } else if (q->after != NULL && !(q->flags & LASH_SCAN_LAST)) {
+  } else if (q->after != NULL && q->what != LASH_SCAN_TIMERS &&
+             !(q->flags & LASH_SCAN_LAST)) {
     memcpy(start + sn, q->after, q->afterlen);
     sn += q->afterlen;
   }
@@ -582,7 +629,18 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
       it.idlen = v.len;
       if (get(x, T_RECORDS, it.id, it.idlen, &it.rec) != 0)
         get(x, T_TOMBS, it.id, it.idlen, &it.tomb);
-    } else if (ti == T_LIVE || ti == T_STATUS) {
+    } else if (q->what == LASH_SCAN_TIMERS) {
+      if (e->kn < 9) break;
+      it.seq = get_be64(e->b);
+      it.id = (const char *)e->b + 8;
+      it.idlen = e->kn - 8;
+      if (!(q->flags & LASH_SCAN_KEYS) &&
+          get(x, T_RECORDS, it.id, it.idlen, &it.rec) != 0)
+        return lash_backend_fail(b, LASH_ECORRUPT,
+                                 "the timer index names process %.*s, which "
+                                 "has no record",
+                                 (int)it.idlen, it.id);
+    } else if (ti == T_LIVE || ti == T_STATUS || ti == T_WAITERS) {
       if (!(q->flags & LASH_SCAN_KEYS) &&
           get(x, T_RECORDS, it.id, it.idlen, &it.rec) != 0)
         return lash_backend_fail(b, LASH_ECORRUPT,
@@ -597,7 +655,7 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
       it.lease = v;
     }
     if (q->after != NULL && q->afterlen > 0 && ti != T_EVENTS &&
-        ti != T_CHANGES && !(q->flags & LASH_SCAN_LAST) &&
+        ti != T_CHANGES && ti != T_TIMERS && !(q->flags & LASH_SCAN_LAST) &&
         key_cmp(it.id, it.idlen, q->after, q->afterlen) <= 0)
       continue;
     if ((rc = fn(ud, &it)) != 0 || (q->flags & LASH_SCAN_LAST)) break;
@@ -647,7 +705,15 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
          get(x, T_LIVE, k + 8,
              cat(k + 8, d.kind.data, d.kind.len, 0, e->b, e->kn), &v)) ||
         get(x, T_CHANGES, k, 8, &v) || v.len != e->kn ||
-        memcmp(v.data, e->b, e->kn) != 0) {
+        memcmp(v.data, e->b, e->kn) != 0 ||
+        (d.index.wake_at > 0 &&
+         get(x, T_TIMERS, k + 8, timer_key(k + 8, d.index.wake_at, e->b, e->kn),
+             &v)) ||
+        (d.index.awaits.data != NULL &&
+         get(x, T_WAITERS, k + 8,
+             cat(k + 8, d.index.awaits.data, d.index.awaits.len, 0, e->b,
+                 e->kn),
+             &v))) {
       snprintf(line, sizeof line, "process %.*s is missing from an index",
                (int)e->kn, (const char *)e->b);
       a->problem(a->ud, line);
@@ -669,6 +735,28 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
       }
     }
   audit_keys(x, a); /* (A) */
+  /* ---- suspension and timers: each entry names a row that says so ---- */
+  for (ti = T_TIMERS; ti <= T_WAITERS; ti++)
+    for (i = 0; i < x->t[ti]->n; i++) {
+      const ment *e = x->t[ti]->e[i];
+      const unsigned char *sep =
+          ti == T_TIMERS ? e->b + 7 : memchr(e->b, 0, e->kn);
+      size_t off = sep != NULL ? (size_t)(sep - e->b) + 1 : e->kn;
+      int bad = e->kn <= off ||
+                get(x, T_RECORDS, e->b + off, e->kn - off, &v) != 0 ||
+                a->describe(a->ud, v, &d) < 0;
+      if (!bad && ti == T_TIMERS)
+        bad = (uint64_t)d.index.wake_at != get_be64(e->b);
+      if (!bad && ti == T_WAITERS)
+        bad = d.index.awaits.data == NULL || d.index.awaits.len != off - 1 ||
+              memcmp(d.index.awaits.data, e->b, off - 1) != 0;
+      if (bad) {
+        snprintf(line, sizeof line, "the %s index lists %.*s wrongly",
+                 ti == T_TIMERS ? "timer" : "waiter", (int)(e->kn - off),
+                 (const char *)e->b + off);
+        a->problem(a->ud, line);
+      }
+    }
   return 0;
 }
 

@@ -684,7 +684,7 @@ end
 -- The rows of `stats`: a count per status, then the totals.
 local STAT_ORDER = {}
 for _, k in ipairs(STATUSES) do STAT_ORDER[#STAT_ORDER + 1] = k end
-for _, k in ipairs { "live", "total", "tombstones", "change_seq", "bytes_used",
+for _, k in ipairs { "live", "suspended", "total", "tombstones", "change_seq", "bytes_used",
   "bytes_available" } do
   STAT_ORDER[#STAT_ORDER + 1] = k
 end

@@ -268,6 +268,25 @@ function M.text(s)
   return table.concat(out)
 end
 
+-- What wakes a suspended row (record.wake): "yes: no lease, no body; wakes
+-- on event signal.go, the end of order-7, 2026-12-01 12:00:00 (in 5s), or a
+-- cancel request".
+local function wake_text(w, now)
+  w = w or {}
+  local parts = {}
+  if w.event then parts[#parts + 1] = "event " .. M.text(w.event) end
+  if w.process then parts[#parts + 1] = "the end of " .. M.text(w.process) end
+  if w.at then
+    local when = M.time(w.at)
+    if now and math.type(w.at) == "integer" then
+      when = when .. (w.at > now and (" (in " .. M.age(w.at - now) .. ")") or " (due)")
+    end
+    parts[#parts + 1] = when
+  end
+  local what = #parts > 0 and table.concat(parts, ", ") or "its wake"
+  return "yes: no lease, no body; wakes on " .. what .. ", or a cancel request"
+end
+
 --- The short aligned block of a process record.
 function M.record(r, now)
   local rows = {
@@ -290,6 +309,9 @@ function M.record(r, now)
   if r.wait then
     rows[#rows + 1] = { "waiting on", r.wait .. (r.wait_since and
       (" since " .. ago(r.wait_since, now)) or "") }
+  end
+  if r.suspended then
+    rows[#rows + 1] = { "suspended", wake_text(r.wake, now) }
   end
   if r.outcome then rows[#rows + 1] = { "outcome", M.outcome(r.outcome) } end
   if r.cancel_reason then rows[#rows + 1] = { "cancel reason", tostring(r.cancel_reason) } end

@@ -75,6 +75,97 @@ static int walk(aud *c, int db, const char *what, walk_fn fn) {
   return rc;
 }
 
+/* An index key "head 0x00 id" (live: kind, waiters: the awaited id):
+ * *headn gets the head's length, id the id (printable), *d the record's
+ * description. 1 described, 2 no record, 0 malformed or undecodable
+ * (reported), < 0 error. */
+static int split_describe(aud *c, const MDB_val *k, const char *index,
+                          size_t *headn, char *id, lash_bdesc *d) {
+  const char *p = k->mv_data, *nul = memchr(p, 0, k->mv_size);
+  size_t idlen;
+  int rc;
+  if (nul == NULL || nul == p ||
+      !valid_id_bytes(nul + 1, k->mv_size - (size_t)(nul - p) - 1)) {
+    problem(c, "a %s index key is malformed (%zu bytes)", index, k->mv_size);
+    return 0;
+  }
+  *headn = (size_t)(nul - p);
+  idlen = k->mv_size - *headn - 1;
+  show_id(id, nul + 1, idlen);
+  rc = describe(c, nul + 1, idlen, d);
+  if (rc < 0) return rc;
+  return rc == 0 ? 1 : rc == 1 ? 2 : 0;
+}
+
+/* ---- suspension and timers (issue 9) ---- */
+
+/* A record's timer and waiter entries. */
+static int on_record_susp(aud *c, const char *id, const void *p, size_t idlen,
+                          const lash_bdesc *d) {
+  unsigned char key[LMDB__WAITKEY_MAX + 1];
+  size_t kn;
+  int rc;
+  if (!c->s->has_susp) return 0;
+  if (d->index.wake_at > 0) {
+    kn = lmdb__timerkey(key, d->index.wake_at, p, idlen);
+    if ((rc = has_key(c, LMDB__DB_TIMERS, key, kn, NULL)) < 0) return rc;
+    if (rc == 1)
+      problem(c, "process %s is missing from the timer index (wake_at %lld)",
+              id, (long long)d->index.wake_at);
+  }
+  if (d->index.awaits.data != NULL && d->index.awaits.len <= LASH_ID_MAX) {
+    kn = lmdb__livekey(key, d->index.awaits, p, idlen);
+    if ((rc = has_key(c, LMDB__DB_WAITERS, key, kn, NULL)) < 0) return rc;
+    if (rc == 1)
+      problem(c, "process %s is missing from the waiter index of %.*s", id,
+              (int)d->index.awaits.len, (const char *)d->index.awaits.data);
+  }
+  return 0;
+}
+
+static int on_timer(aud *c, const MDB_val *k, const MDB_val *v) {
+  const char *p = k->mv_data;
+  char id[LASH_ID_MAX + 1];
+  lash_bdesc d;
+  int64_t at;
+  int rc;
+  (void)v;
+  if (k->mv_size < 9 || !valid_id_bytes(p + 8, k->mv_size - 8)) {
+    problem(c, "a timer index key is malformed (%zu bytes)", k->mv_size);
+    return 0;
+  }
+  at = (int64_t)lmdb__get_be64(k->mv_data);
+  show_id(id, p + 8, k->mv_size - 8);
+  rc = describe(c, p + 8, k->mv_size - 8, &d);
+  if (rc < 0) return rc;
+  if (rc == 1)
+    problem(c, "timer index lists process %s, which has no record", id);
+  else if (rc == 0 && d.index.wake_at != at)
+    problem(c, "timer index lists process %s at %lld, but its wake_at is %lld",
+            id, (long long)at, (long long)d.index.wake_at);
+  return 0;
+}
+
+static int on_waiter(aud *c, const MDB_val *k, const MDB_val *v) {
+  const char *p = k->mv_data;
+  char id[LASH_ID_MAX + 1];
+  lash_bdesc d;
+  size_t an;
+  int rc;
+  (void)v;
+  if ((rc = split_describe(c, k, "waiter", &an, id, &d)) <= 0) return rc;
+  if (rc == 2)
+    problem(c, "waiter index lists process %s, which has no record", id);
+  else if (rc == 1 &&
+           (d.index.awaits.data == NULL || d.index.awaits.len != an ||
+            memcmp(d.index.awaits.data, p, an) != 0))
+    problem(c,
+            "waiter index lists process %s as awaiting %.*s, but it does "
+            "not",
+            id, (int)an, p);
+  return 0;
+}
+
 /* Each record has its live, status and change entries. */
 static int on_record(aud *c, const MDB_val *k, const MDB_val *v) {
   unsigned char key[LMDB__LIVEKEY_MAX + 9];
@@ -93,10 +184,12 @@ static int on_record(aud *c, const MDB_val *k, const MDB_val *v) {
   show_id(id, p, idlen);
   kn = lmdb__livekey(key, d.kind, p, idlen);
   if ((rc = has_key(c, LMDB__DB_LIVE, key, kn, NULL)) < 0) return rc;
-  if (!LASH_IS_TERMINAL(d.index.status) && rc == 1)
+  if (d.index.listed && rc == 1)
     problem(c, "process %s (%s) is missing from the live index", id,
             lash_status_name(d.index.status));
-  /* (terminal rows in the live index are reported by on_live) */
+  /* (terminal and suspended rows in the live index are reported by
+   * on_live) */
+  if ((rc = on_record_susp(c, id, p, idlen, &d)) < 0) return rc;
   kn = lmdb__statkey(key, d.index.status, p, idlen);
   if ((rc = has_key(c, LMDB__DB_BYSTATUS, key, kn, NULL)) < 0) return rc;
   if (rc == 1)
@@ -132,28 +225,21 @@ static int on_event(aud *c, const MDB_val *k, const MDB_val *v) {
 }
 
 static int on_live(aud *c, const MDB_val *k, const MDB_val *v) {
-  const char *p = k->mv_data, *nul = memchr(p, 0, k->mv_size);
+  const char *p = k->mv_data;
   char id[LASH_ID_MAX + 1];
   lash_bdesc d;
-  size_t kindn, idlen;
+  size_t kindn;
   int rc;
   (void)v;
-  if (nul == NULL || nul == p ||
-      !valid_id_bytes(nul + 1, k->mv_size - (size_t)(nul - p) - 1)) {
-    problem(c, "a live index key is malformed (%zu bytes)", k->mv_size);
-    return 0;
-  }
-  kindn = (size_t)(nul - p);
-  idlen = k->mv_size - kindn - 1;
-  show_id(id, nul + 1, idlen);
-  rc = describe(c, nul + 1, idlen, &d);
-  if (rc < 0) return rc;
-  if (rc == 1)
+  if ((rc = split_describe(c, k, "live", &kindn, id, &d)) <= 0) return rc;
+  if (rc == 2)
     problem(c, "live index lists process %s, which has no record", id);
-  else if (rc == 0 && LASH_IS_TERMINAL(d.index.status))
+  else if (rc == 1 && LASH_IS_TERMINAL(d.index.status))
     problem(c, "live index lists process %s, which is %s", id,
             lash_status_name(d.index.status));
-  else if (rc == 0 &&
+  else if (rc == 1 && !d.index.listed)
+    problem(c, "live index lists process %s, which is suspended", id);
+  else if (rc == 1 &&
            (d.kind.len != kindn || memcmp(d.kind.data, p, kindn) != 0))
     problem(c, "live index lists process %s under kind %.*s, not %.*s", id,
             (int)kindn, p, (int)d.kind.len, (const char *)d.kind.data);
@@ -334,6 +420,11 @@ int lmdb__audit(lash_backend *b, lash_btxn *t, const lash_baudit *a) {
       (rc = walk(&c, LMDB__DB_TOMBS, "checking tombstones", on_tomb)) < 0 ||
       (!c.s->no_keys &&
        (rc = walk(&c, LMDB__DB_KEYS, "checking the key index", on_key)) < 0))
+    return rc;
+  if (c.s->has_susp &&
+      ((rc = walk(&c, LMDB__DB_TIMERS, "checking the timers", on_timer)) < 0 ||
+       (rc = walk(&c, LMDB__DB_WAITERS, "checking the waiters", on_waiter)) <
+           0))
     return rc;
   return 0;
 }

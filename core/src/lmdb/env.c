@@ -97,6 +97,11 @@ static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
       s->no_keys = 1;
       continue;
     }
+    if (mrc == MDB_NOTFOUND && i >= LMDB__DB_TIMERS) {
+      /* A store made before suspension, read only: no suspended rows. */
+      s->dbi[i] = 0;
+      continue;
+    }
     if (mrc == MDB_NOTFOUND) {
       rc = lash_backend_fail(b, LASH_EACCES,
                              "store %s is not initialised (database %s is "
@@ -109,6 +114,7 @@ static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
       goto out;
     }
   }
+  s->has_susp = s->dbi[LMDB__DB_TIMERS] != 0 && s->dbi[LMDB__DB_WAITERS] != 0;
   k.mv_data = (void *)LMDB__META_FORMAT;
   k.mv_size = strlen(LMDB__META_FORMAT);
   mrc = mdb_get(mt, s->dbi[LMDB__DB_META], &k, &v);

@@ -10,7 +10,9 @@ const char *const lmdb__db_names[LMDB__DB_COUNT] = {
     "records",  "events",  "leases",     "live",
     "bystatus", "changes", "tombstones", "meta",
     /* version 3: replay keys (A) */
-    "keys"};
+    "keys",
+    /* version 3: suspension and timers (B) */
+    "timers",   "waiters"};
 /* clang-format on */
 
 /* ------------------------------------------------------------- errors */

@@ -51,3 +51,10 @@ size_t lmdb__statkey(unsigned char *k, int status, const char *id,
   memcpy(k + 1, id, idlen);
   return idlen + 1;
 }
+
+size_t lmdb__timerkey(unsigned char *k, int64_t wake_at, const char *id,
+                      size_t idlen) {
+  lmdb__be64(k, (uint64_t)wake_at);
+  memcpy(k + 8, id, idlen);
+  return 8 + idlen;
+}

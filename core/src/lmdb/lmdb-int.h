@@ -15,6 +15,10 @@
 #define LMDB__EVKEY_MAX (LASH_ID_MAX + 1 + 8)
 #define LMDB__LIVEKEY_MAX (LASH_NAME_MAX + 1 + LASH_ID_MAX)
 #define LMDB__KEYKEY_MAX (LASH_ID_MAX + 1 + LASH_NAME_MAX) /* (A) */
+#define LMDB__WAITKEY_MAX                                                      \
+  (LASH_ID_MAX + 1 + LASH_ID_MAX) /* 511: LMDB's max                           \
+                                   */
+#define LMDB__TIMERKEY_MAX (8 + LASH_ID_MAX)
 
 /* Named databases of one store. */
 enum lmdb__db {
@@ -25,15 +29,19 @@ enum lmdb__db {
   LMDB__DB_BYSTATUS,    /* status byte, id -> "" */
   LMDB__DB_CHANGES,     /* be64(change_seq) -> id */
   LMDB__DB_TOMBS,       /* id -> encoded tombstone */
-  LMDB__DB_META,        /* "format", "change_seq", "counts" */
+  LMDB__DB_META,        /* "format", "change_seq", "counts", "suspended" */
   /* ---- version 3: replay keys (A) ---- */
   LMDB__DB_KEYS, /* id 0x00 replay key -> be64(seq) */
+  /* ---- suspension and timers (issue 9) ---- */
+  LMDB__DB_TIMERS,  /* be64(wake_at) id -> "" (suspended rows with a time) */
+  LMDB__DB_WAITERS, /* awaits 0x00 id -> "" (suspended on row awaits) */
   LMDB__DB_COUNT
 };
 
 #define LMDB__META_FORMAT "format"
 #define LMDB__META_CHANGE_SEQ "change_seq"
 #define LMDB__META_COUNTS "counts"
+#define LMDB__META_SUSPENDED "suspended"
 
 extern const char *const lmdb__db_names[LMDB__DB_COUNT];
 
@@ -61,6 +69,8 @@ typedef struct lmdb__store {
   unsigned psize; /* the page size */
   int no_keys;    /* replay keys (A): a store opened read-only from before
                      the key index: no key is stored */
+  int has_susp;   /* the timer and waiter databases exist (a store made
+                     before them, opened read-only, has none) */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))
@@ -80,6 +90,7 @@ void lmdb__be64(unsigned char *p, uint64_t v);
 uint64_t lmdb__get_be64(const unsigned char *p);
 size_t lmdb__evkey(unsigned char *k, const char *id, size_t idlen,
                    uint64_t seq);
+/* kind 0x00 id; also the waiter index's awaits 0x00 id */
 size_t lmdb__livekey(unsigned char *k, lash_bytes kind, const char *id,
                      size_t idlen);
 size_t lmdb__statkey(unsigned char *k, int status, const char *id,
@@ -87,6 +98,8 @@ size_t lmdb__statkey(unsigned char *k, int status, const char *id,
 /* replay keys (A): id 0x00 key */
 size_t lmdb__keykey(unsigned char *k, const char *id, size_t idlen,
                     const void *key, size_t keylen);
+size_t lmdb__timerkey(unsigned char *k, int64_t wake_at, const char *id,
+                      size_t idlen);
 
 /* rows.c: failures set the message. _get: 0 found, 1 absent, < 0 error;
  * _del: 0 also when absent. */

@@ -149,7 +149,51 @@ int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
 }
 
 static int is_live(const lash_bindex *x) {
-  return x->exists && !LASH_IS_TERMINAL(x->status);
+  return x->exists && x->listed;
+}
+
+/* ---- suspension and timers (issue 9): the timer and waiter entries ---- */
+
+static int awaits_eq(lash_bytes a, lash_bytes b) {
+  if (a.data == NULL || b.data == NULL) return a.data == NULL && b.data == NULL;
+  return a.len == b.len && memcmp(a.data, b.data, a.len) == 0;
+}
+
+/* Moves the row's timer and waiter entries from @p was to @p now (NULL:
+ * the row goes). */
+static int susp_move(lmdb__store *s, MDB_txn *mt, const char *id, size_t n,
+                     const lash_bindex *was, const lash_bindex *now) {
+  unsigned char key[LMDB__WAITKEY_MAX + 1];
+  int64_t old_at = was->exists ? was->wake_at : 0;
+  int64_t new_at = now != NULL ? now->wake_at : 0;
+  lash_bytes none = {NULL, 0};
+  lash_bytes old_aw = was->exists ? was->awaits : none;
+  lash_bytes new_aw = now != NULL ? now->awaits : none;
+  size_t kn;
+  int rc;
+  if (old_at != new_at) {
+    if (old_at > 0) {
+      kn = lmdb__timerkey(key, old_at, id, n);
+      if ((rc = lmdb__del(s, mt, LMDB__DB_TIMERS, key, kn)) < 0) return rc;
+    }
+    if (new_at > 0) {
+      kn = lmdb__timerkey(key, new_at, id, n);
+      if ((rc = lmdb__put(s, mt, LMDB__DB_TIMERS, key, kn, "", 0, 0)) < 0)
+        return rc;
+    }
+  }
+  if (!awaits_eq(old_aw, new_aw)) {
+    if (old_aw.data != NULL && old_aw.len <= LASH_ID_MAX) {
+      kn = lmdb__livekey(key, old_aw, id, n);
+      if ((rc = lmdb__del(s, mt, LMDB__DB_WAITERS, key, kn)) < 0) return rc;
+    }
+    if (new_aw.data != NULL && new_aw.len <= LASH_ID_MAX) {
+      kn = lmdb__livekey(key, new_aw, id, n);
+      if ((rc = lmdb__put(s, mt, LMDB__DB_WAITERS, key, kn, "", 0, 0)) < 0)
+        return rc;
+    }
+  }
+  return 0;
 }
 
 int lmdb__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
@@ -192,6 +236,7 @@ int lmdb__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
         rc = lmdb__del(s, mt, LMDB__DB_LIVE, key, kn);
       if (rc < 0) return rc;
     }
+    if ((rc = susp_move(s, mt, id, n, was, now)) < 0) return rc;
     if (was->exists && was->change_seq != now->change_seq) {
       lmdb__be64(key, was->change_seq);
       if ((rc = lmdb__del(s, mt, LMDB__DB_CHANGES, key, 8)) < 0) return rc;
@@ -270,6 +315,7 @@ int lmdb__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
     kn = lmdb__livekey(key, row->kind, id, n);
     if ((rc = lmdb__del(s, mt, LMDB__DB_LIVE, key, kn)) < 0) return rc;
   }
+  if ((rc = susp_move(s, mt, id, n, &row->before, NULL)) < 0) return rc;
   lmdb__be64(key, row->before.change_seq);
   if ((rc = lmdb__del(s, mt, LMDB__DB_CHANGES, key, 8)) < 0 ||
       (rc = lmdb__put(s, mt, LMDB__DB_TOMBS, id, n, row->tomb.data,
@@ -308,6 +354,15 @@ int lmdb__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out) {
       out->counts[i + 1] =
           lmdb__get_be64((const unsigned char *)v.mv_data + 8 * i);
   }
+  rc = lmdb__get(s, t->mt, LMDB__DB_META, LMDB__META_SUSPENDED,
+                 strlen(LMDB__META_SUSPENDED), &v);
+  if (rc < 0) return rc;
+  if (rc == 0) {
+    if (v.mv_size != 8)
+      return lash_backend_fail(b, LASH_ECORRUPT,
+                               "store %s: meta suspended is corrupt", s->path);
+    out->suspended = lmdb__get_be64(v.mv_data);
+  }
   return 0;
 }
 
@@ -321,6 +376,10 @@ int lmdb__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m) {
   if (rc < 0) return rc;
   for (i = 0; i < LASH_STATUS_COUNT; i++)
     lmdb__be64(buf + 8 * i, m->counts[i + 1]);
-  return lmdb__put(s, t->mt, LMDB__DB_META, LMDB__META_COUNTS,
-                   strlen(LMDB__META_COUNTS), buf, sizeof buf, 0);
+  rc = lmdb__put(s, t->mt, LMDB__DB_META, LMDB__META_COUNTS,
+                 strlen(LMDB__META_COUNTS), buf, sizeof buf, 0);
+  if (rc < 0) return rc;
+  lmdb__be64(buf, m->suspended);
+  return lmdb__put(s, t->mt, LMDB__DB_META, LMDB__META_SUSPENDED,
+                   strlen(LMDB__META_SUSPENDED), buf, 8, 0);
 }

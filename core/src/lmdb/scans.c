@@ -15,7 +15,7 @@ static int id_cmp(const char *a, size_t an, const char *b, size_t bn) {
 
 typedef struct plan {
   int db;
-  unsigned char key[LMDB__LIVEKEY_MAX + 9]; /* prefix, then the start */
+  unsigned char key[LMDB__WAITKEY_MAX + 9]; /* prefix, then the start */
   size_t prefix;                            /* bytes every key starts with */
   size_t start;                             /* bytes of the start key */
   const char *after;                        /* ids to skip up to (incl.) */
@@ -69,12 +69,47 @@ static int make_plan(lmdb__store *s, const lash_bscan *q, plan *p) {
     p->db = LMDB__DB_LEASES;
     p->what = "reading leases";
     break;
+  /* ---- suspension and timers (issue 9) ---- */
+  case LASH_SCAN_TIMERS:
+    p->db = LMDB__DB_TIMERS;
+    p->after = NULL;
+    p->afterlen = 0;
+    p->what = "reading the timers";
+    return 0;
+  case LASH_SCAN_WAITERS:
+    p->db = LMDB__DB_WAITERS;
+    if (q->idlen == 0 || q->idlen > LASH_ID_MAX)
+      return lash_backend_fail(&s->base, LASH_EINVAL,
+                               "scan: waiters of an invalid id");
+    memcpy(p->key, q->id, q->idlen);
+    p->key[q->idlen] = 0;
+    p->prefix = q->idlen + 1;
+    p->what = "reading the waiters";
+    break;
   default:
     return lash_backend_fail(&s->base, LASH_EINVAL, "scan: unknown scan %d",
                              q->what);
   }
   if (p->afterlen > 0) memcpy(p->key + p->prefix, p->after, p->afterlen);
   p->start = p->prefix + p->afterlen;
+  return 0;
+}
+
+/* The record an index entry names (unless only keys are asked for). */
+static int index_record(lmdb__store *s, lash_btxn *t, const lash_bscan *q,
+                        lash_bitem *it) {
+  MDB_val x;
+  int rc;
+  if (q->flags & LASH_SCAN_KEYS) return 0;
+  rc = lmdb__get(s, t->mt, LMDB__DB_RECORDS, it->id, it->idlen, &x);
+  if (rc < 0) return rc;
+  if (rc == 1)
+    return lash_backend_fail(&s->base, LASH_ECORRUPT,
+                             "an index names process %.*s, which has no "
+                             "record (run check)",
+                             (int)it->idlen, it->id);
+  it->rec.data = x.mv_data;
+  it->rec.len = x.mv_size;
   return 0;
 }
 
@@ -118,6 +153,16 @@ static int make_item(lmdb__store *s, lash_btxn *t, const lash_bscan *q,
       it->tomb.len = x.mv_size;
     }
     return 0;
+  case LASH_SCAN_TIMERS:
+    if (k->mv_size < 9 || k->mv_size > LMDB__TIMERKEY_MAX)
+      return lash_backend_fail(&s->base, LASH_ECORRUPT,
+                               "store %s: a timer key is malformed (run "
+                               "check)",
+                               s->path);
+    it->seq = lmdb__get_be64(k->mv_data);
+    it->id = kp + 8;
+    it->idlen = k->mv_size - 8;
+    return index_record(s, t, q, it);
   default:
     break;
   }
@@ -144,16 +189,7 @@ static int make_item(lmdb__store *s, lash_btxn *t, const lash_bscan *q,
     it->lease.len = v->mv_size;
     break;
   default: /* an index: the record it names */
-    if (q->flags & LASH_SCAN_KEYS) break;
-    rc = lmdb__get(s, t->mt, LMDB__DB_RECORDS, it->id, it->idlen, &x);
-    if (rc < 0) return rc;
-    if (rc == 1)
-      return lash_backend_fail(&s->base, LASH_ECORRUPT,
-                               "an index names process %.*s, which has no "
-                               "record (run check)",
-                               (int)it->idlen, it->id);
-    it->rec.data = x.mv_data;
-    it->rec.len = x.mv_size;
+    return index_record(s, t, q, it);
   }
   return 0;
 }
@@ -184,6 +220,8 @@ int lmdb__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   int rc, mrc;
 
   if ((rc = make_plan(s, q, &p)) < 0) return rc;
+  if ((p.db == LMDB__DB_TIMERS || p.db == LMDB__DB_WAITERS) && !s->has_susp)
+    return 0; /* an old store opened read-only: nothing suspended */
   if ((mrc = mdb_cursor_open(t->mt, s->dbi[p.db], &cur)) != 0)
     return lmdb__fail(s, mrc, p.what);
   if (q->flags & LASH_SCAN_LAST) {

@@ -58,7 +58,7 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
 }
 
 static int live(const lash_bindex *x) {
-  return x->exists && !LASH_IS_TERMINAL(x->status);
+  return x->exists && x->listed;
 }
 
 static int bytes_arg(pg__buf *q, const lash_bytes *v) {
@@ -102,10 +102,23 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
     }
   }
   if (rc == 0 && row->rec.data != NULL) {
-    snprintf(arg, sizeof arg, ", %d, %s, %llu", row->after.status,
+    /* ---- suspension and timers (issue 9): wake_at, awaits ---- */
+    char at[32];
+    if (row->after.wake_at > 0)
+      snprintf(at, sizeof at, "%lld", (long long)row->after.wake_at);
+    else
+      snprintf(at, sizeof at, "NULL");
+    snprintf(arg, sizeof arg, ", %d, %s, %llu, %s", row->after.status,
              live(&row->after) ? "true" : "false",
-             (unsigned long long)row->after.change_seq);
+             (unsigned long long)row->after.change_seq, at);
     rc = put_stmt(s, "lash_row_put", row, &row->kind, NULL, &row->rec, arg);
+    if (rc == 0) {
+      /* put_stmt ended with ");": the last argument goes before it */
+      s->q.len -= 2;
+      rc = row->after.awaits.data != NULL ? bytes_arg(&s->q, &row->after.awaits)
+                                          : pg__buf_str(&s->q, ", NULL");
+      if (rc == 0) rc = pg__buf_str(&s->q, ");");
+    }
   }
   if (rc == 0 && row->lease.data != NULL)
     rc = put_stmt(s, "lash_lease_put", row, NULL, NULL, &row->lease, NULL);
@@ -206,13 +219,17 @@ int pg__meta_decode(const PGresult *r, int row, int col, lash_bmeta *out) {
   v = PQgetvalue(r, row, col + 1);
   n = strlen(v);
   /* "\x" then 16 hex digits per counter, status 1..LASH_STATUS_COUNT */
-  for (i = 1; i <= LASH_STATUS_COUNT && 2 + 16 * (size_t)i <= n; i++) {
+  for (i = 1; i <= LASH_STATUS_COUNT + 1 && 2 + 16 * (size_t)i <= n; i++) {
     uint64_t c = 0;
     for (j = 0; j < 16; j++) {
       char h = v[2 + 16 * (i - 1) + j];
       c = (c << 4) | (uint64_t)(h <= '9' ? h - '0' : (h | 32) - 'a' + 10);
     }
-    out->counts[i] = c;
+    /* after the statuses: the suspended count (issue 9) */
+    if (i <= LASH_STATUS_COUNT)
+      out->counts[i] = c;
+    else
+      out->suspended = c;
   }
   return 0;
 }
@@ -244,11 +261,12 @@ int pg__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out) {
 
 int pg__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m) {
   pg__store *s = PG__S(b);
-  unsigned char v[8 * LASH_STATUS_COUNT];
+  unsigned char v[8 * (LASH_STATUS_COUNT + 1)];
   int i, rc;
   (void)t;
   for (i = 1; i <= LASH_STATUS_COUNT; i++)
     be64(v + 8 * (i - 1), m->counts[i]);
+  be64(v + 8 * LASH_STATUS_COUNT, m->suspended);
   rc = pg__buf_fmt(&s->q, "EXECUTE lash_meta_put(%llu, ",
                    (unsigned long long)m->change_seq);
   if (rc == 0) rc = pg__buf_bytea(&s->q, v, sizeof v);

@@ -73,6 +73,27 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
     rc = pg__buf_fmt(b, "SELECT 0, id, %s FROM leases WHERE true",
                      keys ? "NULL" : "lease");
     break;
+  /* ---- suspension and timers (issue 9) ---- */
+  case LASH_SCAN_TIMERS:
+    rc = pg__buf_fmt(b,
+                     "SELECT wake_at, id, %s FROM rows WHERE wake_at IS "
+                     "NOT NULL",
+                     keys ? "NULL" : "rec");
+    if (rc == 0 && !last && after != NULL && afterlen > 0) {
+      rc = pg__buf_fmt(b, " AND (wake_at, id) > (%llu::bigint, ",
+                       (unsigned long long)after_seq);
+      if (rc == 0) rc = pg__buf_bytea(b, after, afterlen);
+      if (rc == 0) rc = pg__buf_str(b, ")");
+    }
+    if (rc == 0)
+      rc = pg__buf_fmt(b, " ORDER BY wake_at %s, id %s", last ? "DESC" : "",
+                       order);
+    return rc;
+  case LASH_SCAN_WAITERS:
+    rc = pg__buf_fmt(
+        b, "SELECT 0, id, %s FROM rows WHERE awaits = ", keys ? "NULL" : "rec");
+    if (rc == 0) rc = pg__buf_bytea(b, q->id, q->idlen);
+    break;
   default:
     return LASH_EINVAL;
   }
@@ -143,7 +164,7 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   uint64_t after_seq = q->after_seq;
   int rc = 0, i, n;
   (void)t;
-  if (q->what < LASH_SCAN_EVENTS || q->what > LASH_SCAN_LEASES)
+  if (q->what < LASH_SCAN_EVENTS || q->what > LASH_SCAN_WAITERS)
     return lash_backend_fail(b, LASH_EINVAL, "scan: unknown scan %d", q->what);
   if (!s->in_write && s->pc) {
     int got = from_cache(s, q, fn, ud, &rc);
@@ -180,6 +201,10 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
         break;
       case LASH_SCAN_LEASES:
         rc = pg__bytea(s, r, i, 2, &it.lease);
+        break;
+      case LASH_SCAN_TIMERS:
+        rc = pg__bytea(s, r, i, 2, &it.rec);
+        after_seq = it.seq;
         break;
       default:
         rc = pg__bytea(s, r, i, 2, &it.rec);

@@ -113,7 +113,14 @@ static const char *const tables =
     "NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tombs (id bytea PRIMARY KEY, tomb bytea NOT "
     "NULL, change_seq bigint NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS tombs_change ON tombs (change_seq);";
+    "CREATE INDEX IF NOT EXISTS tombs_change ON tombs (change_seq);"
+    /* ---- suspension and timers (issue 9): columns added in place ---- */
+    "ALTER TABLE rows ADD COLUMN IF NOT EXISTS wake_at bigint;"
+    "ALTER TABLE rows ADD COLUMN IF NOT EXISTS awaits bytea;"
+    "CREATE INDEX IF NOT EXISTS rows_timers ON rows (wake_at, id) WHERE "
+    "wake_at IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS rows_waiters ON rows (awaits, id) WHERE "
+    "awaits IS NOT NULL;";
 
 /* Creates the schema if missing (not read-only), then checks its version
  * row: another layout or format is EFORMAT naming both. */
@@ -194,10 +201,13 @@ int pg__prepare(pg__store *s) {
       "= EXCLUDED.ev, key = EXCLUDED.key;"
       "PREPARE lash_key_get (bytea, bytea) AS SELECT seq, ev FROM events "
       "WHERE id = $1 AND key = $2;"
-      "PREPARE lash_row_put (bytea, bytea, bytea, smallint, boolean, bigint) "
-      "AS INSERT INTO rows VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) "
-      "DO UPDATE SET rec = EXCLUDED.rec, status = EXCLUDED.status, live = "
-      "EXCLUDED.live, change_seq = EXCLUDED.change_seq;"
+      "PREPARE lash_row_put (bytea, bytea, bytea, smallint, boolean, bigint, "
+      "bigint, bytea) AS INSERT INTO rows (id, kind, rec, status, live, "
+      "change_seq, wake_at, awaits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+      "ON CONFLICT (id) DO UPDATE SET rec = EXCLUDED.rec, status = "
+      "EXCLUDED.status, live = EXCLUDED.live, change_seq = "
+      "EXCLUDED.change_seq, wake_at = EXCLUDED.wake_at, awaits = "
+      "EXCLUDED.awaits;"
       "PREPARE lash_lease_put (bytea, bytea) AS INSERT INTO leases VALUES "
       "($1, $2) ON CONFLICT (id) DO UPDATE SET lease = EXCLUDED.lease;"
       "PREPARE lash_ev_scan (bytea, bigint) AS SELECT seq, id, ev FROM "

@@ -25,6 +25,7 @@ typedef struct chk {
   uint64_t meta_seq;
   int64_t now;
   uint64_t counts[LASH_STATUS_COUNT + 1];
+  uint64_t suspended;
   char line[LASH__ERRMSG_MAX];
 } chk;
 
@@ -166,6 +167,15 @@ static int check_fold(chk *c, const char *id, size_t idlen, const lash__rec *r,
   cmp_sv(c, id, "abandon_reason", r->abandon_reason, d->abandon_reason);
   cmp_i64(c, id, "updated_at", r->updated_at, d->updated_at);
   cmp_u64(c, id, "last_seq", r->last_seq, d->last_seq);
+  /* ---- suspension (B) ---- */
+  cmp_i64(c, id, "suspended", r->suspended, d->suspended);
+  cmp_i64(c, id, "woken", r->woken, d->woken);
+  cmp_sv(c, id, "wake event", r->wake_event, d->wake_event);
+  cmp_sv(c, id, "wake process", r->wake_process, d->wake_process);
+  cmp_i64(c, id, "wake_at", r->wake_at, d->wake_at);
+  if (r->suspended && r->status != LASH_WAITING)
+    problem(c, "process %s is suspended but %s (a suspended row waits)", id,
+            lash_status_name(r->status));
   *term_unleased = d->term_unleased;
   return 0;
 }
@@ -232,6 +242,7 @@ static int on_row(void *ud, const lash_bitem *it) {
             r.input.n);
   if ((rc = check_fold(c, id, idlen, &r, &unleased)) < 0) return rc;
   c->counts[r.status]++;
+  if (r.suspended) c->suspended++;
   if (r.change_seq == 0 || r.change_seq > c->meta_seq)
     problem(c,
             "process %s: change_seq %llu is outside the store's range "
@@ -245,6 +256,13 @@ static int on_row(void *ud, const lash_bitem *it) {
   if (row.tomb.data != NULL)
     problem(c, "process %s has both a record and a tombstone", id);
   if (row.lease.data != NULL) check_lease(c, id, &r, unleased, row.lease);
+  if (r.suspended && row.lease.data != NULL) {
+    lash_lease ls;
+    if (lash__lease_decode(row.lease.data, row.lease.len, &ls, &s->zone) == 0 &&
+        ls.token != 0)
+      problem(c, "process %s is suspended but its lease is held by %s", id,
+              ls.owner);
+  }
   return 0;
 }
 
@@ -261,6 +279,7 @@ static int audit_describe(void *ud, lash_bytes rec, lash_bdesc *out) {
   out->index.exists = 1;
   out->index.status = r.status;
   out->index.change_seq = r.change_seq;
+  lash__rec_index(&r, &out->index);
   out->kind.data = r.kind.p;
   out->kind.len = r.kind.n;
   return 0;
@@ -315,9 +334,14 @@ int lash_check(lash_store *s, lash_problem_fn fn, void *ud) {
         problem(&c, "counter of %s rows is %llu, but %llu rows are %s",
                 lash_status_name(i), (unsigned long long)meta.counts[i],
                 (unsigned long long)c.counts[i], lash_status_name(i));
+  if (c.meta_seq != UINT64_MAX && c.suspended != meta.suspended)
+    problem(
+        &c, "counter of suspended rows is %llu, but %llu rows are suspended",
+        (unsigned long long)meta.suspended, (unsigned long long)c.suspended);
   if (s->b->m->audit != NULL) {
-    lash__progress_set(s, "the indexes (live, status, changes, tombstones)",
-                       NULL, 0);
+    lash__progress_set(
+        s, "the indexes (live, status, changes, tombstones, timers, waiters)",
+        NULL, 0);
     a.ud = &c;
     a.problem = audit_problem;
     a.describe = audit_describe;

@@ -372,10 +372,12 @@ static int salv_row(void *ud, const lash_bitem *it) {
   row.after.exists = 1;
   row.after.status = r.status;
   row.after.change_seq = r.change_seq;
+  lash__rec_index(&r, &row.after); /* suspension: listed, timers, waiters */
   row.events = v->ev;
   row.nevents = v->nev;
   if ((rc = v->dst->b->m->save(v->dst->b, v->t->bt, &row)) < 0) return rc;
   v->t->counts[r.status]++;
+  if (r.suspended) v->t->suspended++;
   if (r.change_seq > v->t->change_seq) v->t->change_seq = r.change_seq;
   v->t->meta_dirty = 1;
   v->t->wrote = 1;

@@ -421,6 +421,7 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
     row.before.exists = 1;
     row.before.status = r.status;
     row.before.change_seq = r.change_seq;
+    lash__rec_index(&r, &row.before); /* terminal: listed nowhere else */
     row.tomb.data = s->vbuf.p;
     row.tomb.len = s->vbuf.len;
     row.tomb_change_seq = tomb.change_seq;
@@ -429,6 +430,8 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
     if (t->counts[r.status] > 0) t->counts[r.status]--;
     rep.events += nev;
     rep.processes++;
+    /* Rows suspended on it wake in this commit (issue 9). */
+    if ((rc = lash__wake_waiters(t, id, idlen)) < 0) goto out;
   }
 out:
   /* A prune that failed after its first write must not be committed in

@@ -20,10 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REC_FIELDS 21 /* + 1 (timeout_ms) when a budget is set */
-/* replay keys (A): [23] parent; a decoder accepts up to [24] (B's
- * suspension, which this part does not read). */
-#define REC_FIELDS_MAX 24
+#define REC_FIELDS 21     /* + 1 (timeout_ms) when a budget is set */
+#define REC_FIELDS_MAX 24 /* [23] parent, [24] suspension (issue 9) */
 
 /* ------------------------------------------------------------ buffers */
 
@@ -297,6 +295,8 @@ static int unpack_sealed(const void *p, size_t n, msgpack_zone *z,
 
 /* ------------------------------------------------------------ records */
 
+static void clear_suspension(lash__rec *r);
+
 void lash__rec_reset_projection(lash__rec *r) {
   r->status = LASH_PENDING;
   r->has_attempt = 0;
@@ -319,6 +319,7 @@ void lash__rec_reset_projection(lash__rec *r) {
   r->updated_at = r->created_at;
   r->last_seq = 0;
   r->term_unleased = 0;
+  clear_suspension(r);
 }
 
 void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
@@ -340,9 +341,13 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
   int e = 0;
   lash__packer(&pk, b);
-  e |= msgpack_pack_array(&pk, r->parent.p != NULL
-                                   ? REC_FIELDS + 2
-                                   : REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0));
+  {
+    /* The shortest array that holds every non-default trailing field. */
+    size_t nf = REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
+    if (r->parent.p != NULL) nf = REC_FIELDS + 2;
+    if (r->suspended || r->woken) nf = REC_FIELDS_MAX;
+    e |= msgpack_pack_array(&pk, nf);
+  }
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
   e |= pack_sv(&pk, r->kind);
@@ -373,10 +378,22 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
-  if (r->timeout_ms > 0 || r->parent.p != NULL)
+  if (r->timeout_ms > 0 || r->parent.p != NULL || r->suspended || r->woken)
     e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  /* replay keys (A): [23] parent */
-  if (r->parent.p != NULL) e |= pack_sv(&pk, r->parent);
+  /* replay keys (A): [23] parent (nil when none but [24] follows) */
+  if (r->parent.p != NULL)
+    e |= pack_sv(&pk, r->parent);
+  else if (r->suspended || r->woken)
+    e |= msgpack_pack_nil(&pk);
+  /* ---- suspension (B): [24] [state, event, process, at], state 1
+   * suspended, 2 woken ---- */
+  if (r->suspended || r->woken) {
+    e |= msgpack_pack_array(&pk, 4);
+    e |= msgpack_pack_int(&pk, r->suspended ? 1 : 2);
+    e |= pack_sv(&pk, r->wake_event);
+    e |= pack_sv(&pk, r->wake_process);
+    e |= msgpack_pack_int64(&pk, r->wake_at);
+  }
   return seal(b, e);
 }
 
@@ -434,6 +451,18 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
        (r->parent.p != NULL &&
         (r->parent.n == 0 || r->parent.n > LASH_ID_MAX))))
     return LASH_ECORRUPT;
+  if (o->via.array.size > 23 && f[23].type != MSGPACK_OBJECT_NIL) {
+    const msgpack_object *w = f[23].via.array.ptr;
+    int state;
+    if (f[23].type != MSGPACK_OBJECT_ARRAY || f[23].via.array.size != 4 ||
+        mp_int(&w[0], 1, 2, &state) < 0 ||
+        lash__mp_sv(&w[1], &r->wake_event, 1) < 0 ||
+        lash__mp_sv(&w[2], &r->wake_process, 1) < 0 ||
+        lash__mp_i64(&w[3], &r->wake_at) < 0)
+      return LASH_ECORRUPT;
+    r->suspended = state == 1;
+    r->woken = state == 2;
+  }
   return 0;
 }
 
@@ -473,7 +502,8 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
   total = str_size(r->id) + str_size(r->kind) + r->input.n + 1 + r->outcome.n +
           1 + str_size(r->wait) + str_size(r->cancel_reason) +
           str_size(r->abandon_by) + str_size(r->abandon_reason) +
-          str_size(r->parent);
+          str_size(r->parent) + str_size(r->wake_event) +
+          str_size(r->wake_process);
   memset(out, 0, sizeof *out);
   if (arena == NULL) {
     base = malloc(total);
@@ -501,6 +531,12 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
   out->abandon_by = put_str(base, &pos, r->abandon_by);
   out->abandon_reason = put_str(base, &pos, r->abandon_reason);
   out->parent = put_str(base, &pos, r->parent);
+  if (r->suspended) {
+    out->suspended = 1;
+    out->wake_event = put_str(base, &pos, r->wake_event);
+    out->wake_process = put_str(base, &pos, r->wake_process);
+    out->wake_at = r->wake_at;
+  }
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
   out->timeout_ms = r->timeout_ms;
@@ -639,11 +675,12 @@ static int pack_key(msgpack_packer *pk, const char *k) {
 }
 
 int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
-                     uint64_t fence, uint32_t attempt, int64_t at) {
+                     uint64_t fence, uint32_t attempt, int64_t at,
+                     int resumed) {
   msgpack_packer pk;
   int e = 0;
   lash__packer(&pk, b);
-  e |= msgpack_pack_map(&pk, 5);
+  e |= msgpack_pack_map(&pk, resumed ? 6 : 5);
   e |= pack_key(&pk, "owner");
   e |= pack_cstr(&pk, owner);
   e |= pack_key(&pk, "incarnation");
@@ -654,7 +691,67 @@ int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
   e |= msgpack_pack_uint32(&pk, attempt);
   e |= pack_key(&pk, "at");
   e |= msgpack_pack_int64(&pk, at);
+  if (resumed) {
+    e |= pack_key(&pk, "resumed");
+    e |= msgpack_pack_true(&pk);
+  }
   return e != 0 ? LASH_ENOMEM : 0;
+}
+
+/* ---- suspension (B) ---- */
+
+int lash__pl_suspended(lash__buf *b, const char *wait, const lash_wake *w) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, 1 + (w->event != NULL) + (w->process != NULL) +
+                                 (w->at > 0));
+  e |= pack_key(&pk, "wait");
+  e |= pack_cstr(&pk, wait);
+  if (w->event != NULL) {
+    e |= pack_key(&pk, "event");
+    e |= pack_cstr(&pk, w->event);
+  }
+  if (w->process != NULL) {
+    e |= pack_key(&pk, "process");
+    e |= pack_cstr(&pk, w->process);
+  }
+  if (w->at > 0) {
+    e |= pack_key(&pk, "at");
+    e |= msgpack_pack_int64(&pk, w->at);
+  }
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
+                   lash__sv process) {
+  msgpack_packer pk;
+  int e = 0;
+  lash__packer(&pk, b);
+  e |= msgpack_pack_map(&pk, 1 + (seq > 0) + (process.p != NULL));
+  e |= pack_key(&pk, "by");
+  e |= pack_cstr(&pk, by);
+  if (seq > 0) {
+    e |= pack_key(&pk, "seq");
+    e |= msgpack_pack_uint64(&pk, seq);
+  }
+  if (process.p != NULL) {
+    e |= pack_key(&pk, "id");
+    e |= pack_sv(&pk, process);
+  }
+  return e != 0 ? LASH_ENOMEM : 0;
+}
+
+void lash__rec_index(const lash__rec *r, lash_bindex *x) {
+  int live = !LASH_IS_TERMINAL(r->status);
+  x->listed = live && !r->suspended;
+  x->wake_at = live && r->suspended ? r->wake_at : 0;
+  x->awaits.data = NULL;
+  x->awaits.len = 0;
+  if (live && r->suspended && r->wake_process.p != NULL) {
+    x->awaits.data = r->wake_process.p;
+    x->awaits.len = r->wake_process.n;
+  }
 }
 
 int lash__pl_waiting(lash__buf *b, const char *wait, int64_t since) {
@@ -788,6 +885,14 @@ static void clear_wait(lash__rec *r) {
   r->wait_since = 0;
 }
 
+/* ---- suspension (B) ---- */
+static void clear_suspension(lash__rec *r) {
+  r->suspended = r->woken = 0;
+  r->wake_event.p = r->wake_process.p = NULL;
+  r->wake_event.n = r->wake_process.n = 0;
+  r->wake_at = 0;
+}
+
 int lash__authority_wrapper(const void *p, size_t n, msgpack_zone *z,
                             lash__sv *outcome) {
   msgpack_object o;
@@ -846,6 +951,7 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
       r->outcome = outcome;
       r->term_unleased = unleased;
       clear_wait(r);
+      clear_suspension(r);
     }
     goto stamp;
   }
@@ -874,6 +980,7 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
     if (!terminal) {
       r->status = LASH_RUNNING;
       clear_wait(r);
+      clear_suspension(r);
     }
   } else if (sv_is(ev->type, LASH__EV_WAITING)) {
     lash__sv wait;
@@ -905,6 +1012,36 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
     r->abandon_requested = 1;
     r->abandon_by = by;
     r->abandon_reason = reason;
+  } else if (sv_is(ev->type, LASH__EV_SUSPENDED)) {
+    /* ---- suspension (B) ---- */
+    lash__sv wait, event = {NULL, 0}, process = {NULL, 0};
+    const msgpack_object *x;
+    int64_t at = 0;
+    if ((rc = lash__mp_sv(lash__mp_map_get(&o, "wait"), &wait, 0)) < 0 ||
+        ((x = lash__mp_map_get(&o, "event")) != NULL &&
+         (rc = lash__mp_sv(x, &event, 0)) < 0) ||
+        ((x = lash__mp_map_get(&o, "process")) != NULL &&
+         (rc = lash__mp_sv(x, &process, 0)) < 0) ||
+        ((x = lash__mp_map_get(&o, "at")) != NULL &&
+         (rc = lash__mp_i64(x, &at)) < 0))
+      goto out;
+    if (!terminal) {
+      if (r->status != LASH_WAITING) r->wait_since = ev->at;
+      r->status = LASH_WAITING;
+      r->wait = wait;
+      r->suspended = 1;
+      r->woken = 0;
+      r->wake_event = event;
+      r->wake_process = process;
+      r->wake_at = at;
+    }
+  } else if (sv_is(ev->type, LASH__EV_WOKEN)) {
+    lash__sv by;
+    if ((rc = lash__mp_sv(lash__mp_map_get(&o, "by"), &by, 0)) < 0) goto out;
+    if (!terminal && r->suspended) {
+      clear_suspension(r);
+      r->woken = 1;
+    }
   } else {
     rc = LASH_ECORRUPT; /* an unknown reserved type */
     goto out;

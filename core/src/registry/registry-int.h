@@ -22,7 +22,9 @@
 #define LASH__DEFAULT_MAX_READERS 1024u
 #define LASH__WAIT_MAX 1024   /* bytes of a wait description */
 #define LASH__REASON_MAX 4096 /* bytes of a cancel/abandon reason */
-#define LASH__OP_EVENTS 2     /* events one operation may append */
+#define LASH__OP_EVENTS                                                        \
+  3 /* events one operation may append (its own,                               \
+       and a process.woken) */
 
 #define LASH__UNUSED(x) ((void)(x))
 
@@ -91,6 +93,12 @@ typedef struct lash__rec {
   /* Set by the fold only (not stored): the first terminal event carried an
    * authority, i.e. came from an unleased completion. */
   int term_unleased;
+  /* ---- suspension (issue 9, B): record field [24] ---- */
+  int suspended; /* process.suspended folded, not yet woken */
+  int woken;     /* process.woken folded, not yet started again */
+  lash__sv wake_event;
+  lash__sv wake_process;
+  int64_t wake_at;
 } lash__rec;
 
 /* One event to append or being folded. */
@@ -108,6 +116,8 @@ typedef struct lash__ev {
 #define LASH__EV_RESUMED "process.resumed"
 #define LASH__EV_CANCEL_REQ "process.cancel_requested"
 #define LASH__EV_ABANDON_REQ "process.abandon_requested"
+#define LASH__EV_SUSPENDED "process.suspended"
+#define LASH__EV_WOKEN "process.woken"
 
 /* Fresh base record (status pending, no events). */
 void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
@@ -145,7 +155,15 @@ int lash__tomb_decode(const void *p, size_t n, lash_tombstone *t,
 
 /* Lifecycle payload builders (into b, reset first). */
 int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
-                     uint64_t fence, uint32_t attempt, int64_t at);
+                     uint64_t fence, uint32_t attempt, int64_t at, int resumed);
+/* process.suspended {wait, event?, process?, at?} and process.woken {by,
+ * seq?, id?} (suspension, issue 9). */
+int lash__pl_suspended(lash__buf *b, const char *wait, const lash_wake *w);
+int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
+                   lash__sv process);
+/* Where a record is listed (the core's side of lash_bindex): listed,
+ * wake_at and awaits from r (status and change_seq are the caller's). */
+void lash__rec_index(const lash__rec *r, lash_bindex *x);
 int lash__pl_waiting(lash__buf *b, const char *wait, int64_t since);
 int lash__pl_resumed(lash__buf *b);
 int lash__pl_cancel(lash__buf *b, const char *reason);
@@ -258,6 +276,12 @@ typedef struct lash__chg {
   /* lease write-back: 0 unknown, 1 absent, 2 cached clean, 3 dirty */
   int lease_state;
   lash_lease lease;
+  /* ---- suspension (B): the rest of the index transition ---- */
+  int orig_listed, cur_listed;
+  int64_t orig_wake_at, cur_wake_at;
+  size_t orig_awaits_n, cur_awaits_n; /* 0: not in the waiter index */
+  char orig_awaits[LASH_ID_MAX], cur_awaits[LASH_ID_MAX];
+  int orig_suspended, cur_suspended;
 } lash__chg;
 
 struct lash_txn {
@@ -274,6 +298,14 @@ struct lash_txn {
   int meta_dirty;
   uint64_t change_seq;
   uint64_t counts[LASH_STATUS_COUNT + 1];
+  uint64_t suspended; /* rows suspended (meta, issue 9) */
+  /* rows that became terminal in this transaction: their waiters are
+   * woken before the commit (lash__wake_waiters) */
+  lash__buf ended; /* ids, each NUL-terminated */
+  /* Called by the commit before its flush when set (the registry sets it
+   * to lash__wake_ended when a row ends); its error aborts the commit. */
+  int (*pre_commit)(lash_txn *t);
+  int awaits_cached; /* a cached row awaits another (lash__wake_waiters) */
   /* change list for the commit hook */
   lash__chg *ch;
   size_t nch, chcap;
@@ -315,6 +347,7 @@ struct lash_store {
   lash__buf ebuf[LASH__OP_EVENTS]; /* event values */
   lash__buf pbuf[LASH__OP_EVENTS]; /* lifecycle payloads */
   lash__buf vbuf;                  /* lease / tombstone values */
+  lash__buf wbuf;                  /* process.woken payloads */
   uint64_t tok_seed;
   uint64_t tok_ctr;
   char errmsg[LASH__ERRMSG_MAX];
@@ -425,5 +458,19 @@ int lash__lease_put(lash_txn *t, const char *id, size_t idlen,
                     const lash_lease *ls);
 /* Marks a lease row released: the holder goes, the fence stays. */
 void lash__lease_released(lash_lease *row);
+
+/* ------------------------------------------------- suspension (B) */
+
+/* Wakes row id if it is suspended and the wake applies: by "timer" (its
+ * wake_at <= now), or "process" (it awaits @p pid). 1 woken, 0 not, or an
+ * error (t is then poisoned by a storage failure). */
+int lash__wake(lash_txn *t, const char *id, size_t idlen, const char *by,
+               int64_t now, lash__sv pid);
+/* Appends id (n bytes) and a NUL to b: 0, or LASH_ENOMEM. */
+int lash__ids_add(lash__buf *b, const char *id, size_t n);
+/* Wakes the waiters of every row t->ended names (before the commit). */
+int lash__wake_ended(lash_txn *t);
+/* The same for one row, pruned or ended now. */
+int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen);
 
 #endif /* LASH_REGISTRY_INT_H */

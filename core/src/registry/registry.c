@@ -32,6 +32,11 @@ typedef struct op {
   size_t nev;
   int drop_tomb; /* the row shadows this tombstone (re-registration) */
   uint64_t tomb_cs;
+  /* ---- suspension (B): the stored state's index ---- */
+  int old_listed, old_suspended;
+  int64_t old_wake_at;
+  size_t old_awaits_n;
+  char old_awaits[LASH_ID_MAX];
 } op;
 
 static void op_init(op *o, lash_txn *t, const char *id, size_t idlen) {
@@ -42,12 +47,26 @@ static void op_init(op *o, lash_txn *t, const char *id, size_t idlen) {
   o->idlen = idlen;
 }
 
-static int op_load(op *o, lash_tombstone *tomb) {
-  int rc = lash__rec_load(o->s, o->t, o->t->bt, o->id, o->idlen, &o->r, tomb);
-  if (rc < 0) return rc;
+/* Remembers the loaded record's state (for the index transition). */
+static void op_loaded(op *o) {
+  lash_bindex x;
   o->existed = 1;
   o->old_status = o->r.status;
   o->old_change_seq = o->r.change_seq;
+  lash__rec_index(&o->r, &x);
+  o->old_listed = x.listed;
+  o->old_suspended = o->r.suspended;
+  o->old_wake_at = x.wake_at;
+  o->old_awaits_n =
+      x.awaits.data != NULL && x.awaits.len <= LASH_ID_MAX ? x.awaits.len : 0;
+  if (o->old_awaits_n > 0)
+    memcpy(o->old_awaits, x.awaits.data, o->old_awaits_n);
+}
+
+static int op_load(op *o, lash_tombstone *tomb) {
+  int rc = lash__rec_load(o->s, o->t, o->t->bt, o->id, o->idlen, &o->r, tomb);
+  if (rc < 0) return rc;
+  op_loaded(o);
   return 0;
 }
 
@@ -80,6 +99,66 @@ static int op_event_lit(op *o, const char *type, const lash__buf *pl,
   return op_event(o, type, strlen(type), pl->p, pl->len, at, seq);
 }
 
+/* ---- suspension (B): the wake rule of an append or a cancel request ----
+ * A suspended row that gets an event of its wake.event type (any path) or
+ * a cancel request is woken in the same operation: process.woken {by,
+ * seq} right after the event that woke it. */
+static int op_wake_rule(op *o) {
+  lash__rec *r = &o->r;
+  size_t i, n = o->nev;
+  if (!r->suspended) return 0;
+  for (i = 0; i < n; i++) {
+    const lash__ev *ev = &o->ev[i];
+    const char *by = NULL;
+    if (r->wake_event.p != NULL && lash__sv_eq(ev->type, r->wake_event))
+      by = "event";
+    else if (lash__sv_eq(ev->type, lash__sv_str(LASH__EV_CANCEL_REQ)))
+      by = "cancel";
+    if (by != NULL) {
+      lash__sv none = {NULL, 0};
+      int rc;
+      if (o->nev >= LASH__OP_EVENTS)
+        return lash__fail(o->s, LASH_EINVAL,
+                          "process %s: too many events in one operation",
+                          o->id);
+      if ((rc = lash__pl_woken(&o->s->wbuf, by, ev->seq, none)) < 0)
+        return lash__fail(o->s, rc, "out of memory waking %s", o->id);
+      return op_event(o, LASH__EV_WOKEN, strlen(LASH__EV_WOKEN), o->s->wbuf.p,
+                      o->s->wbuf.len, ev->at, NULL);
+    }
+  }
+  return 0;
+}
+
+/* Notes the row's index transition and the suspended counter in c and
+ * t. */
+static void op_index(op *o, lash__chg *c) {
+  lash_txn *t = o->t;
+  lash__rec *r = &o->r;
+  lash_bindex x;
+  if (c->rec_state == 0) {
+    c->orig_listed = o->existed ? o->old_listed : 0;
+    c->orig_suspended = o->existed ? o->old_suspended : 0;
+    c->orig_wake_at = o->existed ? o->old_wake_at : 0;
+    c->orig_awaits_n = o->existed ? o->old_awaits_n : 0;
+    if (c->orig_awaits_n > 0)
+      memcpy(c->orig_awaits, o->old_awaits, c->orig_awaits_n);
+  }
+  lash__rec_index(r, &x);
+  c->cur_listed = x.listed;
+  c->cur_wake_at = x.wake_at;
+  c->cur_awaits_n =
+      x.awaits.data != NULL && x.awaits.len <= LASH_ID_MAX ? x.awaits.len : 0;
+  if (c->cur_awaits_n > 0) {
+    memcpy(c->cur_awaits, x.awaits.data, x.awaits.len);
+    t->awaits_cached = 1;
+  }
+  if (o->existed && o->old_suspended && !r->suspended && t->suspended > 0)
+    t->suspended--;
+  if (r->suspended && !(o->existed && o->old_suspended)) t->suspended++;
+  c->cur_suspended = r->suspended;
+}
+
 /* Encodes, then caches: the record, its new events and the index
  * transition wait in the transaction's write-back cache and reach the
  * backend at flush; counters move; the change is noted for the hook. */
@@ -90,9 +169,14 @@ static int op_save(op *o, int registered) {
   lash__chg *c;
   lash__buf tmp;
   size_t i, need = 0;
-  int rc;
+  int rc, ended;
 
   if ((rc = lash__meta_load(t)) < 0) return rc;
+  if ((rc = op_wake_rule(o)) < 0) return rc;
+  ended = o->existed && !LASH_IS_TERMINAL(o->old_status) &&
+          LASH_IS_TERMINAL(r->status);
+  if (ended && lash__buf_reserve(&t->ended, o->idlen + 1) < 0)
+    return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s", o->id);
   if (r->kind.n > LASH_NAME_MAX)
     return lash__fail(s, LASH_ECORRUPT, "process %s has an over-long kind",
                       o->id);
@@ -129,6 +213,13 @@ static int op_save(op *o, int registered) {
     c->kind_n = r->kind.n;
   }
   /* Nothing can fail from here on. */
+  op_index(o, c);
+  if (ended) {
+    t->pre_commit = lash__wake_ended;
+    memcpy(t->ended.p + t->ended.len, o->id, o->idlen);
+    t->ended.p[t->ended.len + o->idlen] = '\0';
+    t->ended.len += o->idlen + 1;
+  }
   lash__next_change_seq(t);
   for (i = 0; i < o->nev; i++) {
     lash__evref *e = &c->ev[c->nev++];
@@ -196,6 +287,9 @@ typedef struct find_ev {
   const char *type;
   size_t tlen;
   uint64_t seq;
+  /* 1: the walk goes on; a process.waiting or process.started forgets a
+   * match (suspension: an event since the current wait began) */
+  int since_wait;
 } find_ev;
 
 static int find_event_cb(void *ud, const lash_bitem *it) {
@@ -206,10 +300,13 @@ static int find_event_cb(void *ud, const lash_bitem *it) {
                       "event %llu of process %s is damaged (checksum or "
                       "encoding): run lash check",
                       (unsigned long long)it->seq, f->id);
+  if (f->since_wait && (lash__sv_eq(ev.type, lash__sv_str(LASH__EV_WAITING)) ||
+                        lash__sv_eq(ev.type, lash__sv_str(LASH__EV_STARTED))))
+    f->seq = 0;
   if (ev.type.n != f->tlen || memcmp(ev.type.p, f->type, f->tlen) != 0)
     return 0;
   f->seq = it->seq;
-  return 1;
+  return f->since_wait ? 0 : 1;
 }
 
 /* The seq of the first event of `type` in the log of id (0: none). */
@@ -223,6 +320,7 @@ static int find_event(lash_store *s, lash_txn *t, const char *id, size_t idlen,
   f.type = type;
   f.tlen = strlen(type);
   f.seq = 0;
+  f.since_wait = 0;
   rc = lash__scan_events(s, t, t->bt, id, idlen, 0, find_event_cb, &f);
   *seq = f.seq;
   return rc;
@@ -634,7 +732,7 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
   lash_lease row;
   op o;
   const char *id;
-  int rc;
+  int rc, resumed;
   int64_t now;
   uint32_t number;
 
@@ -658,6 +756,13 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
     if (attempt != NULL) *attempt = o.r.att_number;
     goto out; /* this execution already started it: nothing to write */
   }
+  if (o.r.suspended) {
+    rc = lash__fail(s, LASH_EBUSY,
+                    "process %s is suspended (waiting on %.*s) until its "
+                    "wake fires: it cannot be started before",
+                    id, (int)o.r.wait.n, o.r.wait.p != NULL ? o.r.wait.p : "");
+    goto out;
+  }
   if (o.r.disposition == LASH_OWNER_BOUND && o.r.has_attempt) {
     rc =
         lash__fail(s, LASH_ESTARTED,
@@ -668,8 +773,10 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
                    (int)o.r.att_inc.n, o.r.att_inc.p, (unsigned)o.r.att_number);
     goto out;
   }
-  number = o.r.has_attempt ? o.r.att_number + 1 : 1;
-  if (o.r.max_attempts > 0 && number > o.r.max_attempts) {
+  /* A woken row resumes its attempt (issue 9): not counted again. */
+  resumed = o.r.woken && o.r.has_attempt;
+  number = o.r.has_attempt ? o.r.att_number + (resumed ? 0 : 1) : 1;
+  if (!resumed && o.r.max_attempts > 0 && number > o.r.max_attempts) {
     rc = lash__fail(s, LASH_EEXHAUSTED,
                     "process %s has used all %u of its attempts "
                     "(max_attempts): attempt %u is refused",
@@ -677,7 +784,7 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
     goto out;
   }
   if ((rc = lash__pl_started(&s->pbuf[0], ls->owner, ls->incarnation, ls->fence,
-                             number, now)) < 0 ||
+                             number, now, resumed)) < 0 ||
       (rc = op_event_lit(&o, LASH__EV_STARTED, &s->pbuf[0], now, NULL)) < 0)
     goto out;
   if ((rc = op_save(&o, 0)) == 0 && attempt != NULL) *attempt = number;
@@ -862,4 +969,194 @@ out:
   if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
     lash__fail(s, rc, "out of memory completing %s", id);
   return lash__wend(s, t, rc);
+}
+
+/* ------------------------------------------- suspension and timers (B) */
+
+/* 1 when the wake condition of @p w already holds for row o, 0 if not, or
+ * an error. */
+static int wake_holds(op *o, const lash_wake *w, int64_t now) {
+  lash_store *s = o->s;
+  int rc;
+  if (o->r.cancel_requested) return 1;
+  if (w->at > 0 && w->at <= now) return 1;
+  if (w->process != NULL) {
+    lash__rec pr;
+    size_t pn = strlen(w->process);
+    rc = lash__rec_lookup(s, o->t, o->t->bt, w->process, pn, &pr);
+    if (rc < 0) return rc;
+    if (rc == 1 || LASH_IS_TERMINAL(pr.status)) return 1;
+  }
+  if (w->event != NULL) {
+    /* An event of its type since the current wait began. */
+    find_ev f;
+    f.s = s;
+    f.id = o->id;
+    f.type = w->event;
+    f.tlen = strlen(w->event);
+    f.seq = 0;
+    f.since_wait = 1;
+    rc = lash__scan_events(s, o->t, o->t->bt, o->id, o->idlen, 0, find_event_cb,
+                           &f);
+    if (rc < 0) return rc;
+    if (f.seq > 0) return 1;
+  }
+  return 0;
+}
+
+int lash_suspend(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                 const char *wait, const lash_wake *wake, uint64_t *seq) {
+  lash_txn *t = NULL;
+  lash_lease row;
+  op o;
+  const char *id;
+  int rc;
+  int64_t now;
+
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  id = ls->process_id;
+  if ((rc = lash__check_text(s, "wait description", wait, id, LASH__WAIT_MAX,
+                             0)) < 0)
+    return rc;
+  if (wake == NULL ||
+      (wake->event == NULL && wake->process == NULL && wake->at <= 0))
+    return lash__fail(s, LASH_EINVAL,
+                      "lash_suspend of process %s: no wake condition given "
+                      "(set wake.event, wake.process or wake.at)",
+                      id);
+  if (wake->at < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "lash_suspend of process %s: wake.at %lld is negative",
+                      id, (long long)wake->at);
+  if (wake->event != NULL &&
+      (rc = lash__check_event_type(s, id, wake->event)) < 0)
+    return rc;
+  if (wake->process != NULL && (rc = lash__check_id(s, wake->process)) < 0)
+    return rc;
+  if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
+                         "it cannot be suspended")) < 0)
+    goto out;
+  if (o.r.disposition != LASH_RERUNNABLE) {
+    rc = lash__fail(s, LASH_EINVAL,
+                    "process %s is %s: only rerunnable processes can be "
+                    "suspended (it stays in memory: it runs at most once)",
+                    id, lash_disposition_name(o.r.disposition));
+    goto out;
+  }
+  now = lash__now(s);
+  if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
+  if ((rc = wake_holds(&o, wake, now)) != 0) {
+    if (rc > 0) rc = LASH_APPLIED; /* nothing written: resolve in memory */
+    goto out;
+  }
+  if ((rc = lash__pl_suspended(&s->pbuf[0], wait, wake)) < 0 ||
+      (rc = op_event_lit(&o, LASH__EV_SUSPENDED, &s->pbuf[0], now, seq)) < 0 ||
+      (rc = op_save(&o, 0)) < 0)
+    goto out;
+  /* Release in the same commit: the fence survives, the holder goes. */
+  lash__lease_released(&row);
+  rc = lash__lease_put(t, id, strlen(id), &row);
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory suspending %s", id);
+  return lash__wend(s, t, rc);
+}
+
+int lash__wake(lash_txn *t, const char *id, size_t idlen, const char *by,
+               int64_t now, lash__sv pid) {
+  lash_store *s = t->s;
+  lash__sv none = {NULL, 0};
+  op o;
+  int rc;
+  op_init(&o, t, id, idlen);
+  rc = lash__rec_lookup(s, t, t->bt, id, idlen, &o.r);
+  if (rc != 0) return rc < 0 ? rc : 0; /* gone: nothing to wake */
+  op_loaded(&o);
+  if (!o.r.suspended || LASH_IS_TERMINAL(o.r.status)) return 0;
+  if (pid.p != NULL && !lash__sv_eq(o.r.wake_process, pid)) return 0;
+  if (pid.p == NULL && (o.r.wake_at <= 0 || o.r.wake_at > now)) return 0;
+  if ((rc = lash__pl_woken(&s->wbuf, by, 0, pid.p != NULL ? pid : none)) < 0)
+    return lash__fail(s, rc, "out of memory waking %.*s", (int)idlen, id);
+  if ((rc = op_event(&o, LASH__EV_WOKEN, strlen(LASH__EV_WOKEN), s->wbuf.p,
+                     s->wbuf.len, lash__now(s), NULL)) < 0 ||
+      (rc = op_save(&o, 0)) < 0)
+    return rc;
+  return 1;
+}
+
+int lash__ids_add(lash__buf *b, const char *id, size_t n) {
+  if (n == 0 || n > LASH_ID_MAX) return 0;
+  if (lash__buf_reserve(b, n + 1) < 0) return LASH_ENOMEM;
+  memcpy(b->p + b->len, id, n);
+  b->p[b->len + n] = '\0';
+  b->len += n + 1;
+  return 0;
+}
+
+/* Collects NUL-terminated ids into a buffer (scan callback). */
+static int collect_id_cb(void *ud, const lash_bitem *it) {
+  return lash__ids_add(ud, it->id, it->idlen);
+}
+
+int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen) {
+  lash_store *s = t->s;
+  lash__buf ids = {NULL, 0, 0};
+  char pid[LASH_ID_MAX + 1];
+  lash_bscan q;
+  size_t i, off;
+  int rc;
+  if ((rc = lash__meta_load(t)) < 0) return rc;
+  if (t->suspended == 0 || idlen == 0 || idlen > LASH_ID_MAX) return 0;
+  memcpy(pid, id, idlen);
+  pid[idlen] = '\0';
+  /* The stored waiter index, and the rows of this transaction's cache
+   * that await it (not saved yet); lash__wake re-checks each. */
+  memset(&q, 0, sizeof q);
+  q.what = LASH_SCAN_WAITERS;
+  q.flags = LASH_SCAN_KEYS;
+  q.id = pid;
+  q.idlen = idlen;
+  rc = s->b->m->scan(s->b, t->bt, &q, collect_id_cb, &ids);
+  for (i = 0; rc == 0 && t->awaits_cached && i < t->nch; i++) {
+    lash__chg *c = &t->ch[i];
+    if (c->rec_state == 0 || c->cur_awaits_n != idlen ||
+        memcmp(c->cur_awaits, pid, idlen) != 0)
+      continue;
+    rc = lash__ids_add(&ids, t->ids.p + c->id_off, c->id_len);
+  }
+  if (rc == LASH_ENOMEM)
+    rc = lash__fail(s, rc, "out of memory waking the waiters of %s", pid);
+  for (off = 0; rc == 0 && off < ids.len;) {
+    const char *w = ids.p + off;
+    size_t wn = strlen(w);
+    rc = lash__wake(t, w, wn, "process", 0, lash__sv_of(pid, idlen));
+    if (rc > 0) rc = 0;
+    off += wn + 1;
+  }
+  lash__buf_free(&ids);
+  if (rc < 0 && t->rc == 0) t->rc = rc;
+  return rc;
+}
+
+int lash__wake_ended(lash_txn *t) {
+  lash__buf ended = t->ended;
+  size_t off;
+  int rc = 0;
+  if (ended.len == 0) return 0;
+  /* Waking writes no terminal, so the list does not grow meanwhile; take
+   * it so that a wake cannot see it half done. */
+  t->ended.p = NULL;
+  t->ended.len = t->ended.cap = 0;
+  for (off = 0; rc == 0 && off < ended.len;) {
+    const char *id = ended.p + off;
+    size_t n = strlen(id);
+    rc = lash__wake_waiters(t, id, n);
+    off += n + 1;
+  }
+  ended.len = 0;
+  lash__buf_free(&t->ended);
+  t->ended = ended; /* keep the capacity */
+  return rc;
 }

@@ -133,6 +133,7 @@ static void store_free(lash_store *s) {
   msgpack_zone_destroy(&s->zone);
   pthread_mutex_destroy(&s->mu);
   lash__buf_free(&s->rbuf);
+  lash__buf_free(&s->wbuf);
   lash__buf_free(&s->vbuf);
   for (i = 0; i < LASH__OP_EVENTS; i++) {
     lash__buf_free(&s->ebuf[i]);
@@ -339,10 +340,12 @@ int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out) {
   if (txn != NULL && txn->meta_loaded) {
     m.change_seq = txn->change_seq;
     memcpy(m.counts, txn->counts, sizeof m.counts);
+    m.suspended = txn->suspended;
   } else if ((rc = s->b->m->meta_get(s->b, bt, &m)) < 0) {
     goto out;
   }
   out->change_seq = m.change_seq;
+  out->suspended = m.suspended;
   for (i = LASH_PENDING; i <= LASH_ABANDONED; i++) {
     out->count[i] = m.counts[i];
     out->total += m.counts[i];

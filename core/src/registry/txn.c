@@ -64,6 +64,7 @@ int lash__meta_load(lash_txn *t) {
   if ((rc = b->m->meta_get(b, t->bt, &m)) < 0) return rc;
   t->change_seq = m.change_seq;
   memcpy(t->counts, m.counts, sizeof t->counts);
+  t->suspended = m.suspended;
   t->meta_loaded = 1;
   return 0;
 }
@@ -205,6 +206,15 @@ static int save_of(lash_txn *t, lash__chg *c, lash_bsave *row) {
     row->after.exists = 1;
     row->after.status = c->cur_status;
     row->after.change_seq = c->cur_cs;
+    /* ---- suspension (B) ---- */
+    row->before.listed = c->orig_listed;
+    row->before.wake_at = c->orig_wake_at;
+    if (c->orig_awaits_n > 0)
+      row->before.awaits = bytes(c->orig_awaits, c->orig_awaits_n);
+    row->after.listed = c->cur_listed;
+    row->after.wake_at = c->cur_wake_at;
+    if (c->cur_awaits_n > 0)
+      row->after.awaits = bytes(c->cur_awaits, c->cur_awaits_n);
   }
   if (c->nev > 0) {
     if (t->bevcap < c->nev) {
@@ -252,6 +262,11 @@ int lash__wb_flush(lash_txn *t, int drop) {
         c->orig_exists = 1;
         c->orig_status = c->cur_status;
         c->orig_cs = c->cur_cs;
+        c->orig_listed = c->cur_listed;
+        c->orig_wake_at = c->cur_wake_at;
+        c->orig_awaits_n = c->cur_awaits_n;
+        memcpy(c->orig_awaits, c->cur_awaits, c->cur_awaits_n);
+        c->orig_suspended = c->cur_suspended;
         c->rec_state = 1;
       }
       if (c->lease_state == 3) c->lease_state = 2;
@@ -286,6 +301,7 @@ void lash__txn_free(lash_txn *t) {
   free(t->out);
   free(t->bev);
   lash__buf_free(&t->ids);
+  lash__buf_free(&t->ended);
   memset(t, 0, sizeof *t);
 }
 
@@ -299,6 +315,9 @@ static void txn_reset(lash_txn *t) {
   t->meta_dirty = 0;
   t->nch = 0;
   t->ids.len = 0;
+  t->ended.len = 0;
+  t->pre_commit = NULL;
+  t->awaits_cached = 0;
   if (t->hused) {
     memset(t->hash, 0, t->hcap * sizeof *t->hash);
     t->hused = 0;
@@ -371,6 +390,7 @@ static int flush_final(lash_txn *t) {
   if (!t->meta_dirty) return 0;
   m.change_seq = t->change_seq;
   memcpy(m.counts, t->counts, sizeof m.counts);
+  m.suspended = t->suspended;
   return b->m->meta_put(b, t->bt, &m);
 }
 
@@ -414,6 +434,12 @@ static int txn_finish(lash_txn *t) {
   int64_t t0;
   int rc = t->rc;
   if (rc < 0) {
+    lash__txn_abort(t);
+    return rc;
+  }
+  /* The waiters of rows that ended are woken in this commit (issue 9). */
+  if ((t->pre_commit != NULL && (rc = t->pre_commit(t)) < 0) ||
+      (rc = t->rc) < 0) {
     lash__txn_abort(t);
     return rc;
   }
