@@ -332,7 +332,7 @@ describe("lash executable", function()
       assert.are.equal(1, #after)
       code, out = on(db, "events", "g1")
       assert.are.equal(0, code)
-      assert.matches("SEQ%s+TYPE%s+AT%s+PAYLOAD\n", out)
+      assert.matches("SEQ%s+TYPE%s+AT%s+PAYLOAD%s+KEY\n", out)
       assert.matches("2%s+progress%s+[%d%- :%.]+%s+{\"pct\":50}", out)
     end)
 
