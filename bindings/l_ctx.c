@@ -254,7 +254,8 @@ static int l_ctx_sleep(lua_State *L) {
 static int l_ctx_park(lua_State *L) {
   llash_co *c = checkown(L);
   const char *label = luaL_optstring(L, 2, NULL);
-  (void)label; /* SUSPEND-WIP */
+  if (label != NULL && c->w.wait != NULL && !c->w.done)
+    lash_wait_suspendable(c->w.wait, label);
   return llash_wait_park(L, c);
 }
 

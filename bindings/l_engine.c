@@ -72,6 +72,13 @@ static void read_opts(lua_State *L, int t, lash_engine_opts *o, void **luv) {
   o->poll_max_ms = llash_field_int(L, t, "poll_max_ms");
   o->no_fs_wake = !llash_field_bool(L, t, "fs_wake");
   o->no_eager_start = !llash_field_bool(L, t, "eager_start");
+  /* Lua's 0 is "at once"; absent is the default. */
+  if (lua_getfield(L, t, "suspend_after_ms") != LUA_TNIL) {
+    int64_t ms = llash_field_int(L, t, "suspend_after_ms");
+    o->suspend_after_ms = ms == 0 ? LASH_SUSPEND_AT_ONCE : ms;
+  }
+  lua_pop(L, 1);
+  o->max_cached = (uint64_t)llash_field_int(L, t, "max_cached");
 }
 
 /* core.open(target, opts) -> engine | nil, msg, code */

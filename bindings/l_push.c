@@ -324,6 +324,8 @@ void llash_pushstats(lua_State *L, const lash_stats *s,
   llash_setint(L, "drives", (lua_Integer)es->drives);
   llash_setint(L, "taken_over", (lua_Integer)es->taken_over);
   llash_setint(L, "owners_gone", (lua_Integer)es->owners_gone);
+  llash_setint(L, "suspended_here", (lua_Integer)es->suspended);
+  llash_setint(L, "timers_fired", (lua_Integer)es->timers_fired);
   lua_pushboolean(L, es->owner_held);
   lua_setfield(L, -2, "owner_held");
   llash_setint(L, "waits", (lua_Integer)es->waits);

@@ -616,6 +616,12 @@ typedef struct lash_wake {
                           wakes it; NULL: none */
   int64_t at;          /* the time that wakes it (ms since the epoch: a
                           sleep's end, a wait's deadline); 0: none */
+  /* With event: has_after = 1 says the waiter has seen no event of that
+   * type up to seq `after` (its cursor), so one above it means the
+   * condition already holds; has_after = 0: one appended since the row's
+   * last process.waiting or process.started does. */
+  int has_after;
+  uint64_t after;
 } lash_wake;
 
 /* Suspends the execution holding @p ls at a wait: appends
@@ -823,8 +829,17 @@ typedef struct lash_engine_opts {
   int64_t stall_ms;         /* a body that has not yielded for this long is
                                reported to runner->stall; 0 = 5000, < 0 =
                                never */
+  /* Suspension (lash_wait_suspendable): a body parked this long is
+   * suspended: 0 = 60000, LASH_SUSPEND_AT_ONCE = at once,
+   * LASH_SUSPEND_NEVER = only when over max_cached. */
+  int64_t suspend_after_ms;
+  uint64_t max_cached;      /* suspendable parked bodies kept in memory
+                               (the longest parked goes first); 0 = 10000 */
   struct uv_loop_s *loop;   /* NULL: a private loop owned by the engine */
 } lash_engine_opts;
+
+#define LASH_SUSPEND_AT_ONCE (-1)
+#define LASH_SUSPEND_NEVER (-2)
 
 LASH_API void lash_engine_opts_init(lash_engine_opts *o);
 
@@ -970,6 +985,17 @@ LASH_API int lash_await_event(lash_engine *e, lash_run *run, const char *id,
 /* A timer (ctx:sleep). Never resolves at once; returns 0 or an error. */
 LASH_API int lash_await_sleep(lash_engine *e, lash_run *run, int64_t ms,
                               lash_wait_fn cb, void *ud, lash_wait **out);
+/* Says that the run's body can be suspended at the parked wait @p w: a
+ * re-run replays it up to this wait (its journal), so the engine may,
+ * after suspend_after_ms or when over max_cached, write lash_suspend
+ * (@p label is the wait's description), drop the run (runner->drop with
+ * rc 0) and leave the rest to the store's wake. Only waits the store can
+ * wake qualify: the outcome of a row, an event type of the run's own row,
+ * a sleep, each with its deadline; never an owner-bound row's.
+ * @return 0, LASH_EINVAL (not a parked wait of a run, or one that does not
+ *   qualify: it just stays in memory), LASH_ENOMEM. */
+LASH_API int lash_wait_suspendable(lash_wait *w, const char *label);
+
 /* A wait that the host resolves itself (lash_wait_resolve): a body of
  * @p run waiting for its own write to commit gives its concurrency slot
  * back meanwhile, as in any wait, so that more bodies join the next group
@@ -1151,6 +1177,8 @@ typedef struct lash_engine_stats {
   uint64_t taken_over;    /* rows taken over from owners that are gone */
   uint64_t owners_gone;   /* gone owners its probe noticed */
   int owner_held;         /* it holds its owner lock (lash_owner_hold) */
+  uint64_t suspended;     /* runs it suspended (their bodies let go) */
+  uint64_t timers_fired;  /* suspended rows its timer woke */
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 

@@ -57,7 +57,12 @@ struct lash_wait {
   int has_ev;
   char *ev_buf;
   const char *etype; /* event waits: points into the tail of this block */
-  char id[];         /* id, then (event waits) the type */
+  /* A wait its body may be suspended at (lash_wait_suspendable): in
+   * aw->idle while parked, with its label and when it parked. */
+  lash__q ilink;
+  char *label;
+  uint64_t parked_at;
+  char id[]; /* id, then (event waits) the type */
 };
 
 #define WAIT_OF_HN(n) LASH__CONTAINER_OF(n, lash_wait, hn)
@@ -187,6 +192,10 @@ static void unpark(lash__awaiter *aw, lash_wait *w) {
   heap_remove(aw, w);
   if (w->deadline != NO_DEADLINE) aw->ntimed--;
   if (w->kind != W_MANUAL) aw->nparked--;
+  if (!lash__q_empty(&w->ilink)) {
+    lash__q_remove(&w->ilink);
+    aw->nidle--;
+  }
 }
 
 /* The run of @p w takes a slot again; its cb is due. */
@@ -333,6 +342,7 @@ static lash_wait *wait_new(lash__awaiter *aw, lash_run *run, int kind,
   w->deadline = NO_DEADLINE;
   lash__q_init(&w->link);
   lash__q_init(&w->all);
+  lash__q_init(&w->ilink);
   lash__hub_sub_init(&w->sub);
   if (il > 0) memcpy(w->id, id, il);
   w->id[il] = '\0';
@@ -347,6 +357,7 @@ static lash_wait *wait_new(lash__awaiter *aw, lash_run *run, int kind,
 static void wait_mem_free(lash_wait *w) {
   if (w->has_rec) lash_record_free(&w->rec);
   free(w->ev_buf);
+  free(w->label);
   free(w);
 }
 
@@ -520,6 +531,63 @@ void lash_attach_resolve(lash_wait *w, int rc) {
   lash__wait_settle(w, rc);
 }
 
+/* -------------------------------------------------------- suspension */
+
+int lash_wait_suspendable(lash_wait *w, const char *label) {
+  lash__awaiter *aw;
+  lash_run *run;
+  if (w == NULL || label == NULL) return LASH_EINVAL;
+  aw = w->aw;
+  run = w->run;
+  if (aw == NULL || w->state != WS_PARKED || run == NULL || w->attached)
+    return LASH_EINVAL;
+  /* Owner-bound rows run at most once: never replayed elsewhere. An event
+   * wait on another row has no wake the store indexes: it stays here. */
+  if (run->rec.disposition == LASH_OWNER_BOUND ||
+      (w->kind == W_EVENT &&
+       (strcmp(w->id, run->rec.id) != 0 || strcmp(w->etype, "*") == 0)))
+    return LASH_EINVAL;
+  if (!lash__q_empty(&w->ilink)) return 0;
+  free(w->label);
+  if ((w->label = malloc(strlen(label) + 1)) == NULL) return LASH_ENOMEM;
+  memcpy(w->label, label, strlen(label) + 1);
+  w->parked_at = uv_now(aw->loop);
+  lash__q_push(&aw->idle, &w->ilink);
+  aw->nidle++;
+  lash__pump_kick(aw->pump);
+  return 0;
+}
+
+int lash__awaiter_idle_head(lash__awaiter *aw, lash__idle_wait *out) {
+  lash_wait *w;
+  uint64_t now;
+  memset(out, 0, sizeof *out);
+  if (lash__q_empty(&aw->idle)) return 0;
+  w = LASH__CONTAINER_OF(aw->idle.next, lash_wait, ilink);
+  out->w = w;
+  out->run = w->run;
+  out->label = w->label;
+  out->parked_at = w->parked_at;
+  if (w->kind == W_TERMINAL) out->wake.process = w->id;
+  if (w->kind == W_EVENT) {
+    out->wake.event = w->etype;
+    out->wake.has_after = 1;
+    out->wake.after = w->after;
+  }
+  if (w->deadline != NO_DEADLINE) {
+    now = uv_now(aw->loop);
+    out->wake.at = lash_store_now(aw->s) +
+                   (int64_t)(w->deadline > now ? w->deadline - now : 0);
+  }
+  return 1;
+}
+
+void lash__awaiter_idle_take(lash__awaiter *aw, lash_wait *w) {
+  if (lash__q_empty(&w->ilink)) return;
+  lash__q_remove(&w->ilink);
+  aw->nidle--;
+}
+
 /* ------------------------------------------------------------- results */
 
 const lash_record *lash_wait_record(const lash_wait *w) {
@@ -606,6 +674,7 @@ void lash__awaiter_init(lash__awaiter *aw, lash_engine *e, lash_store *s,
   lash__q_init(&aw->waits);
   lash__q_init(&aw->deliver);
   lash__q_init(&aw->slotq);
+  lash__q_init(&aw->idle);
   uv_timer_init(loop, &aw->timer);
   lash__handle_opened(hs, (uv_handle_t *)&aw->timer);
 }

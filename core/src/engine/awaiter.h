@@ -29,6 +29,9 @@ typedef struct lash__awaiter {
   lash__q waits;      /* every wait not yet delivered */
   lash__q deliver;    /* settled waits whose cb is due */
   lash__q slotq;      /* settled waits of runs queued for a slot */
+  lash__q idle;       /* parked waits a suspension may take (lash_wait_
+                         suspendable), longest parked first */
+  uint64_t nidle;
   lash__heap heap;
   uv_timer_t timer;
   uint64_t nparked; /* parked waits */
@@ -73,6 +76,21 @@ void lash__wait_settle(lash_wait *w, int rc);
 /* Takes @p w away from the engine without a callback (its run ends or the
  * engine closes); only its memory is left, for its owner to free. */
 void lash__wait_detach(lash_wait *w);
+/* What the suspender needs of a parked wait it may suspend (the head of
+ * aw->idle first): the run, what wakes it (wake.event and wake.process
+ * point into the wait; wake.at is in store ms), its label, and the loop
+ * ms it parked at. NULL when aw->idle is empty. */
+typedef struct lash__idle_wait {
+  lash_wait *w;
+  lash_run *run;
+  lash_wake wake;
+  const char *label;
+  uint64_t parked_at;
+} lash__idle_wait;
+int lash__awaiter_idle_head(lash__awaiter *aw, lash__idle_wait *out);
+/* Takes @p w off aw->idle (a suspension of it is in flight). */
+void lash__awaiter_idle_take(lash__awaiter *aw, lash_wait *w);
+
 /* Detaches every wait and refuses new ones; closes the timer. */
 void lash__awaiter_close(lash__awaiter *aw);
 void lash__awaiter_free(lash__awaiter *aw);

@@ -37,7 +37,8 @@ static int pump_needed(lash_engine *e) {
   return lash__writer_pending(&e->writer) ||
          lash__changes_pending(&e->changes) || lash__hub_has_ready(&e->hub) ||
          lash__awaiter_pending(&e->awaiter) ||
-         lash__runs_starts_due(&e->runs) || lash__admit_pending(&e->admit);
+         lash__runs_starts_due(&e->runs) || lash__admit_pending(&e->admit) ||
+         (e->admit.nkinds > 0 && lash__suspender_pending(&e->susp));
 }
 
 static int turn(void *ud) {
@@ -53,6 +54,9 @@ static int turn(void *ud) {
   lash__writer_deliver(&e->writer, BATCH);
   lash__awaiter_deliver(&e->awaiter, BATCH);
   lash__runs_start(&e->runs, BATCH);
+  /* After the re-reads: what is still parked now may be suspended (its
+   * write goes in the next turn's transaction). */
+  if (e->admit.nkinds > 0 && !e->closing) lash__suspender_pump(&e->susp);
   return pump_needed(e);
 }
 
@@ -71,6 +75,24 @@ static void on_heartbeat(void *ud) {
   if (lash__runs_heartbeat(&e->runs) > 0) lash__admit_request(&e->admit);
 }
 
+/* The timer part woke suspended rows: claim what this engine runs. */
+static void on_fired(void *ud) {
+  lash_engine *e = ud;
+  if (!e->closing) lash__admit_request(&e->admit);
+}
+
+static void on_flush(void *ud) {
+  lash_engine *e = ud;
+  lash__changes_flush(&e->changes);
+}
+
+/* Another OS process committed (the feed saw it). */
+static void on_foreign(void *ud, const lash__feed_row *row, uint64_t from) {
+  lash_engine *e = ud;
+  lash__suspender_foreign(&e->susp);
+  lash__changes_foreign(&e->changes, row, from);
+}
+
 /* ----------------------------------------------------------------- opts */
 
 /* The one place engine defaults are applied (opts_init and open). */
@@ -81,6 +103,8 @@ static void apply_defaults(lash_engine_opts *o) {
   if (o->poll_min_ms == 0) o->poll_min_ms = 25;
   if (o->poll_max_ms == 0) o->poll_max_ms = 1000;
   if (o->stall_ms == 0) o->stall_ms = 5000;
+  if (o->suspend_after_ms == 0) o->suspend_after_ms = 60000;
+  if (o->max_cached == 0) o->max_cached = 10000;
 }
 
 void lash_engine_opts_init(lash_engine_opts *o) {
@@ -172,6 +196,7 @@ static void parts_free(lash_engine *e) {
 /* Closes every part's handles (their flags say closed first). */
 static void parts_close(lash_engine *e) {
   lash__pump_close(&e->pump);
+  lash__suspender_close(&e->susp);
   lash__admit_close(&e->admit);
   lash__renew_close(&e->renew);
   lash__feed_close(&e->feed);
@@ -189,9 +214,9 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
     snprintf(inc, sizeof inc, "%s", o->incarnation);
   else
     default_incarnation(inc);
-  fh.ud = &e->changes;
-  fh.flush = lash__changes_flush;
-  fh.foreign = lash__changes_foreign;
+  fh.ud = e;
+  fh.flush = on_flush;
+  fh.foreign = on_foreign;
   fh.wanted = feed_wanted;
   fh.wanted_ud = e;
 
@@ -214,6 +239,12 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
     rc = lash__admit_init(&e->admit, e->s, e->loop, &e->handles, &e->pump,
                           &e->writer, &e->runs, owner, inc, o->lease_ttl_ms,
                           !o->no_eager_start);
+  lash__suspender_init(&e->susp, e->s, e->loop, &e->handles, &e->pump,
+                       &e->writer, &e->awaiter, &e->runs, o->max_cached,
+                       o->suspend_after_ms == LASH_SUSPEND_AT_ONCE ? 0
+                       : o->suspend_after_ms < 0                   ? -1
+                                                 : o->suspend_after_ms,
+                       on_fired, e);
   lash__changes_init(&e->changes, e->s, &e->pump, &e->hub, &e->feed, &e->runs,
                      &e->admit);
   return rc;
@@ -449,7 +480,8 @@ int lash_engine_idle(lash_engine *e) {
   return e->runs.slots.running == 0 && lash__awaiter_idle(&e->awaiter) &&
          !lash__writer_pending(&e->writer) && !e->writer.in_txn &&
          !lash__changes_pending(&e->changes) && !lash__hub_has_ready(&e->hub) &&
-         !lash__runs_starts_due(&e->runs) && !lash__admit_busy(&e->admit);
+         !lash__runs_starts_due(&e->runs) && !lash__admit_busy(&e->admit) &&
+         (e->admit.nkinds == 0 || lash__suspender_idle(&e->susp));
 }
 
 int lash_engine_run(lash_engine *e, int mode) {
@@ -555,4 +587,6 @@ void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out) {
   out->taken_over = e->admit.taken_over;
   out->owners_gone = e->admit.owners_gone;
   out->owner_held = e->admit.owner_held;
+  out->suspended = e->susp.suspended;
+  out->timers_fired = e->susp.fired;
 }

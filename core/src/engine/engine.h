@@ -15,6 +15,7 @@
 #include "engine/pump.h"
 #include "engine/renew.h"
 #include "engine/runs.h"
+#include "engine/suspend.h"
 #include "engine/writer.h"
 
 struct lash_engine {
@@ -34,6 +35,7 @@ struct lash_engine {
   lash__awaiter awaiter;
   lash__runs runs;
   lash__admit admit;
+  lash__suspender susp;
   lash__changes changes;
 
   /* run modes */

@@ -50,7 +50,9 @@ struct lash_run {
   lash_record rec; /* deep copy: strings point into this block */
   lash__held held; /* the lease, renewed by the renew part */
   void *data;
-  lash_wait *wait; /* the parked wait, if any */
+  lash_wait *wait;     /* the parked wait, if any */
+  lash_run **susp_ref; /* a suspension in flight points here: cleared
+                          when the run goes first */
   int fin_status;
   lash_bytes fin_outcome;
   void *fin_buf; /* malloc'd outcome copy when over the inline size */

@@ -94,6 +94,7 @@ static void run_free(lash_run *r) {
   lash__map_del(&rs->by_id, &r->node);
   lash__q_remove(&r->link);
   lash__q_remove(&r->slink);
+  if (r->susp_ref != NULL) *r->susp_ref = NULL;
   free(r->fin_buf);
   lash__renew_unhold(rs->renew, &r->held);
   free(r);
@@ -138,8 +139,9 @@ static void run_abort(lash_run *r) {
     run_free(r); /* the lease lapses on its own */
 }
 
-/* Takes the run away without a terminal (lease lost, engine closing). */
-static void run_drop(lash_run *r, int rc) {
+/* Takes the run away without a terminal (lease lost, engine closing, a
+ * committed suspension). */
+void lash__run_drop(lash_run *r, int rc) {
   lash__runs *rs = r->runs;
   int started = r->state != LASH__RS_ADMITTED;
   if (r->wait != NULL) lash__wait_detach(r->wait);
@@ -272,7 +274,7 @@ size_t lash__runs_heartbeat(lash__runs *rs) {
       lash__held_flags(&r->held, &lost,
                        r->state == LASH__RS_ADMITTED ? NULL : &over, &busy);
       if (lost) {
-        run_drop(r, LASH_ESUPERSEDED); /* no writes: the lease is gone */
+        lash__run_drop(r, LASH_ESUPERSEDED); /* no writes: the lease is gone */
         dropped++;
         again = 1;
         break;
@@ -295,7 +297,7 @@ void lash__runs_close(lash__runs *rs) {
       run_free(r);
       continue;
     }
-    run_drop(r, LASH_ECLOSED);
+    lash__run_drop(r, LASH_ECLOSED);
   }
 }
 

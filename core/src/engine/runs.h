@@ -48,6 +48,15 @@ size_t lash__runs_start(lash__runs *rs, size_t max);
 static inline int lash__runs_starts_due(const lash__runs *rs) {
   return !lash__q_empty(&rs->starts);
 }
+/* Takes the run away without a terminal and without a write: its lease
+ * is gone or was released in a commit (a suspension); runner->drop gets
+ * @p rc. */
+void lash__run_drop(lash_run *r, int rc);
+/* A suspension of @p r is in flight: *ref is cleared if the run goes
+ * before it commits (NULL: none any more). */
+static inline void lash__run_susp_ref(lash_run *r, lash_run **ref) {
+  r->susp_ref = ref;
+}
 /* A cancellation request was seen for @p r's row: marks it and ends its
  * parked wait with LASH_ECANCELED. */
 void lash__run_cancel(lash_run *r);

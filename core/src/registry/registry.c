@@ -995,9 +995,12 @@ static int wake_holds(op *o, const lash_wake *w, int64_t now) {
     f.type = w->event;
     f.tlen = strlen(w->event);
     f.seq = 0;
-    f.since_wait = 1;
-    rc = lash__scan_events(s, o->t, o->t->bt, o->id, o->idlen, 0, find_event_cb,
-                           &f);
+    /* With the waiter's cursor: any event of the type after it (one that
+     * came before the row showed the wait counts too); without: one
+     * since the current wait began. */
+    f.since_wait = !w->has_after;
+    rc = lash__scan_events(s, o->t, o->t->bt, o->id, o->idlen,
+                           w->has_after ? w->after : 0, find_event_cb, &f);
     if (rc < 0) return rc;
     if (f.seq > 0) return 1;
   }
