@@ -23,22 +23,8 @@ local function setup()
 end
 
 -- Starts a worker OS process and waits until it defined its kinds.
-local function spawn(dir, ledger, owner)
-  local pid = h.spawn_worker("durable", { dir, owner, ledger, tostring(TTL) }, ledger .. ".log")
-  local ready = h.poll(function()
-    for _, w in ipairs(K.find(ledger, "ready")) do
-      if w[1] == owner then return true end
-    end
-    return false
-  end, 10000, 10)
-  assert(ready, "worker " .. owner .. " did not start: " .. tostring(h.read_file(ledger .. ".log")))
-  return pid
-end
-
-local function kill(pid)
-  h.kill(pid, "KILL")
-  assert(h.wait_exit(pid, 5000), "worker " .. pid .. " did not die")
-end
+local function spawn(dir, ledger, owner) return K.spawn(dir, ledger, owner, TTL) end
+local kill = K.kill
 
 -- Polls (no loop of this engine) until fn() holds; fails naming what.
 local function poll(what, fn, ms, ledger)

@@ -48,6 +48,30 @@ function M.find(path, what, id)
   return out
 end
 
+-- Starts spec/workers/durable.lua as an OS process (leases of @p ttl ms)
+-- and waits until it defined its kinds; returns its pid.
+function M.spawn(dir, ledger, owner, ttl, seconds)
+  local h = require "spec.helpers"
+  local args = { dir, owner, ledger, tostring(ttl), tostring(seconds or 60) }
+  local pid = h.spawn_worker("durable", args, ledger .. ".log")
+  local ready = h.poll(function()
+    for _, w in ipairs(M.find(ledger, "ready")) do
+      if w[1] == owner then return true end
+    end
+    return not h.alive(pid) and "dead"
+  end, 10000, 5)
+  assert(ready == true, "worker " .. owner .. " did not start: "
+    .. tostring(h.read_file(ledger .. ".log")))
+  return pid
+end
+
+-- Kills a worker with SIGKILL and waits until it is gone.
+function M.kill(pid)
+  local h = require "spec.helpers"
+  h.kill(pid, "KILL")
+  assert(h.wait_exit(pid, 5000), "worker " .. pid .. " did not die")
+end
+
 -- The 20-step body of the crash spec: steps, two children, two sleeps, a
 -- signal, emits and a uuid. Its outcome is a function of its input (plus the
 -- uuid, which the "token" event carries too).
