@@ -370,6 +370,20 @@ describe("durable execution", function()
     assert.are.same({}, K.find(ledger, "ran"), "a body ran after its cancel request")
   end)
 
+  it("examples/order_crash.lua: the order workflow survives kill -9 of its worker, each " ..
+    "step once", function()
+    local out = h.tmpdir() .. "/out"
+    local cmd = ("cd %s && env LUA_PATH=%s LUA_CPATH=%s timeout 60 lua5.4 %s >%s 2>&1 </dev/null")
+      :format(h.q(h.root), h.q(package.path), h.q(package.cpath),
+        h.q("examples/order_crash.lua"), h.q(out))
+    local ok = os.execute(cmd)
+    local text = h.read_file(out) or ""
+    assert.is_true(ok, text)
+    assert.is_truthy(text:find("ok: each step ran once across the crash", 1, true), text)
+    assert.is_truthy(text:find("order-1: completed delivered", 1, true), text)
+    assert.is_truthy(text:find("order-2: completed refunded", 1, true), text)
+  end)
+
   it("the issue's scenario: three children, a sleep, kill -9 in the sleep: three children, " ..
     "the sleep ends at its first wake_at", function()
     local dir, ledger, eng = setup()
