@@ -347,6 +347,8 @@ typedef struct lash_record {
   uint64_t last_seq;         /* seq of the last event, 0 if none */
   uint64_t change_seq;       /* store-wide change seq of the last save */
   int64_t timeout_ms;        /* the start's body time budget; 0 = none */
+  /* ---- replay keys and the parent field (issue 9) ---- */
+  const char *parent;        /* id of the process that started it, or NULL */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
 
@@ -362,7 +364,8 @@ typedef struct lash_tombstone {
 } lash_tombstone;
 
 /* What a new process is. Immutable after registration; registration is
- * idempotent per (id, kind, input, disposition, max_attempts). */
+ * idempotent per (id, kind, input, disposition, max_attempts, timeout_ms,
+ * parent). */
 typedef struct lash_def {
   const char *id;          /* 1..255 bytes */
   const char *kind;        /* 1..127 bytes */
@@ -371,6 +374,10 @@ typedef struct lash_def {
   uint32_t max_attempts;   /* 0 = unlimited */
   int64_t timeout_ms;      /* body time budget of each attempt, from the
                               attempt's start; 0 = none (>= 0) */
+  /* ---- replay keys and the parent field (issue 9) ---- */
+  const char *parent;      /* id of the process that started it, or NULL
+                              (LASH_RULE_ID); part of the definition: the
+                              same id with another parent is ECONFLICT */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -399,6 +406,15 @@ typedef struct lash_event {
   const char *type;      /* "process.started", "signal.approve", "progress" */
   lash_bytes payload;    /* MessagePack; lifecycle payloads written by core */
   int64_t at;
+  /* ---- replay keys (issue 9) ---- */
+  const char *key; /* its replay key (SEMANTICS 1.4), or NULL: the key of a
+                      keyed append as stored, or a lifecycle event's key,
+                      derived when read (never stored):
+                      process:{id}:first-started:attempt:{n},
+                      process:{id}:terminal:{type},
+                      process:{id}:wait:{wait}:since:{ms}:entered|cleared,
+                      process:{id}:cancel:{16 hex digits: hash of reason},
+                      process:{id}:abandon-requested */
 } lash_event;
 
 /* Callback for listings: return 0 to continue, non-zero to stop early (that
@@ -522,6 +538,31 @@ LASH_API int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
 LASH_API int lash_append_fenced(lash_store *s, lash_txn *txn,
                                 const lash_lease *ls, const char *type,
                                 lash_bytes payload, uint64_t *seq);
+
+/* ---- replay keys (issue 9) ----
+ * Appends an event with a replay key (SEMANTICS 1.4). @p ls NULL: an
+ * unfenced host append (the rules of lash_append); else fenced (the rules
+ * of lash_append_fenced; @p id must then be ls->process_id or NULL).
+ * @p key NULL: exactly lash_append / lash_append_fenced. Else 1..
+ * LASH_NAME_MAX bytes under LASH_RULE_OWNER; a key starting "process:" is
+ * reserved (LASH_EINVAL).
+ * The key is looked up first, before the terminal and the lease check: a
+ * stored event of this row with this key, the same type and a canonically
+ * equal payload (MessagePack maps compared as sets of pairs, arrays in
+ * order, numbers by value: 1 == 1.0, -0.0 == 0.0; strings and binaries
+ * bytewise) -> nothing written, *seq = that event's seq, LASH_APPLIED. The
+ * same key with another type or payload -> LASH_ECONFLICT naming the key
+ * and the stored event's type and seq; nothing written.
+ * Journal types ("process.step", "process.child", "process.sleep",
+ * "process.wait", "process.timeout", "process.value") are accepted only
+ * fenced (ls != NULL) and with a key that starts "cmd:"; any other
+ * "process." type stays refused.
+ * @return 0, LASH_APPLIED, LASH_ECONFLICT, and the codes of
+ *   lash_append(_fenced). */
+LASH_API int lash_append_keyed(lash_store *s, lash_txn *txn, const char *id,
+                               const lash_lease *ls, const char *type,
+                               lash_bytes payload, const char *key,
+                               uint64_t *seq);
 
 /* Enters a wait (process.waiting {wait, since}): status waiting. @p wait is a
  * short description ("signal:approve", "sleep:5000", "process:child-1").

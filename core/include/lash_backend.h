@@ -36,10 +36,11 @@ extern "C" {
 #endif
 
 /* The version of this table. Version 2 added the owner-liveness methods
- * and grow at its end; a version 1 table is still accepted (they count as
- * NULL). A table of any other version is refused. */
-#define LASH_BACKEND_VERSION 2
-#define LASH_BACKEND_VERSION_MIN 1
+ * and grow at its end. Version 3 changes the shape of lash_bevent (and
+ * lash_bindex) and adds methods at the end: only a version 3 table is
+ * accepted (the in-tree backends). */
+#define LASH_BACKEND_VERSION 3
+#define LASH_BACKEND_VERSION_MIN 3
 
 typedef struct lash_backend_methods lash_backend_methods;
 typedef struct lash_backend lash_backend; /* one open store of a backend */
@@ -87,6 +88,10 @@ typedef struct lash_brow {
 typedef struct lash_bevent {
   uint64_t seq;
   lash_bytes data; /* the encoded event */
+  /* ---- version 3: replay keys (A) ---- */
+  lash_bytes key; /* data NULL: none. Else 1..LASH_NAME_MAX bytes: the
+                     key index maps (id, key) -> seq; the core never hands
+                     a backend a key its row already holds */
 } lash_bevent;
 
 /* Everything one flush writes for one row. */
@@ -180,6 +185,10 @@ typedef struct lash_baudit {
   int (*describe)(void *ud, lash_bytes rec, lash_bdesc *out);
   /* The change_seq of an encoded tombstone: 0, or < 0 (undecodable). */
   int (*tomb_seq)(void *ud, lash_bytes tomb, uint64_t *change_seq);
+  /* ---- version 3: replay keys (A) ---- */
+  /* The replay key an encoded event carries: 0 (key->data NULL when it
+   * has none), or < 0 (undecodable). */
+  int (*event_key)(void *ud, lash_bytes ev, lash_bytes *key);
 } lash_baudit;
 
 /* ------------------------------------------------------------ stats */
@@ -276,6 +285,15 @@ struct lash_backend_methods {
    * sees exactly what t saw (else LASH_EFULL), so the core can replay the
    * write. LASH_EFULL, with a message, when the store cannot grow. */
   int (*grow)(lash_backend *b, lash_btxn *t, lash_btxn **out);
+
+  /* ---- version 3: replay keys (A) ---- */
+  /* The seq of the event of row @p id stored with replay key @p key (the
+   * key index: written by save from lash_bevent.key, emptied by remove
+   * with the row's events); in a write txn it sees the txn's own saves.
+   * @return 0 (*seq set), LASH_ENOENT when no event has that key (no
+   * message needed), or another error. Required. */
+  int (*key_get)(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+                 const char *key, size_t keylen, uint64_t *seq);
 };
 
 /* The embedded default. */

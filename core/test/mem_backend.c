@@ -23,6 +23,7 @@ enum {
   T_CHANGES,
   T_TOMBS,
   T_META,
+  T_KEYS, /* version 3: replay keys (A): id 0x00 key -> be64(seq) */
   NT
 };
 
@@ -403,6 +404,12 @@ static int mem_save(lash_backend *b, lash_btxn *x, const lash_bsave *r) {
     if ((rc = put(s, x, T_EVENTS, k, cat(k, r->id, r->idlen, 0, seq, 8),
                   r->events[i].data.data, r->events[i].data.len)) < 0)
       return rc;
+    if (r->events[i].key.data != NULL &&
+        (rc = put(s, x, T_KEYS, k,
+                  cat(k, r->id, r->idlen, 0, r->events[i].key.data,
+                      r->events[i].key.len),
+                  seq, 8)) < 0)
+      return rc;
   }
   if (r->rec.data != NULL) {
     const lash_bindex *was = &r->before, *now = &r->after;
@@ -438,6 +445,12 @@ static int mem_remove(lash_backend *b, lash_btxn *x, const lash_bremove *r,
   size_t kn = cat(k, r->id, r->idlen, 0, "", 0);
   int rc;
   *events = 0;
+  for (;;) { /* replay keys (A): the id's key index entries */
+    size_t i = lower(x->t[T_KEYS], k, kn, NULL);
+    const ment *e = i < x->t[T_KEYS]->n ? x->t[T_KEYS]->e[i] : NULL;
+    if (e == NULL || e->kn <= kn || memcmp(e->b, k, kn) != 0) break;
+    if ((rc = del(s, x, T_KEYS, e->b, e->kn)) < 0) return rc;
+  }
   for (;;) { /* the events of the id: its prefix, id 0x00 */
     size_t i = lower(x->t[T_EVENTS], k, kn, NULL);
     const ment *e = i < x->t[T_EVENTS]->n ? x->t[T_EVENTS]->e[i] : NULL;
@@ -610,6 +623,8 @@ static int mem_stats(lash_backend *b, lash_btxn *x, lash_bstats *out) {
 
 /* --------------------------------------------------------------- audit */
 
+static void audit_keys(lash_btxn *x, const lash_baudit *a); /* (A) */
+
 /* Every row is listed where its record says, and every listing names a
  * row that says so (the change index may also name tombstones). */
 static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
@@ -653,7 +668,49 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
         a->problem(a->ud, line);
       }
     }
+  audit_keys(x, a); /* (A) */
   return 0;
+}
+
+/* ------------------------------------------- replay keys (A) */
+
+static int mem_key_get(lash_backend *b, lash_btxn *x, const char *id,
+                       size_t idlen, const char *key, size_t keylen,
+                       uint64_t *seq) {
+  unsigned char k[KEY_MAX];
+  lash_bytes v;
+  (void)b;
+  *seq = 0;
+  if (keylen == 0 || keylen > LASH_NAME_MAX ||
+      get(x, T_KEYS, k, cat(k, id, idlen, 0, key, keylen), &v) != 0)
+    return LASH_ENOENT;
+  *seq = get_be64(v.data);
+  return 0;
+}
+
+/* Each key index entry names an event of its row carrying that key. */
+static void audit_keys(lash_btxn *x, const lash_baudit *a) {
+  unsigned char k[KEY_MAX];
+  char line[512];
+  size_t i;
+  for (i = 0; i < x->t[T_KEYS]->n; i++) {
+    const ment *e = x->t[T_KEYS]->e[i];
+    const unsigned char *nul = memchr(e->b, 0, e->kn);
+    size_t idlen = nul != NULL ? (size_t)(nul - e->b) : 0;
+    lash_bytes ev, key;
+    int bad = nul == NULL || e->vn != 8 ||
+              get(x, T_EVENTS, k, cat(k, e->b, idlen, 0, e->b + e->kn, 8),
+                  &ev) != 0 ||
+              a->event_key(a->ud, ev, &key) < 0 || key.data == NULL ||
+              key.len != e->kn - idlen - 1 ||
+              memcmp(key.data, nul + 1, key.len) != 0;
+    if (bad) {
+      snprintf(line, sizeof line,
+               "the key index entry %.*s names no event with that key",
+               (int)e->kn, (const char *)e->b);
+      a->problem(a->ud, line);
+    }
+  }
 }
 
 /* ------------------------------------------------------ owner liveness */
@@ -736,6 +793,8 @@ static const lash_backend_methods mem_methods = {
     mem_owner_release,
     mem_owner_alive,
     NULL, /* grow: a full store stays full */
+    /* version 3: replay keys (A) */
+    mem_key_get,
 };
 
 const lash_backend_methods *lash_test_mem_backend(void) {

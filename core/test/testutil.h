@@ -458,6 +458,7 @@ static inline int tu_rec_same(const lash_record *a, const lash_record *b) {
   TU_DIFF_(a->updated_at == b->updated_at, "updated_at");
   TU_DIFF_(a->last_seq == b->last_seq, "last_seq");
   TU_DIFF_(a->change_seq == b->change_seq, "change_seq");
+  TU_DIFF_(tu_streq_(a->parent, b->parent), "parent");
 #undef TU_DIFF_
   return 1;
 }

@@ -271,6 +271,48 @@ static int on_tomb(aud *c, const MDB_val *k, const MDB_val *v) {
   return 0;
 }
 
+/* replay keys (A): each key index entry names an event of its row that
+ * carries that key. */
+static int on_key(aud *c, const MDB_val *k, const MDB_val *v) {
+  const char *p = k->mv_data, *nul = memchr(p, 0, k->mv_size);
+  unsigned char ek[LMDB__EVKEY_MAX];
+  char id[LASH_ID_MAX + 1];
+  size_t idlen, kl;
+  lash_bytes ev, key;
+  MDB_val x;
+  uint64_t seq;
+  int rc;
+  if (nul == NULL || !valid_id_bytes(p, (size_t)(nul - p)) ||
+      (kl = k->mv_size - (size_t)(nul - p) - 1) == 0 || kl > LASH_NAME_MAX ||
+      v->mv_size != 8) {
+    problem(c, "a key index entry is malformed (%zu bytes)", k->mv_size);
+    return 0;
+  }
+  idlen = (size_t)(nul - p);
+  show_id(id, p, idlen);
+  seq = lmdb__get_be64(v->mv_data);
+  rc = has_key(c, LMDB__DB_EVENTS, ek, lmdb__evkey(ek, p, idlen, seq), &x);
+  if (rc < 0) return rc;
+  if (rc == 1) {
+    problem(c,
+            "key index: replay key %.*s of process %s names event %llu, "
+            "which does not exist",
+            (int)kl, nul + 1, id, (unsigned long long)seq);
+    return 0;
+  }
+  ev.data = x.mv_data;
+  ev.len = x.mv_size;
+  if (c->a->event_key(c->a->ud, ev, &key) < 0) return 0; /* reported */
+  if (key.data == NULL || key.len != kl || memcmp(key.data, nul + 1, kl) != 0)
+    problem(c,
+            "key index: replay key %.*s of process %s names event %llu, "
+            "which carries %s%.*s",
+            (int)kl, nul + 1, id, (unsigned long long)seq,
+            key.data != NULL ? "key " : "no key", (int)key.len,
+            key.data != NULL ? (const char *)key.data : "");
+  return 0;
+}
+
 int lmdb__audit(lash_backend *b, lash_btxn *t, const lash_baudit *a) {
   aud c;
   lash_bmeta m;
@@ -289,7 +331,9 @@ int lmdb__audit(lash_backend *b, lash_btxn *t, const lash_baudit *a) {
       (rc = walk(&c, LMDB__DB_CHANGES, "checking the change index",
                  on_change)) < 0 ||
       (rc = walk(&c, LMDB__DB_LEASES, "checking leases", on_lease)) < 0 ||
-      (rc = walk(&c, LMDB__DB_TOMBS, "checking tombstones", on_tomb)) < 0)
+      (rc = walk(&c, LMDB__DB_TOMBS, "checking tombstones", on_tomb)) < 0 ||
+      (!c.s->no_keys &&
+       (rc = walk(&c, LMDB__DB_KEYS, "checking the key index", on_key)) < 0))
     return rc;
   return 0;
 }

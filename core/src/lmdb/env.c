@@ -92,6 +92,11 @@ static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
   for (i = 0; i < LMDB__DB_COUNT; i++) {
     mrc = mdb_dbi_open(mt, lmdb__db_names[i], read_only ? 0 : MDB_CREATE,
                        &s->dbi[i]);
+    if (mrc == MDB_NOTFOUND && i == LMDB__DB_KEYS) {
+      /* replay keys (A): a store from before the key index, read-only */
+      s->no_keys = 1;
+      continue;
+    }
     if (mrc == MDB_NOTFOUND) {
       rc = lash_backend_fail(b, LASH_EACCES,
                              "store %s is not initialised (database %s is "
@@ -555,6 +560,8 @@ static const lash_backend_methods lmdb_methods = {
     lmdb__owner_release,
     lmdb__owner_alive,
     env_grow,
+    /* version 3: replay keys (A) */
+    lmdb__key_get,
 };
 
 const lash_backend_methods *lash_backend_lmdb(void) {

@@ -5,9 +5,13 @@
 
 #include <errno.h>
 
+/* clang-format off */
 const char *const lmdb__db_names[LMDB__DB_COUNT] = {
     "records",  "events",  "leases",     "live",
-    "bystatus", "changes", "tombstones", "meta"};
+    "bystatus", "changes", "tombstones", "meta",
+    /* version 3: replay keys (A) */
+    "keys"};
+/* clang-format on */
 
 /* ------------------------------------------------------------- errors */
 

@@ -37,6 +37,14 @@ size_t lmdb__livekey(unsigned char *k, lash_bytes kind, const char *id,
   return kind.len + 1 + idlen;
 }
 
+size_t lmdb__keykey(unsigned char *k, const char *id, size_t idlen,
+                    const void *key, size_t keylen) {
+  memcpy(k, id, idlen);
+  k[idlen] = 0;
+  memcpy(k + idlen + 1, key, keylen);
+  return idlen + 1 + keylen;
+}
+
 size_t lmdb__statkey(unsigned char *k, int status, const char *id,
                      size_t idlen) {
   k[0] = (unsigned char)status;

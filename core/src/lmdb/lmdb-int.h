@@ -14,6 +14,7 @@
 
 #define LMDB__EVKEY_MAX (LASH_ID_MAX + 1 + 8)
 #define LMDB__LIVEKEY_MAX (LASH_NAME_MAX + 1 + LASH_ID_MAX)
+#define LMDB__KEYKEY_MAX (LASH_ID_MAX + 1 + LASH_NAME_MAX) /* (A) */
 
 /* Named databases of one store. */
 enum lmdb__db {
@@ -25,6 +26,8 @@ enum lmdb__db {
   LMDB__DB_CHANGES,     /* be64(change_seq) -> id */
   LMDB__DB_TOMBS,       /* id -> encoded tombstone */
   LMDB__DB_META,        /* "format", "change_seq", "counts" */
+  /* ---- version 3: replay keys (A) ---- */
+  LMDB__DB_KEYS, /* id 0x00 replay key -> be64(seq) */
   LMDB__DB_COUNT
 };
 
@@ -56,6 +59,8 @@ typedef struct lmdb__store {
   size_t w_id;    /* the LMDB txn id of the last write begun */
   unsigned reads; /* read begins since the last reader check */
   unsigned psize; /* the page size */
+  int no_keys;    /* replay keys (A): a store opened read-only from before
+                     the key index: no key is stored */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))
@@ -79,6 +84,9 @@ size_t lmdb__livekey(unsigned char *k, lash_bytes kind, const char *id,
                      size_t idlen);
 size_t lmdb__statkey(unsigned char *k, int status, const char *id,
                      size_t idlen);
+/* replay keys (A): id 0x00 key */
+size_t lmdb__keykey(unsigned char *k, const char *id, size_t idlen,
+                    const void *key, size_t keylen);
 
 /* rows.c: failures set the message. _get: 0 found, 1 absent, < 0 error;
  * _del: 0 also when absent. */
@@ -95,6 +103,9 @@ int lmdb__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
                  uint64_t *events);
 int lmdb__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out);
 int lmdb__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m);
+/* replay keys (A) */
+int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+                  const char *key, size_t keylen, uint64_t *seq);
 
 /* scans.c */
 int lmdb__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,

@@ -100,6 +100,42 @@ int lmdb__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
 
 /* ---------------------------------------------------------------- save */
 
+/* replay keys (A): the key index entry of one event. */
+static int put_key(lmdb__store *s, MDB_txn *mt, const lash_bsave *row,
+                   const lash_bevent *ev) {
+  unsigned char key[LMDB__KEYKEY_MAX], seq[8];
+  size_t kn;
+  if (ev->key.len == 0 || ev->key.len > LASH_NAME_MAX)
+    return lash_backend_fail(&s->base, LASH_EINVAL,
+                             "store %s: replay key of %zu bytes for process "
+                             "%.*s",
+                             s->path, ev->key.len, (int)row->idlen, row->id);
+  kn = lmdb__keykey(key, row->id, row->idlen, ev->key.data, ev->key.len);
+  lmdb__be64(seq, ev->seq);
+  return lmdb__put(s, mt, LMDB__DB_KEYS, key, kn, seq, 8, MDB_NOOVERWRITE);
+}
+
+int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+                  const char *key, size_t keylen, uint64_t *seq) {
+  lmdb__store *s = LMDB__S(b);
+  unsigned char k[LMDB__KEYKEY_MAX];
+  MDB_val v;
+  int rc;
+  *seq = 0;
+  if (s->no_keys || keylen == 0 || keylen > LASH_NAME_MAX) return LASH_ENOENT;
+  rc = lmdb__get(s, t->mt, LMDB__DB_KEYS, k,
+                 lmdb__keykey(k, id, idlen, key, keylen), &v);
+  if (rc < 0) return rc;
+  if (rc == 1) return LASH_ENOENT;
+  if (v.mv_size != 8)
+    return lash_backend_fail(b, LASH_ECORRUPT,
+                             "store %s: a key index entry of process %.*s is "
+                             "malformed (run check)",
+                             s->path, (int)idlen, id);
+  *seq = lmdb__get_be64(v.mv_data);
+  return 0;
+}
+
 static int is_live(const lash_bindex *x) {
   return x->exists && !LASH_IS_TERMINAL(x->status);
 }
@@ -117,6 +153,9 @@ int lmdb__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
     if ((rc = lmdb__put(s, mt, LMDB__DB_EVENTS, key, kn,
                         row->events[i].data.data, row->events[i].data.len, 0)) <
         0)
+      return rc;
+    if (row->events[i].key.data != NULL &&
+        (rc = put_key(s, mt, row, &row->events[i])) < 0)
       return rc;
   }
   if (row->rec.data != NULL) {
@@ -164,26 +203,29 @@ int lmdb__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
 
 /* --------------------------------------------------------------- prune */
 
-/* Deletes every event of id; counts them. */
-static int delete_events(lmdb__store *s, MDB_txn *mt, const char *id,
-                         size_t idlen, uint64_t *count) {
+/* Deletes every entry "id 0x00 ..." of @p db (events: exactly 8 bytes
+ * after the prefix; replay keys (A): any); counts them. */
+static int delete_prefixed(lmdb__store *s, MDB_txn *mt, int db, const char *id,
+                           size_t idlen, uint64_t *count) {
   MDB_cursor *c = NULL;
   MDB_val k, v;
   unsigned char key[LMDB__EVKEY_MAX];
   int mrc, rc = 0;
-  if ((mrc = mdb_cursor_open(mt, s->dbi[LMDB__DB_EVENTS], &c)) != 0)
+  if ((mrc = mdb_cursor_open(mt, s->dbi[db], &c)) != 0)
     return lmdb__fail(s, mrc, "pruning events");
   lmdb__evkey(key, id, idlen, 0);
   for (;;) {
     k.mv_data = key;
-    k.mv_size = idlen + 9;
+    k.mv_size = db == LMDB__DB_EVENTS ? idlen + 9 : idlen + 1;
     mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     if (mrc == MDB_NOTFOUND) break;
     if (mrc != 0) {
       rc = lmdb__fail(s, mrc, "pruning events");
       break;
     }
-    if (k.mv_size != idlen + 9 || memcmp(k.mv_data, key, idlen + 1) != 0) break;
+    if (k.mv_size < idlen + 2 || memcmp(k.mv_data, key, idlen + 1) != 0 ||
+        (db == LMDB__DB_EVENTS && k.mv_size != idlen + 9))
+      break;
     if ((mrc = mdb_cursor_del(c, 0)) != 0) {
       rc = lmdb__fail(s, mrc, "pruning events");
       break;
@@ -201,10 +243,12 @@ int lmdb__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
   unsigned char key[LMDB__LIVEKEY_MAX + 1];
   const char *id = row->id;
   size_t kn, n = row->idlen;
+  uint64_t keys = 0;
   int rc;
 
   *events = 0;
-  if ((rc = delete_events(s, mt, id, n, events)) < 0 ||
+  if ((rc = delete_prefixed(s, mt, LMDB__DB_EVENTS, id, n, events)) < 0 ||
+      (rc = delete_prefixed(s, mt, LMDB__DB_KEYS, id, n, &keys)) < 0 ||
       (rc = lmdb__del(s, mt, LMDB__DB_LEASES, id, n)) < 0 ||
       (rc = lmdb__del(s, mt, LMDB__DB_RECORDS, id, n)) < 0)
     return rc;

@@ -83,6 +83,8 @@ static const lash_backend_methods pg_methods = {
     NULL, /* owner_release: leases of a dead owner lapse by their TTL */
     NULL, /* owner_alive */
     NULL, /* grow: the server's disk is the limit */
+    /* version 3: replay keys (A) */
+    pg__key_get,
 };
 
 const lash_backend_methods *lash_backend_pg(void) {

@@ -162,6 +162,9 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
 int pg__meta_get(lash_backend *b, lash_btxn *t, lash_bmeta *out);
 int pg__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m);
 int pg__meta_decode(const PGresult *r, int row, int col, lash_bmeta *out);
+/* replay keys (A) */
+int pg__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+                const char *key, size_t keylen, uint64_t *seq);
 
 /* scans (scans.c) */
 int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,

@@ -90,8 +90,16 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   int rc = 0;
   (void)t;
   for (i = 0; i < row->nevents && rc == 0; i++) {
-    snprintf(arg, sizeof arg, ", %llu", (unsigned long long)row->events[i].seq);
-    rc = put_stmt(s, "lash_ev_put", row, NULL, arg, &row->events[i].data, NULL);
+    const lash_bevent *ev = &row->events[i];
+    snprintf(arg, sizeof arg, ", %llu", (unsigned long long)ev->seq);
+    /* replay keys (A): the key column, NULL when none */
+    rc = put_stmt(s, "lash_ev_put", row, NULL, arg, &ev->data,
+                  ev->key.data != NULL ? NULL : ", NULL");
+    if (rc == 0 && ev->key.data != NULL) {
+      s->q.len -= 2; /* reopen the statement: ");" */
+      rc = bytes_arg(&s->q, &ev->key);
+      if (rc == 0) rc = pg__buf_str(&s->q, ");");
+    }
   }
   if (rc == 0 && row->rec.data != NULL) {
     snprintf(arg, sizeof arg, ", %d, %s, %llu", row->after.status,
@@ -121,6 +129,28 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
     if (row->drop_tomb) e->tomb.data = NULL, e->tomb.len = 0;
   }
   return 0;
+}
+
+/* replay keys (A): one indexed look-up (the queued writes go first). */
+int pg__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
+                const char *key, size_t keylen, uint64_t *seq) {
+  pg__store *s = PG__S(b);
+  PGresult *r = NULL;
+  int rc;
+  (void)t;
+  *seq = 0;
+  s->sql.len = 0;
+  if (pg__buf_str(&s->sql, "EXECUTE lash_key_get(") < 0 ||
+      pg__buf_bytea(&s->sql, id, idlen) < 0 || pg__buf_str(&s->sql, ", ") < 0 ||
+      pg__buf_bytea(&s->sql, key, keylen) < 0 || pg__buf_str(&s->sql, ")") < 0)
+    return oom(s);
+  if ((rc = pg__run(s, s->sql.p, "looking up a replay key", &r)) < 0) return rc;
+  if (PQntuples(r) == 1)
+    *seq = pg__u64(r, 0, 0);
+  else
+    rc = LASH_ENOENT;
+  PQclear(r);
+  return rc;
 }
 
 int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,

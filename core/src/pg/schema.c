@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The layout of the tables below; the record format is the core's. */
-#define PG__LAYOUT 1
+/* The layout of the tables below; the record format is the core's.
+ * Layout 2 (replay keys, A): events.key and its unique index. */
+#define PG__LAYOUT 2
 
 static int valid_schema(const char *v, size_t n) {
   size_t i;
@@ -105,7 +106,9 @@ static const char *const tables =
     "CREATE INDEX IF NOT EXISTS rows_status ON rows (status, id);"
     "CREATE INDEX IF NOT EXISTS rows_change ON rows (change_seq);"
     "CREATE TABLE IF NOT EXISTS events (id bytea NOT NULL, seq bigint NOT "
-    "NULL, ev bytea NOT NULL, PRIMARY KEY (id, seq));"
+    "NULL, ev bytea NOT NULL, key bytea, PRIMARY KEY (id, seq));"
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (id, key) WHERE "
+    "key IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS leases (id bytea PRIMARY KEY, lease bytea "
     "NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tombs (id bytea PRIMARY KEY, tomb bytea NOT "
@@ -186,9 +189,11 @@ int pg__prepare(pg__store *s) {
       "PREPARE lash_load_r (bytea) AS SELECT (SELECT rec FROM rows WHERE id "
       "= $1), (SELECT lease FROM leases WHERE id = $1), (SELECT tomb FROM "
       "tombs WHERE id = $1);"
-      "PREPARE lash_ev_put (bytea, bigint, bytea) AS INSERT INTO events "
-      "VALUES ($1, $2, $3) ON CONFLICT (id, seq) DO UPDATE SET ev = "
-      "EXCLUDED.ev;"
+      "PREPARE lash_ev_put (bytea, bigint, bytea, bytea) AS INSERT INTO "
+      "events VALUES ($1, $2, $3, $4) ON CONFLICT (id, seq) DO UPDATE SET ev "
+      "= EXCLUDED.ev, key = EXCLUDED.key;"
+      "PREPARE lash_key_get (bytea, bytea) AS SELECT seq FROM events WHERE "
+      "id = $1 AND key = $2;"
       "PREPARE lash_row_put (bytea, bytea, bytea, smallint, boolean, bigint) "
       "AS INSERT INTO rows VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) "
       "DO UPDATE SET rec = EXCLUDED.rec, status = EXCLUDED.status, live = "

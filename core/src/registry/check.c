@@ -79,6 +79,8 @@ static void cmp_u64(chk *c, const char *id, const char *field, uint64_t stored,
             id, field, (unsigned long long)stored, (unsigned long long)folded);
 }
 
+static void audit_problem(void *ud, const char *line);
+
 typedef struct fold_ctx {
   chk *c;
   const char *id;
@@ -107,7 +109,9 @@ static int fold_cb(void *ud, const lash_bitem *it) {
   if (lash__fold(&f->d, &ev, &c->s->zone) < 0)
     problem(c, "process %s: event %llu (%.*s) has a malformed payload", f->id,
             (unsigned long long)seq, (int)ev.type.n, ev.type.p);
-  return 0;
+  /* replay keys (A): a stored key is indexed to its event */
+  return lash__key_audit(c->s, c->bt, f->id, strlen(f->id), &ev, audit_problem,
+                         c);
 }
 
 /* Rebuilds the record from its base and its events; compares. */
@@ -270,6 +274,16 @@ static int audit_tomb_seq(void *ud, lash_bytes tomb, uint64_t *change_seq) {
   return 0;
 }
 
+/* replay keys (A) */
+static int audit_event_key(void *ud, lash_bytes evb, lash_bytes *key) {
+  chk *c = ud;
+  lash__ev ev;
+  if (lash__ev_decode(evb.data, evb.len, &ev, &c->s->zone) < 0) return -1;
+  key->data = ev.key.p;
+  key->len = ev.key.p != NULL ? ev.key.n : 0;
+  return 0;
+}
+
 int lash_check(lash_store *s, lash_problem_fn fn, void *ud) {
   chk c;
   lash_bmeta meta;
@@ -308,6 +322,7 @@ int lash_check(lash_store *s, lash_problem_fn fn, void *ud) {
     a.problem = audit_problem;
     a.describe = audit_describe;
     a.tomb_seq = audit_tomb_seq;
+    a.event_key = audit_event_key; /* (A) */
     if ((rc = s->b->m->audit(s->b, c.bt, &a)) < 0) goto out;
   }
   rc = c.n;

@@ -267,6 +267,8 @@ typedef struct salv {
   lash_bevent *ev;
   size_t nev, evcap;
   size_t *evoff;
+  size_t *evkoff; /* replay keys (A): where each event's key starts in its
+                     bytes (0: none) */
   int bad;
 } salv;
 
@@ -281,9 +283,11 @@ static int salv_event(void *ud, const lash_bitem *it) {
     size_t cap = v->evcap ? v->evcap * 2 : 64;
     lash_bevent *n = realloc(v->ev, cap * sizeof *n);
     size_t *o = realloc(v->evoff, cap * sizeof *o);
+    size_t *k = realloc(v->evkoff, cap * sizeof *k);
     if (n != NULL) v->ev = n;
     if (o != NULL) v->evoff = o;
-    if (n == NULL || o == NULL) return LASH_ENOMEM;
+    if (k != NULL) v->evkoff = k;
+    if (n == NULL || o == NULL || k == NULL) return LASH_ENOMEM;
     v->evcap = cap;
   }
   if (lash__buf_reserve(&v->evbuf, it->ev.len) < 0) return LASH_ENOMEM;
@@ -292,6 +296,9 @@ static int salv_event(void *ud, const lash_bitem *it) {
   v->evbuf.len += it->ev.len;
   v->ev[v->nev].seq = it->seq;
   v->ev[v->nev].data.len = it->ev.len;
+  v->ev[v->nev].key.len = ev.key.p != NULL ? ev.key.n : 0;
+  v->evkoff[v->nev] =
+      ev.key.p != NULL ? (size_t)(ev.key.p - (const char *)it->ev.data) : 0;
   v->nev++;
   return 0;
 }
@@ -346,8 +353,11 @@ static int salv_row(void *ud, const lash_bitem *it) {
   /* The record again: decoding the events reused the zone. */
   if (lash__rec_decode(it->rec.data, it->rec.len, &r, &s->zone) < 0)
     return salv_skip(v, id, "its record is damaged");
-  for (i = 0; i < v->nev; i++)
+  for (i = 0; i < v->nev; i++) {
     v->ev[i].data.data = v->evbuf.p + v->evoff[i];
+    v->ev[i].key.data =
+        v->ev[i].key.len > 0 ? v->evbuf.p + v->evoff[i] + v->evkoff[i] : NULL;
+  }
   if (v->t == NULL) {
     if ((rc = lash__wbegin(v->dst, NULL, &v->t)) < 0) return rc;
     v->t->spilled = 1; /* rows go to the backend directly */
@@ -415,6 +425,7 @@ static int salvage_body(const job *j, shared *sh, int fd) {
   lash__buf_free(&v.evbuf);
   free(v.ev);
   free(v.evoff);
+  free(v.evkoff);
   lash_store_close(d);
   lash_store_close(c);
   return rc;

@@ -21,6 +21,9 @@
 #include <string.h>
 
 #define REC_FIELDS 21 /* + 1 (timeout_ms) when a budget is set */
+/* replay keys (A): [23] parent; a decoder accepts up to [24] (B's
+ * suspension, which this part does not read). */
+#define REC_FIELDS_MAX 24
 
 /* ------------------------------------------------------------ buffers */
 
@@ -254,6 +257,11 @@ static int unpack(const void *p, size_t n, msgpack_zone *z, msgpack_object *o) {
   return 0;
 }
 
+int lash__mp_unpack(const void *p, size_t n, msgpack_zone *z,
+                    msgpack_object *o) {
+  return unpack(p, n, z, o);
+}
+
 /* --------------------------------------------------------------- seals */
 
 #define SEAL 4
@@ -332,7 +340,9 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
   int e = 0;
   lash__packer(&pk, b);
-  e |= msgpack_pack_array(&pk, REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0));
+  e |= msgpack_pack_array(&pk, r->parent.p != NULL
+                                   ? REC_FIELDS + 2
+                                   : REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0));
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
   e |= pack_sv(&pk, r->kind);
@@ -363,7 +373,10 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
-  if (r->timeout_ms > 0) e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  if (r->timeout_ms > 0 || r->parent.p != NULL)
+    e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  /* replay keys (A): [23] parent */
+  if (r->parent.p != NULL) e |= pack_sv(&pk, r->parent);
   return seal(b, e);
 }
 
@@ -371,7 +384,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f, *a;
   uint32_t version;
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIELDS ||
-      o->via.array.size > REC_FIELDS + 1)
+      o->via.array.size > REC_FIELDS_MAX)
     return LASH_ECORRUPT;
   f = o->via.array.ptr;
   memset(r, 0, sizeof *r);
@@ -415,6 +428,12 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   if (o->via.array.size > REC_FIELDS &&
       (lash__mp_i64(&f[21], &r->timeout_ms) < 0 || r->timeout_ms < 0))
     return LASH_ECORRUPT;
+  /* replay keys (A): [23] parent (nil: none) */
+  if (o->via.array.size > REC_FIELDS + 1 &&
+      (lash__mp_sv(&f[22], &r->parent, 1) < 0 ||
+       (r->parent.p != NULL &&
+        (r->parent.n == 0 || r->parent.n > LASH_ID_MAX))))
+    return LASH_ECORRUPT;
   return 0;
 }
 
@@ -453,7 +472,8 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
   char *base;
   total = str_size(r->id) + str_size(r->kind) + r->input.n + 1 + r->outcome.n +
           1 + str_size(r->wait) + str_size(r->cancel_reason) +
-          str_size(r->abandon_by) + str_size(r->abandon_reason);
+          str_size(r->abandon_by) + str_size(r->abandon_reason) +
+          str_size(r->parent);
   memset(out, 0, sizeof *out);
   if (arena == NULL) {
     base = malloc(total);
@@ -480,6 +500,7 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
   out->cancel_reason = put_str(base, &pos, r->cancel_reason);
   out->abandon_by = put_str(base, &pos, r->abandon_by);
   out->abandon_reason = put_str(base, &pos, r->abandon_reason);
+  out->parent = put_str(base, &pos, r->parent);
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
   out->timeout_ms = r->timeout_ms;
@@ -514,10 +535,12 @@ int lash__ev_encode(const lash__ev *ev, lash__buf *b) {
   msgpack_packer pk;
   int e = 0;
   lash__packer(&pk, b);
-  e |= msgpack_pack_array(&pk, 3);
+  /* replay keys (A): a 4th element, the key, only when there is one */
+  e |= msgpack_pack_array(&pk, ev->key.p != NULL ? 4 : 3);
   e |= pack_sv(&pk, ev->type);
   e |= pack_bin(&pk, lash__sv_of(ev->payload.p, ev->payload.n));
   e |= msgpack_pack_int64(&pk, ev->at);
+  if (ev->key.p != NULL) e |= pack_sv(&pk, ev->key);
   return seal(b, e);
 }
 
@@ -525,10 +548,15 @@ int lash__ev_decode(const void *p, size_t n, lash__ev *ev, msgpack_zone *z) {
   msgpack_object o;
   int rc = unpack_sealed(p, n, z, &o);
   if (rc == 0) {
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 3 ||
+    ev->key.p = NULL;
+    ev->key.n = 0;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 3 ||
+        o.via.array.size > 4 ||
         lash__mp_sv(&o.via.array.ptr[0], &ev->type, 0) < 0 ||
         lash__mp_bin(&o.via.array.ptr[1], &ev->payload) < 0 ||
-        lash__mp_i64(&o.via.array.ptr[2], &ev->at) < 0)
+        lash__mp_i64(&o.via.array.ptr[2], &ev->at) < 0 ||
+        (o.via.array.size == 4 &&
+         lash__mp_sv(&o.via.array.ptr[3], &ev->key, 0) < 0))
       rc = LASH_ECORRUPT;
   }
   msgpack_zone_clear(z);
@@ -784,12 +812,27 @@ int lash__authority_wrapper(const void *p, size_t n, msgpack_zone *z,
   return yes;
 }
 
+/* replay keys (A): the journal types of a run's commands */
+static const char *const journal_types[] = {"process.step",    "process.child",
+                                            "process.sleep",   "process.wait",
+                                            "process.timeout", "process.value"};
+
+int lash__journal_type(lash__sv type) {
+  size_t i;
+  if (type.p == NULL) return 0;
+  for (i = 0; i < sizeof journal_types / sizeof journal_types[0]; i++)
+    if (sv_is(type, journal_types[i])) return 1;
+  return 0;
+}
+
 int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
   msgpack_object o;
   int rc = 0, term, terminal = LASH_IS_TERMINAL(r->status);
 
   if (ev->type.n < 8 || memcmp(ev->type.p, "process.", 8) != 0)
     goto stamp; /* user events and signals only move the stamps */
+  /* replay keys (A): a journal event only moves the stamps */
+  if (lash__journal_type(ev->type)) goto stamp;
   term = lash__terminal_type_status(ev->type);
   if (term != 0) {
     /* A leased terminal's payload is the outcome itself; an unleased one

@@ -67,6 +67,8 @@ typedef struct lash__rec {
   uint64_t floor;     /* sequence floor inherited from a tombstone */
   int64_t timeout_ms; /* body time budget of each attempt; 0 none (stored
                          as a 22nd field only when set) */
+  lash__sv parent;    /* replay keys (A): the id of the process that started
+                         it, absent when none (a 23rd field when set) */
   /* projection of the event log */
   int status;
   int has_attempt;
@@ -97,6 +99,7 @@ typedef struct lash__ev {
   lash__sv payload;
   uint64_t seq;
   int64_t at;
+  lash__sv key; /* replay keys (A): the stored key, absent when none */
 } lash__ev;
 
 /* Lifecycle event types. */
@@ -157,6 +160,57 @@ int lash__mp_u64(const msgpack_object *o, uint64_t *out);
 int lash__mp_i64(const msgpack_object *o, int64_t *out);
 int lash__mp_sv(const msgpack_object *o, lash__sv *out, int nil_ok);
 int lash__mp_bin(const msgpack_object *o, lash__sv *out);
+/* Unpacks exactly one plausible MessagePack value spanning [p, p+n) into
+ * z (not cleared): 0 or LASH_ECORRUPT. */
+int lash__mp_unpack(const void *p, size_t n, msgpack_zone *z,
+                    msgpack_object *o);
+
+/* ------------------------------------------- replay keys (A): keys.c */
+
+#define LASH__KEY_RESERVED "process:" /* derived lifecycle keys */
+#define LASH__KEY_CMD "cmd:"          /* journal keys of a run's commands */
+#define LASH__DKEY_MAX                                                         \
+  (LASH_ID_MAX + LASH__WAIT_MAX + 96) /* a derived key, NUL included */
+
+/* 1 if the two MessagePack values are canonically equal (maps as sets of
+ * pairs, arrays in order, numbers by value, -0.0 == 0.0; bytes that are
+ * not one MessagePack value compare bytewise). Uses and clears z. */
+int lash__payload_equal(lash__sv a, lash__sv b, msgpack_zone *z);
+/* 1 if v is present and holds exactly the bytes of @p lit. */
+int lash__sv_is(lash__sv v, const char *lit);
+/* 1 for a journal type (process.step, .child, .sleep, .wait, .timeout,
+ * .value): folded as a stamp only. */
+int lash__journal_type(lash__sv type);
+/* The argument checks of a keyed append: the type (a journal type only
+ * fenced with a cmd: key, else lash__check_event_type) and the key
+ * (LASH_RULE_OWNER, not process:). *keylen gets its length (0: none). */
+int lash__check_keyed(lash_store *s, const char *id, const char *type,
+                      const lash_lease *ls, const char *key, size_t *keylen);
+/* Looks @p key up among the events of row id (t's unsaved ones, then the
+ * backend's key index): 0 found (*ev decoded, ev->seq set), 1 absent, or
+ * an error with a message. */
+int lash__key_find(lash_store *s, lash_txn *t, const char *id, size_t idlen,
+                   const char *key, size_t keylen, lash__ev *ev);
+/* What a reader of one row's log remembers for the derived keys: the
+ * last process.waiting it passed (a process.resumed clears that wait). */
+typedef struct lash__keyctx {
+  int has_wait;
+  int64_t since;
+  char wait[LASH__WAIT_MAX + 1];
+} lash__keyctx;
+/* The key an event of row id is read with (lash_event.key): its stored
+ * key, else the derived key of a lifecycle event, else NULL. @p buf has
+ * LASH__DKEY_MAX bytes; @p kc (zeroed before the first event) follows the
+ * reader along the log: a process.resumed whose wait it did not pass
+ * looks back in the log through @p bt. Uses and clears s->zone. */
+const char *lash__event_key(lash_store *s, lash_btxn *bt, const char *id,
+                            size_t idlen, const lash__ev *ev, lash__keyctx *kc,
+                            char *buf);
+/* lash_check's part: a stored key is indexed to its event. Reports
+ * through problem(ud, line); returns 0 or a storage error. */
+int lash__key_audit(lash_store *s, lash_btxn *bt, const char *id, size_t idlen,
+                    const lash__ev *ev,
+                    void (*problem)(void *ud, const char *line), void *ud);
 
 /* -------------------------------------------------------- transactions */
 
@@ -164,6 +218,8 @@ int lash__mp_bin(const msgpack_object *o, lash__sv *out);
 typedef struct lash__evref {
   uint64_t seq;
   size_t off, len;
+  size_t koff, klen; /* replay keys (A): its key's bytes in evs (klen 0:
+                        none) */
 } lash__evref;
 
 /* One process touched by the current write transaction: its entry for the

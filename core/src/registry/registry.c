@@ -63,6 +63,8 @@ static int op_event(op *o, const char *type, size_t tlen, const void *payload,
   ev->payload = lash__sv_of(payload, plen);
   ev->seq = next_seq(&o->r);
   ev->at = at;
+  ev->key.p = NULL; /* replay keys (A): set by a keyed append */
+  ev->key.n = 0;
   if (lash__fold(&o->r, ev, &o->s->zone) < 0)
     return lash__fail(o->s, LASH_ECORRUPT,
                       "process %s: event %s could not be folded into its "
@@ -102,7 +104,7 @@ static int op_save(op *o, int registered) {
   for (i = 0; i < o->nev; i++) {
     if ((rc = lash__ev_encode(&o->ev[i], &s->ebuf[i])) < 0)
       return lash__fail(s, rc, "out of memory encoding an event of %s", o->id);
-    need += s->ebuf[i].len;
+    need += s->ebuf[i].len + o->ev[i].key.n; /* (A: the key's bytes) */
   }
   if (c->nev + o->nev > c->evcap) {
     size_t cap = c->evcap ? c->evcap * 2 : 4;
@@ -135,6 +137,11 @@ static int op_save(op *o, int registered) {
     e->len = s->ebuf[i].len;
     memcpy(c->evs.p + c->evs.len, s->ebuf[i].p, e->len);
     c->evs.len += e->len;
+    /* replay keys (A): the key's bytes follow the event's */
+    e->koff = c->evs.len;
+    e->klen = o->ev[i].key.p != NULL ? o->ev[i].key.n : 0;
+    if (e->klen > 0) memcpy(c->evs.p + c->evs.len, o->ev[i].key.p, e->klen);
+    c->evs.len += e->klen;
   }
   if (o->drop_tomb) {
     c->drop_tomb = 1;
@@ -232,7 +239,19 @@ static const char *def_difference(const lash__rec *r, const lash_def *def) {
   if (r->disposition != def->disposition) return "disposition";
   if (r->max_attempts != def->max_attempts) return "max_attempts";
   if (r->timeout_ms != def->timeout_ms) return "timeout_ms";
+  if (!lash__sv_eq(r->parent, lash__sv_str(def->parent))) return "parent";
   return NULL;
+}
+
+/* replay keys (A): the parent names a process id (not necessarily a row
+ * that exists: a host may register a child before its parent). */
+static int check_parent(lash_store *s, const lash_def *def) {
+  char msg[LASH__ERRMSG_MAX];
+  if (lash_check_string(LASH_RULE_ID, "parent", def->parent,
+                        strnlen(def->parent, LASH_ID_MAX + 1), msg,
+                        sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  return 0;
 }
 
 int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
@@ -264,6 +283,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
     return lash__fail(s, LASH_EINVAL,
                       "timeout_ms %lld of process %s must be >= 0 (0: none)",
                       (long long)def->timeout_ms, def->id);
+  if (def->parent != NULL && (rc = check_parent(s, def)) < 0) return rc;
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   op_init(&o, t, def->id, (size_t)idn);
   memset(&tomb, 0, sizeof tomb);
@@ -301,6 +321,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                  lash__sv_of(def->input.data, def->input.len), def->disposition,
                  def->max_attempts, lash__now(s), floor);
   o.r.timeout_ms = def->timeout_ms;
+  o.r.parent = lash__sv_str(def->parent); /* replay keys (A) */
   /* The new row shadows the tombstone; the floor lives on in the row. */
   o.drop_tomb = has_tomb;
   o.tomb_cs = tomb.change_seq;
@@ -341,15 +362,18 @@ int lash_get(lash_store *s, lash_txn *txn, const char *id, lash_record *out,
 
 typedef struct events_cb {
   lash_store *s;
+  lash_btxn *bt;
   const char *id;
+  size_t idlen;
   size_t limit, n;
   lash_event_fn fn;
   void *ud;
+  lash__keyctx kc; /* replay keys (A): derived keys along the log */
 } events_cb;
 
 static int events_after_cb(void *ud, const lash_bitem *it) {
   events_cb *c = ud;
-  char type[LASH_NAME_MAX + 1];
+  char type[LASH_NAME_MAX + 1], key[LASH__DKEY_MAX];
   lash__ev ev;
   lash_event e;
   int rc;
@@ -367,6 +391,8 @@ static int events_after_cb(void *ud, const lash_bitem *it) {
   e.payload.data = ev.payload.p;
   e.payload.len = ev.payload.n;
   e.at = ev.at;
+  ev.seq = it->seq;
+  e.key = lash__event_key(c->s, c->bt, c->id, c->idlen, &ev, &c->kc, key);
   c->n++;
   if ((rc = c->fn(c->ud, &e)) != 0) return rc < 0 ? rc : 1;
   return c->limit > 0 && c->n >= c->limit ? 1 : 0;
@@ -390,7 +416,10 @@ int lash_events_after(lash_store *s, lash_txn *txn, const char *id,
   if ((rc = lash__rec_load(s, txn, bt, id, idlen, &r, NULL)) < 0) goto out;
   if (after == UINT64_MAX) goto out;
   c.s = s;
+  c.bt = bt;
   c.id = id;
+  c.idlen = idlen;
+  c.kc.has_wait = 0;
   c.limit = limit;
   c.n = 0;
   c.fn = fn;
@@ -403,28 +432,66 @@ out:
 
 /* ------------------------------------------------------------ appends */
 
+/* replay keys (A): a stored event of the row holds @p key: the same type
+ * and a canonically equal payload replay it (LASH_APPLIED, *seq its seq),
+ * anything else is LASH_ECONFLICT. */
+static int key_replay(op *o, const char *type, lash_bytes payload,
+                      const lash__ev *old, const char *key, uint64_t *seq) {
+  lash_store *s = o->s;
+  int same_type = lash__sv_is(old->type, type);
+  if (same_type &&
+      lash__payload_equal(old->payload, lash__sv_of(payload.data, payload.len),
+                          &s->zone)) {
+    if (seq != NULL) *seq = old->seq;
+    return LASH_APPLIED;
+  }
+  return lash__fail(s, LASH_ECONFLICT,
+                    "process %s: replay key %s is taken by event %llu (%.*s) "
+                    "with another %s: a replay repeats the same type and "
+                    "payload; a new event needs a new key",
+                    o->id, key, (unsigned long long)old->seq, (int)old->type.n,
+                    old->type.p, same_type ? "payload" : "type");
+}
+
 static int append_common(lash_store *s, lash_txn *txn, const char *id,
                          const lash_lease *ls, const char *type,
-                         lash_bytes payload, uint64_t *seq) {
+                         lash_bytes payload, const char *key, uint64_t *seq) {
   lash_txn *t = NULL;
   lash_lease row;
+  lash__ev old;
   op o;
   int rc, idn;
   int64_t now;
+  size_t keylen = 0;
 
   if (seq != NULL) *seq = 0;
   if ((idn = lash__check_id(s, id)) < 0) return idn;
-  if ((rc = lash__check_event_type(s, id, type)) < 0) return rc;
+  if ((rc = lash__check_keyed(s, id, type, ls, key, &keylen)) < 0) return rc;
   if ((rc = lash__check_payload(s, "event payload", id, payload)) < 0)
     return rc;
-  if ((rc = op_open_live(s, txn, &t, &o, id, (size_t)idn,
-                         "no more events can be appended")) < 0)
+  if ((rc = lash__wbegin(s, txn, &t)) < 0) goto out;
+  op_init(&o, t, id, (size_t)idn);
+  if ((rc = op_load(&o, NULL)) < 0) goto out;
+  /* replay keys (A): the key first, before the terminal and lease checks
+   * (SEMANTICS 2.3) */
+  if (key != NULL) {
+    rc = lash__key_find(s, t, id, (size_t)idn, key, keylen, &old);
+    if (rc < 0) goto out;
+    if (rc == 0) {
+      rc = key_replay(&o, type, payload, &old, key, seq);
+      goto out;
+    }
+  }
+  if (LASH_IS_TERMINAL(o.r.status)) {
+    rc = refuse_terminal(s, &o.r, id, "no more events can be appended");
     goto out;
+  }
   now = lash__now(s);
   if (ls != NULL && (rc = lash__fence(t, ls, now, &row)) < 0) goto out;
   if ((rc = op_event(&o, type, strlen(type), payload.data, payload.len, now,
                      seq)) < 0)
     goto out;
+  if (key != NULL) o.ev[o.nev - 1].key = lash__sv_of(key, keylen); /* (A) */
   rc = op_save(&o, 0);
 out:
   return lash__wend(s, t, rc);
@@ -433,7 +500,7 @@ out:
 int lash_append(lash_store *s, lash_txn *txn, const char *id, const char *type,
                 lash_bytes payload, uint64_t *seq) {
   lash__clear(s);
-  return append_common(s, txn, id, NULL, type, payload, seq);
+  return append_common(s, txn, id, NULL, type, payload, NULL, seq);
 }
 
 int lash_append_fenced(lash_store *s, lash_txn *txn, const lash_lease *ls,
@@ -442,7 +509,25 @@ int lash_append_fenced(lash_store *s, lash_txn *txn, const lash_lease *ls,
   lash__clear(s);
   if (seq != NULL) *seq = 0;
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
-  return append_common(s, txn, ls->process_id, ls, type, payload, seq);
+  return append_common(s, txn, ls->process_id, ls, type, payload, NULL, seq);
+}
+
+/* replay keys (A) */
+int lash_append_keyed(lash_store *s, lash_txn *txn, const char *id,
+                      const lash_lease *ls, const char *type,
+                      lash_bytes payload, const char *key, uint64_t *seq) {
+  int rc;
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if (ls == NULL)
+    return append_common(s, txn, id, NULL, type, payload, key, seq);
+  if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  if (id != NULL && strcmp(id, ls->process_id) != 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "lash_append_keyed: the lease is of process %s, not "
+                      "%.*s: pass the lease's id or NULL",
+                      ls->process_id, LASH_ID_MAX, id);
+  return append_common(s, txn, ls->process_id, ls, type, payload, key, seq);
 }
 
 /* ----------------------------------------------------------- requests */

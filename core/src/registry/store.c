@@ -122,7 +122,9 @@ static int methods_complete(const lash_backend_methods *m) {
          m->begin != NULL && m->commit != NULL && m->abort != NULL &&
          m->load != NULL && m->save != NULL && m->remove != NULL &&
          m->meta_get != NULL && m->meta_put != NULL && m->change_seq != NULL &&
-         m->scan != NULL && m->wake_source != NULL && m->stats != NULL;
+         m->scan != NULL && m->wake_source != NULL && m->stats != NULL &&
+         /* version 3: replay keys (A) */
+         m->key_get != NULL;
 }
 
 static void store_free(lash_store *s) {

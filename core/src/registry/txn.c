@@ -218,6 +218,10 @@ static int save_of(lash_txn *t, lash__chg *c, lash_bsave *row) {
     for (i = 0; i < c->nev; i++) {
       t->bev[i].seq = c->ev[i].seq;
       t->bev[i].data = bytes(c->evs.p + c->ev[i].off, c->ev[i].len);
+      /* replay keys (A) */
+      t->bev[i].key = c->ev[i].klen > 0
+                          ? bytes(c->evs.p + c->ev[i].koff, c->ev[i].klen)
+                          : bytes(NULL, 0);
     }
     row->events = t->bev;
     row->nevents = c->nev;
