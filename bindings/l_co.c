@@ -29,6 +29,7 @@ llash_co *llash_co_new(lua_State *L, llash_engine *le, int type) {
   llash_co *c = lua_newuserdatauv(L, sizeof *c, 2);
   memset(c, 0, sizeof *c);
   c->ref = LUA_NOREF;
+  c->nondet_ref = LUA_NOREF;
   c->le = le;
   c->type = type;
   c->w.co = c;
@@ -62,6 +63,10 @@ void llash_co_release(llash_co *c) {
   }
   llash_list_remove(&c->link);
   c->parked = 0;
+  if (c->nondet_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->nondet_ref);
+    c->nondet_ref = LUA_NOREF;
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &cos_key);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
   lua_getiuservalue(L, -1, 1);
@@ -173,6 +178,18 @@ static void co_end(llash_co *c, int st, int nres) {
   if (run != NULL) {
     c->run = NULL;
     lash_run_set_data(run, NULL);
+  }
+  if (run != NULL && c->nondet_ref != LUA_NOREF) {
+    /* It asked for a command its journal does not hold: that is its
+     * outcome, however the body ended (a pcall cannot hide it). */
+    lua_pop(th, st == LUA_OK || st == LUA_YIELD ? nres : 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->nondet_ref);
+    llash_push_outcome_payload(L, LASH_FAILED, -1, NULL);
+    finish(c, run, LASH_FAILED);
+    if (st != LUA_OK) llash_closethread(th, L);
+    llash_co_release(c);
+    lua_settop(L, top);
+    return;
   }
   if (st == LUA_OK) {
     if (run != NULL) {
@@ -351,6 +368,26 @@ static int fail_run(lua_State *L, lash_run *run) {
   return 0;
 }
 
+/* Ends @p run cancelled before its body ever ran. */
+static int cancel_run(lua_State *L, llash_engine *le, lash_run *run) {
+  const lash_record *r = lash_run_record(run);
+  lash_record now;
+  lash_bytes b;
+  memset(&now, 0, sizeof now);
+  lua_createtable(L, 0, 1);
+  if (r->cancel_reason != NULL) {
+    llash_setstr(L, "reason", r->cancel_reason);
+  } else if (lash_get(lash_engine_store(le->e), NULL, r->id, &now, NULL) == 0) {
+    llash_setstr(L, "reason", now.cancel_reason);
+    lash_record_free(&now);
+  }
+  llash_push_outcome_payload(L, LASH_CANCELLED, -1, NULL);
+  if (llash_encode(L, -1, "value", &b) == 0)
+    lash_run_finish(run, LASH_CANCELLED, b);
+  lua_pop(L, 3);
+  return 0;
+}
+
 static int p_start(lua_State *L) {
   llash_engine *le = lua_touserdata(L, 1);
   lash_run *run = lua_touserdata(L, 2);
@@ -358,6 +395,10 @@ static int p_start(lua_State *L) {
   const lash_lease *ls = lash_run_lease(run);
   llash_co *c;
   int fn, input;
+  /* A cancel request that came before the first resume: the body never
+   * runs (a re-run of a cancelled row does not either). */
+  if (r->cancel_requested || lash_run_cancelled(run))
+    return cancel_run(L, le, run);
   lua_rawgeti(L, LUA_REGISTRYINDEX, le->state_ref);
   lua_getfield(L, -1, "kinds");
   if (lua_getfield(L, -1, r->kind) != LUA_TFUNCTION) {

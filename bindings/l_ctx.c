@@ -1,13 +1,18 @@
-/* l_ctx.c - the "lash.Ctx" object a body gets: ctx:emit, ctx:cancelled,
- * the fields (id, kind, input, attempt, fence, engine), and the raw parts
- * of the waits init.lua builds (ctx:await, ctx:await_signal,
- * ctx:await_event, ctx:sleep).
+/* l_ctx.c - the "lash.Ctx" object a body gets: ctx:cancelled, the fields
+ * (id, kind, input, attempt, fence, engine), and the raw parts of the
+ * commands init.lua builds (the journal, ctx:emit, ctx:start, the waits).
  *
  * A ctx wait shows the row as waiting only when it has to park: it begins
  * the wait (one read: an answer already there returns at once), then
  * init.lua records process.waiting, parks, and records process.resumed.
+ *
+ * The journal (init.lua keeps the ordinals): each command's event has the
+ * replay key "cmd:<n>" (a wait's timeout "cmd:<n>.timeout"), written in the
+ * commit of the command's effect; core.ctx_journal reads them back for a
+ * re-run.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "llash.h"
 
@@ -17,6 +22,10 @@ static llash_co *checkctx(lua_State *L) {
   if (c->run == NULL)
     luaL_error(L, "process %s: its run has ended; ctx is no longer usable",
                c->id != NULL ? c->id : "?");
+  if (c->nondet_ref != LUA_NOREF) { /* it fails: no command runs any more */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->nondet_ref);
+    lua_error(L);
+  }
   return c;
 }
 
@@ -35,34 +44,156 @@ static llash_op *fenced_op(llash_co *c, int type, const char *s2) {
   return op;
 }
 
-/* ctx:emit(type [, payload]) -> seq */
+/* core.ctx_emit(ctx, type, payload [, n]) -> seq: the event, with the key
+ * cmd:<n> when the ordinal is given. */
 static int l_ctx_emit(lua_State *L) {
-  llash_co *c = checkctx(L);
+  llash_co *c = checkown(L);
   const char *type;
+  lua_Integer ord = luaL_optinteger(L, 4, 0);
   llash_op *op;
   int n;
-  checkown(L);
   if ((n = llash_argid(L, 2, "event type", LASH_RULE_NAME, 0, &type)) != 0)
     return n;
-  lua_settop(L, 3);
   if ((op = fenced_op(c, LLASH_OP_APPEND_FENCED, type)) == NULL)
     return llash_op_nomem(L, op);
   if ((n = llash_op_payload(L, op, 3, "payload")) != 0) return n;
+  if (ord > 0 && (n = llash_op_journal(L, op, ord, NULL, NULL, 0)) != 0)
+    return n;
   return llash_write(L, c->le, c, op);
 }
 
-/* core.ctx_wait_set(ctx, what) / core.ctx_wait_clear(ctx) -> true */
+/* core.ctx_record(ctx, n, type, payload [, nowait [, suffix]]) -> seq |
+ * true: the journal entry of command n alone (a step's value, ctx:now's
+ * time), key "cmd:<n><suffix>". With nowait the body goes on before the
+ * commit (a later write of the run is not durable before this one). */
+static int l_ctx_record(lua_State *L) {
+  llash_co *c = checkown(L);
+  lua_Integer ord = llash_checkint(L, 2, "n");
+  const char *type = llash_checkstr(L, 3, "type");
+  int nowait = lua_toboolean(L, 5), n;
+  const char *suffix = luaL_optstring(L, 6, NULL);
+  llash_op *op;
+  if ((op = fenced_op(c, LLASH_OP_JOURNAL, type)) == NULL)
+    return llash_op_nomem(L, op);
+  if ((n = llash_op_payload(L, op, 4, "journal entry")) != 0 ||
+      (n = llash_op_journal(L, op, ord, suffix, NULL, 0)) != 0)
+    return n;
+  return nowait ? llash_write_nowait(L, c->le, op)
+                : llash_write(L, c->le, c, op);
+}
+
+/* core.ctx_child(ctx, n, kind, input, id, disposition, max_attempts,
+ * timeout_ms) -> true: registers the child (its parent: this process) and
+ * journals process.child {id, kind} as command n, in one commit. */
+static int l_ctx_child(lua_State *L) {
+  llash_co *c = checkown(L);
+  lua_Integer ord = llash_checkint(L, 2, "n");
+  int n;
+  llash_op *op = llash_register_op(L, c->le, LLASH_OP_CHILD, 3, &n);
+  if (op == NULL) return n;
+  op->lease = *lash_run_lease(c->run);
+  lua_settop(L, 8);
+  lua_createtable(L, 0, 2);
+  llash_setstr(L, "id", op->s1);
+  llash_setstr(L, "kind", op->s2);
+  if ((n = llash_op_journal(L, op, ord, NULL, "process.child", 9)) != 0)
+    return n;
+  return llash_write(L, c->le, c, op);
+}
+
+/* core.ctx_wait_set(ctx, what [, n, type, entry]) -> true: the row shows
+ * the wait; with n, command n's journal entry (process.wait {wait,
+ * deadline}, process.sleep {wake_at}) goes in the same commit. */
 static int l_ctx_wait_set(lua_State *L) {
   llash_co *c = checkown(L);
   const char *what = llash_checkstr(L, 2, "what");
+  lua_Integer ord = luaL_optinteger(L, 3, 0);
   llash_op *op = fenced_op(c, LLASH_OP_WAIT_SET, what);
-  return op != NULL ? llash_write(L, c->le, c, op) : llash_op_nomem(L, op);
+  int n;
+  if (op == NULL) return llash_op_nomem(L, op);
+  if (ord > 0 && (n = llash_op_journal(L, op, ord, NULL,
+                                       llash_checkstr(L, 4, "type"), 5)) != 0)
+    return n;
+  return llash_write(L, c->le, c, op);
 }
 
+/* core.ctx_wait_clear(ctx [, n]) -> true: the row runs again; with n, the
+ * wait of command n timed out: process.timeout, key cmd:<n>.timeout, in
+ * the same commit. */
 static int l_ctx_wait_clear(lua_State *L) {
   llash_co *c = checkown(L);
+  lua_Integer ord = luaL_optinteger(L, 2, 0);
   llash_op *op = fenced_op(c, LLASH_OP_WAIT_CLEAR, NULL);
-  return op != NULL ? llash_write(L, c->le, c, op) : llash_op_nomem(L, op);
+  int n;
+  if (op == NULL) return llash_op_nomem(L, op);
+  lua_settop(L, 2);
+  lua_createtable(L, 0, 0);
+  if (ord > 0 &&
+      (n = llash_op_journal(L, op, ord, ".timeout", "process.timeout", 3)) != 0)
+    return n;
+  return llash_write(L, c->le, c, op);
+}
+
+typedef struct journal_read {
+  lua_State *L;
+  int t;
+} journal_read;
+
+static int journal_event(void *ud, const lash_event *ev) {
+  journal_read *jr = ud;
+  lua_State *L = jr->L;
+  const char *k = ev->key, *rest;
+  long long n;
+  char *end;
+  if (k == NULL || strncmp(k, "cmd:", 4) != 0) return 0;
+  n = strtoll(k + 4, &end, 10);
+  if (end == k + 4 || n <= 0) return 0;
+  rest = end;
+  if (strcmp(rest, ".timeout") == 0) {
+    if (lua_rawgeti(L, jr->t, (lua_Integer)n) == LUA_TTABLE) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "timed_out");
+    }
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (*rest != '\0') return 0;
+  llash_pushevent(L, ev);
+  lua_rawseti(L, jr->t, (lua_Integer)n);
+  return 0;
+}
+
+/* core.ctx_journal(ctx) -> {[n] = event} | nil: the journal of the runs
+ * before this one (nil: a first run, nothing before it). A timed-out
+ * wait's entry has timed_out = true. */
+static int l_ctx_journal(lua_State *L) {
+  llash_co *c = checkown(L);
+  const lash_record *r = lash_run_record(c->run);
+  journal_read jr;
+  int rc;
+  if (r->last_seq <= 1) return 0; /* only its own start is in the log */
+  lua_newtable(L);
+  jr.L = L;
+  jr.t = lua_gettop(L);
+  rc = lash_events_after(lash_engine_store(c->le->e), NULL, c->id, 0, 0,
+                         journal_event, &jr);
+  if (rc < 0) return llash_fail_store(L, c->le, rc);
+  return 1;
+}
+
+/* core.ctx_nondeterminism(ctx, message): the body asked for another
+ * command than its journal holds. Raises the failure; the process ends
+ * failed with it whatever the body does next. */
+static int l_ctx_nondeterminism(lua_State *L) {
+  llash_co *c = checkown(L);
+  const char *msg = llash_checkstr(L, 2, "message");
+  lua_createtable(L, 0, 3);
+  llash_setstr(L, "class", "nondeterminism");
+  llash_setstr(L, "code", "ENONDETERMINISM");
+  llash_setstr(L, "message", msg);
+  lua_pushvalue(L, -1);
+  c->nondet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return lua_error(L);
 }
 
 /* core.ctx_await(ctx, id [, timeout_ms]) -> outcome | false (pending) |
@@ -82,21 +213,24 @@ static int l_ctx_await(lua_State *L) {
   return llash_wait_begin(L, c, rc);
 }
 
-/* core.ctx_await_event(ctx, type, after [, timeout_ms]) -> event | false |
- * nil, msg, code: the first event of this process of exactly @p type
- * after seq @p after. */
+/* core.ctx_await_event(ctx, type, after [, timeout_ms [, id]]) -> event |
+ * false | nil, msg, code: the first event of exactly @p type after seq
+ * @p after, of this process or of process @p id. */
 static int l_ctx_await_event(lua_State *L) {
   llash_co *c = checkown(L);
-  const char *type;
+  const char *type, *id = c->id;
   lua_Integer after = llash_optcount(L, 3, "after", 0);
   int64_t timeout = llash_opttimeout(L, 4);
   llash_waiter *w;
   int rc;
   if ((rc = llash_argid(L, 2, "event type", 0, 0, &type)) != 0) return rc;
+  if (!lua_isnoneornil(L, 5) &&
+      (rc = llash_argid(L, 5, "id", LASH_RULE_ID, 0, &id)) != 0)
+    return rc;
   char label[LLASH_WAIT_LABEL_MAX];
-  llash_wait_describe(label, sizeof label, LLASH_W_EVENT, c->id, type);
+  llash_wait_describe(label, sizeof label, LLASH_W_EVENT, id, type);
   w = llash_wait_prepare(L, c->le, &c, NULL, LLASH_W_EVENT, label);
-  rc = lash_await_event(c->le->e, c->run, c->id, type, (uint64_t)after, timeout,
+  rc = lash_await_event(c->le->e, c->run, id, type, (uint64_t)after, timeout,
                         llash_wait_cb, w, &w->wait);
   return llash_wait_begin(L, c, rc);
 }
@@ -114,9 +248,14 @@ static int l_ctx_sleep(lua_State *L) {
   return llash_wait_begin(L, c, rc);
 }
 
-/* core.ctx_park(ctx) -> the result of the wait begun last */
+/* core.ctx_park(ctx [, label]) -> the result of the wait begun last. With
+ * a label, the body may be suspended at it (its journal replays it here):
+ * lash_wait_suspendable, which keeps in memory what does not qualify. */
 static int l_ctx_park(lua_State *L) {
-  return llash_wait_park(L, checkown(L));
+  llash_co *c = checkown(L);
+  const char *label = luaL_optstring(L, 2, NULL);
+  (void)label; /* SUSPEND-WIP */
+  return llash_wait_park(L, c);
 }
 
 /* core.ctx_forget(ctx): drops the wait begun last. */
@@ -157,13 +296,21 @@ static int l_ctx_gc(lua_State *L) {
 }
 
 void llash_ctx_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"emit", l_ctx_emit}, {"cancelled", l_ctx_cancelled}, {NULL, NULL}};
-  static const luaL_Reg raw[] = {
-      {"ctx_wait_set", l_ctx_wait_set}, {"ctx_wait_clear", l_ctx_wait_clear},
-      {"ctx_await", l_ctx_await},       {"ctx_await_event", l_ctx_await_event},
-      {"ctx_sleep", l_ctx_sleep},       {"ctx_park", l_ctx_park},
-      {"ctx_forget", l_ctx_forget},     {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"cancelled", l_ctx_cancelled},
+                                     {NULL, NULL}};
+  static const luaL_Reg raw[] = {{"ctx_emit", l_ctx_emit},
+                                 {"ctx_record", l_ctx_record},
+                                 {"ctx_child", l_ctx_child},
+                                 {"ctx_journal", l_ctx_journal},
+                                 {"ctx_nondeterminism", l_ctx_nondeterminism},
+                                 {"ctx_wait_set", l_ctx_wait_set},
+                                 {"ctx_wait_clear", l_ctx_wait_clear},
+                                 {"ctx_await", l_ctx_await},
+                                 {"ctx_await_event", l_ctx_await_event},
+                                 {"ctx_sleep", l_ctx_sleep},
+                                 {"ctx_park", l_ctx_park},
+                                 {"ctx_forget", l_ctx_forget},
+                                 {NULL, NULL}};
   /* module table at -1 */
   llash_add_functions(L, raw);
   luaL_newmetatable(L, LLASH_CTX);

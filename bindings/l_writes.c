@@ -42,6 +42,9 @@ void llash_op_free(llash_op *op) {
   free(op->s2);
   free(op->s3);
   free(op->payload);
+  free(op->key);
+  free(op->jtype);
+  free(op->jpayload);
   free(op);
 }
 
@@ -50,21 +53,39 @@ int llash_op_nomem(lua_State *L, llash_op *op) {
   return llash_fail(L, LASH_ENOMEM, NULL);
 }
 
-int llash_op_payload(lua_State *L, llash_op *op, int idx, const char *what) {
+/* Encodes the value at @p idx into a fresh buffer *out, *len. 0, or the
+ * number of values pushed (nil, msg, code) after freeing @p op. */
+static int copy_payload(lua_State *L, llash_op *op, int idx, const char *what,
+                        void **out, size_t *len) {
   lash_bytes b;
   if (llash_encode(L, idx, what, &b) < 0) {
     llash_op_free(op);
     return llash_fail(L, LASH_EINVAL, lua_tostring(L, -1));
   }
-  op->payload = malloc(b.len > 0 ? b.len : 1);
-  if (op->payload == NULL) {
+  *out = malloc(b.len > 0 ? b.len : 1);
+  if (*out == NULL) {
     lua_pop(L, 1);
     return llash_op_nomem(L, op);
   }
-  memcpy(op->payload, b.data, b.len);
-  op->len = b.len;
+  memcpy(*out, b.data, b.len);
+  *len = b.len;
   lua_pop(L, 1);
   return 0;
+}
+
+int llash_op_payload(lua_State *L, llash_op *op, int idx, const char *what) {
+  return copy_payload(L, op, idx, what, &op->payload, &op->len);
+}
+
+int llash_op_journal(lua_State *L, llash_op *op, lua_Integer n,
+                     const char *suffix, const char *jtype, int idx) {
+  char key[64];
+  snprintf(key, sizeof key, "cmd:%lld%s", (long long)n,
+           suffix != NULL ? suffix : "");
+  if ((op->key = llash_strdup(key)) == NULL) return llash_op_nomem(L, op);
+  if (jtype == NULL) return 0; /* the write's own append takes the key */
+  if ((op->jtype = llash_strdup(jtype)) == NULL) return llash_op_nomem(L, op);
+  return copy_payload(L, op, idx, "journal entry", &op->jpayload, &op->jlen);
 }
 
 /* The write itself, inside the shared transaction. */
@@ -75,7 +96,8 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
   b.data = op->payload;
   b.len = op->len;
   switch (op->res.type) {
-  case LLASH_OP_REGISTER: {
+  case LLASH_OP_REGISTER:
+  case LLASH_OP_CHILD: {
     lash_def def;
     memset(&def, 0, sizeof def);
     def.id = op->s1;
@@ -84,15 +106,24 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.disposition = op->i1;
     def.max_attempts = op->u1;
     def.timeout_ms = op->n1;
+    if (op->res.type == LLASH_OP_CHILD) def.parent = op->lease.process_id;
     /* Registers and, as the core decides, admits in the same commit. */
     rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
     break;
   }
+  case LLASH_OP_JOURNAL:
+    rc = lash_append_keyed(s, txn, op->lease.process_id, &op->lease, op->s2, b,
+                           op->key, &op->res.seq);
+    break;
   case LLASH_OP_APPEND:
     rc = lash_append(s, txn, op->s1, op->s2, b, &op->res.seq);
     break;
   case LLASH_OP_APPEND_FENCED:
-    rc = lash_append_fenced(s, txn, &op->lease, op->s2, b, &op->res.seq);
+    if (op->key != NULL)
+      rc = lash_append_keyed(s, txn, op->lease.process_id, &op->lease, op->s2,
+                             b, op->key, &op->res.seq);
+    else
+      rc = lash_append_fenced(s, txn, &op->lease, op->s2, b, &op->res.seq);
     break;
   case LLASH_OP_CANCEL:
     rc = lash_request_cancel(s, txn, op->s1, op->s2, &op->res.seq);
@@ -115,6 +146,16 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
   default:
     break;
   }
+  if (rc >= 0 && op->jtype != NULL) { /* the journal entry it carries */
+    uint64_t seq;
+    lash_bytes jb;
+    int jrc;
+    jb.data = op->jpayload;
+    jb.len = op->jlen;
+    jrc = lash_append_keyed(s, txn, op->lease.process_id, &op->lease, op->jtype,
+                            jb, op->key, &seq);
+    if (jrc < 0) rc = jrc;
+  }
   if (rc < 0) snprintf(op->res.msg, sizeof op->res.msg, "%s", lash_errmsg(s));
   return rc;
 }
@@ -132,6 +173,7 @@ static int push_result(lua_State *L, const llash_result *r) {
   switch (r->type) {
   case LLASH_OP_APPEND:
   case LLASH_OP_APPEND_FENCED:
+  case LLASH_OP_JOURNAL:
   case LLASH_OP_CANCEL:
   case LLASH_OP_ABANDON:
     lua_pushinteger(L, (lua_Integer)r->seq);
@@ -204,6 +246,24 @@ int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op) {
   return push_result(L, &res);
 }
 
+int llash_write_nowait(lua_State *L, llash_engine *le, llash_op *op) {
+  int rc;
+  if (le->batch || le->depth == 0) return llash_write(L, le, NULL, op);
+  /* Queued for this turn's commit; nobody waits for it. A later write of
+   * the same run commits in the same transaction or a later one, so
+   * whatever the body does after it that is durable finds it durable. */
+  if ((rc = lash_engine_write(le->e, op_fn, op, op_done)) < 0) {
+    llash_result res;
+    op_settle(op, rc);
+    res = op->res;
+    llash_op_free(op);
+    return push_result(L, &res);
+  }
+  llash_list_push(&le->ops, &op->link);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void llash_ops_orphan(llash_engine *le) {
   llash_link *l;
   for (l = le->ops.next; l != &le->ops; l = l->next)
@@ -221,27 +281,36 @@ static int write(lua_State *L, llash_engine *le, llash_op *op) {
   return llash_write(L, le, llash_writer(L, le), op);
 }
 
+llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
+                            int *nret) {
+  const char *kind, *id;
+  int d = lash_disposition_parse(llash_checkstr(L, at + 3, "disposition"));
+  lua_Integer max = llash_optcount(L, at + 4, "max_attempts", 0);
+  lua_Integer budget = llash_optcount(L, at + 5, "timeout_ms", 0);
+  llash_op *op;
+  if ((*nret = llash_argid(L, at, "kind", LASH_RULE_NAME, 0, &kind)) != 0 ||
+      (*nret = llash_argid(L, at + 2, "id", LASH_RULE_ID, 0, &id)) != 0)
+    return NULL;
+  luaL_argcheck(L, d != 0, at + 3, "unknown disposition");
+  luaL_argcheck(L, max <= 0xffffffff, at + 4, "max_attempts is out of range");
+  if ((op = llash_op_new(le, type, id, kind, NULL)) == NULL) {
+    *nret = llash_op_nomem(L, op);
+    return NULL;
+  }
+  op->i1 = d;
+  op->u1 = (uint32_t)max;
+  op->n1 = (int64_t)budget;
+  if ((*nret = llash_op_payload(L, op, at + 1, "input")) != 0) return NULL;
+  return op;
+}
+
 /* core.start(eng, kind, input, id, disposition, max_attempts, timeout_ms)
  * -> true */
 static int l_start(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
-  const char *kind, *id;
-  int d = lash_disposition_parse(llash_checkstr(L, 5, "disposition")), n;
-  lua_Integer max = llash_optcount(L, 6, "max_attempts", 0);
-  lua_Integer budget = llash_optcount(L, 7, "timeout_ms", 0);
-  llash_op *op;
-  if ((n = llash_argid(L, 2, "kind", LASH_RULE_NAME, 0, &kind)) != 0 ||
-      (n = llash_argid(L, 4, "id", LASH_RULE_ID, 0, &id)) != 0)
-    return n;
-  luaL_argcheck(L, d != 0, 5, "unknown disposition");
-  luaL_argcheck(L, max <= 0xffffffff, 6, "max_attempts is out of range");
-  if ((op = llash_op_new(le, LLASH_OP_REGISTER, id, kind, NULL)) == NULL)
-    return llash_op_nomem(L, op);
-  op->i1 = d;
-  op->u1 = (uint32_t)max;
-  op->n1 = (int64_t)budget;
-  if ((n = llash_op_payload(L, op, 3, "input")) != 0) return n;
-  return write(L, le, op);
+  int n;
+  llash_op *op = llash_register_op(L, le, LLASH_OP_REGISTER, 2, &n);
+  return op != NULL ? write(L, le, op) : n;
 }
 
 /* An unfenced host append of @p type to @p id, payload at index 4. */

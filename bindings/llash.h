@@ -157,10 +157,14 @@ struct llash_co {
   int64_t stall_ms;   /* what the watchdog measured (or the budget) */
   int budget_over;    /* its time budget ran out: fails when it next runs */
   int doomed;         /* the stall hook raised: it raises again */
-  llash_waiter w;     /* its wait */
-  llash_op *op;       /* the queued write it waits for, until it commits */
-  llash_result res;   /* that write's result */
-  llash_link link;    /* in le->cos */
+  /* The body asked for another command than its journal holds: registry
+   * ref to the ENONDETERMINISM error that is its outcome, whatever it
+   * does next (LUA_NOREF: none). */
+  int nondet_ref;
+  llash_waiter w;   /* its wait */
+  llash_op *op;     /* the queued write it waits for, until it commits */
+  llash_result res; /* that write's result */
+  llash_link link;  /* in le->cos */
 };
 
 /* A write: performed inside the engine's shared transaction. */
@@ -173,7 +177,9 @@ enum {
   LLASH_OP_WAIT_SET,
   LLASH_OP_WAIT_CLEAR,
   LLASH_OP_COMPLETE,
-  LLASH_OP_PRUNE
+  LLASH_OP_PRUNE,
+  LLASH_OP_JOURNAL, /* a journal event of the run (fenced, keyed) */
+  LLASH_OP_CHILD    /* ctx:start: register a child + its journal event */
 };
 
 struct llash_op {
@@ -183,6 +189,12 @@ struct llash_op {
   char *s1, *s2, *s3; /* id / kind / type / reason, by type */
   void *payload;
   size_t len;
+  /* The run's journal event this write carries in the same commit (key
+   * "cmd:<n>..."): appended fenced after the write itself succeeded; for
+   * LLASH_OP_APPEND_FENCED and LLASH_OP_JOURNAL the key of the append. */
+  char *key, *jtype;
+  void *jpayload;
+  size_t jlen;
   int i1, i2;
   int64_t n1;
   uint32_t u1;
@@ -381,6 +393,21 @@ int llash_op_nomem(lua_State *L, llash_op *op);
  * queued and c yields until the commit; else it commits now. Either way
  * the results are pushed as the Lua call returns them. */
 int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op);
+/* A registration op of @p type from the Lua arguments (kind, input, id,
+ * disposition, max_attempts, timeout_ms) at @p at..at+5; NULL with *nret
+ * the number of values pushed (nil, msg, code) when they are refused. */
+llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
+                            int *nret);
+/* Queues @p op for this turn's commit without waiting for it (inside an
+ * engine coroutine; elsewhere as llash_write). Pushes true. */
+int llash_write_nowait(lua_State *L, llash_engine *le, llash_op *op);
+/* Makes @p op carry the run's journal entry: key "cmd:<n><suffix>" and,
+ * when @p jtype is not NULL, an event of that type whose payload is the
+ * value at @p idx (appended fenced after the write itself). With jtype
+ * NULL only the key is set (the write's own append takes it). 0, or the
+ * number of values pushed (nil, msg, code) after freeing @p op. */
+int llash_op_journal(lua_State *L, llash_op *op, lua_Integer n,
+                     const char *suffix, const char *jtype, int idx);
 /* Engine closing: nobody waits for the queued writes any more, then (after
  * lash_engine_close) the ones left are freed. */
 void llash_ops_orphan(llash_engine *le);

@@ -375,8 +375,10 @@ describe("process bodies", function()
     end
     local types = {}
     for _, ev in ipairs(seen[s]) do types[#types + 1] = ev.type end
-    assert.are.same({ "process.started", "process.waiting", "signal.go", "process.resumed",
-      "process.completed" }, types)
+    -- process.wait: the journal's entry of the wait's deadline (in the
+    -- commit that shows it waiting)
+    assert.are.same({ "process.started", "process.waiting", "process.wait", "signal.go",
+      "process.resumed", "process.completed" }, types)
   end)
 
   it("on_event handlers run after the event is durably written", function()
@@ -437,20 +439,33 @@ describe("process bodies", function()
     assert.are.equal(0, st.bodies_parked)
   end)
 
-  it("sees a cancel request written in the commit that admitted it", function()
+  it("never runs a body whose cancel request came in the commit that admitted it", function()
     local eng = h.open()
-    eng:define("k", function(ctx)
-      for _ = 1, 200 do
-        if ctx:cancelled() then return "saw it" end
-        eng:sleep(10)
-      end
-      return "never saw it"
+    local ran = 0
+    eng:define("k", function()
+      ran = ran + 1
+      return "ran"
     end)
     eng:batch(function()
       assert(eng:start("k", nil, { id = "x" }))
       assert(eng:cancel("x", "stop"))
     end)
-    assert.are.same({ status = "completed", value = "saw it" }, await(eng, "x"))
+    assert.are.same({ status = "cancelled", reason = "stop" }, await(eng, "x"))
+    assert.are.equal(0, ran)
+  end)
+
+  it("never runs a body whose cancel request came before its first resume", function()
+    local eng = h.open()
+    local ran = 0
+    eng:define("k", function(ctx)
+      ran = ran + 1
+      ctx:sleep(10)
+      return "ran"
+    end)
+    local id = assert(eng:start("k", {}))       -- started eagerly, not resumed yet
+    assert(eng:cancel(id, "changed my mind"))
+    assert.are.same({ status = "cancelled", reason = "changed my mind" }, await(eng, id))
+    assert.are.equal(0, ran)
   end)
 
   it("a bare yield inside eng:batch in a body aborts the batch, fails the body", function()

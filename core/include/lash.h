@@ -79,13 +79,14 @@ LASH_API const char *lash_version(void);
   XX(ETIMEDOUT, -19, "timed out")                                              \
   XX(ECANCELED, -20, "cancelled")                                              \
   XX(ECLOSED, -21, "closed")                                                   \
-  XX(EPANIC, -22, "fatal storage error; reopen required")
+  XX(EPANIC, -22, "fatal storage error; reopen required")                     \
+  XX(ENONDETERMINISM, -23, "the body does not replay its journal")
 
 enum {
 #define LASH__ERR_ENUM(name, val, text) LASH_##name = (val),
   LASH_ERRNO_MAP(LASH__ERR_ENUM)
 #undef LASH__ERR_ENUM
-  LASH_ERR_LAST = -22
+  LASH_ERR_LAST = -23
 };
 
 /* Positive, non-error results of completion verbs on a terminal row. */

@@ -29,6 +29,9 @@ local Ctx = core.Ctx
 local kind_defs = setmetatable({}, { __mode = "k" })
 -- ctx -> { signal name -> seq of the last signal consumed }
 local cursors = setmetatable({}, { __mode = "k" })
+-- ctx -> { n = the last ordinal taken, j = the journal ([n] = event) or
+-- false, in_step = inside ctx:step's fn }
+local journals = setmetatable({}, { __mode = "k" })
 
 -- The core's names and limits (lash.h), never typed again here.
 M.STATUSES = core.STATUSES         -- {"pending", ..., "abandoned"}
@@ -85,6 +88,8 @@ local OPTIONS = {
   await = { "timeout_ms" },
   await_event = { "timeout_ms" },
   await_signal = { "timeout_ms" },
+  step = { "retry" },
+  retry = { "max_attempts", "initial_ms", "factor", "max_ms" },
 }
 
 local function check_known(fname, opts, name, level)
@@ -147,6 +152,7 @@ local OPEN_OPTS = {
   poll_max_ms = "integer", max_readers = "integer", read_only = "boolean",
   map_bytes = "integer",
   eager_start = "boolean", loop = "string", fs_wake = "boolean",
+  max_cached = "integer", suspend_after_ms = "integer",
 }
 
 -- The defaults of the options that are this layer's own.
@@ -187,6 +193,9 @@ function M.open(target, opts)
       "must be " .. one_of(quoted(core.DURABILITIES)) .. ', got "' .. o.durability .. '"')
   end
   if o.concurrency == 0 then argerror("open", "concurrency", "must be >= 1") end
+  if o.max_cached == 0 then
+    argerror("open", "max_cached", "must be >= 1 (suspend_after_ms = 0 suspends at once)")
+  end
   if o.loop ~= "luv" and o.loop ~= "own" then
     argerror("open", "loop", 'must be "luv" or "own", got "' .. o.loop .. '"')
   end
@@ -373,6 +382,25 @@ local function new_id(eng)
     math.random(0, 0xffffffff))
 end
 
+-- The checked definition of a start: id (nil when not given), disposition,
+-- max_attempts, timeout_ms; or nil, msg.
+local function start_def(eng, fname, kind, opts)
+  check(fname, "kind", kind, "string")
+  opts = check_opts("start", opts, nil, 6)
+  local id = check(fname, "id", opts.id, "string", true)
+  local valid, why = check_def(fname, opts)
+  if not valid then return nil, why end
+  if id ~= nil and (#id == 0 or #id > core.ID_MAX) then
+    return nil, "invalid id: must be 1 to " .. core.ID_MAX .. " bytes, got " .. #id
+  end
+  local d = defs_of(eng)[kind]
+  local disp = opts.disposition or (d and d.disposition) or "rerunnable"
+  local max = opts.max_attempts
+  if max == nil and d then max = d.max_attempts end
+  return { id = id, disposition = disp, max_attempts = max or 0,
+    timeout_ms = opts.timeout_ms or 0 }
+end
+
 --- Registers a process of `kind` (need not be defined here); idempotent per
 --- id + definition. Returns the id.
 ---@param kind string
@@ -381,21 +409,11 @@ end
 ---  start's body time budget, stored on the row: a re-run keeps it)
 ---@return string|nil id, string? msg, string? code
 function Engine:start(kind, input, opts)
-  check("start", "kind", kind, "string")
-  opts = check_opts("start", opts)
-  local id = check("start", "id", opts.id, "string", true)
-  local valid, why = check_def("start", opts)
-  if not valid then return einval(why) end
-  if id ~= nil and (#id == 0 or #id > core.ID_MAX) then
-    return einval("invalid id: must be 1 to " .. core.ID_MAX .. " bytes, got " .. #id)
-  end
-  local d = defs_of(self)[kind]
-  local disp = opts.disposition or (d and d.disposition) or "rerunnable"
-  local max = opts.max_attempts
-  if max == nil and d then max = d.max_attempts end
-  id = id or new_id(self)
-  local ok, msg, code = core.start(self, kind, input, id, disp, max or 0,
-    opts.timeout_ms or 0)
+  local def, why = start_def(self, "start", kind, opts)
+  if not def then return einval(why) end
+  local id = def.id or new_id(self)
+  local ok, msg, code = core.start(self, kind, input, id, def.disposition,
+    def.max_attempts, def.timeout_ms)
   if not ok then return nil, msg, code end
   return id
 end
@@ -521,21 +539,118 @@ end
 
 -- ---------------------------------------------------------------- ctx
 
+-- The journal. Every command below takes the next ordinal n of the run (1,
+-- 2, ... in call order) and, where it writes, journals its result with the
+-- replay key "cmd:<n>" in the commit of its effect. A re-run (after a crash
+-- or a suspension) runs the body from the top: a command whose ordinal is
+-- in the journal returns the journaled result without writing or waiting;
+-- one whose op or name differs fails the process (ENONDETERMINISM).
+
+-- What the journal entry `ev` says was asked: op, name.
+local function journaled_as(ev)
+  local t, p = ev.type, ev.payload
+  if t == "process.step" then return "step", p and p.name end
+  if t == "process.child" then return "start", p and p.id end
+  if t == "process.value" then return p and p.op or "value", nil end
+  if t == "process.sleep" then return "sleep", nil end
+  if t == "process.wait" then return "wait", p and p.wait end
+  return "emit", t
+end
+
+local function describe(op, name)
+  if name == nil then return op end
+  return op .. ' "' .. tostring(name) .. '"'
+end
+
+-- Takes the next ordinal of `ctx` for a command (op, name): returns n and
+-- the journal entry of n (nil on a first run, or past the journal's end).
+local function command(ctx, op, name)
+  local st = journals[ctx]
+  if not st then
+    st = { n = 0, j = core.ctx_journal(ctx) or false }
+    journals[ctx] = st
+  end
+  if st.in_step then
+    error("ctx:" .. op .. " cannot run inside the fn of ctx:step (a step is " ..
+      "one journaled value: run commands between steps)", 3)
+  end
+  local n = st.n + 1
+  st.n = n
+  local ev = st.j and st.j[n]
+  if ev then
+    local jop, jname = journaled_as(ev)
+    if jop ~= op or jname ~= name then
+      core.ctx_nondeterminism(ctx, string.format(
+        "process %s: command %d is %s in the journal but the body asked for " ..
+        "%s (the body changed, or does something its journal cannot " ..
+        "replay: use ctx:step, ctx:now, ctx:random for what differs between runs)",
+        ctx.id, n, describe(jop, jname), describe(op, name)))
+    end
+  end
+  return n, ev
+end
+
+-- A journal write failed (the lease is gone, the store failed): the body
+-- cannot go on as if its progress were durable.
+local function journal_failed(ctx, what, msg, code)
+  error({ class = "journal", code = code,
+    message = "process " .. ctx.id .. ": cannot journal " .. what .. ": " ..
+      tostring(msg) }, 0)
+end
+
 -- The end of every ctx wait. A ctx wait begins with one read: an answer
 -- already there (or a failure) is returned at once, and `false` says the
 -- wait is pending. Only then is the row shown waiting: process.waiting
--- {wait = what}, park, process.resumed. A cancellation raised by the park
--- propagates (the row ends cancelled, which clears the wait).
-local function parked(ctx, what, r1, r2, r3)
-  if r1 ~= false then return r1, r2, r3 end
-  local ok, msg, code = core.ctx_wait_set(ctx, what)
+-- {wait = what} (with command n's journal entry `jtype` `entry` when
+-- given), park, process.resumed (with process.timeout when it timed out
+-- and `timed` names the command). A cancellation raised by the park
+-- propagates (the row ends cancelled, which clears the wait). Unless
+-- `in_memory`, the body may be suspended while parked: a re-run replays
+-- it up to here.
+local function parked(ctx, what, r1, r2, r3, n, jtype, entry, timed, in_memory)
+  if r1 ~= false then
+    if timed and r3 == "ETIMEDOUT" then
+      core.ctx_record(ctx, timed, "process.timeout", {}, true, ".timeout")
+    end
+    return r1, r2, r3
+  end
+  local ok, msg, code = core.ctx_wait_set(ctx, what, n, jtype, entry)
   if not ok then
     core.ctx_forget(ctx)
     return nil, msg, code
   end
-  r1, r2, r3 = core.ctx_park(ctx)
-  core.ctx_wait_clear(ctx)
+  r1, r2, r3 = core.ctx_park(ctx, not in_memory and what or nil)
+  core.ctx_wait_clear(ctx, (timed and r3 == "ETIMEDOUT") and timed or nil)
   return r1, r2, r3
+end
+
+-- A wait of command n with an optional timeout. `begin(timeout)` starts
+-- it (one core.ctx_await*). The first run of a wait with a timeout
+-- journals its deadline when it parks, and its timeout; a re-run keeps the
+-- deadline, and a wait that timed out times out again at once.
+local function journaled_wait(ctx, what, timeout, begin)
+  local n, ev = command(ctx, "wait", what)
+  if ev and ev.timed_out then
+    return nil, "timed out waiting for " .. what .. " (replayed)", "ETIMEDOUT"
+  end
+  local entry, deadline
+  if ev then
+    deadline = ev.payload and ev.payload.deadline
+  elseif timeout then
+    deadline = ctx.engine:now() + timeout
+    entry = { wait = what, deadline = deadline }
+  end
+  if deadline then timeout = math.max(0, deadline - ctx.engine:now()) end
+  local timed = deadline and n or nil
+  local r1, r2, r3 = begin(timeout)
+  if entry and r1 == false then
+    return parked(ctx, what, r1, r2, r3, n, "process.wait", entry, timed)
+  end
+  if entry and r3 == "ETIMEDOUT" then
+    -- timed out at once: its entry, then its timeout
+    core.ctx_record(ctx, n, "process.wait", entry, true)
+  end
+  return parked(ctx, what, r1, r2, r3, nil, nil, nil, timed)
 end
 
 --- Waits for the next "signal.<name>" event this run has not consumed yet
@@ -551,28 +666,174 @@ function Ctx:await_signal(name, opts)
     seen = {}
     cursors[self] = seen
   end
-  local ev, msg, code = parked(self, "signal:" .. name,
-    core.ctx_await_event(self, type_, seen[name] or 0, timeout))
+  local ev, msg, code = journaled_wait(self, "signal:" .. name, timeout,
+    function(t) return core.ctx_await_event(self, type_, seen[name] or 0, t) end)
   if not ev then return nil, msg, code end
   seen[name] = ev.seq
   return ev.payload
 end
 
---- Waits for the first event of this process of exactly `type` after seq
---- `after`; returns the event.
-function Ctx:await_event(type_, after, opts)
+--- Waits for the first event of exactly `type` after seq `after`, of this
+--- process — ctx:await_event(type, after, opts) — or of process `id` —
+--- ctx:await_event(id, type, after, opts); returns the event.
+function Ctx:await_event(a, b, c, d)
+  local id, type_, after, opts
+  if type(b) == "string" then
+    id, type_, after, opts = a, b, c, d
+    check("await_event", "id", id, "string")
+  else
+    type_, after, opts = a, b, c
+  end
   check("await_event", "type", type_, "string")
   check("await_event", "after", after, "integer", true)
   local timeout = timeout_of("await_event", opts)
-  return parked(self, "event:" .. type_,
-    core.ctx_await_event(self, type_, after or 0, timeout))
+  local what = "event:" .. (id and (id .. ":") or "") .. type_
+  return journaled_wait(self, what, timeout,
+    function(t) return core.ctx_await_event(self, type_, after or 0, t, id) end)
 end
 
---- Sleeps `ms` milliseconds (status "waiting" meanwhile).
+--- Sleeps `ms` milliseconds (status "waiting" meanwhile). Journaled: a
+--- re-run sleeps only what is left of the first run's sleep.
 function Ctx:sleep(ms)
   check("sleep", "ms", ms, "integer")
   if ms < 0 then argerror("sleep", "ms", "must be >= 0") end
-  return parked(self, "sleep:" .. ms, core.ctx_sleep(self, ms))
+  local n, ev = command(self, "sleep")
+  local wake_at
+  if ev then
+    wake_at = ev.payload.wake_at
+    local left = wake_at - self.engine:now()
+    if left <= 0 then return true end
+    return parked(self, "sleep:" .. ms, core.ctx_sleep(self, left))
+  end
+  wake_at = self.engine:now() + ms
+  local r1, r2, r3 = core.ctx_sleep(self, ms)
+  return parked(self, "sleep:" .. ms, r1, r2, r3, n, "process.sleep", { wake_at = wake_at })
+end
+
+--- Emits an event of `type` on this process; returns its seq. Journaled:
+--- a re-run returns the seq of the first run's event.
+function Ctx:emit(type_, payload)
+  check("emit", "type", type_, "string")
+  local n, ev = command(self, "emit", type_)
+  if ev then return ev.seq end
+  return core.ctx_emit(self, type_, payload, n)
+end
+
+-- The error value a step journals: data as it is (a string, a table of
+-- data), anything else as its message.
+local function step_error(err)
+  local t = type(err)
+  if t == "string" or t == "number" or t == "boolean" then return err end
+  if t == "table" then
+    local ok = core.encode(err)
+    if ok then return err end
+  end
+  return tostring(err)
+end
+
+local RETRY_DEFAULTS = { max_attempts = 3, initial_ms = 100, factor = 2, max_ms = 10000 }
+
+local function retry_of(opts)
+  local r = opts.retry
+  if r == nil then return nil end
+  check("step", "retry", r, "table")
+  check_known("retry", r, "retry", 5)
+  local out = {}
+  for k, dflt in pairs(RETRY_DEFAULTS) do
+    local v = r[k]
+    if v ~= nil then
+      if type(v) ~= "number" or v < (k == "factor" and 1 or 0) then
+        argerror("step", "retry." .. k, "must be a number >= " .. (k == "factor" and 1 or 0))
+      end
+    end
+    out[k] = v or dflt
+  end
+  if math.type(out.max_attempts) ~= "integer" or out.max_attempts < 1 then
+    argerror("step", "retry.max_attempts", "must be an integer >= 1")
+  end
+  return out
+end
+
+--- Runs `fn()` once and journals its first result (or its error): a
+--- re-run returns the value (or raises the same error) without calling fn.
+--- opts.retry = {max_attempts = 3, initial_ms = 100, factor = 2, max_ms =
+--- 10000} retries a raising fn with backoff before the error is journaled.
+---@param name string
+---@param fn function
+---@param opts? table retry
+function Ctx:step(name, fn, opts)
+  check("step", "name", name, "string")
+  check("step", "fn", fn, "function")
+  opts = check_opts("step", opts)
+  local retry = retry_of(opts)
+  local n, ev = command(self, "step", name)
+  if ev then
+    local p = ev.payload or {}
+    if p.error ~= nil then error(p.error, 0) end
+    return p.value
+  end
+  local st = journals[self]
+  local ok, v, delay = false, nil, retry and retry.initial_ms or 0
+  for attempt = 1, retry and retry.max_attempts or 1 do
+    st.in_step = true
+    ok, v = pcall(fn)
+    st.in_step = false
+    if ok then break end
+    if getmetatable(v) == core.Cancelled then error(v, 0) end
+    if retry and attempt < retry.max_attempts then
+      self.engine:sleep(math.floor(delay))
+      delay = math.min(delay * retry.factor, retry.max_ms)
+    end
+  end
+  local entry = ok and { name = name, value = v } or { name = name, error = step_error(v) }
+  local seq, msg, code = core.ctx_record(self, n, "process.step", entry)
+  if not seq then
+    if ok and code == "EINVAL" then
+      error("ctx:step " .. name .. ": its value cannot be journaled: " .. tostring(msg), 2)
+    end
+    journal_failed(self, "step " .. name, msg, code)
+  end
+  if not ok then error(v, 0) end
+  return v
+end
+
+-- A value command: journaled process.value {op, value}; the commit is not
+-- waited for (a later durable write of the run commits after it).
+local function value_command(ctx, op, make)
+  local n, ev = command(ctx, op)
+  if ev then return ev.payload.value end
+  local v = make()
+  local ok, msg, code = core.ctx_record(ctx, n, "process.value", { op = op, value = v }, true)
+  if not ok then journal_failed(ctx, op, msg, code) end
+  return v
+end
+
+--- The time (ms since the epoch), journaled: a re-run gets the same.
+function Ctx:now()
+  return value_command(self, "now", function() return self.engine:now() end)
+end
+
+--- math.random(m, n) journaled: a re-run gets the same.
+function Ctx:random(m, n)
+  if m ~= nil then check("random", "m", m, "integer") end
+  if n ~= nil then check("random", "n", n, "integer") end
+  return value_command(self, "random", function()
+    if m == nil then return math.random() end
+    if n == nil then return math.random(m) end
+    return math.random(m, n)
+  end)
+end
+
+--- A random (version 4) UUID, journaled: a re-run gets the same.
+function Ctx:uuid()
+  return value_command(self, "uuid", function()
+    local b = {}
+    for i = 1, 16 do b[i] = math.random(0, 255) end
+    b[7] = (b[7] & 0x0f) | 0x40
+    b[9] = (b[9] & 0x3f) | 0x80
+    return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-" ..
+      "%02x%02x%02x%02x%02x%02x", table.unpack(b))
+  end)
 end
 
 local EXEC_OPTS = { timeout_ms = "integer", max_output = "integer", env = "table",
@@ -582,7 +843,8 @@ local EXEC_OPTS = { timeout_ms = "integer", max_output = "integer", env = "table
 --- (the row shows waiting on "exec:<program>" meanwhile). Returns
 --- {status = exit code | signal = n, stdout =, stderr = [, truncated = true]};
 --- nil, msg, "ETIMEDOUT" after timeout_ms (the command is killed); nil, msg,
---- code when it cannot start. Not journaled: a re-run runs it again.
+--- code when it cannot start. Not journaled: a re-run runs it again (wrap
+--- it in ctx:step to run it once).
 ---@param argv string[]
 ---@param opts? table timeout_ms, max_output (bytes per stream, default 1 MiB), env, cwd
 function Ctx:exec(argv, opts)
@@ -603,13 +865,27 @@ function Ctx:exec(argv, opts)
     argerror("exec", "max_output", "must be >= 0")
   end
   local prog = tostring(argv[1])
-  return parked(self, "exec:" .. prog:sub(1, 100),
-    core.ctx_exec(self, argv, opts.timeout_ms, opts.max_output, opts.env, opts.cwd))
+  local r1, r2, r3 = core.ctx_exec(self, argv, opts.timeout_ms, opts.max_output,
+    opts.env, opts.cwd)
+  return parked(self, "exec:" .. prog:sub(1, 100), r1, r2, r3, nil, nil, nil, nil, true)
 end
 
---- Starts a child process; returns its id.
+--- Starts a child process; returns its id: opts.id, or "<this id>/<n>"
+--- (n: the command's ordinal), so that a re-run finds the same child. The
+--- child's parent is this process. Journaled with the child's registration.
 function Ctx:start(kind, input, opts)
-  return self.engine:start(kind, input, opts)
+  local def, why = start_def(self.engine, "start", kind, opts)
+  if not def then return einval(why) end
+  local st = journals[self]
+  local n = (st and st.n or 0) + 1
+  local id = def.id or (self.id .. "/" .. n)
+  local n2, ev = command(self, "start", id)
+  assert(n2 == n)
+  if ev then return id end
+  local ok, msg, code = core.ctx_child(self, n, kind, input, id, def.disposition,
+    def.max_attempts, def.timeout_ms)
+  if not ok then return nil, msg, code end
+  return id
 end
 
 --- Waits for the outcome of another process (a child); a child already
@@ -617,7 +893,8 @@ end
 function Ctx:await(id, opts)
   check("await", "id", id, "string")
   local timeout = timeout_of("await", opts)
-  return parked(self, "process:" .. id, core.ctx_await(self, id, timeout))
+  return journaled_wait(self, "process:" .. id, timeout,
+    function(t) return core.ctx_await(self, id, t) end)
 end
 
 M.Engine = Engine
