@@ -100,7 +100,7 @@ describe("kill -9 at random points of a durable body", function()
       end
       local owner = "w" .. round
       local pid = spawn(dir, ledger, owner)
-      h.sleep_ms(math.random(0, 250))
+      h.sleep_ms(math.random(0, 150))
       kill(pid)
       killed[owner] = true
     end
@@ -118,6 +118,8 @@ describe("kill -9 at random points of a durable body", function()
     local repeats = check_ledger(ledger, ids, killed)
     local ref = relative(crash_free({ mul = 1, round = 0 }), "ref")
     local cli_sample, rerun = {}, 0
+    local leaves = assert(eng:list { kind = "leaf" })
+    assert.are.equal(2 * #ids, #leaves, "leaf rows")
     for i, id in ipairs(ids) do
       local r = eng:get(id)
       local err = r.outcome and r.outcome.error
@@ -146,17 +148,24 @@ describe("kill -9 at random points of a durable body", function()
       assert.are.equal(v.uuid, h.events_of(eng, id, "token")[1].payload.uuid,
         id .. ": the uuid of the outcome is not the one emitted")
       local kids = 0
-      for _, c in ipairs(assert(eng:list { kind = "leaf" })) do
-        if c.parent == id then kids = kids + 1 end
+      for _, c in ipairs(v.children) do
+        local rec = assert(eng:get(c))
+        assert.are.equal(id, rec.parent, c .. ": parent")
+        kids = kids + 1
       end
-      assert.are.equal(2, kids, id .. ": children")
+      local prefix = id .. "/"
+      for _, c in ipairs(leaves) do
+        if c.id:sub(1, #prefix) == prefix then kids = kids - 1 end
+      end
+      assert.are.equal(0, kids, id .. ": children other than the outcome's two")
       if #h.events_of(eng, id, "process.started") > 1 then rerun = rerun + 1 end
       if i % 25 == 1 then cli_sample[#cli_sample + 1] = id end
     end
     for _, id in ipairs(cli_sample) do
       local code, out, err = h.cli(dir, "events", id, "--json")
       assert.are.equal(0, code, err)
-      local list = assert(core.json_decode(out))
+      local ok, list = core.json_decode(out)
+      assert(ok, "lash events --json: " .. tostring(list))
       local keys = {}
       for _, ev in ipairs(list) do
         if ev.key then
