@@ -57,6 +57,10 @@ void llash_co_release(llash_co *c) {
     c->op->co = NULL;
     c->op = NULL;
   }
+  if (c->wwait != NULL) {
+    lash_wait_free(c->wwait);
+    c->wwait = NULL;
+  }
   if (c->run != NULL) {
     lash_run_set_data(c->run, NULL);
     c->run = NULL;

@@ -201,6 +201,15 @@ static int push_result(lua_State *L, const llash_result *r) {
   }
 }
 
+/* The body's slot is back after its write committed: it goes on. */
+static void slot_back(void *ud, lash_wait *w, int rc) {
+  llash_co *c = ud;
+  (void)rc; /* the write's own result is in c->res */
+  lash_wait_free(w);
+  c->wwait = NULL;
+  llash_co_wake(c, LLASH_PARK_WRITE);
+}
+
 /* After the commit of a queued write (from a loop callback). */
 static void op_done(void *ud, int rc) {
   llash_op *op = ud;
@@ -211,7 +220,11 @@ static void op_done(void *ud, int rc) {
     c->op = NULL;
   }
   llash_op_free(op);
-  if (c != NULL) llash_co_wake(c, LLASH_PARK_WRITE);
+  if (c == NULL) return;
+  if (c->wwait != NULL)
+    lash_wait_resolve(c->wwait, 0); /* slot_back follows, with a slot */
+  else
+    llash_co_wake(c, LLASH_PARK_WRITE);
 }
 
 static int write_k(lua_State *L, int status, lua_KContext k) {
@@ -238,6 +251,11 @@ int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op) {
     c->op = op;
     llash_list_push(&le->ops, &op->link);
     c->parked = LLASH_PARK_WRITE;
+    /* A body gives its slot back until the commit (none free for it:
+     * it keeps the slot, as plain coroutines do). */
+    if (c->type == LLASH_CO_BODY && c->run != NULL &&
+        lash_await_manual(le->e, c->run, slot_back, c, &c->wwait) < 0)
+      c->wwait = NULL;
     return lua_yieldk(L, 0, (lua_KContext)c, write_k);
   }
   op_settle(op, lash_engine_write_sync(le->e, op_fn, op));

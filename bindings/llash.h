@@ -163,6 +163,8 @@ struct llash_co {
   int nondet_ref;
   llash_waiter w;   /* its wait */
   llash_op *op;     /* the queued write it waits for, until it commits */
+  lash_wait *wwait; /* a body's slot given back while it waits for that
+                       commit (lash_await_manual), or NULL */
   llash_result res; /* that write's result */
   llash_link link;  /* in le->cos */
 };

@@ -907,6 +907,19 @@ LASH_API int lash_await_event(lash_engine *e, lash_run *run, const char *id,
 /* A timer (ctx:sleep). Never resolves at once; returns 0 or an error. */
 LASH_API int lash_await_sleep(lash_engine *e, lash_run *run, int64_t ms,
                               lash_wait_fn cb, void *ud, lash_wait **out);
+/* A wait that the host resolves itself (lash_wait_resolve): a body of
+ * @p run waiting for its own write to commit gives its concurrency slot
+ * back meanwhile, as in any wait, so that more bodies join the next group
+ * commit; cb comes (from the pump) once the run has a slot again. It is
+ * not ended by a cancellation or a time budget (the write decides). @p run
+ * is required. @return 0 (pending), LASH_EINVAL, LASH_ECLOSED,
+ * LASH_ECANCELED, LASH_ENOMEM. */
+LASH_API int lash_await_manual(lash_engine *e, lash_run *run, lash_wait_fn cb,
+                               void *ud, lash_wait **out);
+/* Resolves a lash_await_manual wait with @p rc (its cb follows from the
+ * pump). A wait that is not parked any more (detached: its run went) is
+ * left alone. */
+LASH_API void lash_wait_resolve(lash_wait *w, int rc);
 
 /* An external backend that owns terminal waits (SEMANTICS 4, "attach"):
  * when installed, lash_await_terminal still point-reads first (terminal,

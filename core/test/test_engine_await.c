@@ -367,6 +367,76 @@ static void test_slot_fifo(void) {
   et_close(&t, 1);
 }
 
+/* ------------------------------------- manual waits (a write's commit) */
+
+typedef struct man {
+  lash_run *run;
+  lash_wait *w;
+  int resumed;
+  int rc;
+} man;
+
+static man g_man;
+
+static void man_cb(void *ud, lash_wait *w, int rc) {
+  man *m = ud;
+  m->resumed++;
+  m->rc = rc;
+  lash_wait_free(w);
+  m->w = NULL;
+}
+
+static int man_start(void *ud, lash_run *run) {
+  (void)ud;
+  g_man.run = run;
+  return lash_await_manual(lash_run_engine(run), run, man_cb, &g_man,
+                           &g_man.w);
+}
+
+static void test_manual_wait(void) {
+  et_env t;
+  lash_engine_opts o;
+  lash_engine *e;
+  lash_engine_stats st;
+  lash_runner rn;
+  lash_wait *w = NULL;
+  unsigned char buf[16];
+
+  et_opts(&o);
+  o.concurrency = 1;
+  e = et_open(&t, &o);
+  memset(&g_man, 0, sizeof g_man);
+  memset(&rn, 0, sizeof rn);
+  rn.start = man_start;
+  lash_engine_set_runner(e, &rn);
+  lash_engine_define(e, "m");
+  is(lash_await_manual(e, NULL, man_cb, &g_man, &w), LASH_EINVAL,
+     "a manual wait needs a run");
+  is(tu_reg(t.s, "mw-1", "m", LASH_RERUNNABLE, 0), 0, "register mw-1");
+  et_turns(e, 6);
+  ok(g_man.run != NULL && g_man.w != NULL, "the run waits on a manual wait");
+  lash_engine_get_stats(e, &st);
+  is(st.running, 0, "it gave its slot back");
+  is(st.parked, 1, "it counts as parked");
+  is(st.waits, 0, "but not as a parked wait of the awaiter's (no polling)");
+  is(lash_request_cancel(t.s, NULL, "mw-1", "stop", NULL), 0, "cancel it");
+  et_turns(e, 6);
+  is(g_man.resumed, 0, "a cancel does not end a manual wait");
+  ok(lash_run_cancelled(g_man.run), "the run knows it is cancelled");
+  lash_wait_resolve(g_man.w, 0);
+  lash_wait_resolve(g_man.w, LASH_EIO); /* a second resolve: ignored */
+  et_turns(e, 4);
+  is(g_man.resumed, 1, "resolved: its callback ran once");
+  is(g_man.rc, 0, "with the first resolve's code");
+  lash_engine_get_stats(e, &st);
+  is(st.running, 1, "it holds the slot again");
+  lash_run_finish(g_man.run, LASH_CANCELLED, tu_mp_str(buf, sizeof buf, "x"));
+  lash_engine_run(e, LASH_RUN_UNTIL_IDLE);
+  is(tu_status(t.s, "mw-1"), LASH_CANCELLED, "finished");
+  tu_check(t.s, "store consistent");
+  et_close(&t, 1);
+}
+
 int main(void) {
   test_immediate();
   test_parked();
@@ -374,5 +444,6 @@ int main(void) {
   test_cross_process();
   test_cancel_parked_run();
   test_slot_fifo();
+  test_manual_wait();
   return done_testing();
 }

@@ -21,7 +21,7 @@
 
 #define NO_DEADLINE UINT64_MAX
 
-enum { W_TERMINAL = 1, W_EVENT, W_SLEEP };
+enum { W_TERMINAL = 1, W_EVENT, W_SLEEP, W_MANUAL };
 
 enum {
   WS_RESOLVED = 1, /* resolved at once, or delivered: host-owned */
@@ -186,7 +186,7 @@ static void unpark(lash__awaiter *aw, lash_wait *w) {
   lash__hub_unsubscribe(aw->hub, &w->sub);
   heap_remove(aw, w);
   if (w->deadline != NO_DEADLINE) aw->ntimed--;
-  aw->nparked--;
+  if (w->kind != W_MANUAL) aw->nparked--;
 }
 
 /* The run of @p w takes a slot again; its cb is due. */
@@ -234,8 +234,9 @@ static void slots_serve(lash__awaiter *aw) {
 size_t lash__awaiter_deliver(lash__awaiter *aw, size_t max) {
   size_t k = 0;
   lash__q *q;
-  slots_serve(aw);
-  while (k < max && (q = lash__q_pop(&aw->deliver)) != NULL) {
+  /* Served before each callback: a body that parks again (a wait, its
+   * next write) gives its slot to the next one in the same turn. */
+  while (k < max && (slots_serve(aw), q = lash__q_pop(&aw->deliver)) != NULL) {
     lash_wait *w = LASH__CONTAINER_OF(q, lash_wait, link);
     lash__q_remove(&w->all);
     w->state = WS_RESOLVED;
@@ -372,12 +373,12 @@ static int park(lash__awaiter *aw, lash_wait *w, int64_t timeout_ms) {
   w->hn.due =
       w->kind == W_SLEEP || w->attached ? w->deadline : next_due(w, now);
   w->state = WS_PARKED;
-  if ((rc = heap_push(aw, w)) < 0) {
+  if (w->kind != W_MANUAL && (rc = heap_push(aw, w)) < 0) {
     w->state = 0;
     return rc;
   }
   if (w->deadline != NO_DEADLINE) aw->ntimed++;
-  aw->nparked++;
+  if (w->kind != W_MANUAL) aw->nparked++;
   lash__q_push(&aw->waits, &w->all);
   if (w->run != NULL) {
     /* Give the slot back while parked (SEMANTICS 7.4). */
@@ -475,6 +476,31 @@ int lash__await_sleep(lash__awaiter *aw, lash_run *run, int64_t ms,
   }
   *out = w;
   return 0;
+}
+
+int lash__await_manual(lash__awaiter *aw, lash_run *run, lash_wait_fn cb,
+                       void *ud, lash_wait **out) {
+  lash_wait *w;
+  int rc = check_args(aw, run, cb, out);
+  if (rc < 0) return rc;
+  if (run == NULL) return LASH_EINVAL;
+  if ((w = wait_new(aw, run, W_MANUAL, NULL, NULL, cb, ud)) == NULL)
+    return LASH_ENOMEM;
+  if ((rc = park(aw, w, -1)) < 0) {
+    wait_mem_free(w);
+    return rc;
+  }
+  *out = w;
+  return 0;
+}
+
+int lash__wait_manual(const lash_wait *w) {
+  return w != NULL && w->kind == W_MANUAL;
+}
+
+void lash_wait_resolve(lash_wait *w, int rc) {
+  if (w == NULL || w->kind != W_MANUAL || w->state != WS_PARKED) return;
+  lash__wait_settle(w, rc);
 }
 
 void lash__awaiter_set_attach(lash__awaiter *aw, const lash_attach *a) {

@@ -50,6 +50,11 @@ int lash__await_event(lash__awaiter *aw, lash_run *run, const char *id,
                       lash_wait_fn cb, void *ud, lash_wait **out);
 int lash__await_sleep(lash__awaiter *aw, lash_run *run, int64_t ms,
                       lash_wait_fn cb, void *ud, lash_wait **out);
+int lash__await_manual(lash__awaiter *aw, lash_run *run, lash_wait_fn cb,
+                       void *ud, lash_wait **out);
+/* 1 when @p w is settled only by its host (lash_await_manual): a cancel or
+ * a budget does not end it. */
+int lash__wait_manual(const lash_wait *w);
 void lash__awaiter_set_attach(lash__awaiter *aw, const lash_attach *a);
 /* Re-reads up to @p max waits the hub marked ready (only those marked
  * before the call); returns how many. */

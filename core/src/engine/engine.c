@@ -387,6 +387,13 @@ int lash_await_sleep(lash_engine *e, lash_run *run, int64_t ms, lash_wait_fn cb,
   return lash__await_sleep(&e->awaiter, run, ms, cb, ud, out);
 }
 
+int lash_await_manual(lash_engine *e, lash_run *run, lash_wait_fn cb, void *ud,
+                      lash_wait **out) {
+  if (out != NULL) *out = NULL;
+  if (e == NULL) return LASH_EINVAL;
+  return lash__await_manual(&e->awaiter, run, cb, ud, out);
+}
+
 void lash_engine_set_attach(lash_engine *e, const lash_attach *a) {
   if (e == NULL) return;
   lash__awaiter_set_attach(&e->awaiter, a);

@@ -152,7 +152,8 @@ static void run_drop(lash_run *r, int rc) {
 void lash__run_cancel(lash_run *r) {
   if (r->state == LASH__RS_FINISHING) return;
   r->cancelled = 1;
-  if (r->wait != NULL) lash__wait_settle(r->wait, LASH_ECANCELED);
+  if (r->wait != NULL && !lash__wait_manual(r->wait))
+    lash__wait_settle(r->wait, LASH_ECANCELED);
 }
 
 const lash_record *lash_run_record(const lash_run *r) {
@@ -253,7 +254,8 @@ static void run_over(lash_run *r) {
   lash__runs *rs = r->runs;
   if (rs->runner.stall != NULL)
     rs->runner.stall(rs->runner.ud, r, LASH_STALL_BUDGET, r->held.budget_ms);
-  if (r->wait != NULL) lash__wait_settle(r->wait, LASH_ETIMEDOUT);
+  if (r->wait != NULL && !lash__wait_manual(r->wait))
+    lash__wait_settle(r->wait, LASH_ETIMEDOUT);
 }
 
 size_t lash__runs_heartbeat(lash__runs *rs) {
