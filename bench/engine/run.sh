@@ -14,6 +14,13 @@ if [ "${1:-}" = quick ]; then
 else
   drain_n=100000 roundtrip_n=2000 signal_n=1000 parked_n=100000 worklist_n=1000000 xproc_n=20 recovery_n=20
 fi
+# Durable execution (issue 9): steps, replay, suspended processes.
+if [ "${1:-}" = quick ]; then
+  steps_n=5000 commits_n=500 replay_n=50 susp_xproc_n=20 suspended_n=10000
+else
+  steps_n=50000 commits_n=2000 replay_n=200 susp_xproc_n=200 suspended_n=100000
+fi
+[ "${LASH_BENCH_FULL:-}" = 1 ] && suspended_n=1000000
 
 # A figure that hangs is stopped after LASH_BENCH_TIMEOUT seconds.
 limit=${LASH_BENCH_TIMEOUT:-1200}
@@ -33,4 +40,9 @@ figure "engine signal from another process" signal_xproc.lua "$xproc_n"
 figure "engine parked bodies" parked.lua "$parked_n"
 figure "engine drive pass" worklist.lua "$worklist_n"
 figure "engine kill -9 recovery" recovery.lua "$recovery_n"
+figure "engine 3-step bodies" steps.lua "$steps_n"
+figure "engine commits of a 20-step body" step_commits.lua "$commits_n"
+figure "engine replay of a 100-command journal" replay.lua "$replay_n"
+figure "engine signal -> suspended process resumed in another worker" suspended_xproc.lua "$susp_xproc_n"
+figure "engine suspended processes" suspended.lua "$suspended_n"
 exit $rc
