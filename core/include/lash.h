@@ -301,6 +301,8 @@ typedef struct lash_change {
   int status;             /* status after the commit */
   int registered;         /* 1 if the commit created the row */
   int cancel_requested;   /* the record's cancel_requested after the commit */
+  int woken;              /* the row is woken from a suspension (claimable
+                             again, not resumed yet) after the commit */
 } lash_change;
 /* Called after every successful commit that changed records or events
  * (registration, appends, starts, waits, completions, requests; not lease

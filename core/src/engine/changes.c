@@ -33,6 +33,7 @@ static void commit_hook(void *ud, const lash_change *changes, size_t n) {
     d->status = changes[i].status;
     d->registered = changes[i].registered;
     d->cancel_requested = changes[i].cancel_requested;
+    d->woken = changes[i].woken;
   }
   lash__pump_kick(c->pump);
 }
@@ -79,8 +80,9 @@ void lash__changes_process(lash__changes *c) {
       sink(c, d.id, d.first_seq - 1, d.last_seq,
            (size_t)(d.last_seq - d.first_seq + 1));
     /* A registration this engine already admitted (lash_engine_admit in the
-     * same commit) needs no drive. */
-    if (d.registered && run == NULL) lash__admit_request(c->admit);
+     * same commit) needs no drive; a suspended row woken by this commit
+     * (a signal, a child's end, a timer) is claimable again: drive. */
+    if ((d.registered || d.woken) && run == NULL) lash__admit_request(c->admit);
     lash__feed_note(c->feed, d.id, d.last_seq, d.status);
   }
   if (c->head == c->n) c->head = c->n = 0;

@@ -23,6 +23,7 @@ typedef struct lash__chg_copy {
   int status;
   int registered;
   int cancel_requested;
+  int woken;
   char id[LASH_ID_MAX + 1];
 } lash__chg_copy;
 

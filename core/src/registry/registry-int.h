@@ -256,6 +256,7 @@ typedef struct lash__chg {
   int status;
   int registered;
   int cancel_requested;
+  int woken;
   /* record write-back: 0 not cached, 1 cached clean, 2 dirty */
   int rec_state;
   lash__buf rec; /* encoded record (capacity kept across commits) */

@@ -257,6 +257,7 @@ static int op_save(op *o, int registered) {
   c->last_seq = r->last_seq;
   c->status = r->status;
   c->cancel_requested = r->cancel_requested;
+  c->woken = r->woken;
   c->registered |= registered;
   return 0;
 }

@@ -370,6 +370,7 @@ static void report(lash_txn *t) {
     t->out[n].status = c->status;
     t->out[n].registered = c->registered;
     t->out[n].cancel_requested = c->cancel_requested;
+    t->out[n].woken = c->woken;
     n++;
   }
   if (n > 0) s->on_commit(s->on_commit_ud, t->out, n);
