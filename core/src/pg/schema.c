@@ -107,8 +107,12 @@ static const char *const tables =
     "CREATE INDEX IF NOT EXISTS rows_change ON rows (change_seq);"
     "CREATE TABLE IF NOT EXISTS events (id bytea NOT NULL, seq bigint NOT "
     "NULL, ev bytea NOT NULL, key bytea, PRIMARY KEY (id, seq));"
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (id, key) WHERE "
-    "key IS NOT NULL;"
+    /* (A) Only when missing: CREATE INDEX IF NOT EXISTS locks the table
+     * before it looks, which deadlocks with another handle that is
+     * preparing its statements on an existing schema. */
+    "DO $$BEGIN IF to_regclass('events_key') IS NULL THEN CREATE UNIQUE "
+    "INDEX events_key ON events (id, key) WHERE key IS NOT NULL; END IF; "
+    "END$$;"
     "CREATE TABLE IF NOT EXISTS leases (id bytea PRIMARY KEY, lease bytea "
     "NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tombs (id bytea PRIMARY KEY, tomb bytea NOT "
