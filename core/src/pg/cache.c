@@ -73,8 +73,10 @@ pg__ent *pg__cache_put(pg__store *s, const void *id, size_t idlen) {
 void pg__cache_clear(pg__store *s) {
   size_t i;
   if (s->ncache > 0) {
-    for (i = 0; i < s->capcache; i++)
+    for (i = 0; i < s->capcache; i++) {
       free(s->cache[i].ev);
+      free(s->cache[i].keys.p); /* (A) */
+    }
     memset(s->cache, 0, s->capcache * sizeof *s->cache);
   }
   s->ncache = 0;

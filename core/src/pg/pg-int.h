@@ -44,6 +44,11 @@ typedef struct pg__ent {
   lash_bytes rec, lease, tomb;
   pg__ev *ev; /* the events this write appended: the tail of the log */
   size_t nev, evcap;
+  /* replay keys (A): the row's stored keys, each as a length byte and its
+   * bytes, when keys_known (loaded with the row in a write, kept up to
+   * date by save): a key not among them is absent without a round trip */
+  int keys_known;
+  pg__buf keys;
 } pg__ent;
 
 typedef struct pg__store {

@@ -11,6 +11,55 @@ static int oom(pg__store *s) {
                            "out of memory writing store %s", s->name);
 }
 
+/* replay keys (A): adds one key to the set of e. */
+static int keys_add(pg__ent *e, const void *key, size_t len) {
+  unsigned char n = (unsigned char)len;
+  if (len == 0 || len > LASH_NAME_MAX || pg__buf_reserve(&e->keys, len + 1) < 0)
+    return LASH_ENOMEM;
+  e->keys.p[e->keys.len++] = (char)n;
+  memcpy(e->keys.p + e->keys.len, key, len);
+  e->keys.len += len;
+  return 0;
+}
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : (c | 32) - 'a' + 10;
+}
+
+/* The keys column of lash_load_w ("6b31,6b32": hex, comma-separated; NULL:
+ * none; "*": more than 256, asked one by one) into e's set. */
+static int keys_load(pg__ent *e, const PGresult *r, int col) {
+  const char *v = PQgetvalue(r, 0, col);
+  unsigned char key[LASH_NAME_MAX];
+  size_t n = 0;
+  e->keys.len = 0;
+  e->keys_known = !(v[0] == '*' && v[1] == '\0');
+  if (PQgetisnull(r, 0, col) || !e->keys_known) return 0;
+  for (;; v++) {
+    if (*v == ',' || *v == '\0') {
+      if (keys_add(e, key, n) < 0) return LASH_ENOMEM;
+      n = 0;
+      if (*v == '\0') return 0;
+    } else if (v[1] != '\0' && n < sizeof key) {
+      key[n++] = (unsigned char)(hexval(v[0]) << 4 | hexval(v[1]));
+      v++;
+    } else {
+      e->keys_known = 0; /* malformed: ask the database each time */
+      return 0;
+    }
+  }
+}
+
+static int keys_has(const pg__ent *e, const char *key, size_t len) {
+  size_t i = 0;
+  while (i < e->keys.len) {
+    size_t n = (unsigned char)e->keys.p[i];
+    if (n == len && memcmp(e->keys.p + i + 1, key, len) == 0) return 1;
+    i += n + 1;
+  }
+  return 0;
+}
+
 static void parts(const pg__ent *e, unsigned what, lash_brow *out) {
   if (what & LASH_ROW_RECORD) out->rec = e->rec;
   if (what & LASH_ROW_LEASE) out->lease = e->lease;
@@ -50,6 +99,7 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
         e->rec = got.rec;
         e->lease = got.lease;
         e->tomb = got.tomb;
+        if (PQnfields(r) > 3 && keys_load(e, r, 3) < 0) rc = oom(s); /* (A) */
       }
     }
   }
@@ -132,6 +182,12 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
     if (pg__cache_event(s, row->id, row->idlen, row->events[i].seq,
                         row->events[i].data) < 0)
       return oom(s);
+  /* replay keys (A): the row's key set follows its new events */
+  if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL && e->keys_known)
+    for (i = 0; i < row->nevents; i++)
+      if (row->events[i].key.data != NULL &&
+          keys_add(e, row->events[i].key.data, row->events[i].key.len) < 0)
+        return oom(s);
   if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL) {
     lash_bytes rec = row->rec, lease = row->lease;
     if ((rec.data != NULL && pg__keep(s, &rec) < 0) ||
@@ -150,9 +206,15 @@ int pg__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
   pg__store *s = PG__S(b);
   PGresult *r = NULL;
   int rc;
+  pg__ent *e;
   (void)t;
   *seq = 0;
   if (ev != NULL) ev->data = NULL, ev->len = 0;
+  /* A write knows the keys of the rows it loaded: a new key costs no
+   * round trip. */
+  if (s->in_write && (e = pg__cache_get(s, id, idlen)) != NULL &&
+      e->keys_known && !keys_has(e, key, keylen))
+    return LASH_ENOENT;
   s->sql.len = 0;
   if (pg__buf_str(&s->sql, "EXECUTE lash_key_get(") < 0 ||
       pg__buf_bytea(&s->sql, id, idlen) < 0 || pg__buf_str(&s->sql, ", ") < 0 ||
@@ -196,7 +258,9 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
     memset(&e->lease, 0, sizeof e->lease);
     e->tomb = tomb;
     e->known = 1;
-    e->nev = 0; /* the log is gone */
+    e->nev = 0;      /* the log is gone */
+    e->keys.len = 0; /* (A) and its keys */
+    e->keys_known = 1;
   }
   return 0;
 }

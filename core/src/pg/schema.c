@@ -107,8 +107,12 @@ static const char *const tables =
     "CREATE INDEX IF NOT EXISTS rows_change ON rows (change_seq);"
     "CREATE TABLE IF NOT EXISTS events (id bytea NOT NULL, seq bigint NOT "
     "NULL, ev bytea NOT NULL, key bytea, PRIMARY KEY (id, seq));"
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (id, key) WHERE "
-    "key IS NOT NULL;"
+    /* (A) Only when missing: CREATE INDEX IF NOT EXISTS locks the table
+     * before it looks, which deadlocks with another handle that is
+     * preparing its statements on an existing schema. */
+    "DO $$BEGIN IF to_regclass('events_key') IS NULL THEN CREATE UNIQUE "
+    "INDEX events_key ON events (id, key) WHERE key IS NOT NULL; END IF; "
+    "END$$;"
     "CREATE TABLE IF NOT EXISTS leases (id bytea PRIMARY KEY, lease bytea "
     "NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tombs (id bytea PRIMARY KEY, tomb bytea NOT "
@@ -192,7 +196,9 @@ int pg__prepare(pg__store *s) {
       "= $1, counts = $2 WHERE id = 1;"
       "PREPARE lash_load_w (bytea) AS SELECT (SELECT rec FROM rows WHERE id "
       "= $1 FOR UPDATE), (SELECT lease FROM leases WHERE id = $1), (SELECT "
-      "tomb FROM tombs WHERE id = $1);"
+      "tomb FROM tombs WHERE id = $1), (SELECT CASE WHEN count(*) > 256 "
+      "THEN '*' ELSE string_agg(encode(key, 'hex'), ',') END FROM (SELECT "
+      "key FROM events WHERE id = $1 AND key IS NOT NULL LIMIT 257) k);"
       "PREPARE lash_load_r (bytea) AS SELECT (SELECT rec FROM rows WHERE id "
       "= $1), (SELECT lease FROM leases WHERE id = $1), (SELECT tomb FROM "
       "tombs WHERE id = $1);"
