@@ -416,12 +416,15 @@ typedef struct firer {
 
 static void *fire_thread(void *ud) {
   firer *f = ud;
+  char msg[512];
   size_t n = 0;
+  lash_thread_errbuf(msg, sizeof msg); /* this thread's messages */
   f->fired = 0;
   do {
     f->rc = lash_timers_fire(f->s, NULL, f->now, 3, &n);
     f->fired += n;
   } while (f->rc == 0 && n > 0);
+  lash_thread_errbuf(NULL, 0);
   return NULL;
 }
 

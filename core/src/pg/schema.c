@@ -101,7 +101,7 @@ static const char *const tables =
     "counts bytea);"
     "CREATE TABLE IF NOT EXISTS rows (id bytea PRIMARY KEY, kind bytea NOT "
     "NULL, rec bytea NOT NULL, status smallint NOT NULL, live boolean NOT "
-    "NULL, change_seq bigint NOT NULL);"
+    "NULL, change_seq bigint NOT NULL, wake_at bigint, awaits bytea);"
     "CREATE INDEX IF NOT EXISTS rows_live ON rows (kind, id) WHERE live;"
     "CREATE INDEX IF NOT EXISTS rows_status ON rows (status, id);"
     "CREATE INDEX IF NOT EXISTS rows_change ON rows (change_seq);"
@@ -118,9 +118,13 @@ static const char *const tables =
     "CREATE TABLE IF NOT EXISTS tombs (id bytea PRIMARY KEY, tomb bytea NOT "
     "NULL, change_seq bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tombs_change ON tombs (change_seq);"
-    /* ---- suspension and timers (issue 9): columns added in place ---- */
-    "ALTER TABLE rows ADD COLUMN IF NOT EXISTS wake_at bigint;"
-    "ALTER TABLE rows ADD COLUMN IF NOT EXISTS awaits bytea;"
+    /* ---- suspension and timers (issue 9): the columns added to a schema
+     * made before them (only then: an ALTER TABLE would lock the table
+     * against every open of a running store) ---- */
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = 'rows' AND "
+    "column_name = 'wake_at') THEN ALTER TABLE rows ADD COLUMN wake_at "
+    "bigint, ADD COLUMN awaits bytea; END IF; END $$;"
     "CREATE INDEX IF NOT EXISTS rows_timers ON rows (wake_at, id) WHERE "
     "wake_at IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS rows_waiters ON rows (awaits, id) WHERE "
