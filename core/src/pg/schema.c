@@ -125,10 +125,11 @@ static const char *const tables =
     "WHERE table_schema = current_schema() AND table_name = 'rows' AND "
     "column_name = 'wake_at') THEN ALTER TABLE rows ADD COLUMN wake_at "
     "bigint, ADD COLUMN awaits bytea; END IF; END $$;"
-    "CREATE INDEX IF NOT EXISTS rows_timers ON rows (wake_at, id) WHERE "
-    "wake_at IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS rows_waiters ON rows (awaits, id) WHERE "
-    "awaits IS NOT NULL;";
+    /* only when missing, as events_key above */
+    "DO $$BEGIN IF to_regclass('rows_timers') IS NULL THEN CREATE INDEX "
+    "rows_timers ON rows (wake_at, id) WHERE wake_at IS NOT NULL; END IF; "
+    "IF to_regclass('rows_waiters') IS NULL THEN CREATE INDEX rows_waiters "
+    "ON rows (awaits, id) WHERE awaits IS NOT NULL; END IF; END$$;";
 
 /* Creates the schema if missing (not read-only), then checks its version
  * row: another layout or format is EFORMAT naming both. */
