@@ -815,7 +815,11 @@ function Ctx:step(name, fn, opts)
     end
   end
   local entry = ok and { name = name, value = v } or { name = name, error = step_error(v) }
-  local seq, msg, code = core.ctx_record(self, n, "process.step", entry)
+  -- Not waited for: the entry joins this turn's group commit with whatever
+  -- the body does next (its next step, its outcome), so steps in a row
+  -- share one commit. A crash before that commit re-runs the steps since
+  -- the last one (each crashed between its effect and its commit).
+  local seq, msg, code = core.ctx_record(self, n, "process.step", entry, true)
   if not seq then
     if ok and code == "EINVAL" then
       error("ctx:step " .. name .. ": its value cannot be journaled: " .. tostring(msg), 2)

@@ -142,6 +142,7 @@ static void poll_cb(uv_timer_t *t) {
   lash__feed *f = LASH__CONTAINER_OF(t, lash__feed, timer);
   uint64_t cs;
   if (!f->on) return;
+  f->polled_at = uv_now(f->loop);
   f->hooks.flush(f->hooks.ud);
   cs = lash_change_seq(f->s);
   if (cs != 0 && cs != f->seen) {
@@ -160,19 +161,21 @@ static void poll_cb(uv_timer_t *t) {
   if (f->on) uv_timer_start(&f->timer, poll_cb, f->interval, 0);
 }
 
-/* Another process committed (or may have): poll now unless a poll at the
- * shortest interval is already due (busy engines, their own commits, keep
- * polling at poll_min). */
+/* Another process committed (or may have): poll now, or 1 ms after the
+ * last poll (a store that commits many times a millisecond is read once a
+ * millisecond), not at the next backoff step: the waiting row of another
+ * worker, a row to claim, wait for no poll interval. */
 static void woken(lash__feed *f) {
+  uint64_t now, since;
   if (!f->on || f->closed) return;
-  if (f->interval > f->min) {
-    f->interval = f->min;
-    /* The wake can come before the commit is readable (LMDB writes the
-     * data pages, syncs, then the meta page): re-poll quickly a few times
-     * rather than wait a whole backoff step. */
-    f->fs_retry = 4;
-    uv_timer_start(&f->timer, poll_cb, 0, 0);
-  }
+  now = uv_now(f->loop);
+  since = now - f->polled_at;
+  f->interval = f->min;
+  /* The wake can come before the commit is readable (LMDB writes the
+   * data pages, syncs, then the meta page): re-poll quickly a few times
+   * rather than wait a whole backoff step. */
+  f->fs_retry = 4;
+  uv_timer_start(&f->timer, poll_cb, since >= 1 ? 0 : 1, 0);
 }
 
 static void fs_wake_cb(uv_fs_event_t *h, const char *name, int events,

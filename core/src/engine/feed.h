@@ -50,6 +50,7 @@ typedef struct lash__feed {
   uv_fs_event_t fs_wake; /* LASH_WAKE_FILE */
   uv_poll_t fd_wake;     /* LASH_WAKE_FD */
   int fs_retry;          /* quick re-polls left after a wake */
+  uint64_t polled_at;    /* loop ms of the last poll */
   int on;
   int closed;
   uint64_t min, max, interval;
