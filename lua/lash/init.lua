@@ -793,8 +793,7 @@ end
 function Ctx:step(name, fn, opts)
   check("step", "name", name, "string")
   check("step", "fn", fn, "function")
-  opts = check_opts("step", opts)
-  local retry = retry_of(opts)
+  local retry = opts ~= nil and retry_of(check_opts("step", opts)) or nil
   local n, ev = command(self, "step", name)
   if ev then
     local p = ev.payload or {}
