@@ -132,6 +132,30 @@ describe("lash ps paging", function()
     assert.are.equal("", err)
   end)
 
+  it("--sort newest shows the latest created first and pages in that order", function()
+    local db = h.store_path()
+    -- ids whose order is not their creation order
+    for _, id in ipairs({ "m", "z", "a", "q" }) do
+      assert.are.equal(0, (on(db, "start", "k", "--id", id)))
+      os.execute("sleep 0.01")
+    end
+    local code, out, err = on(db, "ps", "--sort", "newest", "--limit", "2")
+    assert.are.equal(0, code, err)
+    local q, a = out:find("\nq "), out:find("\na ")
+    assert.truthy(q and a and q < a, out)
+    assert.is_nil(out:find("\nz ", 1, true))
+    assert.truthy(err:find("--after a --limit 2 --sort newest", 1, true), err)
+    code, out = on(db, "ps", "--sort", "newest", "--limit", "2", "--after", "a")
+    assert.are.equal(0, code)
+    local z, m = out:find("\nz "), out:find("\nm ")
+    assert.truthy(z and m and z < m, out)
+    code, out = on(db, "ps", "--sort", "oldest", "--limit", "1")
+    assert.truthy(out:find("\nm "), out)
+    code, _, err = on(db, "ps", "--sort", "sideways")
+    assert.are.equal(2, code)
+    assert.truthy(err:find("newest, oldest or id", 1, true), err)
+  end)
+
   it("--json prints only the page, as an array", function()
     local db = h.store_path()
     for i = 1, 3 do assert.are.equal(0, (on(db, "start", "k", "--id", "j" .. i))) end

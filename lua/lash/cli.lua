@@ -79,13 +79,15 @@ exits 1, unless --if-exists ok.]],
   },
   ps = {
     opts = { status = "string", kind = "string", limit = "int", after = "string",
-      json = "flag" },
-    usage = "ps [--status S] [--kind K] [--limit N] [--after ID] [--json]",
+      sort = "string", json = "flag" },
+    usage = "ps [--status S] [--kind K] [--limit N] [--after ID] [--sort ORDER] [--json]",
     summary = "list processes: id, kind, status, attempt, age",
     help = "--status is " .. table.concat(STATUSES, ", ") .. " or live.\n" .. [[
 Rows come in id order (generated ids are time-ordered, so oldest first);
---limit N shows at most N (default 100, 0: no limit) and says how many it
-left out; --after ID starts after that id (the next page).]],
+--sort newest (or oldest) orders them by creation time instead (it reads
+every matching row to sort them). --limit N shows at most N (default 100,
+0: no limit) and says how many it left out; --after ID starts after that
+id in the order shown (the next page).]],
   },
   show = {
     args = { "ID" }, opts = { json = "flag" },
@@ -485,10 +487,43 @@ function run.ps(ctx, _, opts)
   local allowed = { live = true }
   for _, s in ipairs(STATUSES) do allowed[s] = true end
   check_status("ps", opts.status, allowed)
+  local sort = opts.sort
+  if sort ~= nil and sort ~= "newest" and sort ~= "oldest" and sort ~= "id" then
+    usage_error("ps", 'unknown --sort "' .. sort .. '" (newest, oldest or id)')
+  end
+  if sort == "id" then sort = nil end
   local limit = opts.limit or 100
-  -- One row more than asked says whether rows were left out.
-  local list, eng = read_store(ctx, "ps", "list", { status = opts.status, kind = opts.kind,
-    limit = limit > 0 and limit + 1 or 0, after = opts.after })
+  local list, eng
+  if sort == nil then
+    -- One row more than asked says whether rows were left out.
+    list, eng = read_store(ctx, "ps", "list", { status = opts.status, kind = opts.kind,
+      limit = limit > 0 and limit + 1 or 0, after = opts.after })
+  else
+    -- By creation time: every matching row, sorted here (ties by id).
+    local all
+    all, eng = read_store(ctx, "ps", "list", { status = opts.status, kind = opts.kind })
+    local newest = sort == "newest"
+    table.sort(all, function(a, b)
+      if a.created_at ~= b.created_at then
+        if newest then return a.created_at > b.created_at end
+        return a.created_at < b.created_at
+      end
+      if newest then return a.id > b.id end
+      return a.id < b.id
+    end)
+    local from = 1
+    if opts.after ~= nil then
+      from = #all + 1
+      for i, r in ipairs(all) do
+        if r.id == opts.after then from = i + 1 break end
+      end
+    end
+    list = {}
+    for i = from, #all do
+      if limit > 0 and #list > limit then break end
+      list[#list + 1] = all[i]
+    end
+  end
   local more = limit > 0 and #list > limit
   if more then list[#list] = nil end
   if opts.json then
@@ -504,9 +539,9 @@ function run.ps(ctx, _, opts)
       local s = eng:stats()
       total = s and s[opts.status or "total"]
     end
-    io.stderr:write(string.format("(%s not shown: lash ps --after %s%s for the next page)\n",
+    io.stderr:write(string.format("(%s not shown: lash ps --after %s%s%s for the next page)\n",
       total and ((total - #list) .. " more") or "more", list[#list].id,
-      limit ~= 100 and (" --limit " .. limit) or ""))
+      limit ~= 100 and (" --limit " .. limit) or "", sort and (" --sort " .. sort) or ""))
   end
 end
 
