@@ -315,6 +315,10 @@ void llash_pushstats(lua_State *L, const lash_stats *s,
   llash_setint(L, "change_seq", (lua_Integer)s->change_seq);
   llash_setint(L, "bytes_used", (lua_Integer)s->bytes_used);
   llash_setint(L, "bytes_available", (lua_Integer)s->bytes_available);
+  if (s->no_lock) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "no_lock");
+  }
   llash_setint(L, "longest_write_us", (lua_Integer)s->longest_write_us);
   llash_setint(L, "suspended", (lua_Integer)s->suspended);
   llash_setint(L, "backoff_reads", (lua_Integer)es->backoff_reads);

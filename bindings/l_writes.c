@@ -164,8 +164,14 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
 /* Records the final code of @p op. */
 static void op_settle(llash_op *op, int rc) {
   op->res.rc = rc;
-  if (rc < 0 && op->res.msg[0] == '\0')
-    snprintf(op->res.msg, sizeof op->res.msg, "%s", lash_strerror(rc));
+  if (rc < 0 && op->res.msg[0] == '\0') {
+    /* A failure before the op ran (the transaction did not begin: a
+     * read-only store) left its message on the store. */
+    const char *m =
+        rc == LASH_EACCES ? lash_errmsg(lash_engine_store(op->le->e)) : NULL;
+    snprintf(op->res.msg, sizeof op->res.msg, "%s",
+             m != NULL && m[0] != '\0' ? m : lash_strerror(rc));
+  }
 }
 
 /* Pushes the results of a finished write as the Lua call returns them. */

@@ -150,8 +150,10 @@ describe("lash ps paging", function()
     local z, m = out:find("\nz "), out:find("\nm ")
     assert.truthy(z and m and z < m, out)
     code, out = on(db, "ps", "--sort", "oldest", "--limit", "1")
+    assert.are.equal(0, code)
     assert.truthy(out:find("\nm "), out)
-    code, _, err = on(db, "ps", "--sort", "sideways")
+    code, out, err = on(db, "ps", "--sort", "sideways")
+    assert.are.equal("", out)
     assert.are.equal(2, code)
     assert.truthy(err:find("newest, oldest or id", 1, true), err)
   end)
@@ -179,5 +181,55 @@ describe("lash show", function()
     assert.truthy(out:find("\ncancel reason  +too late\n"), out)
     assert.truthy(out:find("\nlast event +seq 2"), out)
     assert.is_nil(out:find("\nevents ", 1, true))
+  end)
+end)
+
+-- A store its user may read but not write: run the CLI as "nobody" (the
+-- tests run as root, for whom permission bits do not apply).
+describe("lash --read-only", function()
+  after_each(h.cleanup)
+
+  local function as_nobody(db, ...)
+    local dir = h.tmpdir()
+    os.execute("chmod 0777 " .. h.q(dir))
+    local parts = { "runuser", "-u", "nobody", "--", h.q(BIN), "--db", h.q(db) }
+    for _, a in ipairs({ ... }) do parts[#parts + 1] = h.q(a) end
+    local cmd = "cd / && " .. table.concat(parts, " ") .. " >" .. dir .. "/out 2>" .. dir ..
+      "/err </dev/null"
+    local _, _, code = os.execute(cmd)
+    return code, h.read_file(dir .. "/out") or "", h.read_file(dir .. "/err") or ""
+  end
+
+  local function can_switch()
+    if h.target or os.execute("id -u | grep -qx 0") ~= true then return false end
+    return os.execute("runuser -u nobody -- true >/dev/null 2>&1") == true and
+      os.execute("runuser -u nobody -- test -x " .. h.q(BIN)) == true
+  end
+
+  it("reads a store this user cannot write; a write is refused and changes nothing", function()
+    if not can_switch() then
+      pending("needs root, runuser, a nobody user that can run " .. BIN .. ", and LMDB")
+      return
+    end
+    local db = h.store_path()
+    assert.are.equal(0, (on(db, "start", "k", "--id", "ro-1")))
+    os.execute("chmod -R go-w " .. h.q(db) .. " && chmod -R a+rX " .. h.q(db))
+    -- without --read-only: the open fails
+    local code, out, err = as_nobody(db, "ps")
+    assert.are.equal(1, code, err)
+    assert.are.equal("", out)
+    code, out, err = as_nobody(db, "--read-only", "ps")
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("ro-1", 1, true), out)
+    assert.truthy(err:find("not writable by this user", 1, true), err)
+    code, out, err = as_nobody(db, "--read-only", "show", "ro-1", "--json")
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find('"ro-1"', 1, true), out)
+    code, out, err = as_nobody(db, "--read-only", "start", "k", "--id", "ro-2")
+    assert.are.equal(1, code, out)
+    assert.truthy(err:find("read-only", 1, true), err)
+    code, out = on(db, "ps", "--json")
+    assert.are.equal(0, code)
+    assert.is_nil(out:find("ro-2", 1, true))
   end)
 end)

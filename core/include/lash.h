@@ -204,7 +204,9 @@ typedef struct lash_store_opts {
   unsigned max_readers;  /* concurrent readers, where the backend has a
                             limit; 0 = 1024 (dead readers' slots
                             are reclaimed) */
-  int read_only;         /* open for reading only */
+  int read_only;         /* open for reading only; a store this user may
+                            read but not write opens too (LMDB: without
+                            its lock file, lash_stats.no_lock) */
   int damaged_ok;        /* with read_only: open even a store whose data
                             file is shorter than its meta pages say (what
                             lash_salvage does in its child processes) */
@@ -756,6 +758,10 @@ typedef struct lash_stats {
   uint64_t longest_write_us; /* the longest write transaction of this
                                 handle so far, begin to commit */
   uint64_t suspended;        /* waiting rows that are suspended (issue 9) */
+  int no_lock;               /* a read-only open of a store this user
+                                cannot write went without the reader lock:
+                                reads are not protected from a writer
+                                running meanwhile (lash_store_opts) */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);

@@ -175,7 +175,7 @@ local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
 local STORE_FLAGS = { ["map-size"] = "size", ["max-readers"] = "int", ["lease-ttl"] = "duration" }
-local STORE_USAGE = "[--map-size SIZE] [--max-readers N] [--lease-ttl DURATION]"
+local STORE_USAGE = "[--read-only] [--map-size SIZE] [--max-readers N] [--lease-ttl DURATION]"
 
 -- "64g", "512m", "100k", "4096" (bytes) -> bytes, or nil, why.
 local function parse_size(v)
@@ -420,6 +420,13 @@ local function open_store(cmd, db, creates, opts)
   end
   local eng, msg = lash.open(db, opts or {})
   if not eng then failure(cmd, "cannot open the store " .. db .. ": " .. tostring(msg)) end
+  if opts and opts.read_only then
+    local st = eng:stats()
+    if st and st.no_lock then
+      io.stderr:write("lash: note: ", db, " is not writable by this user: reading it without ",
+        "its lock (a writer running meanwhile may change what this read sees)\n")
+    end
+  end
   return eng
 end
 
@@ -930,6 +937,9 @@ local function main(args)
       i = i + 2
     elseif a:match("^%-%-db=") then
       db = a:sub(6)
+      i = i + 1
+    elseif a == "--read-only" then
+      store.read_only = true
       i = i + 1
     elseif STORE_FLAGS[a:match("^%-%-([%w-]+)") or ""] then
       local key, val = a:match("^%-%-([^=]+)=(.*)$")

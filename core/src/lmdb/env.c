@@ -74,6 +74,20 @@ static int prepare_dir(lmdb__store *s, const char *dir, int read_only) {
 }
 
 /* Opens the named databases and checks (or writes) the format version. */
+/* Creates and configures s->env (before mdb_env_open). */
+static int env_make(lmdb__store *s, const lash_store_opts *opts) {
+  int mrc;
+  if ((mrc = mdb_env_create(&s->env)) != 0) {
+    s->env = NULL;
+    return lmdb__fail(s, mrc, "creating the environment");
+  }
+  if ((mrc = mdb_env_set_maxdbs(s->env, LMDB__DB_COUNT)) != 0 ||
+      (mrc = mdb_env_set_mapsize(s->env, s->mapsize)) != 0 ||
+      (mrc = mdb_env_set_maxreaders(s->env, opts->max_readers)) != 0)
+    return lmdb__fail(s, mrc, "configuring the environment");
+  return 0;
+}
+
 static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
   lash_backend *b = &s->base;
   MDB_txn *mt = NULL;
@@ -258,17 +272,7 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
     s->mapsize = opts->max_bytes;
   if ((rc = prepare_dir(s, dir, opts->read_only)) < 0) goto out;
   if ((rc = check_empty(s, dir)) < 0) goto out;
-  if ((mrc = mdb_env_create(&s->env)) != 0) {
-    s->env = NULL;
-    rc = lmdb__fail(s, mrc, "creating the environment");
-    goto out;
-  }
-  if ((mrc = mdb_env_set_maxdbs(s->env, LMDB__DB_COUNT)) != 0 ||
-      (mrc = mdb_env_set_mapsize(s->env, s->mapsize)) != 0 ||
-      (mrc = mdb_env_set_maxreaders(s->env, opts->max_readers)) != 0) {
-    rc = lmdb__fail(s, mrc, "configuring the environment");
-    goto out;
-  }
+  if ((rc = env_make(s, opts)) < 0) goto out;
   flags = MDB_NOTLS;
   if (opts->read_only) flags |= MDB_RDONLY;
   if (opts->durability == LASH_DURABILITY_NOMETA)
@@ -276,6 +280,17 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
   else if (opts->durability == LASH_DURABILITY_NONE)
     flags |= MDB_NOSYNC;
   mrc = mdb_env_open(s->env, dir, flags, 0600);
+  if (mrc == EACCES && opts->read_only) {
+    /* A store this user may read but not write: the lock file cannot be
+     * opened for writing. Read without it (MDB_NOLOCK): no reader slot,
+     * so a writer running meanwhile may reuse pages a long read walks;
+     * lash_store_stats says so (no_lock). */
+    mdb_env_close(s->env);
+    s->env = NULL;
+    if ((rc = env_make(s, opts)) < 0) goto out;
+    mrc = mdb_env_open(s->env, dir, flags | MDB_NOLOCK, 0600);
+    if (mrc == 0) s->no_lock = 1;
+  }
   if (mrc != 0) {
     rc = lmdb__code(mrc);
     if (mrc == ENOENT) rc = LASH_EACCES;
@@ -539,6 +554,7 @@ static int env_stats(lash_backend *b, lash_btxn *t, lash_bstats *out) {
         s->opts.max_bytes != 0 ? s->opts.max_bytes : (uint64_t)info.me_mapsize;
     out->bytes_available = room > out->bytes_used ? room - out->bytes_used : 0;
   }
+  out->no_lock = s->no_lock;
   return 0;
 }
 

@@ -69,6 +69,7 @@ typedef struct lmdb__store {
   unsigned psize; /* the page size */
   int no_keys;    /* replay keys (A): a store opened read-only from before
                      the key index: no key is stored */
+  int no_lock; /* read-only, opened with MDB_NOLOCK (no writable lock) */
   int has_susp;   /* the timer and waiter databases exist (a store made
                      before them, opened read-only, has none) */
 } lmdb__store;

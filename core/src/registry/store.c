@@ -356,6 +356,7 @@ int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out) {
   out->tombstones = bs.tombstones;
   out->bytes_used = bs.bytes_used;
   out->bytes_available = bs.bytes_available;
+  out->no_lock = bs.no_lock;
   out->longest_write_us = (uint64_t)s->longest_write_us;
 out:
   lash__rend(s, txn, bt);
