@@ -142,12 +142,13 @@ function M.open(lash, dir, opts, max_bytes)
   return eng
 end
 
--- VmRSS of this OS process in KiB.
+-- VmRSS of this OS process in KiB, and its anonymous part (heap, stacks:
+-- not the store's pages mapped from the file, which the kernel can drop).
 function M.rss_kib()
   local f = assert(io.open("/proc/self/status", "r"))
   local s = f:read("a")
   f:close()
-  return tonumber(s:match("VmRSS:%s*(%d+)%s*kB"))
+  return tonumber(s:match("VmRSS:%s*(%d+)%s*kB")), tonumber(s:match("RssAnon:%s*(%d+)%s*kB"))
 end
 
 -- p in [0, 100] of an array of numbers (sorted in place).

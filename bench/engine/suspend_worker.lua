@@ -34,7 +34,7 @@ local function idle(seconds)
   end)
   while not stop do eng:run() end
   collectgarbage()
-  print(("idle %.2f %d"):format((C.stats(eng).commits - c0) / seconds, C.rss_kib()))
+  print(("idle %.2f %d %d"):format((C.stats(eng).commits - c0) / seconds, C.rss_kib()))
 end
 
 local function serve()
@@ -53,7 +53,7 @@ if mode == "park" then
     return got >= n
   end, ("%d rows suspended"):format(n), 120, function() return got end)
   collectgarbage()
-  print(("suspended %d"):format(C.rss_kib()))
+  print(("suspended %d %d"):format(C.rss_kib()))
   if s > 0 then
     idle(s)
   else

@@ -41,20 +41,22 @@ C.with_store("suspended", function(dir)
   eng:close()
   local t1 = C.now_us()
   local p = worker(dir, "park", tostring(N), tostring(IDLE_S))
-  local rss_run = tonumber(expect(p, "suspended"):match("(%d+)$"))
+  local rss_run, anon_run = expect(p, "suspended"):match("(%d+) (%d+)$")
   local t2 = C.now_us()
   local x0 = last_txn(dir)
-  local cps, rss_idle = expect(p, "idle"):match("^idle (%S+) (%d+)$")
+  local cps, rss_idle, anon_idle = expect(p, "idle"):match("^idle (%S+) (%d+) (%d+)$")
   local x1 = last_txn(dir)
   p:close()
   C.note("registered in %.1f s, suspended in %.1f s", (t1 - t0) / 1e6, (t2 - t1) / 1e6)
   local q = worker(dir, "idle", tostring(IDLE_S))
   expect(q, "ready")
-  local fcps, frss = expect(q, "idle"):match("^idle (%S+) (%d+)$")
+  local fcps, frss = expect(q, "idle"):match("^idle (%S+) (%d+) %d+$")
   q:close()
-  print(("engine suspended processes  N=%d  worker RSS %.0f MiB (idle %.0f MiB, a fresh worker"
-    .. " %.0f MiB)  (target <= 200 MiB at 1000000)"):format(N, rss_run / 1024,
-      tonumber(rss_idle) / 1024, tonumber(frss) / 1024))
+  print(("engine suspended processes  N=%d  worker RSS %.0f MiB, of it heap %.0f MiB (idle %.0f"
+    .. " MiB, heap %.0f MiB; a fresh worker %.0f MiB)  (target <= 200 MiB at 1000000; the rest is"
+    .. " store pages mapped from the file)"):format(N, tonumber(rss_run) / 1024,
+      tonumber(anon_run) / 1024, tonumber(rss_idle) / 1024, tonumber(anon_idle) / 1024,
+      tonumber(frss) / 1024))
   print(("engine suspended processes idle  N=%d  %.2f commits/s (fresh worker %.2f)%s"
     .. "  (target 0)"):format(N, tonumber(cps), tonumber(fcps),
       x0 and (", store %d commits in %d s"):format(x1 - x0, IDLE_S) or ""))

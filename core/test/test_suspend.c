@@ -33,6 +33,7 @@ static int parked(tu_env *e, const char *id, uint32_t max_attempts,
 
 static lash_wake wake_of(const char *event, const char *process, int64_t at) {
   lash_wake w;
+  memset(&w, 0, sizeof w); /* has_after = 0: "since the wait began" */
   w.event = event;
   w.process = process;
   w.at = at;
@@ -311,6 +312,33 @@ static void test_applied_and_refused(tu_env *e) {
   is_rc(s, lash_suspend(s, NULL, &a, "process:nobody", &w, NULL), LASH_APPLIED,
         "awaited row unknown -> LASH_APPLIED");
   is(suspended(s, "ap-1"), 0, "ap-1 never suspended");
+
+  /* The waiter's cursor (has_after): a signal that landed after the body
+   * looked but before its process.waiting holds the condition too. */
+  {
+    lash_lease c;
+    uint64_t sig = 0;
+    is_rc(s, tu_reg(s, "cur-1", "k", LASH_RERUNNABLE, 0), 0, "cur-1");
+    is_rc(s, claim(s, "cur-1", "A", &c), 0, "claim cur-1");
+    is_rc(s, lash_start(s, NULL, &c, NULL), 0, "start cur-1 (seq 1)");
+    is_rc(s,
+          lash_append(s, NULL, "cur-1", "signal.go", tu_mp_uint(buf, 7), &sig),
+          0, "a signal lands (seq 2) after the body looked at seq 1");
+    is_rc(s, lash_wait_set(s, NULL, &c, "signal:go", NULL), 0,
+          "then the row shows the wait");
+    w = wake_of("signal.go", NULL, 0);
+    w.has_after = 1;
+    w.after = 1;
+    tu_snap_take(s, "cur-1", &sn);
+    is_rc(s, lash_suspend(s, NULL, &c, "signal:go", &w, NULL), LASH_APPLIED,
+          "cursor 1: the signal at seq 2 holds -> LASH_APPLIED");
+    ok(tu_snap_same(s, "cur-1", &sn), "... nothing written");
+    tu_snap_free(&sn);
+    w.after = sig;
+    is_rc(s, lash_suspend(s, NULL, &c, "signal:go", &w, NULL), 0,
+          "cursor past it (the body consumed it): suspended");
+    is(suspended(s, "cur-1"), 1, "cur-1 suspended");
+  }
 
   /* Refusals, each writing nothing. */
   tu_snap_take(s, "ap-1", &sn);

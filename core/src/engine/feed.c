@@ -11,13 +11,19 @@
 
 #define FEED_PAGE 256
 
+/* Ids up to this long live in nodes of one size that are reused; longer
+ * ones get a node of their own size (a worker that wrote a million
+ * suspended rows holds a node for each). */
+#define SMALL_ID 40
+
 /* The last seq/status this engine knows for an id. */
 struct lash__fnode {
   lash__mnode node;
   uint64_t last_seq;
   int status;
+  int small; /* of the reused size (its id fits SMALL_ID) */
   struct lash__fnode *free_next;
-  char id[LASH_ID_MAX + 1];
+  char id[];
 };
 
 #define FNODE(n) LASH__CONTAINER_OF(n, lash__fnode, node)
@@ -29,6 +35,10 @@ static lash__fnode *fget(lash__feed *f, const char *id) {
 
 static void to_freelist(lash__mnode *n, void *ud) {
   lash__feed *f = ud;
+  if (!FNODE(n)->small) {
+    free(FNODE(n));
+    return;
+  }
   FNODE(n)->free_next = f->ffree;
   f->ffree = FNODE(n);
 }
@@ -44,13 +54,16 @@ void lash__feed_note(lash__feed *f, const char *id, uint64_t last_seq,
   size_t len;
   if (!f->on) return;
   if ((fn = fget(f, id)) == NULL) {
-    if (f->ffree != NULL) {
+    len = strlen(id);
+    if (len < SMALL_ID && f->ffree != NULL) {
       fn = f->ffree;
       f->ffree = fn->free_next;
-    } else if ((fn = malloc(sizeof *fn)) == NULL) {
+    } else if ((fn = malloc(sizeof *fn +
+                            (len < SMALL_ID ? SMALL_ID : len + 1))) == NULL) {
       return;
+    } else {
+      fn->small = len < SMALL_ID;
     }
-    len = strlen(id);
     memcpy(fn->id, id, len + 1);
     lash__mnode_key(&fn->node, fn->id);
     if (lash__map_put(&f->map, &fn->node) < 0) {

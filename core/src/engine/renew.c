@@ -66,6 +66,17 @@ void lash__held_done(lash__held *h) {
   pthread_mutex_unlock(&r->mu);
 }
 
+void lash__held_undone(lash__held *h) {
+  lash__renew *r = h->r;
+  if (r == NULL) {
+    h->done = 0;
+    return;
+  }
+  pthread_mutex_lock(&r->mu);
+  h->done = 0;
+  pthread_mutex_unlock(&r->mu);
+}
+
 void lash__held_busy(lash__held *h, int on) {
   lash__renew *r = h->r;
   if (r == NULL) return;

@@ -92,6 +92,9 @@ void lash__renew_hold(lash__renew *r, lash__held *h);
 void lash__renew_unhold(lash__renew *r, lash__held *h);
 /* The holder's completion or release is queued: renew it no more. */
 void lash__held_done(lash__held *h);
+/* A release that was queued did not happen (a suspension that found its
+ * wake already there): renew it again. */
+void lash__held_undone(lash__held *h);
 /* The loop enters (on 1) or leaves (0) the holder's body. */
 void lash__held_busy(lash__held *h, int on);
 /* Reads the flags the thread set: *lost, *busy, and (when @p over is not

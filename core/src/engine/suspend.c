@@ -6,6 +6,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /* A wait that ends sooner than this stays in memory (it would be woken
  * before its suspension is worth the two commits). */
@@ -120,6 +123,17 @@ static int suspend_fn(lash_store *s, lash_txn *txn, void *ud) {
   return lash_suspend(s, txn, &j->lease, j->label, &j->wake, &seq);
 }
 
+/* After many bodies were let go: hand their memory back to the OS (glibc
+ * keeps freed memory in its arenas otherwise, and a worker that suspended
+ * a million bodies would look as big as when it held them). */
+static void give_back(lash__suspender *sp) {
+  if (sp->inflight > 0 || sp->suspended - sp->trimmed_at < 4096) return;
+  sp->trimmed_at = sp->suspended;
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 static void suspend_done(void *ud, int rc) {
   susp_job *j = ud;
   lash__suspender *sp = j->sp;
@@ -134,11 +148,15 @@ static void suspend_done(void *ud, int rc) {
         arm_fire(sp);
       }
       lash__run_drop(j->run, 0);
+    } else if (j->run->state != LASH__RS_FINISHING) {
+      /* LASH_APPLIED: its wake came first (or the lease is lost): the
+       * body stays here and its wait resolves as it would have; its lease
+       * is renewed again. */
+      lash__held_undone(&j->run->held);
     }
-    /* Otherwise (LASH_APPLIED: its wake came first; a lost lease) the
-     * body stays parked here and its wait resolves as it would have. */
   }
   job_free(j);
+  give_back(sp);
 }
 
 static void idle_timer_cb(uv_timer_t *t) {
@@ -174,6 +192,8 @@ static void suspend_one(lash__suspender *sp, const lash__idle_wait *iw) {
     return;
   }
   lash__run_susp_ref(iw->run, &j->run);
+  /* Its lease is released in that commit: the heartbeat leaves it be. */
+  lash__held_done(&iw->run->held);
   sp->inflight++;
 }
 

@@ -33,6 +33,7 @@ typedef struct lash__suspender {
   uv_timer_t timer;    /* the next idle wait due for suspension */
   uint64_t inflight;   /* suspensions queued, not yet committed */
   uint64_t suspended;  /* runs suspended by this engine */
+  uint64_t trimmed_at; /* `suspended` when memory was last given back */
   uint64_t fired;      /* rows this engine's timer fire woke */
   /* durable timers */
   uv_timer_t fire_timer; /* armed for next_at */
