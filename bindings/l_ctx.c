@@ -119,8 +119,9 @@ static int l_ctx_wait_set(lua_State *L) {
 
 /* core.ctx_wait_clear(ctx [, n]) -> true: the row runs again; with n, the
  * wait of command n timed out: process.timeout, key cmd:<n>.timeout, in
- * the same commit. Not waited for: the body goes on at once, and its next
- * write (or its outcome) commits with it or after it. */
+ * the same commit. (Not waiting for it halves signal -> resume, but on
+ * PostgreSQL an on_event handler then missed an event of the commit it
+ * shared with the body's next write: docs/architecture.md, known gaps.) */
 static int l_ctx_wait_clear(lua_State *L) {
   llash_co *c = checkown(L);
   lua_Integer ord = luaL_optinteger(L, 2, 0);
@@ -132,7 +133,7 @@ static int l_ctx_wait_clear(lua_State *L) {
   if (ord > 0 &&
       (n = llash_op_journal(L, op, ord, ".timeout", "process.timeout", 3)) != 0)
     return n;
-  return llash_write_nowait(L, c->le, op);
+  return llash_write(L, c->le, c, op);
 }
 
 typedef struct journal_read {
