@@ -164,14 +164,21 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
 /* Records the final code of @p op. */
 static void op_settle(llash_op *op, int rc) {
   op->res.rc = rc;
-  if (rc < 0 && op->res.msg[0] == '\0') {
-    /* A failure before the op ran (the transaction did not begin: a
-     * read-only store) left its message on the store. */
-    const char *m =
-        rc == LASH_EACCES ? lash_errmsg(lash_engine_store(op->le->e)) : NULL;
-    snprintf(op->res.msg, sizeof op->res.msg, "%s",
-             m != NULL && m[0] != '\0' ? m : lash_strerror(rc));
-  }
+  if (rc < 0 && op->res.msg[0] == '\0')
+    snprintf(op->res.msg, sizeof op->res.msg, "%s", lash_strerror(rc));
+}
+
+/* The same for a write that committed (or failed) just now, in this call:
+ * a failure before the op ran (the transaction did not begin: a read-only
+ * store) left the store's message, which nothing has overwritten yet
+ * (every transaction begins by clearing it; only a closed writer refuses
+ * before it reaches the store). */
+static void op_settle_now(llash_op *op, int rc) {
+  const char *m = lash_errmsg(lash_engine_store(op->le->e));
+  if (rc < 0 && rc != LASH_ECLOSED && op->res.msg[0] == '\0' && m != NULL &&
+      m[0] != '\0')
+    snprintf(op->res.msg, sizeof op->res.msg, "%s", m);
+  op_settle(op, rc);
 }
 
 /* Pushes the results of a finished write as the Lua call returns them. */
@@ -268,7 +275,7 @@ int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op) {
       c->wwait = NULL;
     return lua_yieldk(L, 0, (lua_KContext)c, write_k);
   }
-  op_settle(op, lash_engine_write_sync(le->e, op_fn, op));
+  op_settle_now(op, lash_engine_write_sync(le->e, op_fn, op));
   res = op->res;
   llash_op_free(op);
   return push_result(L, &res);

@@ -591,14 +591,20 @@ local function describe(op, name)
   return op .. ' "' .. tostring(name) .. '"'
 end
 
--- Takes the next ordinal of `ctx` for a command (op, name): returns n and
--- the journal entry of n (nil on a first run, or past the journal's end).
-local function command(ctx, op, name)
+-- The journal state of `ctx` (the journal read back on its first use).
+local function journal_of(ctx)
   local st = journals[ctx]
   if not st then
     st = { n = 0, j = core.ctx_journal(ctx) or false }
     journals[ctx] = st
   end
+  return st
+end
+
+-- Takes the next ordinal of `ctx` for a command (op, name): returns n and
+-- the journal entry of n (nil on a first run, or past the journal's end).
+local function command(ctx, op, name)
+  local st = journal_of(ctx)
   if st.in_step then
     error("ctx:" .. op .. " cannot run inside the fn of ctx:step (a step is " ..
       "one journaled value: run commands between steps)", 3)
@@ -800,7 +806,7 @@ function Ctx:step(name, fn, opts)
     if p.error ~= nil then error(p.error, 0) end
     return p.value
   end
-  local st = journals[self]
+  local st = journal_of(self)
   local ok, v, delay = false, nil, retry and retry.initial_ms or 0
   for attempt = 1, retry and retry.max_attempts or 1 do
     st.in_step = true
@@ -908,11 +914,9 @@ end
 function Ctx:start(kind, input, opts)
   local def, why = start_def(self.engine, "start", kind, opts)
   if not def then return einval(why) end
-  local st = journals[self]
-  local n = (st and st.n or 0) + 1
-  local id = def.id or (self.id .. "/" .. n)
-  local n2, ev = command(self, "start", id)
-  assert(n2 == n)
+  -- the child's default id names the ordinal this command is about to take
+  local id = def.id or (self.id .. "/" .. (journal_of(self).n + 1))
+  local n, ev = command(self, "start", id)
   if ev then return id end
   local ok, msg, code = core.ctx_child(self, n, kind, input, id, def.disposition,
     def.max_attempts, def.timeout_ms)

@@ -549,8 +549,7 @@ int lash_wait_suspendable(lash_wait *w, const char *label) {
     return LASH_EINVAL;
   if (!lash__q_empty(&w->ilink)) return 0;
   free(w->label);
-  if ((w->label = malloc(strlen(label) + 1)) == NULL) return LASH_ENOMEM;
-  memcpy(w->label, label, strlen(label) + 1);
+  if ((w->label = strdup(label)) == NULL) return LASH_ENOMEM;
   w->parked_at = uv_now(aw->loop);
   lash__q_push(&aw->idle, &w->ilink);
   aw->nidle++;
@@ -579,6 +578,12 @@ int lash__awaiter_idle_head(lash__awaiter *aw, lash__idle_wait *out) {
     out->wake.at = lash_store_now(aw->s) +
                    (int64_t)(w->deadline > now ? w->deadline - now : 0);
   }
+  return 1;
+}
+
+int lash__awaiter_idle_since(const lash__awaiter *aw, uint64_t *parked_at) {
+  if (lash__q_empty(&aw->idle)) return 0;
+  *parked_at = LASH__CONTAINER_OF(aw->idle.next, lash_wait, ilink)->parked_at;
   return 1;
 }
 

@@ -88,6 +88,9 @@ typedef struct lash__idle_wait {
   uint64_t parked_at;
 } lash__idle_wait;
 int lash__awaiter_idle_head(lash__awaiter *aw, lash__idle_wait *out);
+/* 1 and *parked_at (loop ms) of the head of aw->idle, or 0 when empty:
+ * the cheap question, without building the wake. */
+int lash__awaiter_idle_since(const lash__awaiter *aw, uint64_t *parked_at);
 /* Takes @p w off aw->idle (a suspension of it is in flight). */
 void lash__awaiter_idle_take(lash__awaiter *aw, lash_wait *w);
 

@@ -54,27 +54,21 @@ void lash__renew_unhold(lash__renew *r, lash__held *h) {
   pthread_mutex_unlock(&r->mu);
 }
 
-void lash__held_done(lash__held *h) {
+/* done = 1: renew it no more (and it is not in its body); 0: again. */
+static void held_set_done(lash__held *h, int done) {
   lash__renew *r = h->r;
-  if (r == NULL) {
-    h->done = 1;
-    return;
-  }
-  pthread_mutex_lock(&r->mu);
-  h->done = 1;
-  h->busy_since = 0;
-  pthread_mutex_unlock(&r->mu);
+  if (r != NULL) pthread_mutex_lock(&r->mu);
+  h->done = done;
+  if (done) h->busy_since = 0;
+  if (r != NULL) pthread_mutex_unlock(&r->mu);
+}
+
+void lash__held_done(lash__held *h) {
+  held_set_done(h, 1);
 }
 
 void lash__held_undone(lash__held *h) {
-  lash__renew *r = h->r;
-  if (r == NULL) {
-    h->done = 0;
-    return;
-  }
-  pthread_mutex_lock(&r->mu);
-  h->done = 0;
-  pthread_mutex_unlock(&r->mu);
+  held_set_done(h, 0);
 }
 
 void lash__held_busy(lash__held *h, int on) {

@@ -28,13 +28,6 @@ typedef struct susp_job {
   char *label, *event, *process;
 } susp_job;
 
-static char *dup(const char *s) {
-  char *d;
-  if (s == NULL) return NULL;
-  if ((d = malloc(strlen(s) + 1)) != NULL) memcpy(d, s, strlen(s) + 1);
-  return d;
-}
-
 static void job_free(susp_job *j) {
   free(j->label);
   free(j->event);
@@ -161,6 +154,7 @@ static void suspend_done(void *ud, int rc) {
 
 static void idle_timer_cb(uv_timer_t *t) {
   lash__suspender *sp = LASH__CONTAINER_OF(t, lash__suspender, timer);
+  sp->timer_due = 0;
   lash__pump_kick(sp->pump);
 }
 
@@ -174,9 +168,9 @@ static void suspend_one(lash__suspender *sp, const lash__idle_wait *iw) {
   j->sp = sp;
   j->run = iw->run;
   j->lease = *lash_run_lease(iw->run);
-  j->label = dup(iw->label);
-  j->event = dup(iw->wake.event);
-  j->process = dup(iw->wake.process);
+  j->label = strdup(iw->label);
+  j->event = iw->wake.event != NULL ? strdup(iw->wake.event) : NULL;
+  j->process = iw->wake.process != NULL ? strdup(iw->wake.process) : NULL;
   j->wake.event = j->event;
   j->wake.process = j->process;
   j->wake.at = iw->wake.at;
@@ -197,32 +191,38 @@ static void suspend_one(lash__suspender *sp, const lash__idle_wait *iw) {
   sp->inflight++;
 }
 
+/* When the longest parked idle wait is due for suspension (loop ms;
+ * UINT64_MAX: never, 0: now, also when there are more than max_cached);
+ * *any = 0 when there is none. */
+static uint64_t head_due(const lash__suspender *sp, int *any) {
+  uint64_t parked_at;
+  *any = lash__awaiter_idle_since(sp->aw, &parked_at);
+  if (!*any) return UINT64_MAX;
+  if (sp->aw->nidle > sp->max_cached) return 0;
+  return sp->after_ms < 0 ? UINT64_MAX : parked_at + (uint64_t)sp->after_ms;
+}
+
 void lash__suspender_pump(lash__suspender *sp) {
   lash__idle_wait iw;
-  uint64_t now;
+  uint64_t now, due;
+  int any;
   if (sp->closed) return;
   if (sp->reread && uv_now(sp->loop) >= sp->reread_after) reread(sp);
   now = uv_now(sp->loop);
-  while (lash__awaiter_idle_head(sp->aw, &iw)) {
-    int over = sp->aw->nidle > sp->max_cached;
-    uint64_t due =
-        sp->after_ms < 0 ? UINT64_MAX : iw.parked_at + (uint64_t)sp->after_ms;
-    if (!over && now < due) {
-      if (due != UINT64_MAX)
-        uv_timer_start(&sp->timer, idle_timer_cb, due - now, 0);
-      break;
-    }
+  while ((due = head_due(sp, &any)) <= now && any &&
+         lash__awaiter_idle_head(sp->aw, &iw))
     suspend_one(sp, &iw);
+  /* The timer for the next one, re-armed only when that time changed. */
+  if (any && due != UINT64_MAX && due != sp->timer_due) {
+    sp->timer_due = due;
+    uv_timer_start(&sp->timer, idle_timer_cb, due - now, 0);
   }
 }
 
 int lash__suspender_pending(const lash__suspender *sp) {
-  lash__idle_wait iw;
+  int any;
   if (sp->closed) return 0;
-  if (!lash__awaiter_idle_head(sp->aw, &iw)) return 0;
-  return sp->aw->nidle > sp->max_cached ||
-         (sp->after_ms >= 0 &&
-          uv_now(sp->loop) >= iw.parked_at + (uint64_t)sp->after_ms);
+  return head_due(sp, &any) <= uv_now(sp->loop) && any;
 }
 
 int lash__suspender_idle(const lash__suspender *sp) {

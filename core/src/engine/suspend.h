@@ -31,6 +31,7 @@ typedef struct lash__suspender {
   uint64_t max_cached; /* suspendable parked bodies kept in memory */
   int64_t after_ms;    /* suspend a body parked this long; < 0 never */
   uv_timer_t timer;    /* the next idle wait due for suspension */
+  uint64_t timer_due;  /* loop ms it is armed for; 0: not armed */
   uint64_t inflight;   /* suspensions queued, not yet committed */
   uint64_t suspended;  /* runs suspended by this engine */
   uint64_t trimmed_at; /* `suspended` when memory was last given back */
