@@ -181,7 +181,8 @@ enum {
   LLASH_OP_COMPLETE,
   LLASH_OP_PRUNE,
   LLASH_OP_JOURNAL, /* a journal event of the run (fenced, keyed) */
-  LLASH_OP_CHILD    /* ctx:start: register a child + its journal event */
+  LLASH_OP_CHILD,   /* ctx:start: register a child + its journal event */
+  LLASH_OP_RETRY    /* issue 13: eng:retry, re-queue a failed row */
 };
 
 struct llash_op {
@@ -200,6 +201,11 @@ struct llash_op {
   int i1, i2;
   int64_t n1;
   uint32_t u1;
+  /* ---- issue 13 (retry): a registration's retry policy, delay and
+   * unique key ---- */
+  lash_retry_policy retry;
+  int64_t run_at, unique_for_ms;
+  char *unique_key;
   llash_result res;
   llash_link link; /* in le->ops while queued */
 };

@@ -390,7 +390,10 @@ int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
     return 0;
   memset(&rec, 0, sizeof rec);
   if (lash_get(a->s, txn, id, &rec, NULL) < 0) return 0;
-  if (!lash__admit_declared(a, rec.kind) || LASH_IS_TERMINAL(rec.status)) {
+  /* A suspended row (issue 13: a delayed one, a retry wait) is not
+   * claimable before its wake: no lease is taken for it. */
+  if (!lash__admit_declared(a, rec.kind) || LASH_IS_TERMINAL(rec.status) ||
+      rec.suspended) {
     lash_record_free(&rec);
     return 0;
   }

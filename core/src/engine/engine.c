@@ -247,6 +247,8 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
                        on_fired, e);
   lash__changes_init(&e->changes, e->s, &e->pump, &e->hub, &e->feed, &e->runs,
                      &e->admit);
+  e->changes.on_timer = lash__suspender_note; /* issue 13 */
+  e->changes.timer_ud = &e->susp;
   return rc;
 }
 

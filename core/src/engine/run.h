@@ -54,6 +54,7 @@ struct lash_run {
   lash_run **susp_ref; /* a suspension in flight points here: cleared
                           when the run goes first */
   int fin_status;
+  int fin_fatal; /* issue 13: a failure that is not retried */
   lash_bytes fin_outcome;
   void *fin_buf; /* malloc'd outcome copy when over the inline size */
   unsigned char fin_inline[64];

@@ -22,6 +22,7 @@
 
 #define REC_FIELDS 21     /* + 1 (timeout_ms) when a budget is set */
 #define REC_FIELDS_MAX 24 /* [23] parent, [24] suspension (issue 9) */
+/* issue 13 (retry): [25]..[29] (LASH__REC_FIELDS_RETRY) */
 
 /* ------------------------------------------------------------ buffers */
 
@@ -320,6 +321,13 @@ void lash__rec_reset_projection(lash__rec *r) {
   r->last_seq = 0;
   r->term_unleased = 0;
   clear_suspension(r);
+  /* ---- issue 13 (retry): a delayed row waits from its registration ---- */
+  r->failures = 0;
+  r->retry_due = 0;
+  if (r->run_at > r->created_at) {
+    r->suspended = 1;
+    r->wake_at = r->run_at;
+  }
 }
 
 void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
@@ -337,16 +345,23 @@ void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
   r->change_seq = 0;
 }
 
+/* The shortest array that holds every non-default trailing field. */
+static size_t rec_fields(const lash__rec *r) {
+  size_t nf = lash__retry_fields(r);
+  if (nf > 0) return nf;
+  if (r->suspended || r->woken) return REC_FIELDS_MAX;
+  if (r->parent.p != NULL) return REC_FIELDS + 2;
+  return REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
+}
+
 int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
+  size_t nf;
   int e = 0;
   lash__packer(&pk, b);
   {
     /* The shortest array that holds every non-default trailing field. */
-    size_t nf = REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
-    if (r->parent.p != NULL) nf = REC_FIELDS + 2;
-    if (r->suspended || r->woken) nf = REC_FIELDS_MAX;
-    e |= msgpack_pack_array(&pk, nf);
+    e |= msgpack_pack_array(&pk, rec_fields(r));
   }
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
@@ -378,22 +393,23 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
-  if (r->timeout_ms > 0 || r->parent.p != NULL || r->suspended || r->woken)
-    e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  /* replay keys (A): [23] parent (nil when none but [24] follows) */
-  if (r->parent.p != NULL)
-    e |= pack_sv(&pk, r->parent);
-  else if (r->suspended || r->woken)
-    e |= msgpack_pack_nil(&pk);
+  nf = rec_fields(r);
+  if (nf > 21) e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  /* replay keys (A): [23] parent (nil when none but a later one follows) */
+  if (nf > 22) e |= pack_sv(&pk, r->parent);
   /* ---- suspension (B): [24] [state, event, process, at], state 1
    * suspended, 2 woken ---- */
-  if (r->suspended || r->woken) {
+  if (nf > 23 && (r->suspended || r->woken)) {
     e |= msgpack_pack_array(&pk, 4);
     e |= msgpack_pack_int(&pk, r->suspended ? 1 : 2);
     e |= pack_sv(&pk, r->wake_event);
     e |= pack_sv(&pk, r->wake_process);
     e |= msgpack_pack_int64(&pk, r->wake_at);
+  } else if (nf > 23) {
+    e |= msgpack_pack_nil(&pk);
   }
+  /* ---- issue 13 (retry): [25]..[29] ---- */
+  if (nf > 24) e |= lash__retry_pack_fields(&pk, r, nf);
   return seal(b, e);
 }
 
@@ -401,7 +417,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f, *a;
   uint32_t version;
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIELDS ||
-      o->via.array.size > REC_FIELDS_MAX)
+      o->via.array.size > LASH__REC_FIELDS_RETRY)
     return LASH_ECORRUPT;
   f = o->via.array.ptr;
   memset(r, 0, sizeof *r);
@@ -463,6 +479,10 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
     r->suspended = state == 1;
     r->woken = state == 2;
   }
+  /* ---- issue 13 (retry): [25]..[29] ---- */
+  if (o->via.array.size > REC_FIELDS_MAX &&
+      lash__retry_unpack_fields(f, o->via.array.size, r) < 0)
+    return LASH_ECORRUPT;
   return 0;
 }
 
@@ -503,7 +523,7 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
           1 + str_size(r->wait) + str_size(r->cancel_reason) +
           str_size(r->abandon_by) + str_size(r->abandon_reason) +
           str_size(r->parent) + str_size(r->wake_event) +
-          str_size(r->wake_process);
+          str_size(r->wake_process) + str_size(r->unique_key);
   memset(out, 0, sizeof *out);
   if (arena == NULL) {
     base = malloc(total);
@@ -537,6 +557,13 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
     out->wake_process = put_str(base, &pos, r->wake_process);
     out->wake_at = r->wake_at;
   }
+  /* ---- issue 13 (retry) ---- */
+  out->unique_key = put_str(base, &pos, r->unique_key);
+  out->unique_for_ms = r->unique_for_ms;
+  out->retry = r->retry;
+  out->run_at = r->run_at;
+  out->failures = r->failures;
+  out->retry_due = r->retry_due;
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
   out->timeout_ms = r->timeout_ms;
@@ -977,6 +1004,7 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
     r->att_fence = fence;
     r->att_number = number;
     r->att_started_at = at;
+    r->retry_due = 0; /* issue 13 */
     if (!terminal) {
       r->status = LASH_RUNNING;
       clear_wait(r);
@@ -1041,6 +1069,30 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
     if (!terminal && r->suspended) {
       clear_suspension(r);
       r->woken = 1;
+    }
+  } else if (sv_is(ev->type, LASH__EV_ATTEMPT_FAILED)) {
+    /* ---- issue 13 (retry): pending, unlisted until retry_at ---- */
+    int64_t at;
+    if ((rc = lash__mp_i64(lash__mp_map_get(&o, "retry_at"), &at)) < 0)
+      goto out;
+    if (!terminal) {
+      r->status = LASH_PENDING;
+      clear_wait(r);
+      clear_suspension(r);
+      r->suspended = 1;
+      r->wake_at = at;
+      r->failures++;
+      r->retry_due = 1;
+    }
+  } else if (sv_is(ev->type, LASH__EV_RETRIED)) {
+    /* ---- issue 13 (retry): a failed row is live again ---- */
+    if (r->status == LASH_FAILED) {
+      r->status = LASH_PENDING;
+      r->outcome.p = NULL;
+      r->outcome.n = 0;
+      r->term_unleased = 0;
+      r->failures++;
+      r->retry_due = 1;
     }
   } else {
     rc = LASH_ECORRUPT; /* an unknown reserved type */

@@ -353,6 +353,28 @@ static int check_parent(lash_store *s, const lash_def *def) {
   return 0;
 }
 
+/* issue 13 (retry): the retry policy, the delay and the unique key. */
+static int check_issue13(lash_store *s, const lash_def *def) {
+  char msg[LASH__ERRMSG_MAX];
+  if (lash_retry_check(&def->retry, msg, sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  if (def->run_at < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "run_at %lld of process %s must be a time (ms since "
+                      "the epoch) or 0",
+                      (long long)def->run_at, def->id);
+  if (def->unique_for_ms < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "unique_for_ms %lld of process %s must be >= 0",
+                      (long long)def->unique_for_ms, def->id);
+  if (def->unique_key != NULL &&
+      lash_check_string(LASH_RULE_ID, "unique_key", def->unique_key,
+                        strnlen(def->unique_key, LASH_ID_MAX + 1), msg,
+                        sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  return 0;
+}
+
 int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                   int *created, lash_record *out) {
   lash_txn *t = NULL;
@@ -383,6 +405,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                       "timeout_ms %lld of process %s must be >= 0 (0: none)",
                       (long long)def->timeout_ms, def->id);
   if (def->parent != NULL && (rc = check_parent(s, def)) < 0) return rc;
+  if ((rc = check_issue13(s, def)) < 0) return rc;
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   op_init(&o, t, def->id, (size_t)idn);
   memset(&tomb, 0, sizeof tomb);
@@ -421,6 +444,13 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                  def->max_attempts, lash__now(s), floor);
   o.r.timeout_ms = def->timeout_ms;
   o.r.parent = lash__sv_str(def->parent); /* replay keys (A) */
+  /* issue 13 (retry): the policy and the delay are part of the base; a
+   * delay in the future suspends the row from its registration. */
+  o.r.retry = def->retry;
+  o.r.run_at = def->run_at > o.r.created_at ? def->run_at : 0;
+  o.r.unique_key = lash__sv_str(def->unique_key);
+  o.r.unique_for_ms = def->unique_key != NULL ? def->unique_for_ms : 0;
+  lash__rec_reset_projection(&o.r);
   /* The new row shadows the tombstone; the floor lives on in the row. */
   o.drop_tomb = has_tomb;
   o.tomb_cs = tomb.change_seq;
@@ -774,10 +804,14 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
                    (int)o.r.att_inc.n, o.r.att_inc.p, (unsigned)o.r.att_number);
     goto out;
   }
-  /* A woken row resumes its attempt (issue 9): not counted again. */
-  resumed = o.r.woken && o.r.has_attempt;
+  /* A woken row resumes its attempt (issue 9): not counted again; one
+   * woken from a retry wait (issue 13) starts the next. max_attempts
+   * counts crash re-runs: attempts that ended in a retry wait or were
+   * re-queued (failures) are not counted against it. */
+  resumed = o.r.woken && o.r.has_attempt && !o.r.retry_due;
   number = o.r.has_attempt ? o.r.att_number + (resumed ? 0 : 1) : 1;
-  if (!resumed && o.r.max_attempts > 0 && number > o.r.max_attempts) {
+  if (!resumed && o.r.max_attempts > 0 &&
+      number > o.r.max_attempts + o.r.failures) {
     rc = lash__fail(s, LASH_EEXHAUSTED,
                     "process %s has used all %u of its attempts "
                     "(max_attempts): attempt %u is refused",
@@ -870,8 +904,11 @@ static int terminal_verdict(const lash__rec *r, int status,
   return LASH_SUPERSEDED_OUTCOME;
 }
 
-int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
-                  int status, lash_bytes outcome) {
+/* lash_complete, and lash_fail_attempt when @p retry_at is not NULL (a
+ * failure may then wait for its next attempt instead, issue 13). */
+static int complete_leased(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                           int status, lash_bytes outcome, int fatal,
+                           int64_t *retry_at) {
   lash_txn *t = NULL;
   lash_lease row;
   op o;
@@ -880,6 +917,7 @@ int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
   int64_t now;
 
   lash__clear(s);
+  if (retry_at != NULL) *retry_at = 0;
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
   id = ls->process_id;
   if ((rc = check_terminal_status(s, status, id)) < 0 ||
@@ -900,7 +938,18 @@ int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
   }
   now = lash__now(s);
   if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
-  {
+  if (retry_at != NULL && !fatal && o.r.disposition == LASH_RERUNNABLE &&
+      !o.r.cancel_requested && lash__retry_left(&o.r)) {
+    /* issue 13: the attempt failed; the row waits for its next one. */
+    double u = (double)(lash__token(s) >> 11) / 9007199254740992.0;
+    int64_t at = now + lash_retry_backoff(&o.r.retry, o.r.failures + 1, u);
+    if ((rc = lash__pl_attempt_failed(&s->pbuf[0], o.r.att_number, outcome,
+                                      at)) < 0 ||
+        (rc = op_event_lit(&o, LASH__EV_ATTEMPT_FAILED, &s->pbuf[0], now,
+                           NULL)) < 0)
+      goto out;
+    *retry_at = at;
+  } else {
     const char *type = lash__terminal_type(status);
     if ((rc = op_event(&o, type, strlen(type), outcome.data, outcome.len, now,
                        NULL)) < 0)
@@ -913,6 +962,59 @@ int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
 out:
   if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
     lash__fail(s, rc, "out of memory completing %s", id);
+  return lash__wend(s, t, rc);
+}
+
+int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                  int status, lash_bytes outcome) {
+  return complete_leased(s, txn, ls, status, outcome, 0, NULL);
+}
+
+/* ---- issue 13: retries (retry) ---- */
+
+int lash_fail_attempt(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                      lash_bytes outcome, int fatal, int64_t *retry_at) {
+  int64_t at = 0;
+  int rc = complete_leased(s, txn, ls, LASH_FAILED, outcome, fatal, &at);
+  if (retry_at != NULL) *retry_at = rc == 0 ? at : 0;
+  return rc;
+}
+
+int lash_retry(lash_store *s, lash_txn *txn, const char *id, uint64_t *seq) {
+  lash_txn *t = NULL;
+  op o;
+  int rc, idn;
+
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
+  op_init(&o, t, id, (size_t)idn);
+  if ((rc = op_load(&o, NULL)) < 0) goto out;
+  if (o.r.disposition == LASH_EXTERNAL) {
+    rc = lash__fail(s, LASH_EEXTERNAL,
+                    "process %s is externally owned: it is never run here, "
+                    "so it cannot be retried",
+                    id);
+    goto out;
+  }
+  if (o.r.status != LASH_FAILED) {
+    rc = lash__fail(s, LASH_EINVAL,
+                    "process %s is %s: only a failed process can be retried%s",
+                    id, lash_status_name(o.r.status),
+                    LASH_IS_TERMINAL(o.r.status)
+                        ? ""
+                        : " (it has not ended; cancel it first to stop it)");
+    goto out;
+  }
+  if ((rc = lash__pl_retried(&s->pbuf[0], o.r.att_number)) < 0 ||
+      (rc = op_event_lit(&o, LASH__EV_RETRIED, &s->pbuf[0], lash__now(s),
+                         seq)) < 0 ||
+      (rc = op_save(&o, 0)) < 0)
+    goto out;
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory retrying %s", id);
   return lash__wend(s, t, rc);
 }
 
