@@ -113,7 +113,15 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.unique_key = op->unique_key;
     def.unique_for_ms = op->unique_for_ms;
     /* Registers and, as the core decides, admits in the same commit. */
-    rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
+    if (def.unique_key != NULL) { /* issue 13: the row holding the key */
+      lash_record held;
+      rc = lash_engine_register(op->le->e, txn, &def, &op->i2, &held, NULL);
+      if (rc == LASH_APPLIED && held.id != NULL)
+        snprintf(op->res.uid, sizeof op->res.uid, "%s", held.id);
+      lash_record_free(&held);
+    } else {
+      rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
+    }
     break;
   }
   case LLASH_OP_JOURNAL:
@@ -221,6 +229,11 @@ static int push_result(lua_State *L, const llash_result *r) {
     llash_setint(L, "processes", (lua_Integer)r->prune.processes);
     llash_setint(L, "events", (lua_Integer)r->prune.events);
     return 1;
+  case LLASH_OP_REGISTER: /* issue 13: true [, the row holding its key] */
+    lua_pushboolean(L, 1);
+    if (r->uid[0] == '\0') return 1;
+    lua_pushstring(L, r->uid);
+    return 2;
   default:
     lua_pushboolean(L, 1);
     return 1;

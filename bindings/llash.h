@@ -129,6 +129,7 @@ typedef struct llash_result {
   uint64_t seq;
   lash_prune_report prune;
   char msg[256];
+  char uid[LASH_ID_MAX + 1]; /* issue 13: the row holding a unique key */
 } llash_result;
 
 /* What a coroutine yielded on (llash_co.parked). */

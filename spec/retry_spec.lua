@@ -297,3 +297,62 @@ describe("bad input", function()
     assert.are.equal(0, h.count_rows(eng))
   end)
 end)
+
+describe("unique keys", function()
+  after_each(h.cleanup)
+
+  it("a second start while the holder is live returns its id and writes nothing; after " ..
+    "its end a new row takes the key, unless within unique_for_ms (await: its outcome)", function()
+    local eng = h.open(nil, { owner = "spec" })
+    local a = assert(eng:start("u", 1, { unique_key = "cust-1" }))
+    local seq = eng:get(a).last_seq
+    assert.are.equal(a, assert(eng:start("u", 2, { unique_key = "cust-1" })))
+    assert.are.equal(1, h.count_rows(eng))
+    assert.are.equal(seq, eng:get(a).last_seq)
+    assert.are.equal("cust-1", eng:get(a).unique_key)
+    assert(eng:complete(a, { status = "completed", value = "one" }, { authority = "workflow" }))
+    local b = assert(eng:start("u", 3, { unique_key = "cust-1" }))
+    assert.are_not.equal(a, b)
+    local c = assert(eng:start("u", 4, { unique_key = "cust-2", unique_for_ms = 60000 }))
+    assert(eng:complete(c, { status = "completed", value = "two" }, { authority = "workflow" }))
+    local d = assert(eng:start("u", 5, { unique_key = "cust-2", unique_for_ms = 60000 }))
+    assert.are.equal(c, d)
+    assert.are.equal("two", eng:await(d, { timeout_ms = 1000 }).value)
+    assert.are.equal(3, h.count_rows(eng))
+    h.fails("EINVAL", "unique_for_ms", eng:start("u", 1, { unique_for_ms = 5 }))
+    h.fails("EINVAL", "unique_key", eng:start("u", 1, { unique_key = "" }))
+    assert.are.equal(3, h.count_rows(eng))
+  end)
+
+  it("4 racing producer OS processes dedupe exactly", function()
+    local dir = h.store_path()
+    local tmp = h.tmpdir()
+    local log, go, K = tmp .. "/log", tmp .. "/go", 50
+    h.open(dir):close()
+    local pids = {}
+    for i = 1, 4 do
+      pids[i] = h.spawn_worker("unique_producer", { dir, "p" .. i, log, go, tostring(K) }, log)
+    end
+    assert.is_truthy(h.poll(function()
+      local n = 0
+      for _, l in ipairs(h.lines(log)) do if l:match("^p%d ready$") then n = n + 1 end end
+      return n == 4
+    end, 30000, 10), h.read_file(log))
+    h.write_file(go, "go")
+    for _, pid in ipairs(pids) do assert.is_true(h.wait_exit(pid, 60000)) end
+    local by_key, lines = {}, 0
+    for _, l in ipairs(h.lines(log)) do
+      local key, id = l:match("^p%d (key%-%d+) (%S+)$")
+      if key then
+        lines = lines + 1
+        by_key[key] = by_key[key] or id
+        assert.are.equal(by_key[key], id, key .. " got two ids")
+      end
+    end
+    assert.are.equal(4 * K, lines, h.read_file(log))
+    local eng = h.open(dir)
+    local rows = assert(eng:list { kind = "u" })
+    assert.are.equal(K, #rows)
+    for _, r in ipairs(rows) do assert.are.equal(r.id, by_key[r.unique_key]) end
+  end)
+end)

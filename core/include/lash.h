@@ -433,7 +433,10 @@ typedef struct lash_def {
  * @param[out] out      the stored record; may be NULL.
  * A tombstoned id is registered anew (its sequence continues after the
  * tombstone's floor).
- * @return 0, LASH_EINVAL (empty/over-long id or kind, bad disposition),
+ * Unique keys (issue 13): when def->unique_key is held by another row (a
+ * live one, or one that ended less than its unique_for_ms ago) nothing is
+ * written and the call returns LASH_APPLIED with *out that row.
+ * @return 0, LASH_APPLIED, LASH_EINVAL (empty/over-long id or kind, bad disposition),
  *   LASH_ETOOBIG, LASH_ECONFLICT (same id, other definition), LASH_EFULL,
  *   LASH_EIO, LASH_EPANIC. */
 LASH_API int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,

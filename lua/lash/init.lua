@@ -434,6 +434,7 @@ function Engine:start(kind, input, opts)
   local ok, msg, code = core.start(self, kind, input, id, def.disposition,
     def.max_attempts, def.timeout_ms, def.extra)
   if not ok then return nil, msg, code end
+  if type(msg) == "string" then return msg end -- issue 13: its unique key's holder
   return id
 end
 
@@ -931,6 +932,9 @@ end
 function Ctx:start(kind, input, opts)
   local def, why = start_def(self.engine, "start", kind, opts)
   if not def then return einval(why) end
+  if def.extra and def.extra.unique_key then -- issue 13 (retry)
+    return einval("unique_key is for eng:start (a child's id already names it once)")
+  end
   -- the child's default id names the ordinal this command is about to take
   local id = def.id or (self.id .. "/" .. (journal_of(self).n + 1))
   local n, ev = command(self, "start", id)

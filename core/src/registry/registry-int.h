@@ -122,6 +122,14 @@ void lash__retry_base(lash__rec *d, const lash__rec *src);
 /* 1 when a failure of the current attempt may wait for another. */
 int lash__retry_left(const lash__rec *r);
 
+/* unique.c (issue 13): 1 when key is held (by *holder: live, or ended
+ * within its unique_for_ms of now), 0 free, or an error. */
+int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
+                        size_t keylen, int64_t now, lash__rec *holder);
+/* Notes that row id holds key now (in t). */
+int lash__unique_take(lash_store *s, lash_txn *t, const char *key,
+                      size_t keylen, const char *id, size_t idlen);
+
 /* One event to append or being folded. */
 typedef struct lash__ev {
   lash__sv type;

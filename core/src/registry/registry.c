@@ -438,6 +438,20 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
   } else if (rc != LASH_ENOENT) {
     goto out;
   }
+  if (def->unique_key != NULL) {
+    /* issue 13: a key held by another row gives that row, writes nothing */
+    rc = lash__unique_holder(s, t, def->unique_key, strlen(def->unique_key),
+                             lash__now(s), &o.r);
+    if (rc < 0) goto out;
+    if (rc == 1) {
+      rc = out != NULL ? lash__rec_export(&o.r, &tmp, NULL) : 0;
+      if (rc < 0)
+        rc = lash__fail(s, rc, "out of memory copying process %s", def->id);
+      else
+        rc = LASH_APPLIED;
+      goto out;
+    }
+  }
   lash__rec_base(&o.r, lash__sv_of(def->id, (size_t)idn),
                  lash__sv_str(def->kind),
                  lash__sv_of(def->input.data, def->input.len), def->disposition,
@@ -455,6 +469,12 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
   o.drop_tomb = has_tomb;
   o.tomb_cs = tomb.change_seq;
   if ((rc = op_save(&o, 1)) < 0) goto out;
+  if (def->unique_key != NULL &&
+      (rc = lash__unique_take(s, t, def->unique_key, strlen(def->unique_key),
+                              def->id, (size_t)idn)) < 0) {
+    t->rc = rc; /* the row is already written: a batch cannot keep it */
+    goto out;
+  }
   if (created != NULL) *created = 1;
   if (out != NULL && (rc = lash__rec_export(&o.r, &tmp, NULL)) < 0)
     /* The row is already written: a batch cannot keep it silently. */
