@@ -109,7 +109,7 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.timeout_ms = op->n1;
     if (op->res.type == LLASH_OP_CHILD) def.parent = op->lease.process_id;
     def.retry = op->retry; /* issue 13 */
-    def.run_at = op->run_at;
+    def.run_at = op->run_at >= 0 ? op->run_at : lash_store_now(s) - op->run_at;
     def.unique_key = op->unique_key;
     def.unique_for_ms = op->unique_for_ms;
     /* Registers and, as the core decides, admits in the same commit. */
@@ -361,9 +361,9 @@ static int issue13_opts(lua_State *L, llash_op *op, int idx) {
   }
   lua_pop(L, 1);
   op->run_at = (int64_t)num_field(L, idx, "run_at");
-  if (num_field(L, idx, "delay_ms") > 0) /* from the store's clock */
-    op->run_at = lash_store_now(lash_engine_store(op->le->e)) +
-                 (int64_t)num_field(L, idx, "delay_ms");
+  /* a delay counts from the registration (the store's clock, in op_fn) */
+  if (num_field(L, idx, "delay_ms") > 0)
+    op->run_at = -(int64_t)num_field(L, idx, "delay_ms");
   op->unique_for_ms = (int64_t)num_field(L, idx, "unique_for_ms");
   if (lua_getfield(L, idx, "unique_key") == LUA_TSTRING &&
       (op->unique_key = llash_strdup(lua_tostring(L, -1))) == NULL) {

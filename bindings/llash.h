@@ -205,7 +205,7 @@ struct llash_op {
   /* ---- issue 13 (retry): a registration's retry policy, delay and
    * unique key ---- */
   lash_retry_policy retry;
-  int64_t run_at, unique_for_ms;
+  int64_t run_at, unique_for_ms; /* run_at < 0: a delay of -run_at ms */
   char *unique_key;
   llash_result res;
   llash_link link; /* in le->ops while queued */
