@@ -192,6 +192,16 @@ static void test_retries(tu_env *e) {
   is_rc(s, claim_start(s, "r-3", "A", &ls, NULL), 0, "start r-3");
   is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0, "fails");
   is(tu_status(s, "r-3"), LASH_FAILED, "no policy: fails at once");
+  /* a cancel request while it waits for its next attempt ends it now */
+  d = tu_def("r-5", "k", LASH_RERUNNABLE, 0);
+  d.retry.max_attempts = 5;
+  d.retry.initial_ms = 60000;
+  is_rc(s, lash_register(s, NULL, &d, NULL, NULL), 0, "register r-5");
+  is_rc(s, claim_start(s, "r-5", "A", &ls, NULL), 0, "start r-5");
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0,
+        "r-5 fails, waits a minute");
+  is_rc(s, lash_request_cancel(s, NULL, "r-5", "stop", NULL), 0, "cancel");
+  is(tu_status(s, "r-5"), LASH_CANCELLED, "cancelled at once");
   is_rc(s, tu_reg(s, "r-4", "k", LASH_RERUNNABLE, 0), 0, "register r-4");
   is(lash_retry(s, NULL, "r-4", NULL), LASH_EINVAL, "a pending row: refused");
   ok(tu_has(lash_errmsg(s), "pending"), "... naming it: %s", lash_errmsg(s));

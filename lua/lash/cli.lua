@@ -495,7 +495,9 @@ local function start_issue13(cmd, opts, so)
         usage_error(cmd, "--retry takes a number of attempts or a JSON object, got " .. opts.retry)
       end
       local ok, why = pcall(require("lash.retry").policy, "start", policy)
-      if not ok then usage_error(cmd, "--retry: " .. tostring(why):gsub("^.-bad argument", "bad")) end
+      if not ok then
+        usage_error(cmd, "--retry: " .. tostring(why):gsub("^.-bad argument", "bad"))
+      end
       so.retry = policy
     end
   end

@@ -673,9 +673,10 @@ static int reconcile_fn(lash_store *s, lash_txn *txn, void *ud) {
   memset(&rec, 0, sizeof rec);
   if ((rc = lash_get(s, txn, r->id, &rec, NULL)) < 0) return rc;
   one_row(&c, a, txn, &rep, &row, &rec);
+  /* issue 13: attempts that ended in a retry wait do not count */
   will_rerun = row.disposition == LASH_RERUNNABLE &&
                (rec.max_attempts == 0 || !rec.has_attempt ||
-                rec.attempt.number < rec.max_attempts);
+                rec.attempt.number < rec.max_attempts + rec.failures);
   lash_record_free(&rec);
   r->result = LASH_RECONCILE_NOTHING;
   if (LASH_IS_TERMINAL(row.status)) return 0;

@@ -709,10 +709,12 @@ int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
       (rc = op_event_lit(&o, LASH__EV_CANCEL_REQ, &s->pbuf[0], now, &first)) <
           0)
     goto out;
-  if (o.r.status == LASH_PENDING && !o.r.has_attempt &&
+  if (o.r.status == LASH_PENDING && (!o.r.has_attempt || o.r.retry_due) &&
       o.r.disposition != LASH_EXTERNAL) {
-    /* Never started here: nobody will notice the request, so cancel now.
-     * External rows run elsewhere: their owner honours the request. */
+    /* Never started here (or waiting for its next attempt after a failure,
+     * issue 13: no body holds it): nobody will notice the request, so
+     * cancel now. External rows run elsewhere: their owner honours the
+     * request. */
     if ((rc = lash__pl_str_or_nil(&s->pbuf[1], reason)) < 0 ||
         (rc = op_event_lit(&o, lash__terminal_type(LASH_CANCELLED), &s->pbuf[1],
                            now, NULL)) < 0)
