@@ -339,32 +339,19 @@ static int write(lua_State *L, llash_engine *le, llash_op *op) {
 }
 
 /* ---- issue 13 (retry) ---- */
-static lua_Number num_field(lua_State *L, int t, const char *k) {
-  lua_Number v;
-  lua_getfield(L, t, k);
-  v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
-  lua_pop(L, 1);
-  return v;
-}
 
 /* The table at @p idx: {retry = {max_attempts, initial_ms, factor, max_ms,
  * jitter}, run_at, unique_key, unique_for_ms} (lua/lash checked them). */
 static int issue13_opts(lua_State *L, llash_op *op, int idx) {
   idx = lua_absindex(L, idx);
-  if (lua_getfield(L, idx, "retry") == LUA_TTABLE) {
-    int t = lua_gettop(L);
-    op->retry.max_attempts = (uint32_t)num_field(L, t, "max_attempts");
-    op->retry.initial_ms = (int64_t)num_field(L, t, "initial_ms");
-    op->retry.factor = num_field(L, t, "factor");
-    op->retry.max_ms = (int64_t)num_field(L, t, "max_ms");
-    op->retry.jitter = num_field(L, t, "jitter");
-  }
+  lua_getfield(L, idx, "retry");
+  op->retry = llash_policy(L, -1);
   lua_pop(L, 1);
-  op->run_at = (int64_t)num_field(L, idx, "run_at");
+  op->run_at = (int64_t)llash_numfield(L, idx, "run_at");
   /* a delay counts from the registration (the store's clock, in op_fn) */
-  if (num_field(L, idx, "delay_ms") > 0)
-    op->run_at = -(int64_t)num_field(L, idx, "delay_ms");
-  op->unique_for_ms = (int64_t)num_field(L, idx, "unique_for_ms");
+  if (llash_numfield(L, idx, "delay_ms") > 0)
+    op->run_at = -(int64_t)llash_numfield(L, idx, "delay_ms");
+  op->unique_for_ms = (int64_t)llash_numfield(L, idx, "unique_for_ms");
   if (lua_getfield(L, idx, "unique_key") == LUA_TSTRING &&
       (op->unique_key = llash_strdup(lua_tostring(L, -1))) == NULL) {
     lua_pop(L, 1);

@@ -215,6 +215,13 @@ struct llash_op {
 
 char *llash_strdup(const char *s);
 
+/* ---- issue 13 (retry) ---- */
+/* t[k] as a number, 0 when it is none. */
+lua_Number llash_numfield(lua_State *L, int t, const char *k);
+/* The retry policy table at @p idx ({max_attempts, initial_ms, factor,
+ * max_ms, jitter}, checked by lua/lash); zero when not a table. */
+lash_retry_policy llash_policy(lua_State *L, int idx);
+
 /* Pushes nil, message, code and returns 3. */
 int llash_fail(lua_State *L, int rc, const char *msg);
 int llash_fail_store(lua_State *L, llash_engine *le, int rc);

@@ -141,6 +141,21 @@ describe("retries", function()
     assert.are.equal(2, n)
   end)
 
+  it("a worker retries under its define's policy a row started elsewhere without one",
+    function()
+    local dir = h.store_path()
+    local log = h.tmpdir() .. "/log"
+    local eng = h.open(dir, { owner = "spec" }) -- defines nothing
+    spawn(dir, "w1", log)
+    local id = assert(eng:start("flaky", nil))
+    assert.is_truthy(h.poll(function() return h.is_terminal(eng, id) end, 20000, 20))
+    local r = eng:get(id)
+    assert.are.equal("completed", r.status, h.read_file(log))
+    assert.are.equal(2, r.attempt.number)
+    assert.is_nil(r.retry) -- the row carries none: the worker's kind's
+    assert.are.equal(1, #h.events_of(eng, id, "process.attempt_failed"))
+  end)
+
   it("retries do not use up max_attempts (crash re-runs)", function()
     local eng = h.open(nil, { owner = "spec" })
     assert(eng:define("budget", function(ctx)

@@ -674,11 +674,13 @@ LASH_API int lash_complete_unleased(lash_store *s, lash_txn *txn,
  * unlisted on the timer index until retry_at (lash_timers_fire wakes it
  * and the next lash_start is attempt + 1); *retry_at (may be NULL) gets
  * the time. Otherwise exactly lash_complete(..., LASH_FAILED, outcome)
- * and *retry_at = 0.
+ * and *retry_at = 0. A row without a policy of its own (retry.max_attempts
+ * 0) is retried under @p fallback (may be NULL: none), its kind's.
  * @return as lash_complete. */
 LASH_API int lash_fail_attempt(lash_store *s, lash_txn *txn,
                                const lash_lease *ls, lash_bytes outcome,
-                               int fatal, int64_t *retry_at);
+                               int fatal, const lash_retry_policy *fallback,
+                               int64_t *retry_at);
 
 /* Re-queues a failed row as a new attempt (process.retried {attempt}):
  * status pending, listed, outcome gone; its next start is attempt + 1.
@@ -985,6 +987,13 @@ LASH_API int lash_engine_define(lash_engine *e, const char *kind);
  * (LASH_STALL_BUDGET). @return 0, LASH_EINVAL (kind not declared, ms < 0). */
 LASH_API int lash_engine_set_timeout(lash_engine *e, const char *kind,
                                      int64_t timeout_ms);
+/* ---- issue 13 (retry) ----
+ * The retry policy of the declared @p kind (NULL: none), for rows that
+ * carry none of their own (lash_def.retry): a run of such a row fails
+ * under it (lash_fail_attempt). @return 0, LASH_EINVAL (not declared, a
+ * bad policy). */
+LASH_API int lash_engine_set_retry(lash_engine *e, const char *kind,
+                                   const lash_retry_policy *p);
 
 /* ------------------------------------------------------ group commit */
 

@@ -110,7 +110,7 @@ static void test_retries(tu_env *e) {
   is_rc(s, lash_register(s, NULL, &d, NULL, NULL), 0, "register with a policy");
   is_rc(s, claim_start(s, "r-1", "A", &ls, &attempt), 0, "attempt 1 starts");
   t0 = e->now;
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0,
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, NULL, &at), 0,
         "attempt 1 fails");
   is(at, t0 + 100, "retry_at = now + initial_ms");
   is_rc(s, get(s, "r-1", &r), 0, "read");
@@ -148,14 +148,14 @@ static void test_retries(tu_env *e) {
   is_rc(s, claim_start(s, "r-1", "B", &ls, &attempt), 0, "B starts it");
   is(attempt, 2, "as attempt 2 (max_attempts 1 counts crash re-runs only)");
   t0 = e->now;
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0,
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, NULL, &at), 0,
         "attempt 2 fails");
   is(at, t0 + 200, "retry_at = now + initial_ms * factor");
   tu_clock_add(&e->now, 200);
   isu(fire(s, e->now), 1, "fires");
   is_rc(s, claim_start(s, "r-1", "A", &ls, &attempt), 0, "attempt 3");
   is(attempt, 3, "attempt 3");
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0,
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, NULL, &at), 0,
         "attempt 3 fails");
   is(at, 0, "no retry_at: attempts used up");
   is(tu_status(s, "r-1"), LASH_FAILED, "the row failed");
@@ -166,7 +166,7 @@ static void test_retries(tu_env *e) {
   ok(listed(s, "k", "r-1"), "listed again");
   is_rc(s, claim_start(s, "r-1", "A", &ls, &attempt), 0, "started");
   is(attempt, 4, "as attempt 4");
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0,
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, NULL, &at), 0,
         "fails again");
   is(tu_status(s, "r-1"), LASH_FAILED, "a manual retry grants one attempt");
   is_rc(s, lash_retry(s, NULL, "r-1", NULL), 0, "lash_retry again");
@@ -183,14 +183,15 @@ static void test_retries(tu_env *e) {
   d.retry.max_attempts = 5;
   is_rc(s, lash_register(s, NULL, &d, NULL, NULL), 0, "register r-2");
   is_rc(s, claim_start(s, "r-2", "A", &ls, NULL), 0, "start r-2");
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 1, &at), 0,
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 1, NULL, &at), 0,
         "a fatal failure");
   is(tu_status(s, "r-2"), LASH_FAILED, "fails at once");
   is(lash_retry(s, NULL, "r-2-none", NULL), LASH_ENOENT, "unknown id");
   /* no policy: no retry */
   is_rc(s, tu_reg(s, "r-3", "k", LASH_RERUNNABLE, 0), 0, "register r-3");
   is_rc(s, claim_start(s, "r-3", "A", &ls, NULL), 0, "start r-3");
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0, "fails");
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, NULL, &at), 0,
+        "fails");
   is(tu_status(s, "r-3"), LASH_FAILED, "no policy: fails at once");
   /* a cancel request while it waits for its next attempt ends it now */
   d = tu_def("r-5", "k", LASH_RERUNNABLE, 0);
@@ -198,7 +199,7 @@ static void test_retries(tu_env *e) {
   d.retry.initial_ms = 60000;
   is_rc(s, lash_register(s, NULL, &d, NULL, NULL), 0, "register r-5");
   is_rc(s, claim_start(s, "r-5", "A", &ls, NULL), 0, "start r-5");
-  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, &at), 0,
+  is_rc(s, lash_fail_attempt(s, NULL, &ls, err_payload(), 0, NULL, &at), 0,
         "r-5 fails, waits a minute");
   is_rc(s, lash_request_cancel(s, NULL, "r-5", "stop", NULL), 0, "cancel");
   is(tu_status(s, "r-5"), LASH_CANCELLED, "cancelled at once");

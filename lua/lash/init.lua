@@ -296,7 +296,7 @@ function Engine:define(kind, fn, opts)
   if not valid then return einval(why) end
   local policy, pwhy = retry13.policy("define", opts.retry) -- issue 13
   if pwhy then return einval(pwhy) end
-  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0)
+  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0, policy)
   if not ok then return nil, msg, code end
   defs_of(self)[kind] = {
     disposition = opts.disposition or "rerunnable",

@@ -1,7 +1,8 @@
 -- spec/workers/retry_worker.lua DIR OWNER LOG [MS] - a worker for
 -- spec/retry_spec.lua (issue 13): defines "later" (logs "OWNER run ID AT"
 -- with the store's clock when its body starts) and "flaky" (raises on
--- its first attempt, completes on the next), logs "OWNER ready", and runs
+-- its first attempt, completes on the next: its define's retry policy),
+-- logs "OWNER ready", and runs
 -- for MS (default 30000) or until killed.
 local common = require "spec.workers.common"
 
@@ -17,6 +18,6 @@ assert(eng:define("flaky", function(ctx)
   log(owner, "attempt", ctx.id, ctx.attempt)
   if ctx.attempt == 1 then error("first attempt fails") end
   return owner
-end))
+end, { retry = { max_attempts = 3, initial_ms = 10 } }))
 log(owner, "ready")
 common.run_until(eng, owner, function() return false end, ms, 50)

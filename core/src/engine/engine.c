@@ -367,6 +367,12 @@ int lash_engine_set_timeout(lash_engine *e, const char *kind,
   return lash__admit_set_timeout(&e->admit, kind, timeout_ms);
 }
 
+int lash_engine_set_retry(lash_engine *e, const char *kind,
+                          const lash_retry_policy *p) {
+  if (e == NULL) return LASH_EINVAL;
+  return lash__admit_set_retry(&e->admit, kind, p);
+}
+
 void lash_engine_emergency(lash_engine *e, int64_t grace_ms) {
   if (e != NULL && !e->closing) lash__renew_emergency(&e->renew, grace_ms);
 }

@@ -183,7 +183,7 @@ static int complete_fn(lash_store *s, lash_txn *txn, void *ud) {
   LASH_INJECT("engine.before_complete");
   if (r->fin_status == LASH_FAILED) /* issue 13: its retry policy */
     rc = lash_fail_attempt(s, txn, &r->held.lease, r->fin_outcome, r->fin_fatal,
-                           NULL);
+                           &r->retry, NULL);
   else
     rc = lash_complete(s, txn, &r->held.lease, r->fin_status, r->fin_outcome);
   LASH_INJECT("engine.after_complete");

@@ -120,7 +120,7 @@ int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r);
  * (the fold's start, lash_check). */
 void lash__retry_base(lash__rec *d, const lash__rec *src);
 /* 1 when a failure of the current attempt may wait for another. */
-int lash__retry_left(const lash__rec *r);
+int lash__retry_left(const lash_retry_policy *p, const lash__rec *r);
 
 /* unique.c (issue 13): 1 when key is held (by *holder: live, or ended
  * within its unique_for_ms of now), 0 free, or an error. */

@@ -930,7 +930,9 @@ static int terminal_verdict(const lash__rec *r, int status,
  * failure may then wait for its next attempt instead, issue 13). */
 static int complete_leased(lash_store *s, lash_txn *txn, const lash_lease *ls,
                            int status, lash_bytes outcome, int fatal,
+                           const lash_retry_policy *fallback,
                            int64_t *retry_at) {
+  const lash_retry_policy *policy;
   lash_txn *t = NULL;
   lash_lease row;
   op o;
@@ -960,11 +962,13 @@ static int complete_leased(lash_store *s, lash_txn *txn, const lash_lease *ls,
   }
   now = lash__now(s);
   if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
+  /* issue 13: the row's own policy, else its kind's */
+  policy = o.r.retry.max_attempts > 0 ? &o.r.retry : fallback;
   if (retry_at != NULL && !fatal && o.r.disposition == LASH_RERUNNABLE &&
-      !o.r.cancel_requested && lash__retry_left(&o.r)) {
+      !o.r.cancel_requested && lash__retry_left(policy, &o.r)) {
     /* issue 13: the attempt failed; the row waits for its next one. */
     double u = (double)(lash__token(s) >> 11) / 9007199254740992.0;
-    int64_t at = now + lash_retry_backoff(&o.r.retry, o.r.failures + 1, u);
+    int64_t at = now + lash_retry_backoff(policy, o.r.failures + 1, u);
     if ((rc = lash__pl_attempt_failed(&s->pbuf[0], o.r.att_number, outcome,
                                       at)) < 0 ||
         (rc = op_event_lit(&o, LASH__EV_ATTEMPT_FAILED, &s->pbuf[0], now,
@@ -989,15 +993,17 @@ out:
 
 int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
                   int status, lash_bytes outcome) {
-  return complete_leased(s, txn, ls, status, outcome, 0, NULL);
+  return complete_leased(s, txn, ls, status, outcome, 0, NULL, NULL);
 }
 
 /* ---- issue 13: retries (retry) ---- */
 
 int lash_fail_attempt(lash_store *s, lash_txn *txn, const lash_lease *ls,
-                      lash_bytes outcome, int fatal, int64_t *retry_at) {
+                      lash_bytes outcome, int fatal,
+                      const lash_retry_policy *fallback, int64_t *retry_at) {
   int64_t at = 0;
-  int rc = complete_leased(s, txn, ls, LASH_FAILED, outcome, fatal, &at);
+  int rc =
+      complete_leased(s, txn, ls, LASH_FAILED, outcome, fatal, fallback, &at);
   if (retry_at != NULL) *retry_at = rc == 0 ? at : 0;
   return rc;
 }

@@ -49,8 +49,8 @@ int lash_retry_check(const lash_retry_policy *p, char *err, size_t errlen) {
   return 0;
 }
 
-int lash__retry_left(const lash__rec *r) {
-  return r->retry.max_attempts > 1 && r->failures + 1 < r->retry.max_attempts;
+int lash__retry_left(const lash_retry_policy *p, const lash__rec *r) {
+  return p != NULL && p->max_attempts > 1 && r->failures + 1 < p->max_attempts;
 }
 
 /* -------------------------------------------------- record fields */
