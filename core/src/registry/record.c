@@ -294,6 +294,81 @@ static int unpack_sealed(const void *p, size_t n, msgpack_zone *z,
   return unpack(p, n, z, o);
 }
 
+/* ---- issue 13 (retry): record fields [25]..[29] ---- */
+
+size_t lash__retry_fields(const lash__rec *r) {
+  if (r->unique_for_ms > 0) return 29;
+  if (r->unique_key.p != NULL) return 28;
+  if (r->failures > 0 || r->retry_due) return 27;
+  if (r->run_at > 0) return 26;
+  if (r->retry.max_attempts > 0) return 25;
+  return 0;
+}
+
+int lash__retry_pack_fields(msgpack_packer *pk, const lash__rec *r, size_t nf) {
+  int e = 0;
+  /* [25] [max_attempts, initial_ms, factor, max_ms, jitter] or nil */
+  if (r->retry.max_attempts > 0) {
+    e |= msgpack_pack_array(pk, 5);
+    e |= msgpack_pack_uint32(pk, r->retry.max_attempts);
+    e |= msgpack_pack_int64(pk, r->retry.initial_ms);
+    e |= msgpack_pack_double(pk, r->retry.factor);
+    e |= msgpack_pack_int64(pk, r->retry.max_ms);
+    e |= msgpack_pack_double(pk, r->retry.jitter);
+  } else {
+    e |= msgpack_pack_nil(pk);
+  }
+  if (nf > 25) e |= msgpack_pack_int64(pk, r->run_at); /* [26] */
+  if (nf > 26) {                                       /* [27] */
+    e |= msgpack_pack_array(pk, 2);
+    e |= msgpack_pack_uint32(pk, r->failures);
+    e |= r->retry_due ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+  }
+  if (nf > 27) e |= pack_sv(pk, r->unique_key);               /* [28] */
+  if (nf > 28) e |= msgpack_pack_int64(pk, r->unique_for_ms); /* [29] */
+  return e;
+}
+
+static int mp_double(const msgpack_object *o, double *out) {
+  if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+    *out = o->via.f64;
+  else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    *out = (double)o->via.u64;
+  else
+    return LASH_ECORRUPT;
+  return 0;
+}
+
+int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r) {
+  uint64_t u;
+  if (n > 24 && f[24].type != MSGPACK_OBJECT_NIL) {
+    const msgpack_object *a = f[24].via.array.ptr;
+    if (f[24].type != MSGPACK_OBJECT_ARRAY || f[24].via.array.size != 5 ||
+        lash__mp_u64(&a[0], &u) < 0 || u > UINT32_MAX ||
+        lash__mp_i64(&a[1], &r->retry.initial_ms) < 0 ||
+        mp_double(&a[2], &r->retry.factor) < 0 ||
+        lash__mp_i64(&a[3], &r->retry.max_ms) < 0 ||
+        mp_double(&a[4], &r->retry.jitter) < 0)
+      return LASH_ECORRUPT;
+    r->retry.max_attempts = (uint32_t)u;
+  }
+  if (n > 25 && lash__mp_i64(&f[25], &r->run_at) < 0) return LASH_ECORRUPT;
+  if (n > 26) {
+    const msgpack_object *a = f[26].via.array.ptr;
+    if (f[26].type != MSGPACK_OBJECT_ARRAY || f[26].via.array.size != 2 ||
+        lash__mp_u64(&a[0], &u) < 0 || u > UINT32_MAX ||
+        a[1].type != MSGPACK_OBJECT_BOOLEAN)
+      return LASH_ECORRUPT;
+    r->failures = (uint32_t)u;
+    r->retry_due = a[1].via.boolean ? 1 : 0;
+  }
+  if (n > 27 && lash__mp_sv(&f[27], &r->unique_key, 1) < 0)
+    return LASH_ECORRUPT;
+  if (n > 28 && lash__mp_i64(&f[28], &r->unique_for_ms) < 0)
+    return LASH_ECORRUPT;
+  return 0;
+}
+
 /* ------------------------------------------------------------ records */
 
 static void clear_suspension(lash__rec *r);

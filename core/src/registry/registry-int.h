@@ -110,7 +110,9 @@ typedef struct lash__rec {
   int retry_due;           /* one of them folded, no start since */
 } lash__rec;
 
-/* ---- issue 13: retries, delays, unique keys (retry.c) ---- */
+/* ---- issue 13: retries, delays, unique keys ----
+ * The record fields [25]..[29] are record.c's (the codec); the policy
+ * and the payloads retry.c's. */
 #define LASH__REC_FIELDS_RETRY 29 /* the longest record array */
 /* The record array length its [25]..[29] need, 0: none of them. */
 size_t lash__retry_fields(const lash__rec *r);
