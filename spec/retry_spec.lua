@@ -62,6 +62,7 @@ describe("retries", function()
     local want = { 40, 120, 200 }
     for i, ev in ipairs(failed) do
       assert.are.equal(i, ev.payload.attempt)
+      assert.are.equal("process:" .. id .. ":attempt-failed:attempt:" .. i, ev.key)
       assert.are.equal(want[i], ev.payload.retry_at - ev.at)
       assert.truthy(ev.payload.error.message:find("gateway down " .. i, 1, true))
       assert.is_true(started[i + 1].at >= ev.payload.retry_at,

@@ -481,7 +481,9 @@ typedef struct lash_event {
                       process:{id}:terminal:{type},
                       process:{id}:wait:{wait}:since:{ms}:entered|cleared,
                       process:{id}:cancel:{16 hex digits: hash of reason},
-                      process:{id}:abandon-requested */
+                      process:{id}:abandon-requested,
+                      process:{id}:attempt-failed:attempt:{n},
+                      process:{id}:retried:attempt:{n} (issue 13) */
 } lash_event;
 
 /* Callback for listings: return 0 to continue, non-zero to stop early (that
