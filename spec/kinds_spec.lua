@@ -89,6 +89,49 @@ describe("kind definitions in the store", function()
       assert.is_nil(cli_worker(db, w2), "a worker that stops removes its entry")
     end)
 
+  it("a kill -9'd worker's rerunnable row is taken over at once, not after the lease TTL",
+    function()
+      local db = h.store_path()
+      local dir = h.tmpdir()
+      local file = dir .. "/rerun.lua"
+      h.write_file(file, [[
+return { rerun = function(ctx) ctx:exec({ "sleep", "20" }) return "done" end }
+]])
+      -- leases of 60 s: only the owner's death can free the row sooner
+      local function spawn(log)
+        local cmd = string.format("%s --db %s --lease-ttl 60s worker --grace 200 --load %s " ..
+          ">>%s 2>&1 " ..
+          "</dev/null & echo $!", h.q(BIN), h.q(db), h.q(file), h.q(log))
+        local p = assert(io.popen("sh -c " .. h.q(cmd), "r"))
+        local pid = tonumber(p:read("l"))
+        p:close()
+        return pid
+      end
+      local w1 = spawn(dir .. "/w1.log")
+      local w2
+      local ok, err = pcall(function()
+        assert.truthy(h.poll(function() return cli_worker(db, w1) end, 20000))
+        local eng = h.open(db)
+        assert(eng:start("rerun", nil, { id = "r-1" }))
+        assert.truthy(h.poll(function()
+          return #h.events_of(eng, "r-1", "process.started") == 1
+        end, 20000), "the first worker runs r-1")
+        h.kill(w1, "KILL")
+        assert.truthy(h.wait_exit(w1, 10000))
+        w2 = spawn(dir .. "/w2.log")
+        assert.truthy(h.poll(function()
+          return #h.events_of(eng, "r-1", "process.started") == 2
+        end, 20000), "the second worker took r-1 over well before the 60 s TTL")
+        local second = h.events_of(eng, "r-1", "process.started")[2]
+        assert.equal(cli_worker(db, w2).owner, second.payload.owner)
+      end)
+      if w2 then
+        h.kill(w2, "TERM")
+        h.wait_exit(w2, 30000)
+      end
+      assert(ok, err)
+    end)
+
   it("define stores versions: the same options write nothing, others the next version",
     function()
       local db = h.store_path()
