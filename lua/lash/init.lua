@@ -402,6 +402,25 @@ local function new_id(eng)
     math.random(0, 0xffffffff))
 end
 
+-- engine -> { kind -> { def = the stored definition or false, at = ms } }:
+-- what the store said, reused for STORED_TTL_MS (a producer starting many
+-- rows reads each kind's definition once a second, not per start).
+local stored_cache = setmetatable({}, { __mode = "k" })
+local STORED_TTL_MS = 1000
+
+local function stored_def(eng, kind)
+  local c = stored_cache[eng]
+  if not c then
+    c = {}
+    stored_cache[eng] = c
+  end
+  local now, e = eng:now(), c[kind]
+  if e and now - e.at < STORED_TTL_MS and now >= e.at then return e.def or nil end
+  local d = core.kind_get(eng, kind)
+  c[kind] = { def = d or false, at = now }
+  return d
+end
+
 -- The options of a start that must agree with a stored definition (the
 -- others may be given per start).
 local STORED_FIXED = { "disposition", "max_attempts" }
@@ -413,7 +432,7 @@ local function definition_of(eng, kind, opts)
   local d = defs_of(eng)[kind]
   if d then return d end
   if type(kind) ~= "string" or #kind == 0 or #kind > core.NAME_MAX then return nil end
-  local stored = core.kind_get(eng, kind)
+  local stored = stored_def(eng, kind)
   if not stored then return nil end
   d = stored.options or {}
   for _, k in ipairs(STORED_FIXED) do
