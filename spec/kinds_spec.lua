@@ -142,9 +142,14 @@ return { rerun = function(ctx) ctx:exec({ "sleep", "20" }) return "done" end }
       assert.equal(1, #kinds)
       assert.equal(1, kinds[1].version)
       assert.same({ disposition = "owner_bound", max_attempts = 3 }, kinds[1].options)
+      local stored_at = kinds[1].updated_at
+      assert.equal("number", type(stored_at))
+      h.sleep_ms(5)
       local other = h.open(db)
       assert(other:define("k", fn, { max_attempts = 3, disposition = "owner_bound" }))
-      assert.equal(1, assert(other:kinds())[1].version, "an identical define")
+      local again = assert(other:kinds())[1]
+      assert.equal(1, again.version, "an identical define")
+      assert.equal(stored_at, again.updated_at, "... wrote nothing")
       assert(other:define("k", fn, { max_attempts = 4 }))
       kinds = assert(eng:kinds())
       assert.equal(2, kinds[1].version)

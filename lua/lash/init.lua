@@ -613,10 +613,11 @@ local function live_definers(workers)
 end
 
 --- The kinds of the store: each stored definition, and each kind that has
---- pending rows, as {kind, version, options, workers = the live workers
---- defining it, waiting = its pending rows when no live worker defines it
---- (else 0)}, in name order. version and options are nil for a kind
---- nobody defined.
+--- pending rows, as {kind, version, options, updated_at (ms, when this
+--- version was stored), workers = the live workers defining it, waiting =
+--- its pending rows when no live worker defines it (else 0)}, in name
+--- order. version, options and updated_at are nil for a kind nobody
+--- defined.
 ---@return table|nil kinds, string? msg, string? code
 function Engine:kinds()
   local defs, msg, code = core.kinds(self)
@@ -633,7 +634,8 @@ function Engine:kinds()
     seen[kind] = true
     local ws = by[kind] or M.array()
     out[#out + 1] = { kind = kind, version = d and d.version, options = d and d.options,
-      workers = ws, waiting = #ws == 0 and (rows[kind] or 0) or 0 }
+      updated_at = d and d.updated_at, workers = ws,
+      waiting = #ws == 0 and (rows[kind] or 0) or 0 }
   end
   for _, d in ipairs(defs) do add(d.kind, d) end
   for kind in pairs(rows) do
