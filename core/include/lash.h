@@ -854,9 +854,14 @@ typedef struct lash_worker_info {
   int64_t heartbeat_at; /* ms: refreshed in commits it makes anyway */
   int alive; /* listing: 1 its owner hold is alive, 0 its holder is gone,
                 -1 the backend cannot tell (see lash_owner_alive) */
+  int if_writing; /* lash_worker_put in a batch: only when the batch has
+                     written something already (a heartbeat riding on a
+                     commit made anyway, never a commit of its own) */
 } lash_worker_info;
 
-/* Writes (replaces) the entry of (w->owner, w->incarnation). */
+/* Writes (replaces) the entry of (w->owner, w->incarnation). @return 0,
+ * 1 (w->if_writing and the batch wrote nothing: nothing written), or an
+ * error. */
 LASH_API int lash_worker_put(lash_store *s, lash_txn *txn,
                              const lash_worker_info *w);
 /* Removes it (absent is 0). */

@@ -2,8 +2,8 @@
  * issue 11): written in the first writer transaction after a define (not
  * before: an engine without kinds is no worker), with its pid, host and
  * kinds; no commit of its own while idle; heartbeat_at refreshed only in
- * commits made anyway and at most every LASH__PRESENCE_BEAT_MS (the store's
- * clock, faked here); a new kind rewrites it at once; the entry of a
+ * commits that write anyway and at most every LASH__PRESENCE_BEAT_MS (the
+ * store's clock, faked here); a new kind rewrites it at once; the entry of a
  * worker killed with SIGKILL reads not alive and is swept by another
  * engine's first write; close removes it. */
 #include "engine_tu.h"
@@ -57,6 +57,12 @@ static int noop(lash_store *s, lash_txn *txn, void *ud) {
   return 0;
 }
 
+/* A write that writes something: registers row ud. */
+static int reg(lash_store *s, lash_txn *txn, void *ud) {
+  lash_def d = tu_def((const char *)ud, "other", LASH_RERUNNABLE, 0);
+  return lash_register(s, txn, &d, NULL, NULL);
+}
+
 static uint64_t commits(lash_engine *e) {
   lash_engine_stats st;
   lash_engine_get_stats(e, &st);
@@ -92,10 +98,13 @@ static void test_entry(void) {
   is(commits(e), c0, "idle: no commit");
 
   t.now += 1000;
-  is(lash_engine_write_sync(e, noop, NULL), 0, "a write 1 s later");
+  is(lash_engine_write_sync(e, reg, "r-1"), 0, "a write 1 s later");
   is(workers(t.s).w[0].heartbeat_at, t0, "... leaves the heartbeat");
   t.now += LASH__PRESENCE_BEAT_MS;
-  is(lash_engine_write_sync(e, noop, NULL), 0, "a write past the beat");
+  is(lash_engine_write_sync(e, noop, NULL), 0,
+     "a transaction past the beat that writes nothing");
+  is(workers(t.s).w[0].heartbeat_at, t0, "... leaves it (no write of its own)");
+  is(lash_engine_write_sync(e, reg, "r-2"), 0, "a write past the beat");
   is(workers(t.s).w[0].heartbeat_at, t.now, "... refreshes it");
   is(lash_engine_define(e, "job2"), 0, "define job2");
   is(lash_engine_write_sync(e, noop, NULL), 0, "the next write");

@@ -24,9 +24,13 @@ static int sweep_cb(void *ud, const lash_worker_info *w) {
   return g->rc < 0 ? g->rc : 0;
 }
 
-static int write_entry(lash__presence *p, lash_txn *txn, int64_t now) {
+/* 0 written, 1 skipped (a heartbeat in a transaction that wrote nothing
+ * else), or an error. */
+static int write_entry(lash__presence *p, lash_txn *txn, int64_t now,
+                       int beat_only) {
   lash_worker_info w;
   memset(&w, 0, sizeof w);
+  w.if_writing = beat_only;
   snprintf(w.owner, sizeof w.owner, "%s", p->admit->owner);
   snprintf(w.incarnation, sizeof w.incarnation, "%s", p->admit->incarnation);
   snprintf(w.host, sizeof w.host, "%s", p->host);
@@ -53,6 +57,11 @@ static int in_txn(void *ud, lash_txn *txn) {
   now = lash_store_now(p->s);
   if (!p->dirty && p->written && now - p->beat_at < LASH__PRESENCE_BEAT_MS)
     return 0;
+  if (p->started_at == 0) p->started_at = now;
+  /* A heartbeat alone never makes a commit write (an idle worker writes
+   * nothing): it rides on what the transaction writes anyway. */
+  rc = write_entry(p, txn, now, p->written && !p->dirty);
+  if (rc != 0) return rc < 0 ? rc : 0;
   if (!p->written || ++p->beats % LASH__PRESENCE_SWEEP_EVERY == 0) {
     gone g;
     g.s = p->s;
@@ -62,8 +71,6 @@ static int in_txn(void *ud, lash_txn *txn) {
     /* A failed sweep only leaves stale entries (shown not alive). */
     (void)lash_workers_list(p->s, txn, sweep_cb, &g);
   }
-  if (p->started_at == 0) p->started_at = now;
-  if ((rc = write_entry(p, txn, now)) < 0) return rc;
   p->beat_at = now;
   p->in_flight = 1;
   return 0;

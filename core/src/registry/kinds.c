@@ -190,6 +190,10 @@ int lash_worker_put(lash_store *s, lash_txn *txn, const lash_worker_info *w) {
   if (w == NULL || (w->nkinds > 0 && w->kinds == NULL))
     return lash__fail(s, LASH_EINVAL, "lash_worker_put: no worker given");
   if ((n = worker_key(s, key, w->owner, w->incarnation)) < 0) return n;
+  if (w->if_writing && txn != NULL) {
+    if ((rc = lash__txn_usable(s, txn)) < 0) return rc;
+    if (!txn->wrote) return 1;
+  }
   lash__packer(&pk, &kb);
   e |= msgpack_pack_array(&pk, w->nkinds);
   for (i = 0; i < w->nkinds; i++)
