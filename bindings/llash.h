@@ -19,6 +19,7 @@
  *   l_ctx.c       the body's ctx object
  *   l_exec.c      ctx:exec: a command on the loop (uv_spawn), as a ctx wait
  *   l_engine.c    the engine object: open/close, reads, driving
+ *   l_kinds.c     kind definitions and live workers in the store
  *   lash_core.c   luaopen_lash_core: the module, core's names and limits
  *
  * (lash_main.c, the `lash` executable and its lash.host module, uses the
@@ -464,6 +465,8 @@ void llash_waits_open(lua_State *L);
 void llash_ctx_open(lua_State *L);
 /* core.ctx_exec (l_exec.c: uses the waits). */
 void llash_exec_open(lua_State *L);
+/* core.kind_put, kind_get, kinds, workers (l_kinds.c, issue 11) */
+void llash_kinds_open(lua_State *L);
 
 /* -------------------------------------------------------------- engine */
 

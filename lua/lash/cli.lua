@@ -176,6 +176,26 @@ CRC-32C checksum; a mismatch names the process and the event.
 --salvage DIR copies every readable row (record and events; leases dropped)
 into a new store at DIR and says how many rows it copied and skipped.]],
   },
+  kinds = {
+    opts = { json = "flag" },
+    usage = "kinds [--json]",
+    summary = "kinds: stored definitions, live workers defining them, rows waiting",
+    help = [[
+Each kind with a definition in the store (written by define and lash worker
+--load, versioned) or with pending rows: its version and options, the live
+workers that define it now, and how many pending rows wait for a worker
+(rows of a kind no live worker defines).]],
+  },
+  workers = {
+    opts = { json = "flag" },
+    usage = "workers [--json]",
+    summary = "the workers of the store: owner, pid, host, kinds, heartbeat, alive",
+    help = [[
+Every engine that defines kinds has an entry while it runs (removed when it
+closes). ALIVE is "no" once the store knows its process is gone (its owner
+lock was released by its death: a kill -9 included); such an entry is
+removed by the next worker that writes anyway.]],
+  },
   help = {
     args = { "[COMMAND]" },
     summary = "show the help of a command",
@@ -183,7 +203,7 @@ into a new store at DIR and says how many rows it copied and skipped.]],
 }
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "abandon", "prune", "stats", "check", "help",
+  "cancel", "abandon", "prune", "stats", "check", "kinds", "workers", "help",
   "retry" } -- issue 13 (retry)
 
 -- Options of the store, taken by every command (before or after it):
@@ -472,6 +492,7 @@ end
 -- --------------------------------------------------------- the commands
 
 local run = {}
+local mark_orphans -- (kinds and workers, below)
 
 -- issue 13 (retry): --delay, --at and --retry of `lash start` into the
 -- start options `so`.
@@ -596,7 +617,10 @@ function run.ps(ctx, _, opts)
   elseif #list == 0 then
     say("no processes")
   else
+    local orphans = mark_orphans(eng, list)
     say(format.records(list, eng:now()))
+    for _, k in ipairs(orphans) do say("(no worker defines kind " .. format.text(k) ..
+      ": its pending rows wait; lash kinds)") end
   end
   if more and not opts.json then
     local total
@@ -614,7 +638,81 @@ function run.show(ctx, pos, opts)
   local eng = ctx.open()
   local r, msg, code = eng:get(pos[1])
   if not r then unknown_or_fail("show", pos[1], msg, code) end
-  if opts.json then say(format.json(r)) else say(format.record(r, eng:now())) end
+  if opts.json then
+    say(format.json(r))
+  else
+    mark_orphans(eng, { r })
+    say(format.record(r, eng:now()))
+  end
+end
+
+-- ----------------------------------------- kinds and workers (issue 11)
+
+-- Marks the pending rows of `list` whose kind no live worker defines
+-- (r.no_worker = true); returns those kinds, sorted.
+mark_orphans = function(eng, list)
+  local workers = eng:workers()
+  if not workers then return {} end
+  local live, kinds, found = {}, {}, {}
+  for _, w in ipairs(workers) do
+    if w.alive then for _, k in ipairs(w.kinds) do live[k] = true end end
+  end
+  for _, r in ipairs(list) do
+    if r.status == "pending" and not live[r.kind] then
+      r.no_worker = true
+      if not kinds[r.kind] then
+        kinds[r.kind] = true
+        found[#found + 1] = r.kind
+      end
+    end
+  end
+  table.sort(found)
+  return found
+end
+
+local function worker_names(ws)
+  local names = {}
+  for i, w in ipairs(ws) do names[i] = w.owner .. " (pid " .. w.pid .. ")" end
+  return names
+end
+
+function run.kinds(ctx, _, opts)
+  local list = read_store(ctx, "kinds", "kinds")
+  if opts.json then
+    say(format.json(list, { array = true }))
+    return
+  end
+  if #list == 0 then
+    say("no kinds")
+    return
+  end
+  local rows = {}
+  for _, k in ipairs(list) do
+    local ws = worker_names(k.workers)
+    rows[#rows + 1] = { format.text(k.kind), k.version and tostring(k.version) or "-",
+      k.options and format.value(k.options) or "(not defined)",
+      #ws > 0 and table.concat(ws, ", ") or "none", tostring(k.waiting) }
+  end
+  say(format.columns({ "KIND", "VERSION", "OPTIONS", "WORKERS", "WAITING" }, rows))
+end
+
+function run.workers(ctx, _, opts)
+  local list, eng = read_store(ctx, "workers", "workers")
+  if opts.json then
+    say(format.json(list, { array = true }))
+    return
+  end
+  if #list == 0 then
+    say("no workers")
+    return
+  end
+  local now, rows = eng:now(), {}
+  for _, w in ipairs(list) do
+    rows[#rows + 1] = { format.text(w.owner), tostring(w.pid), format.text(w.host),
+      table.concat(w.kinds, ","), format.age(now - w.started_at),
+      format.age(math.max(0, now - w.heartbeat_at)) .. " ago", w.alive and "yes" or "no" }
+  end
+  say(format.columns({ "OWNER", "PID", "HOST", "KINDS", "UP", "HEARTBEAT", "ALIVE" }, rows))
 end
 
 function run.events(ctx, pos, opts)
