@@ -91,6 +91,7 @@ set(LASH_LUA_CDIR lib/lua/5.4 CACHE STRING
 install(TARGETS lash RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS lash_core ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${LASH_SRC}/core/include/lash.h ${LASH_SRC}/core/include/lash_backend.h
+  ${LASH_SRC}/core/include/lash_http.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET lash_lua)
   install(TARGETS lash_lua LIBRARY DESTINATION ${LASH_LUA_CDIR}/lash)

@@ -107,6 +107,7 @@ static int l_open(lua_State *L) {
   if (le == NULL) return llash_fail(L, LASH_ENOMEM, NULL);
   llash_list_init(&le->cos);
   llash_list_init(&le->ops);
+  llash_list_init(&le->servers);
   le->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Loop callbacks outside eng:run/await (a luv host's uv.run) run on the
    * main thread, which outlives any coroutine that opened the engine. */
@@ -145,6 +146,7 @@ static void close_engine(lua_State *L, llash_engine **u) {
     lash_engine_batch_end(le->e, 0);
     le->batch = 0;
   }
+  llash_http_close_all(le);
   llash_co_release_all(le);
   llash_ops_orphan(le);
   lash_engine_close(le->e);
