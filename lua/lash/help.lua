@@ -27,6 +27,7 @@ M.entries = {
   ["eng:events"] = "eng:events(id, after, limit) -> {{seq, type, payload, at, key}, ...}",
   ["eng:list"] = "eng:list{status, kind, limit, after} -> {record, ...}",
   ["eng:stats"] = "eng:stats() -> counts per status, bytes, change_seq",
+  ["eng:metrics"] = "eng:metrics() -> Prometheus text: counts per kind/status, histograms, backlog",
   ["eng:check"] = "eng:check() -> {problem, ...} -- audit the store",
   ["eng:now"] = "eng:now() -> ms -- the store's clock",
   ["eng:owner"] = "eng:owner() -> owner, incarnation",
