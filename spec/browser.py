@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """spec/browser.py - drive headless Chromium through chromedriver (W3C WebDriver).
 
 Used by spec/ui_spec.lua. Reads a JSON list of steps on stdin, runs them in
