@@ -13,10 +13,12 @@ local function parse(text, url)
   local dir = h.tmpdir()
   local cmd
   if url then
-    cmd = string.format("/usr/bin/python3 %s %s >%s/out", h.q(h.root .. "/spec/promparse.py"), h.q(url), dir)
+    cmd = string.format("/usr/bin/python3 %s %s >%s/out", h.q(h.root .. "/spec/promparse.py"),
+      h.q(url), dir)
   else
     h.write_file(dir .. "/in", text)
-    cmd = string.format("/usr/bin/python3 %s <%s/in >%s/out", h.q(h.root .. "/spec/promparse.py"), dir, dir)
+    cmd = string.format("/usr/bin/python3 %s <%s/in >%s/out",
+      h.q(h.root .. "/spec/promparse.py"), dir, dir)
   end
   os.execute(cmd)
   local out = h.read_file(dir .. "/out") or ""
@@ -89,7 +91,8 @@ describe("lash metrics", function()
     assert.is_nil(value(doc, "lash_kind_backlog_oldest_age_seconds", { kind = "ok" }))
     -- the histogram: cumulative buckets, +Inf = count = the ended rows
     assert.equal(3, value(doc, "lash_process_duration_seconds_count", { kind = "ok" }))
-    assert.equal(3, value(doc, "lash_process_duration_seconds_bucket", { kind = "ok", le = "+Inf" }))
+    assert.equal(3, value(doc, "lash_process_duration_seconds_bucket",
+      { kind = "ok", le = "+Inf" }))
     assert.equal(1, value(doc, "lash_attempt_duration_seconds_count", { kind = "bad" }))
     local last = -1
     for _, s in ipairs(doc.samples) do
@@ -163,7 +166,8 @@ describe("lash metrics", function()
     local path = h.store_path()
     local dir = h.tmpdir()
     h.write_file(dir .. "/kinds.lua", "return { k = function() end }")
-    local code, _, err = h.cli(path, "worker", "--load", dir .. "/kinds.lua", "--metrics", "nowhere")
+    local code, _, err = h.cli(path, "worker", "--load", dir .. "/kinds.lua", "--metrics",
+      "nowhere")
     assert.equal(1, code)
     assert.matches('address "nowhere"', err)
     assert.matches("HOST:PORT", err)

@@ -166,7 +166,7 @@ function phases(p) {
 
 function timeline(p) {
   const ph = phases(p), evs = p.events;
-  const W = 1000, H = 170, L = 70, R = 20;
+  const W = 1000, H = 170, L = 70, R = 70;
   const span = Math.max(1, ph.end - ph.start);
   const x = t => L + (Math.min(Math.max(t, ph.start), ph.end) - ph.start) / span * (W - L - R);
   let s = `<svg viewBox="0 0 ${W} ${H}" id="timeline-svg"><defs><pattern id="hatch" width="6" height="6"

@@ -109,7 +109,9 @@ function M.render(snap)
   local s, kinds = snap.stats, snap.kinds
   w.head("lash_processes", "gauge", "Processes in the store by kind and status.")
   for _, k in ipairs(kinds) do
-    for _, st in ipairs(STATUSES) do w.sample("lash_processes", { "kind", k.kind, "status", st }, k[st]) end
+    for _, st in ipairs(STATUSES) do
+      w.sample("lash_processes", { "kind", k.kind, "status", st }, k[st])
+    end
   end
   w.head("lash_store_processes", "gauge", "Processes in the store by status (its counters).")
   for _, st in ipairs(STATUSES) do w.sample("lash_store_processes", { "status", st }, s[st]) end

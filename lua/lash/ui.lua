@@ -127,7 +127,8 @@ local function overview(st)
   for _, name in ipairs(STATUSES) do counts[name] = s[name] end
   local kinds = {}
   for _, k in ipairs(snap.kinds) do
-    local row = { kind = k.kind, oldest_pending_at = k.oldest_pending_at > 0 and k.oldest_pending_at or nil }
+    local row = { kind = k.kind,
+      oldest_pending_at = k.oldest_pending_at > 0 and k.oldest_pending_at or nil }
     for _, name in ipairs(STATUSES) do row[name] = k[name] end
     kinds[#kinds + 1] = row
   end
@@ -218,7 +219,8 @@ local function children_of(eng, evs, budget, depth)
       end
       budget.n = budget.n - 1
       local r = eng:get(ev.payload.id)
-      local node = r and row_of(r) or { id = ev.payload.id, kind = ev.payload.kind, status = "pruned" }
+      local node = r and row_of(r) or
+        { id = ev.payload.id, kind = ev.payload.kind, status = "pruned" }
       if r and depth < 6 then
         local cevs = events_of(eng, r.id)
         if cevs then node.children = children_of(eng, cevs, budget, depth + 1) end
@@ -269,7 +271,8 @@ end
 
 function WRITES.cancel(eng, b)
   if type(b.id) ~= "string" then return nil, "give {id, reason}", "EINVAL" end
-  local reason = type(b.reason) == "string" and b.reason ~= "" and b.reason or "cancelled from the UI"
+  local reason = type(b.reason) == "string" and b.reason ~= "" and b.reason or
+    "cancelled from the UI"
   local seq, msg, code = eng:cancel(b.id, reason)
   if not seq then return nil, msg, code end
   return { seq = seq }
@@ -356,7 +359,8 @@ local function handle(st, req, reply)
   if write then
     if req.method ~= "POST" then return err(reply, 405, path .. " takes POST", "EINVAL") end
     if not (req.headers["content-type"] or ""):match("^application/json") then
-      return err(reply, 415, path .. " takes a JSON body (Content-Type: application/json)", "EINVAL")
+      return err(reply, 415, path .. " takes a JSON body (Content-Type: application/json)",
+        "EINVAL")
     end
     local body = decode_body(req)
     if not body then return err(reply, 400, "the body is not a JSON object", "EINVAL") end
