@@ -463,8 +463,7 @@ int lash_http_listen(uv_loop_t *loop, const char *addr, lash_http_fn fn,
       flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR,
       (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)60, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-      MHD_OPTION_END);
+      (unsigned)60, MHD_OPTION_END);
   (void)sslen;
   if (h->d == NULL) {
     snprintf(err, errlen,
