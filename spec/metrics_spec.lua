@@ -169,8 +169,14 @@ describe("lash metrics", function()
     h.write_file(dir .. "/kinds.lua", "return { k = function() end }")
     local code, _, err = h.cli(path, "worker", "--load", dir .. "/kinds.lua", "--metrics",
       "nowhere")
-    assert.equal(1, code)
-    assert.matches('address "nowhere"', err)
+    assert.equal(2, code)
+    assert.matches('%-%-metrics "nowhere"', err)
     assert.matches("HOST:PORT", err)
+    if not h.pg then assert.is_nil(os.rename(path, path), "no store was made") end
+    -- a host name the server cannot use: its own message, naming it
+    code, _, err = h.cli(path, "worker", "--load", dir .. "/kinds.lua", "--metrics",
+      "example.org:9464")
+    assert.equal(1, code)
+    assert.matches('address "example.org:9464"', err)
   end)
 end)

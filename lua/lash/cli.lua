@@ -767,6 +767,17 @@ function run.stats(ctx, _, opts)
   say(format.columns({ "STAT", "VALUE" }, rows))
 end
 
+-- An address of --listen / --metrics, checked before the store opens (the
+-- server checks it again: a numeric IPv4 host, [IPv6] or localhost).
+local function check_addr(cmd, flag, v)
+  local name, port = v:match("^%[([%x:%.]+)%]:(%d+)$")
+  if not name then name, port = v:match("^([%w%.%-]+):(%d+)$") end
+  if not name or tonumber(port) > 65535 then
+    usage_error(cmd, flag .. ' "' .. v .. '": give HOST:PORT, e.g. 127.0.0.1:8080 ' ..
+      "([::1]:8080 for IPv6, port 0 for a free one)")
+  end
+end
+
 function run.metrics(ctx)
   local text = read_store(ctx, "metrics", "metrics")
   out:write(text)
@@ -775,6 +786,7 @@ end
 function run.ui(ctx, _, opts)
   local h = host()
   if not h then failure("ui", "signals need the lash executable") end
+  check_addr("ui", "--listen", opts.listen or "127.0.0.1:8080")
   local eng = ctx.open()
   local srv, msg = require("lash.ui").serve(eng, opts.listen or "127.0.0.1:8080", {
     say = function(line) say(line); out:flush() end })
@@ -885,6 +897,7 @@ function run.worker(ctx, _, opts)
   for _, p in ipairs(loads) do
     if not exists(p) then usage_error("worker", "--load " .. p .. ": no such file or directory") end
   end
+  if opts.metrics then check_addr("worker", "--metrics", opts.metrics) end
   local eng = ctx.open(true, { concurrency = opts.concurrency, owner = opts.owner })
   for _, p in ipairs(loads) do
     local ok, msg = eng:load(p)
