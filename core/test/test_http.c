@@ -3,8 +3,12 @@
  * a close with a request still unanswered (503; the late answer is a
  * no-op), bad addresses and a port in use. Clients are uv_tcp connections
  * on the same loop speaking HTTP/1.0 (the server closes after answering). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, strcasecmp */
+#endif
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <uv.h>
 

@@ -10,6 +10,9 @@
  *
  * A request is freed once both sides let go of it: MHD (its completion
  * callback) and the application (its answer). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, strcasecmp */
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>

@@ -4,6 +4,9 @@
  * Kinds are few beside rows: they are kept in an array sorted by name and
  * found by binary search, so the walk costs a decode per row and no
  * allocation per row. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, strcasecmp */
+#endif
 #include "registry-int.h"
 
 #include <stdlib.h>
