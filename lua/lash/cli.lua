@@ -787,7 +787,9 @@ function run.ui(ctx, _, opts)
   local h = host()
   if not h then failure("ui", "signals need the lash executable") end
   check_addr("ui", "--listen", opts.listen or "127.0.0.1:8080")
-  local eng = ctx.open()
+  -- It waits for no other process: the change feed need not wake it at
+  -- every commit of a worker (it reads the store when a page asks).
+  local eng = ctx.open(false, { fs_wake = false, poll_min_ms = 1000, poll_max_ms = 5000 })
   local srv, msg = require("lash.ui").serve(eng, opts.listen or "127.0.0.1:8080", {
     say = function(line) say(line); out:flush() end })
   if not srv then failure("ui", tostring(msg)) end

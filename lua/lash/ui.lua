@@ -77,12 +77,13 @@ end
 -- -------------------------------------------------------- the overview
 
 -- The summary walk costs a read of every row: it is reused until it is
--- older than ten times what it took (at least a second), so polling the
--- page keeps the walk under a tenth of a core.
+-- older than twenty times what it took (at least two seconds), so polling
+-- the page keeps the walk under a twentieth of a core. The counts per
+-- status (eng:stats(), the store's counters) are read on every request.
 local function summary_of(st)
   local now = st.eng:now()
   local c = st.summary
-  if c and now - c.at < math.max(1000, 10 * c.took) then return c.snap end
+  if c and now - c.at < math.max(2000, 20 * c.took) then return c.snap end
   local t0 = now
   local snap, msg, code = metrics.snapshot(st.eng)
   if not snap then return nil, msg, code end
