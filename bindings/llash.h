@@ -101,6 +101,8 @@ typedef struct llash_engine {
   void *luv;      /* luv's context when running on its loop, else NULL */
   llash_link cos; /* every anchored coroutine (llash_co.link) */
   llash_link ops; /* every queued write (llash_op.link) */
+  /* ---- HTTP servers on its loop (issue 14, web) ---- */
+  llash_link servers; /* every open server (l_http.c), closed with it */
 } llash_engine;
 
 /* What a wait waits for. */
@@ -467,6 +469,13 @@ void llash_ctx_open(lua_State *L);
 void llash_exec_open(lua_State *L);
 /* core.kind_put, kind_get, kinds, workers (l_kinds.c, issue 11) */
 void llash_kinds_open(lua_State *L);
+
+/* ---------------------------------------------------------------- http */
+
+/* core.http_listen (l_http.c). */
+void llash_http_open(lua_State *L);
+/* Closes the engine's HTTP servers (before its loop closes). */
+void llash_http_close_all(llash_engine *le);
 
 /* -------------------------------------------------------------- engine */
 

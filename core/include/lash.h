@@ -1349,6 +1349,40 @@ typedef struct lash_engine_stats {
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 
+/* ---- issue 14: the per-kind summary of metrics and the UI (web) ---- */
+
+/* Upper bounds (ms) of the duration histograms' buckets; a last bucket
+ * (+Inf) follows them. */
+#define LASH_SUMMARY_BOUNDS                                                    \
+  {                                                                            \
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,       \
+        300000, 3600000                                                        \
+  }
+#define LASH_SUMMARY_NBOUNDS 15
+
+typedef struct lash_hist {
+  uint64_t bucket[LASH_SUMMARY_NBOUNDS + 1]; /* not cumulative; [N]: +Inf */
+  uint64_t count;
+  double sum_ms;
+} lash_hist;
+
+/* What one walk of the rows says about one kind. */
+typedef struct lash_kind_summary {
+  const char *kind;
+  uint64_t count[LASH_STATUS_COUNT + 1]; /* indexed by lash_status */
+  int64_t oldest_pending_at; /* created_at of its oldest pending row; 0 */
+  lash_hist duration;        /* terminal rows: created -> last event */
+  lash_hist attempt;         /* terminal rows: last attempt's start -> end */
+  uint64_t attempts;         /* sum of the latest attempt numbers */
+} lash_kind_summary;
+typedef int (*lash_kind_summary_fn)(void *ud, const lash_kind_summary *k);
+
+/* Walks every row once (one read transaction when @p txn is NULL) and
+ * calls fn for each kind (in name order) with its counts and histograms.
+ * @return the number of kinds, or an error. */
+LASH_API int lash_summarize(lash_store *s, lash_txn *txn,
+                            lash_kind_summary_fn fn, void *ud);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,7 @@ M.entries = {
   ["eng:workers"] = "eng:workers() -> {{owner, incarnation, pid, host, kinds, started_at, " ..
     "heartbeat_at, alive}, ...}",
   ["eng:stats"] = "eng:stats() -> counts per status, bytes, change_seq",
+  ["eng:metrics"] = "eng:metrics() -> Prometheus text: counts per kind/status, histograms, backlog",
   ["eng:check"] = "eng:check() -> {problem, ...} -- audit the store",
   ["eng:now"] = "eng:now() -> ms -- the store's clock",
   ["eng:owner"] = "eng:owner() -> owner, incarnation",

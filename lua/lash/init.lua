@@ -1089,6 +1089,14 @@ function Ctx:await(id, opts)
     function(t) return core.ctx_await(self, id, t) end)
 end
 
+-- ---- issue 14: metrics (web) ----
+
+--- The store and this engine in Prometheus text exposition: text | nil,
+--- msg, code (lua/lash/metrics.lua).
+function Engine:metrics()
+  return require("lash.metrics").text(self)
+end
+
 M.Engine = Engine
 M.Ctx = Ctx
 
