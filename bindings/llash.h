@@ -200,6 +200,10 @@ struct llash_op {
   int i1, i2;
   int64_t n1;
   uint32_t u1;
+  /* ---- issue 13 (claim): a register's priority and concurrency limit
+   * (its concurrency key is s3) ---- */
+  int64_t prio;
+  int32_t climit;
   llash_result res;
   llash_link link; /* in le->ops while queued */
 };

@@ -49,7 +49,7 @@ extern "C" {
 #define LASH_VERSION_STRING "0.1.0"
 /* Version of the on-disk record encoding; a store written with another
  * version refuses to open (LASH_EFORMAT, both versions named). */
-#define LASH_FORMAT_VERSION 2
+#define LASH_FORMAT_VERSION 3
 
 LASH_API const char *lash_version(void);
 
@@ -360,8 +360,23 @@ typedef struct lash_record {
   const char *wake_event;    /* what wakes it, when suspended: an event */
   const char *wake_process;  /*   type, another row's terminal, a time */
   int64_t wake_at;           /*   (0: none) */
+  /* ---- issue 13: priority, keyed concurrency (claim) ---- */
+  int64_t priority;          /* higher first; 0 default */
+  uint64_t created_seq;      /* the change_seq of its registration: the
+                                exact creation order */
+  const char *concurrency_key; /* NULL: none */
+  int32_t concurrency_limit;   /* with a key: at most this many running */
+  int conc_state;            /* LASH_CONC_*: holds a slot of its key, or
+                                waits for one (not on the worklist) */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
+
+/* The range of lash_def.priority (issue 13). */
+#define LASH_PRIORITY_MIN (-(INT64_C(1) << 53))
+#define LASH_PRIORITY_MAX (INT64_C(1) << 53)
+
+/* Where a row with a concurrency key stands (lash_record.conc_state). */
+enum { LASH_CONC_NONE = 0, LASH_CONC_HOLDS = 1, LASH_CONC_WAITS = 2 };
 
 LASH_API void lash_record_free(lash_record *r); /* NULL-safe; zeroes *r */
 
@@ -389,6 +404,14 @@ typedef struct lash_def {
   const char *parent;      /* id of the process that started it, or NULL
                               (LASH_RULE_ID); part of the definition: the
                               same id with another parent is ECONFLICT */
+  /* ---- issue 13: priority, keyed concurrency (claim) ---- */
+  int64_t priority;          /* higher is claimed first; 0 default
+                                (LASH_PRIORITY_MIN..MAX) */
+  const char *concurrency_key; /* NULL: none; 1..LASH_NAME_MAX bytes
+                                  (LASH_RULE_ID): at most
+                                  concurrency_limit rows of one key run at
+                                  once, across every worker */
+  int32_t concurrency_limit; /* with a key: >= 1 (0 means 1); < 0 EINVAL */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -678,17 +701,23 @@ LASH_API int lash_abandon_payload(int writer, const char *owner, void *buf,
 /* ------------------------------------------------------------- listings */
 
 /* Keyset cursor over the live index of one kind (SEMANTICS 7.1). Zero it to
- * start a scan: the first page captures the current last live id of the kind
- * as an inclusive bound, later pages continue after the last id returned. */
+ * start a scan: the first page captures the current last live position of
+ * the kind as an inclusive bound, later pages continue after the last
+ * position returned. A position is (priority, creation order, id): the live
+ * index order, highest priority first, FIFO by creation within one. */
 typedef struct lash_worklist_cursor {
   char last[LASH_ID_MAX + 1];
   char bound[LASH_ID_MAX + 1];
   int started;
   int done;  /* set when the scan reached its bound */
+  /* ---- issue 13: the live index order (claim) ---- */
+  int64_t last_prio, bound_prio;
+  uint64_t last_order, bound_order;
 } lash_worklist_cursor;
 
-/* Calls fn for up to @p limit live rows of @p kind after the cursor, in id
- * order, and advances the cursor. Touches only live rows of that kind.
+/* Calls fn for up to @p limit live rows of @p kind after the cursor, in
+ * live order (priority desc, creation order, id), and advances the cursor.
+ * Touches only live rows of that kind.
  * @return the number of rows passed to fn (>= 0), or a negative error. */
 LASH_API int lash_worklist_page(lash_store *s, lash_txn *txn, const char *kind,
                                 lash_worklist_cursor *cur, size_t limit,

@@ -78,9 +78,13 @@ end
 -- The option names each call takes: any other key raises, naming it and
 -- the ones that exist (a misspelt option must not pass in silence).
 local OPTIONS = {
-  define = { "disposition", "max_attempts", "timeout_ms" },
-  load = { "disposition", "max_attempts", "timeout_ms" },
-  start = { "id", "disposition", "max_attempts", "timeout_ms" },
+  define = { "disposition", "max_attempts", "timeout_ms",
+    "priority", "concurrency_key", "concurrency_limit", "rate" },
+  load = { "disposition", "max_attempts", "timeout_ms",
+    "priority", "concurrency_key", "concurrency_limit", "rate" },
+  start = { "id", "disposition", "max_attempts", "timeout_ms",
+    "priority", "concurrency_key", "concurrency_limit" },
+  rate = { "n", "per_ms" },
   complete = { "authority" },
   list = { "status", "kind", "limit", "after" },
   prune = { "before_ms", "status" },
@@ -253,6 +257,59 @@ local function defs_of(eng)
   return d
 end
 
+-- issue 13 (claim): priority, concurrency_key, concurrency_limit and (at
+-- define) rate = {n, per_ms}. Types raise; values: true or nil, msg.
+local PRIORITY_MAX = 1 << 53
+local function check_claim(fname, opts)
+  local p = check(fname, "priority", opts.priority, "integer", true)
+  local key = check(fname, "concurrency_key", opts.concurrency_key, "string", true)
+  local lim = check(fname, "concurrency_limit", opts.concurrency_limit, "integer", true)
+  if p ~= nil and (p > PRIORITY_MAX or p < -PRIORITY_MAX) then
+    return nil, "priority must be between -2^53 and 2^53, got " .. p
+  end
+  if key ~= nil and (#key == 0 or #key > core.NAME_MAX) then
+    return nil, "concurrency_key must be 1 to " .. core.NAME_MAX .. " bytes, got " .. #key
+  end
+  if lim ~= nil and lim < 1 then
+    return nil, "concurrency_limit must be >= 1, got " .. lim
+  end
+  if lim ~= nil and lim > 0x7fffffff then
+    return nil, "concurrency_limit is out of range, got " .. lim
+  end
+  if lim ~= nil and key == nil and fname ~= "define" and fname ~= "load" then
+    return nil, "concurrency_limit needs a concurrency_key (the limit is per key)"
+  end
+  local rate = opts.rate
+  if rate ~= nil then
+    if fname ~= "define" and fname ~= "load" then
+      argerror(fname, "rate", "is a kind's option: give it to define")
+    end
+    check(fname, "rate", rate, "table")
+    check_known("rate", rate, "rate", 6)
+    local n = check(fname, "rate.n", rate.n, "integer", true)
+    local per = check(fname, "rate.per_ms", rate.per_ms, "integer", true)
+    if n == nil then return nil, "rate.n is missing (rate = {n = N, per_ms = MS})" end
+    if per == nil then return nil, "rate.per_ms is missing (rate = {n = N, per_ms = MS})" end
+    if n < 1 then return nil, "rate.n must be >= 1, got " .. n end
+    if per < 1 then return nil, "rate.per_ms must be >= 1, got " .. per end
+    if n > 0x7fffffff then return nil, "rate.n is out of range, got " .. n end
+  end
+  return true
+end
+
+-- The claim options of a start: the start's, else the kind's defaults.
+local function claim_of(opts, d)
+  d = d or {}
+  local key = opts.concurrency_key
+  if key == nil then key = d.concurrency_key end
+  local lim = opts.concurrency_limit
+  if lim == nil then lim = d.concurrency_limit end
+  local p = opts.priority
+  if p == nil then p = d.priority end
+  if p == nil and key == nil then return nil end
+  return { priority = p, concurrency_key = key, concurrency_limit = key and lim or nil }
+end
+
 -- Checks a definition's options (types raise); returns true or nil, msg.
 local function check_def(fname, opts)
   check(fname, "disposition", opts.disposition, "string", true)
@@ -269,7 +326,7 @@ local function check_def(fname, opts)
   if opts.max_attempts ~= nil and opts.max_attempts > MAX_ATTEMPTS then
     return nil, "max_attempts is out of range"
   end
-  return true
+  return check_claim(fname, opts)
 end
 
 --- Defines a kind: this engine runs rows of `kind` with body `fn(ctx, input)`.
@@ -288,6 +345,10 @@ function Engine:define(kind, fn, opts)
   defs_of(self)[kind] = {
     disposition = opts.disposition or "rerunnable",
     max_attempts = opts.max_attempts,
+    -- issue 13 (claim): defaults of the kind's starts
+    priority = opts.priority,
+    concurrency_key = opts.concurrency_key,
+    concurrency_limit = opts.concurrency_limit,
   }
   return true
 end
@@ -400,7 +461,7 @@ local function start_def(eng, fname, kind, opts)
   local max = opts.max_attempts
   if max == nil and d then max = d.max_attempts end
   return { id = id, disposition = disp, max_attempts = max or 0,
-    timeout_ms = opts.timeout_ms or 0 }
+    timeout_ms = opts.timeout_ms or 0, claim = claim_of(opts, d) }
 end
 
 --- Registers a process of `kind` (need not be defined here); idempotent per
@@ -415,7 +476,7 @@ function Engine:start(kind, input, opts)
   if not def then return einval(why) end
   local id = def.id or new_id(self)
   local ok, msg, code = core.start(self, kind, input, id, def.disposition,
-    def.max_attempts, def.timeout_ms)
+    def.max_attempts, def.timeout_ms, def.claim)
   if not ok then return nil, msg, code end
   return id
 end

@@ -20,8 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REC_FIELDS 21     /* + 1 (timeout_ms) when a budget is set */
-#define REC_FIELDS_MAX 24 /* [23] parent, [24] suspension (issue 9) */
+#define REC_FIELDS 21 /* + 1 (timeout_ms) when a budget is set */
+#define REC_FIELDS_MAX                                                         \
+  37                    /* [23] parent, [24] suspension (issue 9),             \
+                           [25]..[31] (issue 13, retry), [32]..[37]            \
+                           (issue 13, claim) */
+#define REC_CLAIM_AT 31 /* 0-based index of [32] */
+#define REC_CLAIM_N 36  /* fields written: through [36] conc_state */
 
 /* ------------------------------------------------------------ buffers */
 
@@ -337,16 +342,49 @@ void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
   r->change_seq = 0;
 }
 
+/* ---- issue 13 (claim): [25]..[31] are retry's (nil here), then [32]
+ * priority, [33] created_seq, [34] concurrency key (nil: none), [35] its
+ * limit, [36] conc_state ---- */
+static int pack_claim(msgpack_packer *pk, const lash__rec *r) {
+  int i, e = 0;
+  for (i = 24; i < REC_CLAIM_AT; i++)
+    e |= msgpack_pack_nil(pk);
+  e |= msgpack_pack_int64(pk, r->priority);
+  e |= msgpack_pack_uint64(pk, r->created_seq);
+  e |= pack_sv(pk, r->conc_key);
+  e |= msgpack_pack_int32(pk, r->conc_limit);
+  e |= msgpack_pack_int(pk, r->conc_state);
+  return e;
+}
+
+static int claim_from_obj(const msgpack_object *o, lash__rec *r) {
+  const msgpack_object *f = o->via.array.ptr;
+  int64_t lim;
+  if (o->via.array.size < REC_CLAIM_N) return 0;
+  if (lash__mp_i64(&f[REC_CLAIM_AT], &r->priority) < 0 ||
+      lash__mp_u64(&f[REC_CLAIM_AT + 1], &r->created_seq) < 0 ||
+      lash__mp_sv(&f[REC_CLAIM_AT + 2], &r->conc_key, 1) < 0 ||
+      lash__mp_i64(&f[REC_CLAIM_AT + 3], &lim) < 0 || lim < 0 ||
+      lim > INT32_MAX ||
+      mp_int(&f[REC_CLAIM_AT + 4], LASH_CONC_NONE, LASH_CONC_WAITS,
+             &r->conc_state) < 0)
+    return LASH_ECORRUPT;
+  if (r->conc_key.p != NULL &&
+      (r->conc_key.n == 0 || r->conc_key.n > LASH_NAME_MAX))
+    return LASH_ECORRUPT;
+  r->conc_limit = (int32_t)lim;
+  return 0;
+}
+
 int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
   int e = 0;
   lash__packer(&pk, b);
   {
     /* The shortest array that holds every non-default trailing field. */
-    size_t nf = REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
-    if (r->parent.p != NULL) nf = REC_FIELDS + 2;
-    if (r->suspended || r->woken) nf = REC_FIELDS_MAX;
-    e |= msgpack_pack_array(&pk, nf);
+    /* issue 13 (claim): every record holds its creation order [33], so
+     * every record has the claim fields. */
+    e |= msgpack_pack_array(&pk, REC_CLAIM_N);
   }
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
@@ -378,12 +416,11 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
-  if (r->timeout_ms > 0 || r->parent.p != NULL || r->suspended || r->woken)
-    e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  /* replay keys (A): [23] parent (nil when none but [24] follows) */
+  e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  /* replay keys (A): [23] parent (nil when none) */
   if (r->parent.p != NULL)
     e |= pack_sv(&pk, r->parent);
-  else if (r->suspended || r->woken)
+  else
     e |= msgpack_pack_nil(&pk);
   /* ---- suspension (B): [24] [state, event, process, at], state 1
    * suspended, 2 woken ---- */
@@ -393,7 +430,10 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
     e |= pack_sv(&pk, r->wake_event);
     e |= pack_sv(&pk, r->wake_process);
     e |= msgpack_pack_int64(&pk, r->wake_at);
+  } else {
+    e |= msgpack_pack_nil(&pk);
   }
+  e |= pack_claim(&pk, r);
   return seal(b, e);
 }
 
@@ -463,7 +503,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
     r->suspended = state == 1;
     r->woken = state == 2;
   }
-  return 0;
+  return claim_from_obj(o, r);
 }
 
 int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
@@ -503,7 +543,7 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
           1 + str_size(r->wait) + str_size(r->cancel_reason) +
           str_size(r->abandon_by) + str_size(r->abandon_reason) +
           str_size(r->parent) + str_size(r->wake_event) +
-          str_size(r->wake_process);
+          str_size(r->wake_process) + str_size(r->conc_key);
   memset(out, 0, sizeof *out);
   if (arena == NULL) {
     base = malloc(total);
@@ -537,6 +577,12 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
     out->wake_process = put_str(base, &pos, r->wake_process);
     out->wake_at = r->wake_at;
   }
+  /* issue 13 (claim) */
+  out->priority = r->priority;
+  out->created_seq = r->created_seq;
+  out->concurrency_key = put_str(base, &pos, r->conc_key);
+  out->concurrency_limit = r->conc_limit;
+  out->conc_state = r->conc_state;
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
   out->timeout_ms = r->timeout_ms;
@@ -744,7 +790,11 @@ int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
 
 void lash__rec_index(const lash__rec *r, lash_bindex *x) {
   int live = !LASH_IS_TERMINAL(r->status);
-  x->listed = live && !r->suspended;
+  /* issue 13 (claim): a row waiting for a slot of its concurrency key is
+   * off the worklist until a slot frees */
+  x->listed = live && !r->suspended && r->conc_state != LASH_CONC_WAITS;
+  x->priority = r->priority;
+  x->order = r->created_seq;
   x->wake_at = live && r->suspended ? r->wake_at : 0;
   x->awaits.data = NULL;
   x->awaits.len = 0;

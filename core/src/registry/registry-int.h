@@ -99,6 +99,14 @@ typedef struct lash__rec {
   lash__sv wake_event;
   lash__sv wake_process;
   int64_t wake_at;
+  /* ---- issue 13: priority, keyed concurrency (claim): record fields
+   * [32] priority, [33] created_seq, [34] concurrency key, [35] limit,
+   * [36] conc_state ---- */
+  int64_t priority;
+  uint64_t created_seq; /* change_seq of the registration */
+  lash__sv conc_key;    /* absent: none */
+  int32_t conc_limit;
+  int conc_state; /* LASH_CONC_* */
 } lash__rec;
 
 /* One event to append or being folded. */
@@ -283,6 +291,9 @@ typedef struct lash__chg {
   size_t orig_awaits_n, cur_awaits_n; /* 0: not in the waiter index */
   char orig_awaits[LASH_ID_MAX], cur_awaits[LASH_ID_MAX];
   int orig_suspended, cur_suspended;
+  /* ---- issue 13 (claim): the row's live order (immutable) ---- */
+  int64_t prio;
+  uint64_t order;
 } lash__chg;
 
 struct lash_txn {

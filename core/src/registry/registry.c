@@ -183,6 +183,8 @@ static int op_save(op *o, int registered) {
   if ((c = lash__chg_get(t, o->id, o->idlen)) == NULL)
     return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s", o->id);
   r->change_seq = t->change_seq + 1;
+  /* issue 13 (claim): the exact creation order */
+  if (registered) r->created_seq = r->change_seq;
   if ((rc = lash__rec_encode(r, &s->rbuf)) < 0)
     return lash__fail(s, rc, "out of memory encoding process %s", o->id);
   for (i = 0; i < o->nev; i++) {
@@ -214,6 +216,8 @@ static int op_save(op *o, int registered) {
   }
   /* Nothing can fail from here on. */
   op_index(o, c);
+  c->prio = r->priority;
+  c->order = r->created_seq;
   if (ended) {
     t->pre_commit = lash__wake_ended;
     memcpy(t->ended.p + t->ended.len, o->id, o->idlen);
@@ -339,7 +343,48 @@ static const char *def_difference(const lash__rec *r, const lash_def *def) {
   if (r->max_attempts != def->max_attempts) return "max_attempts";
   if (r->timeout_ms != def->timeout_ms) return "timeout_ms";
   if (!lash__sv_eq(r->parent, lash__sv_str(def->parent))) return "parent";
+  /* issue 13 (claim) */
+  if (r->priority != def->priority) return "priority";
+  if (!lash__sv_eq(r->conc_key, lash__sv_str(def->concurrency_key)))
+    return "concurrency_key";
+  if (def->concurrency_key != NULL &&
+      r->conc_limit !=
+          (def->concurrency_limit > 0 ? def->concurrency_limit : 1))
+    return "concurrency_limit";
   return NULL;
+}
+
+/* issue 13 (claim): the concurrency key and its limit. */
+static int check_conc(lash_store *s, const lash_def *def) {
+  char msg[LASH__ERRMSG_MAX];
+  if (def->priority < LASH_PRIORITY_MIN || def->priority > LASH_PRIORITY_MAX)
+    return lash__fail(s, LASH_EINVAL,
+                      "priority %lld of process %s is out of range (%lld to "
+                      "%lld)",
+                      (long long)def->priority, def->id,
+                      (long long)LASH_PRIORITY_MIN,
+                      (long long)LASH_PRIORITY_MAX);
+  if (def->concurrency_key == NULL) {
+    if (def->concurrency_limit != 0)
+      return lash__fail(s, LASH_EINVAL,
+                        "concurrency_limit of process %s needs a "
+                        "concurrency_key (the limit is per key)",
+                        def->id);
+    return 0;
+  }
+  if (def->concurrency_limit < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "concurrency_limit %d of process %s must be >= 1",
+                      (int)def->concurrency_limit, def->id);
+  if (lash_check_string(LASH_RULE_ID, "concurrency_key", def->concurrency_key,
+                        strnlen(def->concurrency_key, LASH_NAME_MAX + 1), msg,
+                        sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  if (strlen(def->concurrency_key) > LASH_NAME_MAX)
+    return lash__fail(s, LASH_EINVAL,
+                      "concurrency_key of process %s is longer than %d bytes",
+                      def->id, LASH_NAME_MAX);
+  return 0;
 }
 
 /* replay keys (A): the parent names a process id (not necessarily a row
@@ -383,6 +428,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                       "timeout_ms %lld of process %s must be >= 0 (0: none)",
                       (long long)def->timeout_ms, def->id);
   if (def->parent != NULL && (rc = check_parent(s, def)) < 0) return rc;
+  if ((rc = check_conc(s, def)) < 0) return rc;
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   op_init(&o, t, def->id, (size_t)idn);
   memset(&tomb, 0, sizeof tomb);
@@ -421,6 +467,11 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                  def->max_attempts, lash__now(s), floor);
   o.r.timeout_ms = def->timeout_ms;
   o.r.parent = lash__sv_str(def->parent); /* replay keys (A) */
+  /* issue 13 (claim) */
+  o.r.priority = def->priority;
+  o.r.conc_key = lash__sv_str(def->concurrency_key);
+  if (def->concurrency_key != NULL)
+    o.r.conc_limit = def->concurrency_limit > 0 ? def->concurrency_limit : 1;
   /* The new row shadows the tombstone; the floor lives on in the row. */
   o.drop_tomb = has_tomb;
   o.tomb_cs = tomb.change_seq;

@@ -211,6 +211,9 @@ static int save_of(lash_txn *t, lash__chg *c, lash_bsave *row) {
     row->before.wake_at = c->orig_wake_at;
     if (c->orig_awaits_n > 0)
       row->before.awaits = bytes(c->orig_awaits, c->orig_awaits_n);
+    /* issue 13 (claim): the live order */
+    row->before.priority = row->after.priority = c->prio;
+    row->before.order = row->after.order = c->order;
     row->after.listed = c->cur_listed;
     row->after.wake_at = c->cur_wake_at;
     if (c->cur_awaits_n > 0)
