@@ -375,6 +375,22 @@ typedef struct lash_record {
 #define LASH_PRIORITY_MIN (-(INT64_C(1) << 53))
 #define LASH_PRIORITY_MAX (INT64_C(1) << 53)
 
+/* ---- issue 13: rate limits per kind (claim) ----
+ * At most n starts of @p kind per per_ms across every worker and host,
+ * spread one per per_ms/n (a bucket in the store, taken in @p txn: the
+ * engine takes one for each row of a rate-limited kind it claims).
+ * @return 0 (a token taken), 1 (none left: *next_at, if not NULL, gets
+ *   when the next is due, ms since the epoch), LASH_EINVAL (n 1..
+ *   LASH_RATE_N_MAX, per_ms 1..LASH_RATE_PER_MAX), a storage error. */
+#define LASH_RATE_N_MAX 1000000
+#define LASH_RATE_PER_MAX (INT64_C(1) << 40)
+LASH_API int lash_rate_take(lash_store *s, lash_txn *txn, const char *kind,
+                            uint32_t n, int64_t per_ms, int64_t *next_at);
+/* Returns a token taken in this transaction (its start did not happen).
+ * @return 0 or an error. */
+LASH_API int lash_rate_give_back(lash_store *s, lash_txn *txn,
+                                 const char *kind, uint32_t n, int64_t per_ms);
+
 /* Where a row with a concurrency key stands (lash_record.conc_state). */
 enum { LASH_CONC_NONE = 0, LASH_CONC_HOLDS = 1, LASH_CONC_WAITS = 2 };
 
@@ -936,6 +952,12 @@ LASH_API int lash_engine_define(lash_engine *e, const char *kind);
  * (LASH_STALL_BUDGET). @return 0, LASH_EINVAL (kind not declared, ms < 0). */
 LASH_API int lash_engine_set_timeout(lash_engine *e, const char *kind,
                                      int64_t timeout_ms);
+/* issue 13: at most @p n starts of the declared @p kind per @p per_ms
+ * across every worker and host (lash_rate_take in the claim's
+ * transaction; an empty bucket arms a loop timer for the next token).
+ * n 0: no limit. @return 0, LASH_EINVAL (kind not declared, bad numbers). */
+LASH_API int lash_engine_set_rate(lash_engine *e, const char *kind, uint32_t n,
+                                  int64_t per_ms);
 
 /* ------------------------------------------------------ group commit */
 

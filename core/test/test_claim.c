@@ -147,11 +147,172 @@ static void test_bad_input(tu_env *e) {
   isu(lash_change_seq(s), cs, "the change seq did not move");
 }
 
+/* ------------------------------------------------- keyed concurrency */
+
+static int reg_conc(lash_store *s, const char *id, const char *key, int lim,
+                    int64_t prio) {
+  lash_def d = tu_def(id, "ck", LASH_RERUNNABLE, 0);
+  d.concurrency_key = key;
+  d.concurrency_limit = lim;
+  d.priority = prio;
+  return lash_register(s, NULL, &d, NULL, NULL);
+}
+
+static char start_msg[1024]; /* the message of the last refused start */
+
+/* Claims and starts @p id as @p owner: lash_start's code (the lease is
+ * released when the start is refused). */
+static int claim_start(lash_store *s, const char *id, const char *owner,
+                       lash_lease *ls) {
+  int rc;
+  memset(ls, 0, sizeof *ls);
+  if ((rc = lash_lease_claim(s, NULL, id, owner, "inc", TTL, ls)) < 0)
+    return rc;
+  rc = lash_start(s, NULL, ls, NULL);
+  if (rc < 0) {
+    snprintf(start_msg, sizeof start_msg, "%s", lash_errmsg(s));
+    lash_lease_release(s, NULL, ls);
+  }
+  return rc;
+}
+
+static int conc_state(lash_store *s, const char *id) {
+  lash_record r;
+  int v;
+  memset(&r, 0, sizeof r);
+  if (lash_get(s, NULL, id, &r, NULL) != 0) return -1;
+  v = r.conc_state;
+  lash_record_free(&r);
+  return v;
+}
+
+static int done_ok(lash_store *s, const lash_lease *ls) {
+  unsigned char mb[8];
+  return lash_complete(s, NULL, ls, LASH_COMPLETED, tu_mp_uint(mb, 1));
+}
+
+static void test_concurrency(tu_env *e) {
+  lash_store *s = e->s;
+  lash_lease a1, a2, a3, a4, b1, x;
+  lash_record r;
+  char buf[512];
+  int i;
+  is_rc(s, reg_conc(s, "a1", "acct-a", 2, 0), 0, "a1 (key acct-a, limit 2)");
+  is_rc(s, reg_conc(s, "a2", "acct-a", 2, 0), 0, "a2");
+  is_rc(s, reg_conc(s, "a3", "acct-a", 2, 0), 0, "a3");
+  is_rc(s, reg_conc(s, "a4", "acct-a", 2, 0), 0, "a4");
+  is_rc(s, reg_conc(s, "b1", "acct-b", 0, 0), 0, "b1 (key acct-b, limit 1)");
+  memset(&r, 0, sizeof r);
+  is_rc(s, lash_get(s, NULL, "b1", &r, NULL), 0, "b1 read");
+  iss(r.concurrency_key, "acct-b", "the record holds its key");
+  is(r.concurrency_limit, 1, "... and the default limit 1");
+  lash_record_free(&r);
+  is_rc(s, claim_start(s, "a1", "A", &a1), 0, "a1 starts");
+  is_rc(s, claim_start(s, "a2", "B", &a2), 0, "a2 starts (another owner)");
+  is(conc_state(s, "a1"), LASH_CONC_HOLDS, "a1 holds a slot");
+  is_rc(s, claim_start(s, "a3", "C", &a3), LASH_EBUSY,
+        "a3: the key's 2 slots are taken: EBUSY");
+  ok(tu_has(start_msg, "acct-a"), "... naming the key: %s", start_msg);
+  is(conc_state(s, "a3"), LASH_CONC_WAITS, "a3 waits for a slot");
+  is(tu_status(s, "a3"), LASH_PENDING, "... still pending, not started");
+  is_rc(s, claim_start(s, "a4", "C", &a4), LASH_EBUSY, "a4 waits too");
+  is_rc(s, claim_start(s, "b1", "C", &b1), 0, "b1 starts (its own key)");
+  is_rc(s, worklist(s, "ck", 2, buf, sizeof buf), 0, "worklist");
+  iss(buf, "a1 a2 b1", "the waiting rows are off the worklist");
+  tu_check(s, "check clean with waiting rows");
+
+  /* A row that ends frees its slot: the first waiter gets it. */
+  is_rc(s, done_ok(s, &a1), 0, "a1 completes");
+  is(conc_state(s, "a1"), LASH_CONC_NONE, "a1 holds nothing");
+  is(conc_state(s, "a3"), LASH_CONC_HOLDS, "a3 got the slot (first waiter)");
+  is(conc_state(s, "a4"), LASH_CONC_WAITS, "a4 still waits");
+  is_rc(s, worklist(s, "ck", 2, buf, sizeof buf), 0, "worklist");
+  iss(buf, "a2 a3 b1", "a3 is listed again");
+  is_rc(s, claim_start(s, "a3", "C", &a3), 0, "a3 starts on its slot");
+  is_rc(s, claim_start(s, "a4", "C", &a4), LASH_EBUSY, "a4 still waits");
+
+  /* A suspended row frees its slot; woken, it needs one again. */
+  {
+    lash_wake w;
+    memset(&w, 0, sizeof w);
+    w.event = "signal.go";
+    is_rc(s, lash_suspend(s, NULL, &a2, "signal:go", &w, NULL), 0,
+          "a2 suspends");
+  }
+  is(conc_state(s, "a4"), LASH_CONC_HOLDS, "a4 got a2's slot");
+  is_rc(s, claim_start(s, "a4", "C", &a4), 0, "a4 starts");
+  is_rc(s,
+        lash_append(s, NULL, "a2", "signal.go",
+                    tu_mp_uint((unsigned char *)buf, 1), NULL),
+        0, "a2 woken by its signal");
+  is_rc(s, claim_start(s, "a2", "B", &a2), LASH_EBUSY,
+        "a2 woken: the slots are taken (a3, a4): it waits");
+  is(conc_state(s, "a2"), LASH_CONC_WAITS, "a2 waits");
+  is_rc(s, done_ok(s, &a3), 0, "a3 completes");
+  is(conc_state(s, "a2"), LASH_CONC_HOLDS, "a2 got a3's slot");
+  is_rc(s, claim_start(s, "a2", "B", &a2), 0, "a2 resumes");
+  tu_check(s, "check clean after hand-offs");
+
+  /* A crashed owner's row keeps its slot until it is taken over; then the
+   * slot moves with it (no second slot). */
+  is_rc(s, reg_conc(s, "a5", "acct-a", 2, 0), 0, "a5");
+  is_rc(s, claim_start(s, "a5", "D", &x), LASH_EBUSY, "a5 waits");
+  e->now = a4.expires_at + 1; /* a4's owner is gone: its lease lapsed */
+  is_rc(s, claim_start(s, "a5", "D", &x), LASH_EBUSY,
+        "a lapsed lease still holds its slot: a5 waits on");
+  is_rc(s, claim_start(s, "a4", "E", &a4), 0, "a4 taken over by E");
+  is(conc_state(s, "a4"), LASH_CONC_HOLDS, "... on the slot it held");
+  is(conc_state(s, "a5"), LASH_CONC_WAITS, "a5 still waits (no new slot)");
+  is_rc(s, done_ok(s, &a4), 0, "a4 completes");
+  is(conc_state(s, "a5"), LASH_CONC_HOLDS, "a5 got the slot");
+
+  /* Waiters are served by priority, then creation order. */
+  is_rc(s, reg_conc(s, "p-lo", "acct-p", 1, 0), 0, "p-lo");
+  is_rc(s, reg_conc(s, "p-lo2", "acct-p", 1, 0), 0, "p-lo2");
+  is_rc(s, reg_conc(s, "p-hi", "acct-p", 1, 9), 0, "p-hi (priority 9)");
+  is_rc(s, claim_start(s, "p-lo", "A", &x), 0, "p-lo runs");
+  is_rc(s, claim_start(s, "p-lo2", "A", &a1), LASH_EBUSY, "p-lo2 waits");
+  is_rc(s, claim_start(s, "p-hi", "A", &a1), LASH_EBUSY, "p-hi waits");
+  is_rc(s, done_ok(s, &x), 0, "p-lo completes");
+  is(conc_state(s, "p-hi"), LASH_CONC_HOLDS, "p-hi (higher priority) first");
+  is(conc_state(s, "p-lo2"), LASH_CONC_WAITS, "p-lo2 waits on");
+
+  /* In one batch: many rows of one key, one slot. */
+  {
+    lash_txn *txn = NULL;
+    char id[32];
+    int started = 0, waiting = 0;
+    for (i = 0; i < 20; i++) {
+      snprintf(id, sizeof id, "m-%02d", i);
+      is_rc(s, reg_conc(s, id, "acct-m", 3, 0), 0, "%s", id);
+    }
+    is_rc(s, lash_txn_begin(s, &txn), 0, "a batch");
+    for (i = 0; i < 20; i++) {
+      lash_lease ls;
+      int rc;
+      snprintf(id, sizeof id, "m-%02d", i);
+      memset(&ls, 0, sizeof ls);
+      rc = lash_lease_claim(s, txn, id, "M", "inc", TTL, &ls);
+      if (rc == 0) rc = lash_start(s, txn, &ls, NULL);
+      if (rc == 0) started++;
+      if (rc == LASH_EBUSY) {
+        waiting++;
+        lash_lease_release(s, txn, &ls);
+      }
+    }
+    is_rc(s, lash_txn_commit(txn), 0, "the batch commits");
+    is(started, 3, "3 of 20 started in one batch (limit 3)");
+    is(waiting, 17, "17 wait");
+  }
+  tu_check(s, "check clean at the end");
+}
+
 int main(void) {
   tu_env e;
   tu_open(&e, NULL);
   test_priority_order(&e);
   test_bad_input(&e);
+  test_concurrency(&e);
   tu_close(&e);
   return done_testing();
 }

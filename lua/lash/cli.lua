@@ -65,9 +65,11 @@ exits 1.]],
   start = {
     args = { "KIND", "[JSON]" },
     opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag",
-      ["if-exists"] = "string" },
+      ["if-exists"] = "string",
+      priority = "string", ["concurrency-key"] = "string", ["concurrency-limit"] = "int" },
     creates = true,
     usage = "start KIND [JSON] [--id ID] [--disposition D] [--max-attempts N] " ..
+      "[--priority N] [--concurrency-key K] [--concurrency-limit N] " ..
       "[--if-exists ok] [--json]",
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
@@ -75,7 +77,11 @@ JSON is the input (default null). --disposition is one of
 ]] .. table.concat(lash.DISPOSITIONS, ", ") .. [[ (default rerunnable).
 Starting again with the same --id and definition prints the same id; if
 that process has already ended, start says so ("ID: already failed") and
-exits 1, unless --if-exists ok.]],
+exits 1, unless --if-exists ok.
+--priority N (an integer, may be negative; default 0): higher is claimed
+first, in creation order within one priority. --concurrency-key K with
+--concurrency-limit N (default 1): at most N processes of key K run at
+once across every worker; the others wait without holding a slot.]],
   },
   ps = {
     opts = { status = "string", kind = "string", limit = "int", after = "string",
@@ -473,9 +479,22 @@ function run.start(ctx, pos, opts)
   if opts["if-exists"] ~= nil and opts["if-exists"] ~= "ok" then
     usage_error("start", '--if-exists takes "ok", got "' .. opts["if-exists"] .. '"')
   end
+  -- issue 13 (claim): priority, concurrency key and limit
+  local prio
+  if opts.priority ~= nil then
+    prio = math.tointeger(tonumber(opts.priority))
+    if not prio or not opts.priority:match("^[-+]?%d+$") then
+      usage_error("start", '--priority needs an integer, got "' .. opts.priority .. '"')
+    end
+  end
+  if opts["concurrency-limit"] ~= nil and opts["concurrency-key"] == nil then
+    usage_error("start", "--concurrency-limit needs --concurrency-key (the limit is per key)")
+  end
   local eng = ctx.open(true)
   local id, msg, code = eng:start(kind, input, { id = opts.id, disposition = opts.disposition,
-    max_attempts = opts["max-attempts"] })
+    max_attempts = opts["max-attempts"], priority = prio,
+    concurrency_key = opts["concurrency-key"],
+    concurrency_limit = opts["concurrency-limit"] })
   if not id then
     if code == "EINVAL" then usage_error("start", msg) end
     failure("start", msg)

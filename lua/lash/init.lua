@@ -292,7 +292,8 @@ local function check_claim(fname, opts)
     if per == nil then return nil, "rate.per_ms is missing (rate = {n = N, per_ms = MS})" end
     if n < 1 then return nil, "rate.n must be >= 1, got " .. n end
     if per < 1 then return nil, "rate.per_ms must be >= 1, got " .. per end
-    if n > 0x7fffffff then return nil, "rate.n is out of range, got " .. n end
+    if n > 1000000 then return nil, "rate.n must be at most 1000000, got " .. n end
+    if per > (1 << 40) then return nil, "rate.per_ms is out of range, got " .. per end
   end
   return true
 end
@@ -340,7 +341,9 @@ function Engine:define(kind, fn, opts)
   opts = check_opts("define", opts)
   local valid, why = check_def("define", opts)
   if not valid then return einval(why) end
-  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0)
+  local rate = opts.rate or {}
+  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0,
+    rate.n or 0, rate.per_ms or 0)
   if not ok then return nil, msg, code end
   defs_of(self)[kind] = {
     disposition = opts.disposition or "rerunnable",

@@ -34,6 +34,9 @@ typedef struct lash__admit {
   char **kinds; /* the kinds this engine runs */
   size_t nkinds, kinds_cap;
   int64_t *timeouts; /* per kind: the body time budget, 0 none */
+  /* ---- issue 13 (claim): per kind the rate limit, n 0: none ---- */
+  uint32_t *rate_n;
+  int64_t *rate_per;
   struct {
     int active; /* a scan is in flight */
     int rescan;
@@ -74,6 +77,9 @@ int lash__admit_declared(const lash__admit *a, const char *kind);
 int64_t lash__admit_timeout(const lash__admit *a, const char *kind);
 /* lash_engine_set_timeout: 0 or LASH_EINVAL (not declared, ms < 0). */
 int lash__admit_set_timeout(lash__admit *a, const char *kind, int64_t ms);
+/* issue 13 (claim): at most n starts of kind per per_ms (n 0: none). */
+int lash__admit_set_rate(lash__admit *a, const char *kind, uint32_t n,
+                         int64_t per_ms);
 /* Asks for a drive (coalesced; from the pump). */
 void lash__admit_request(lash__admit *a);
 /* From the pump, before its transaction: 1 when that transaction must

@@ -37,6 +37,8 @@ typedef struct op {
   int64_t old_wake_at;
   size_t old_awaits_n;
   char old_awaits[LASH_ID_MAX];
+  /* ---- issue 13 (claim): a waiting row got a concurrency slot ---- */
+  int relisted;
 } op;
 
 static void op_init(op *o, lash_txn *t, const char *id, size_t idlen) {
@@ -173,6 +175,11 @@ static int op_save(op *o, int registered) {
 
   if ((rc = lash__meta_load(t)) < 0) return rc;
   if ((rc = op_wake_rule(o)) < 0) return rc;
+  /* issue 13 (claim): a row that ends or is suspended frees its slot */
+  if (r->conc_key.p != NULL && r->conc_state != LASH_CONC_NONE &&
+      (LASH_IS_TERMINAL(r->status) || r->suspended) &&
+      (rc = lash__conc_release(t, r)) < 0)
+    return rc;
   ended = o->existed && !LASH_IS_TERMINAL(o->old_status) &&
           LASH_IS_TERMINAL(r->status);
   if (ended && lash__buf_reserve(&t->ended, o->idlen + 1) < 0)
@@ -261,7 +268,7 @@ static int op_save(op *o, int registered) {
   c->last_seq = r->last_seq;
   c->status = r->status;
   c->cancel_requested = r->cancel_requested;
-  c->woken = r->woken;
+  c->woken = r->woken || o->relisted; /* claimable again */
   c->registered |= registered;
   return 0;
 }
@@ -835,6 +842,25 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
                     id, (unsigned)o.r.max_attempts, (unsigned)number);
     goto out;
   }
+  /* issue 13 (claim): a slot of its concurrency key, or it waits */
+  if ((rc = lash__conc_acquire(t, &o.r)) < 0) goto out;
+  if (rc == 1) {
+    /* It waits off the worklist (written, also by an own commit), and the
+     * start is refused. */
+    char key[LASH_NAME_MAX + 1];
+    int lim = o.r.conc_limit > 0 ? o.r.conc_limit : 1;
+    memcpy(key, o.r.conc_key.p, o.r.conc_key.n);
+    key[o.r.conc_key.n] = '\0';
+    rc = op_save(&o, 0);
+    if (rc == 0 && t != txn) rc = lash__wend(s, t, 0), t = NULL;
+    if (rc == 0)
+      rc = lash__fail(s, LASH_EBUSY,
+                      "process %s waits for a slot of concurrency key %s "
+                      "(limit %d): it starts when one frees",
+                      id, key, lim);
+    if (t == NULL) return rc;
+    goto out;
+  }
   if ((rc = lash__pl_started(&s->pbuf[0], ls->owner, ls->incarnation, ls->fence,
                              number, now, resumed)) < 0 ||
       (rc = op_event_lit(&o, LASH__EV_STARTED, &s->pbuf[0], now, NULL)) < 0)
@@ -1195,23 +1221,49 @@ int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen) {
   return rc;
 }
 
-int lash__wake_ended(lash_txn *t) {
-  lash__buf ended = t->ended;
+/* ---- issue 13 (claim): a waiting row gets its key's slot ---- */
+int lash__conc_relist(lash_txn *t, const char *id, size_t idlen, uint64_t held,
+                      int32_t *limit) {
+  op o;
+  int rc;
+  *limit = 0;
+  op_init(&o, t, id, idlen);
+  rc = lash__rec_lookup(t->s, t, t->bt, id, idlen, &o.r);
+  if (rc == 1) return 0;
+  if (rc < 0) return rc;
+  op_loaded(&o);
+  if (LASH_IS_TERMINAL(o.r.status) || o.r.conc_state != LASH_CONC_WAITS)
+    return 0;
+  *limit = o.r.conc_limit > 0 ? o.r.conc_limit : 1;
+  if (held >= (uint64_t)*limit) return 2;
+  o.r.conc_state = LASH_CONC_HOLDS;
+  o.relisted = 1;
+  rc = op_save(&o, 0);
+  return rc < 0 ? rc : 1;
+}
+
+int lash__each_name(lash_txn *t, lash__buf *list,
+                    int (*fn)(lash_txn *t, const char *name, size_t n)) {
+  lash__buf names = *list;
   size_t off;
   int rc = 0;
-  if (ended.len == 0) return 0;
-  /* Waking writes no terminal, so the list does not grow meanwhile; take
-   * it so that a wake cannot see it half done. */
-  t->ended.p = NULL;
-  t->ended.len = t->ended.cap = 0;
-  for (off = 0; rc == 0 && off < ended.len;) {
-    const char *id = ended.p + off;
-    size_t n = strlen(id);
-    rc = lash__wake_waiters(t, id, n);
+  if (names.len == 0) return 0;
+  /* Take the list, so that fn cannot see it half done. */
+  list->p = NULL;
+  list->len = list->cap = 0;
+  for (off = 0; rc == 0 && off < names.len;) {
+    const char *name = names.p + off;
+    size_t n = strlen(name);
+    rc = fn(t, name, n);
     off += n + 1;
   }
-  ended.len = 0;
-  lash__buf_free(&t->ended);
-  t->ended = ended; /* keep the capacity */
+  names.len = 0;
+  lash__buf_free(list);
+  *list = names; /* keep the capacity */
   return rc;
+}
+
+int lash__wake_ended(lash_txn *t) {
+  /* Waking writes no terminal, so the list does not grow meanwhile. */
+  return lash__each_name(t, &t->ended, lash__wake_waiters);
 }
