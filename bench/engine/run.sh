@@ -45,4 +45,7 @@ figure "engine commits of a 20-step body" step_commits.lua "$commits_n"
 figure "engine replay of a 100-command journal" replay.lua "$replay_n"
 figure "engine signal -> suspended process resumed in another worker" suspended_xproc.lua "$susp_xproc_n"
 figure "engine suspended processes" suspended.lua "$suspended_n"
+# Issue 13 (claim): drains with priority and with concurrency keys beside a
+# plain drain of the same run.
+figure "engine drain with priority / concurrency_key" claim.lua "$drain_n"
 exit $rc

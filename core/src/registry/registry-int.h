@@ -545,6 +545,9 @@ int lash__kv_flush(lash_txn *t, int keep);
  * queue). 0 go on, 1 the row waits (the caller saves it and refuses the
  * start), or an error. */
 int lash__conc_acquire(lash_txn *t, lash__rec *r);
+/* Pending side table puts a batch keeps before lash_start hands them to
+ * the backend (a get looks through them one by one). */
+#define LASH__CONC_PENDING_MAX 32
 /* Where a row stops running (it ends, is suspended, waits for a retry):
  * frees its slot (conc_state NONE; a waiting row leaves the queue); the
  * commit hands the slot to the key's first waiter. op_save calls it for

@@ -798,6 +798,12 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
   lash__clear(s);
   if (attempt != NULL) *attempt = 0;
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  /* issue 13 (claim): a batch that parks many rows on full concurrency
+   * keys keeps its side table puts few (a get looks through them all):
+   * they go to the backend first, before this op loads anything. */
+  if (txn != NULL && txn->nkv > LASH__CONC_PENDING_MAX &&
+      (rc = lash__kv_flush(txn, 0)) < 0)
+    return rc;
   id = ls->process_id;
   if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
                          "it cannot be started")) < 0)
