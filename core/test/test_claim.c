@@ -307,12 +307,61 @@ static void test_concurrency(tu_env *e) {
   tu_check(s, "check clean at the end");
 }
 
+/* ---------------------------------------------------------- rate limits */
+
+static void test_rate(tu_env *e) {
+  lash_store *s = e->s;
+  int64_t next = 0, t0 = e->now;
+  int i, taken = 0;
+  /* 5 per second: one every 200 ms */
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 0, "first token");
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 1, "second: empty");
+  is((long)(next - t0), 200, "... the next is due in 200 ms");
+  e->now = t0 + 199;
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 1,
+        "at 199 ms: empty");
+  e->now = t0 + 200;
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 0,
+        "at 200 ms: taken");
+  /* over 10 s, polling every ms: 50 (+ the first) */
+  for (i = 201; i <= 10200; i++) {
+    e->now = t0 + i;
+    if (lash_rate_take(s, NULL, "rk", 5, 1000, &next) == 0) taken++;
+  }
+  is(taken, 50, "10 s at 5/s: 50 tokens");
+  /* a token given back is taken again at once */
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 1, "empty now");
+  is_rc(s, lash_rate_give_back(s, NULL, "rk", 5, 1000), 0, "give back");
+  /* (the last token was taken at 10200: giving it back makes it free) */
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 0, "taken again");
+  /* in a batch: the bucket is the transaction's own until it commits */
+  {
+    lash_txn *txn = NULL;
+    e->now += 1000;
+    is_rc(s, lash_txn_begin(s, &txn), 0, "batch");
+    is_rc(s, lash_rate_take(s, txn, "rk", 5, 1000, &next), 0, "taken in it");
+    is_rc(s, lash_rate_take(s, txn, "rk", 5, 1000, &next), 1,
+          "... and it sees its own take");
+    lash_txn_abort(txn);
+    is_rc(s, lash_rate_take(s, NULL, "rk", 5, 1000, &next), 0,
+          "an aborted batch took nothing");
+  }
+  is_rc(s, lash_rate_take(s, NULL, "rk", 0, 1000, &next), LASH_EINVAL,
+        "n 0: EINVAL");
+  ok(tu_has(lash_errmsg(s), "rk"), "... naming the kind: %s", lash_errmsg(s));
+  is_rc(s, lash_rate_take(s, NULL, "rk", 5, 0, &next), LASH_EINVAL,
+        "per_ms 0: EINVAL");
+  is_rc(s, lash_rate_take(s, NULL, "", 5, 10, &next), LASH_EINVAL,
+        "no kind: EINVAL");
+}
+
 int main(void) {
   tu_env e;
   tu_open(&e, NULL);
   test_priority_order(&e);
   test_bad_input(&e);
   test_concurrency(&e);
+  test_rate(&e);
   tu_close(&e);
   return done_testing();
 }

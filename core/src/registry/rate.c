@@ -6,10 +6,11 @@
  * The bucket is GCRA without burst (the "virtual scheduling" form): tat,
  * the theoretical arrival time of the next start, in ms scaled by n (so
  * that one token is exactly per_ms scaled units, with no rounding). A
- * start is allowed when tat <= now (scaled); it moves tat to
- * max(tat + per_ms, now): starts are spread one per per_ms/n, a start that
- * came late (its timer, a busy loop) keeps up to one token of lateness, so
- * the long-run rate holds, and any window of per_ms holds at most n + 2. */
+ * start is allowed when tat <= now (scaled); it moves tat on by per_ms
+ * from tat when it came less than one token late (its timer, a busy loop:
+ * the schedule is kept, so the long-run rate holds), else from now (after
+ * a pause). Starts are spread one per per_ms/n, and any window of per_ms
+ * holds at most n + 1 of them. */
 #include "registry-int.h"
 
 #include <string.h>
@@ -55,9 +56,10 @@ int lash_rate_take(lash_store *s, lash_txn *txn, const char *kind, uint32_t n,
     rc = 1;
     goto out;
   }
-  /* A start a little late (its timer, the loop) keeps its lateness, up
-   * to one token, so the long-run rate holds. */
-  rc = tat_put(t, kind, (size_t)kn, tat + per_ms > now ? tat + per_ms : now);
+  /* A start less than one token late (its timer, the loop) keeps the
+   * schedule, so the long-run rate holds; after a pause it starts anew. */
+  rc = tat_put(t, kind, (size_t)kn,
+               (tat > 0 && now - tat < per_ms ? tat : now) + per_ms);
 out:
   return lash__wend(s, t, rc);
 }
