@@ -5,6 +5,8 @@
  * and is listed again when a slot frees (terminal, suspension). */
 #include "testutil.h"
 
+#include "registry/registry-int.h" /* lash__kv_put: damage for the audit */
+
 #define TTL 30000
 
 /* The ids the worklist of @p kind passes, pages of @p limit, joined by
@@ -305,6 +307,14 @@ static void test_concurrency(tu_env *e) {
     is(waiting, 17, "17 wait");
   }
   tu_check(s, "check clean at the end");
+  /* The audit sees a slot count that disagrees with the rows. */
+  {
+    int np = 0;
+    is_rc(s, lash__kv_put(s, NULL, LASH_KV_CONC, "acct-m", 6, NULL, 0), 0,
+          "the slot count of acct-m dropped (damage)");
+    ok(lash_check(s, tu_problem_, &np) > 0 && np >= 1,
+       "lash_check reports the rows holding slots of acct-m (%d)", np);
+  }
 }
 
 /* ---------------------------------------------------------- rate limits */

@@ -15,6 +15,10 @@
  * suspended rows): that row holds the slot and is listed again. */
 #include "registry-int.h"
 
+#include "../base/map.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CONC_KEY_MAX (LASH_NAME_MAX + 17)
@@ -239,4 +243,145 @@ int lash__conc_handoff(lash_txn *t) {
   int rc = lash__each_name(t, &t->conc_freed, handoff_key);
   if (rc < 0 && t->rc == 0) t->rc = rc;
   return rc;
+}
+
+/* ------------------------------------------------------------- the audit */
+
+typedef struct key_node {
+  lash__mnode node;
+  uint64_t holds;
+  char key[LASH_NAME_MAX + 1];
+} key_node;
+
+typedef struct audit_ctx {
+  lash_store *s;
+  lash_btxn *bt;
+  lash__map keys; /* concurrency key -> rows holding a slot */
+  void (*problem)(void *ud, const char *line);
+  void *ud;
+  int rc;
+  char line[LASH__ERRMSG_MAX];
+} audit_ctx;
+
+static void say(audit_ctx *c, const char *line) {
+  c->problem(c->ud, line);
+}
+
+static int audit_row(void *ud, const lash_bitem *it) {
+  audit_ctx *c = ud;
+  lash__rec r;
+  key_node *k;
+  char key[LASH_NAME_MAX + 1];
+  if (it->rec.data == NULL ||
+      lash__rec_decode(it->rec.data, it->rec.len, &r, &c->s->zone) < 0)
+    return 0; /* the fold check reports it */
+  if (r.conc_key.p == NULL || r.conc_state == LASH_CONC_NONE) return 0;
+  if (r.conc_state == LASH_CONC_WAITS) {
+    char wk[CONC_KEY_MAX];
+    lash_bytes v;
+    size_t kn = waiter_key(wk, &r);
+    int rc = c->s->b->m->kv_get(c->s->b, c->bt, LASH_KV_CONC, wk, kn, &v);
+    if (rc == LASH_ENOENT) {
+      snprintf(c->line, sizeof c->line,
+               "process %.*s waits for a slot of concurrency key %.*s but "
+               "is not in its queue",
+               (int)it->idlen, it->id, (int)r.conc_key.n, r.conc_key.p);
+      say(c, c->line);
+    } else if (rc < 0) {
+      return rc;
+    }
+    return 0;
+  }
+  memcpy(key, r.conc_key.p, r.conc_key.n);
+  key[r.conc_key.n] = '\0';
+  k = (key_node *)lash__map_find(&c->keys, key);
+  if (k == NULL) {
+    if ((k = calloc(1, sizeof *k)) == NULL) return LASH_ENOMEM;
+    memcpy(k->key, key, r.conc_key.n + 1);
+    lash__mnode_key(&k->node, k->key);
+    if (lash__map_put(&c->keys, &k->node) < 0) {
+      free(k);
+      return LASH_ENOMEM;
+    }
+  }
+  k->holds++;
+  return 0;
+}
+
+static int audit_kv(void *ud, const char *key, size_t keylen, lash_bytes val) {
+  audit_ctx *c = ud;
+  msgpack_object o;
+  const msgpack_object *f;
+  int64_t n = 0;
+  int bad;
+  if (memchr(key, 0, keylen) != NULL) return 0; /* a waiter entry */
+  bad = keylen > LASH_NAME_MAX ||
+        lash__mp_unpack(val.data, val.len, &c->s->zone, &o) < 0 ||
+        o.type != MSGPACK_OBJECT_MAP ||
+        (f = lash__mp_map_get(&o, "n")) == NULL || lash__mp_i64(f, &n) < 0;
+  msgpack_zone_clear(&c->s->zone);
+  if (bad) {
+    snprintf(c->line, sizeof c->line,
+             "the slots of concurrency key %.*s are damaged", (int)keylen, key);
+    say(c, c->line);
+    return 0;
+  }
+  {
+    char k[LASH_NAME_MAX + 1];
+    key_node *kn;
+    memcpy(k, key, keylen);
+    k[keylen] = '\0';
+    kn = (key_node *)lash__map_find(&c->keys, k);
+    if ((uint64_t)n != (kn != NULL ? kn->holds : 0)) {
+      snprintf(c->line, sizeof c->line,
+               "concurrency key %s counts %lld slots taken, but %llu rows "
+               "hold one",
+               k, (long long)n,
+               (unsigned long long)(kn != NULL ? kn->holds : 0));
+      say(c, c->line);
+    }
+    if (kn != NULL) kn->holds = UINT64_MAX; /* seen */
+  }
+  return 0;
+}
+
+static void audit_left(lash__mnode *n, void *ud) {
+  audit_ctx *c = ud;
+  key_node *k = (key_node *)n;
+  if (k->holds != UINT64_MAX && c->rc == 0) {
+    snprintf(c->line, sizeof c->line,
+             "%llu rows hold a slot of concurrency key %s, which counts none",
+             (unsigned long long)k->holds, k->key);
+    say(c, c->line);
+  }
+  free(k);
+}
+
+static int kv_item(void *ud, const lash_bitem *it) {
+  return audit_kv(ud, it->id, it->idlen, it->rec);
+}
+
+int lash__conc_audit(lash_store *s, lash_btxn *bt,
+                     void (*problem)(void *ud, const char *line), void *ud) {
+  audit_ctx c;
+  lash_bscan q;
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.s = s;
+  c.bt = bt;
+  c.problem = problem;
+  c.ud = ud;
+  memset(&q, 0, sizeof q);
+  q.what = LASH_SCAN_ROWS;
+  rc = s->b->m->scan(s->b, bt, &q, audit_row, &c);
+  if (rc == 0) {
+    memset(&q, 0, sizeof q);
+    q.what = LASH_SCAN_KV;
+    q.ns = LASH_KV_CONC;
+    rc = s->b->m->scan(s->b, bt, &q, kv_item, &c);
+  }
+  c.rc = rc;
+  lash__map_clear(&c.keys, audit_left, &c);
+  lash__map_free(&c.keys);
+  return rc < 0 ? rc : 0;
 }

@@ -557,6 +557,11 @@ int lash__conc_release(lash_txn *t, lash__rec *r);
 /* Before the commit (txn.c): the freed slots go to the first waiters of
  * their keys, which are listed again holding them. 0 or an error. */
 int lash__conc_handoff(lash_txn *t);
+/* lash_check: every row holding a slot is counted by its key, every
+ * waiting row is in its key's queue. Reports through problem; 0 or an
+ * error. */
+int lash__conc_audit(lash_store *s, lash_btxn *bt,
+                     void (*problem)(void *ud, const char *line), void *ud);
 /* Side table values that are a map of one integer {field = v}: get (0,
  * 1 absent: *v 0, or an error naming @p what) and put (v 0 with
  * del_zero: the entry is deleted). */
