@@ -450,6 +450,8 @@ void llash_waits_open(lua_State *L);
 void llash_ctx_open(lua_State *L);
 /* core.ctx_exec (l_exec.c: uses the waits). */
 void llash_exec_open(lua_State *L);
+/* core.set_observer (worker logs) and core.term_* (lash top). */
+void llash_observe_open(lua_State *L);
 
 /* -------------------------------------------------------------- engine */
 

@@ -1190,6 +1190,35 @@ typedef struct lash_engine_stats {
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 
+/* ---- issue 14: the observer hook (obs) ---- */
+/* What an engine tells its host about (worker logs; not events). */
+typedef enum lash_obs_type {
+  LASH_OBS_FINISHED = 1, /* a body ended: status, payload = its outcome */
+  LASH_OBS_LEASE_LOST,   /* a held lease was refused renewal: run dropped */
+  LASH_OBS_TAKEN_OVER,   /* a row claimed from an owner that is gone */
+  LASH_OBS_SUSPENDED,    /* a parked body was suspended */
+  LASH_OBS_SUMMARY       /* every summary_ms: count = suspensions since */
+} lash_obs_type; /* (a storage error ends lash_engine_run: the host says it) */
+
+typedef struct lash_observation {
+  int type;            /* lash_obs_type */
+  const char *id;      /* the row (NULL for SUMMARY) */
+  const char *kind;    /* its kind, or NULL */
+  uint32_t attempt;    /* its attempt number, or 0 */
+  int status;          /* FINISHED: completed, failed or cancelled */
+  lash_bytes payload;  /* FINISHED: the outcome (MessagePack) */
+  const char *owner;   /* TAKEN_OVER: the gone owner, or NULL */
+  uint64_t count;      /* SUMMARY: suspensions in the period */
+  int64_t period_ms;   /* SUMMARY: the period */
+} lash_observation;
+
+/* Called on the loop thread; pointers are valid during the call only. */
+typedef void (*lash_observe_fn)(void *ud, const lash_observation *ob);
+/* Sets (fn NULL: clears) the engine's one observer. summary_ms > 0 also
+ * reports, every summary_ms, the suspensions of the period (when any). */
+LASH_API void lash_engine_set_observer(lash_engine *e, lash_observe_fn fn,
+                                       void *ud, int64_t summary_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,9 +47,11 @@ and `arg` (arg[0] = FILE). Afterwards the engine runs until idle. A script
 that returns an integer exits with it.]],
   },
   worker = {
-    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string" },
+    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string",
+      ["log-format"] = "string", quiet = "flag", verbose = "flag" },
     creates = true,
-    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME]",
+    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME] " ..
+      "[--log-format human|json] [--quiet] [--verbose]",
     summary = "run the processes of the loaded kinds until SIGINT/SIGTERM",
     help = [[
 Each --load is a file returning {kind = fn | {fn, opts}} or a directory of
@@ -60,7 +62,12 @@ abandons the owner_bound rows it could not finish, releases its leases and
 exits 0. A second signal ends the grace period at once. If a body keeps the
 loop stuck (it never yields) when the grace period ends, the leases are
 released and owner_bound rows abandoned all the same, and the worker
-exits 1.]],
+exits 1.
+The log (stderr) has one line per notable moment: a failure (kind, id,
+attempt, the error's first line), a retry, a lease lost or taken over, the
+suspensions of each minute, a storage error with what to do. --log-format
+json writes one JSON object per line instead; --quiet keeps only errors and
+warnings, --verbose adds every completion, cancellation and suspension.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
@@ -91,16 +98,28 @@ id in the order shown (the next page).]],
   },
   show = {
     args = { "ID" }, opts = { json = "flag" },
-    summary = "show one process record",
+    summary = "show one process: its record, lease and owner, progress, parent, children",
+    help = [[
+Besides the record: who holds its lease until when and whether that owner is
+alive (its owner lock), the latest progress event, when a wait ends, the
+parent and the children with their statuses, and a failure's traceback.
+--json prints the record with "lease", "progress", "children" added.]],
   },
   events = {
-    args = { "ID" }, opts = { after = "int", follow = "flag", json = "flag" },
+    args = { "ID" }, opts = { after = "int", follow = "flag", json = "flag", full = "flag" },
+    usage = "events ID [--after N] [--follow] [--full] [--json]",
     summary = "list the events of a process (--follow: print new ones as they land)",
     help = [[
 --after N shows events with seq > N. --follow keeps printing new events until
 the process ends (with --json: one JSON object per line). The KEY column shows
 the replay keys of keyed events (journaled commands cmd:<n>, signal --key);
---json also gives the keys lifecycle events are read with (process:...).]],
+--json also gives the keys lifecycle events are read with (process:...).
+--full prints every payload whole (under its event's line) instead of cut to
+one cell.]],
+  },
+  tree = {
+    args = { "ID" }, opts = { json = "flag" },
+    summary = "draw a process and its descendants with their statuses",
   },
   await = {
     args = { "ID" }, opts = { timeout = "duration", json = "flag" },
@@ -121,9 +140,12 @@ and payload writes nothing and prints the first signal's seq ("replayed");
 the same key with another payload fails (ECONFLICT).]],
   },
   cancel = {
-    args = { "ID", "[REASON]" }, opts = { json = "flag" },
+    args = { "ID", "[REASON]" }, opts = { json = "flag", tree = "flag" },
+    usage = "cancel ID [REASON] [--tree] [--json]",
     summary = "request the cancellation of a process",
     help = [[
+--tree cancels its live descendants too (children first), one line each.
+
 A pending row is cancelled at once. A row whose owner is gone (its lease
 lapsed, or its owner process died on this host) and that will not run again
 (owner_bound and started, or rerunnable out of attempts) is ended cancelled
@@ -169,8 +191,8 @@ into a new store at DIR and says how many rows it copied and skipped.]],
   },
 }
 
-local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "abandon", "prune", "stats", "check", "help" }
+local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "tree", "await",
+  "signal", "cancel", "abandon", "prune", "stats", "check", "help" }
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -255,9 +277,6 @@ local function say(...)
   out:write("\n")
 end
 
-local function log(fmt, ...)
-  io.stderr:write("lash: ", string.format(fmt, ...), "\n")
-end
 
 -- ------------------------------------------------------------ parsing
 
@@ -556,7 +575,43 @@ function run.show(ctx, pos, opts)
   local eng = ctx.open()
   local r, msg, code = eng:get(pos[1])
   if not r then unknown_or_fail("show", pos[1], msg, code) end
-  if opts.json then say(format.json(r)) else say(format.record(r, eng:now())) end
+  local more = { lease = eng:lease(r.id), events = eng:events(r.id, 0) or {},
+    children = eng:children(r.id) or {} }
+  if r.parent then more.parent = eng:get(r.parent) end
+  if opts.json then
+    r.lease = more.lease
+    for i = #more.events, 1, -1 do
+      if more.events[i].type == "progress" then
+        r.progress = more.events[i]
+        break
+      end
+    end
+    local kids = {}
+    for i, c in ipairs(more.children) do
+      kids[i] = { id = c.id, kind = c.kind, status = c.status }
+    end
+    r.children = lash.array(kids)
+    say(format.json(r))
+  else
+    say(format.record(r, eng:now(), more))
+  end
+end
+
+function run.tree(ctx, pos, opts)
+  local eng = ctx.open()
+  local t, msg, code = eng:tree(pos[1])
+  if not t then unknown_or_fail("tree", pos[1], msg, code) end
+  if opts.json then
+    local function plain(node)
+      local kids = {}
+      for i, c in ipairs(node.children) do kids[i] = plain(c) end
+      local r = node.record
+      return { id = r.id, kind = r.kind, status = r.status, children = lash.array(kids) }
+    end
+    say(format.json(plain(t)))
+  else
+    say(format.tree(t))
+  end
 end
 
 function run.events(ctx, pos, opts)
@@ -573,7 +628,7 @@ function run.events(ctx, pos, opts)
     elseif #list == 0 then
       say("no events")
     else
-      say(format.events(list))
+      say(format.events(list, nil, opts.full))
     end
     return
   end
@@ -581,7 +636,7 @@ function run.events(ctx, pos, opts)
   local last = opts.after or 0
   local function emit(evs)
     for _, ev in ipairs(evs) do
-      say(opts.json and format.json(ev) or format.event_line(ev))
+      say(opts.json and format.json(ev) or format.event_line(ev, opts.full))
       last = ev.seq
     end
     out:flush()
@@ -691,6 +746,32 @@ end
 function run.cancel(ctx, pos, opts)
   local id, reason = pos[1], pos[2]
   local eng = ctx.open()
+  if opts.tree then
+    local done, msg, code = eng:cancel(id, reason, { tree = true })
+    if not done then unknown_or_fail("cancel", id, msg, code) end
+    local reps, failed = {}, 0
+    for _, d in ipairs(done) do
+      if d.seq then
+        local rep = reconcile("cancel", eng, d.id)
+        rep.id, rep.seq = d.id, d.seq
+        reps[#reps + 1] = rep
+        if not opts.json then request_report(d.id, d.seq, rep, opts, "cancellation") end
+      else
+        failed = failed + 1
+        reps[#reps + 1] = { id = d.id, error = d.error, code = d.code }
+        if not opts.json then
+          say(string.format("%s: not cancelled: %s", d.id, tostring(d.error)))
+        end
+      end
+    end
+    if opts.json then
+      say(format.json(lash.array(reps), { array = true }))
+    elseif #done == 0 then
+      say(id .. ": nothing to cancel (it and its descendants have ended)")
+    end
+    if failed > 0 then return 1 end
+    return
+  end
   local seq, msg, code = eng:cancel(id, reason)
   if not seq then unknown_or_fail("cancel", id, msg, code) end
   request_report(id, seq, reconcile("cancel", eng, id), opts, "cancellation")
@@ -817,12 +898,12 @@ local REMEDY = {
 
 -- The engine met a storage error and cannot go on: one line naming the
 -- store, the error and the remedy; leases released; exit 1.
-local function storage_failure(eng, msg, code)
+local function storage_failure(eng, msg, code, wlog)
   local path = eng:path()
   pcall(eng.drain, eng)
   close_store(eng)
-  log("worker on %s stopped: %s (%s): %s", path, tostring(msg), tostring(code),
-    REMEDY[code] or "restart the worker")
+  wlog { type = "storage", store = path, msg = msg, code = code,
+    todo = REMEDY[code] or "restart the worker" }
   return 1
 end
 
@@ -840,31 +921,49 @@ function run.worker(ctx, _, opts)
   for _, p in ipairs(loads) do
     if not exists(p) then usage_error("worker", "--load " .. p .. ": no such file or directory") end
   end
+  local lf = opts["log-format"] or "human"
+  if lf ~= "human" and lf ~= "json" then
+    usage_error("worker", '--log-format takes human or json, got "' .. lf .. '"')
+  end
+  if opts.quiet and opts.verbose then
+    usage_error("worker", "--quiet and --verbose exclude each other: give one")
+  end
   local eng = ctx.open(true, { concurrency = opts.concurrency, owner = opts.owner })
   for _, p in ipairs(loads) do
     local ok, msg = eng:load(p)
     if not ok then failure("worker", "cannot load " .. p .. ": " .. tostring(msg)) end
   end
+  local logger = require("lash.log").new {
+    format = lf, level = opts.quiet and "quiet" or opts.verbose and "verbose" or "normal",
+    now = function() return is_open(eng) and eng:now() or os.time() * 1000 end,
+    json = format.json,
+  }
+  -- The worker's own lines (start, stop) at info level, through the logger.
+  local function wlog(fmt, ...)
+    return logger { type = "worker", msg = "worker: " .. string.format(fmt, ...) }
+  end
+  eng:on_log(logger, { summary_ms = 60000 })
   h.watch(eng)
   h.trap("INT", "TERM")
   local grace = opts.grace or 10000
   -- A body that never yields cannot let the loop answer: then the core
   -- releases the leases and exits once the grace period is over.
   h.emergency(grace)
-  log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
+  wlog("%s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
   if not eng:stats().owner_held then
-    log("worker: no owner lock held on %s (a read-only store folder, or a backend " ..
+    logger { type = "worker", level = "warn", msg = string.format(
+      "worker: no owner lock held on %s (a read-only store folder, or a backend " ..
       "without one): if this worker dies, peers take its rows over only after the " ..
-      "lease TTL", eng:path())
+      "lease TTL", eng:path()) }
   end
   local ok, ran, msg, code = pcall(eng.run, eng)
   if not ok then failure("worker", tostring(ran)) end
-  if not ran then return storage_failure(eng, msg, code) end
+  if not ran then return storage_failure(eng, msg, code, logger) end
   local sig = h.signal() or "stop"
   eng:pause(true)
   local n = busy(eng)
-  log("worker: SIG%s: admission stopped, %d bodies running, grace %s", sig, n,
+  wlog("SIG%s: admission stopped, %d bodies running, grace %s", sig, n,
     format.age(grace))
   local deadline = eng:now() + grace
   while busy(eng) > 0 do
@@ -878,10 +977,10 @@ function run.worker(ctx, _, opts)
   close_store(eng)
   ctx.eng = nil
   if n > 0 then
-    log("worker: stopped; %d bodies cut off (%d owner_bound abandoned), leases released", n,
+    wlog("stopped; %d bodies cut off (%d owner_bound abandoned), leases released", n,
       drained)
   else
-    log("worker: stopped; all bodies finished, leases released")
+    wlog("stopped; all bodies finished, leases released")
   end
   return 0
 end

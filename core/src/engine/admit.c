@@ -11,6 +11,7 @@
  *
  * Part: admit. May call: the registry (lash.h), runs, writer, pump. */
 #include "engine/admit.h"
+#include "engine/observe.h"
 
 #include "base/inject.h"
 
@@ -332,6 +333,14 @@ static int row_do(scan_ctx *c, const scan_row *row) {
   if (ls.owner_gone) {
     c->rep->taken_over++;
     a->taken_over++;
+    if (a->obs != NULL && a->obs->fn != NULL) {
+      lash_observation ob;
+      memset(&ob, 0, sizeof ob);
+      ob.type = LASH_OBS_TAKEN_OVER;
+      ob.id = row->id;
+      ob.owner = row->has_attempt ? row->att_owner : NULL;
+      lash__observe(a->obs, &ob);
+    }
   }
   LASH_INJECT("engine.after_claim");
   if (row->abandon_requested)
