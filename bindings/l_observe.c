@@ -108,6 +108,20 @@ static int l_lease(lua_State *L) {
   return 1;
 }
 
+/* core.children(eng, id) -> array of records (the children index) */
+static int l_children(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id;
+  llash_collect k;
+  int rc;
+  if ((rc = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return rc;
+  lua_settop(L, 2);
+  llash_collect_begin(L, &k);
+  rc = lash_children(lash_engine_store(le->e), NULL, id, llash_collect_record,
+                     &k);
+  return llash_collect_end(L, le, &k, rc);
+}
+
 /* ------------------------------------------------------------ terminal */
 
 static struct termios saved;
@@ -172,10 +186,13 @@ static int l_term_size(lua_State *L) {
 
 void llash_observe_open(lua_State *L) {
   static const luaL_Reg methods[] = {{"lease", l_lease}, {NULL, NULL}};
-  static const luaL_Reg raw[] = {
-      {"set_observer", l_set_observer}, {"term_raw", l_term_raw},
-      {"term_restore", l_term_restore}, {"term_key", l_term_key},
-      {"term_size", l_term_size},       {NULL, NULL}};
+  static const luaL_Reg raw[] = {{"set_observer", l_set_observer},
+                                 {"children", l_children},
+                                 {"term_raw", l_term_raw},
+                                 {"term_restore", l_term_restore},
+                                 {"term_key", l_term_key},
+                                 {"term_size", l_term_size},
+                                 {NULL, NULL}};
   llash_add_methods(L, methods);
   llash_add_functions(L, raw);
 }

@@ -98,6 +98,29 @@ describe("children and trees", function()
       assert.has_error(function() eng:cancel("t", "x", { forest = true }) end)
     end)
 
+  it("finds children through the index, ids too long for one key included", function()
+    local eng = h.open()
+    local long = string.rep("p", 200)
+    eng:define("kid", function() return 1 end)
+    eng:define("dad", function(ctx)
+      ctx:start("kid", 1, { id = string.rep("k", 200) .. "-1" })
+      ctx:start("kid", 2, { id = string.rep("k", 200) .. "-2" })
+      ctx:start("kid", 3) -- long/<n>: 204 bytes, still too long beside the parent
+      return ctx:await(string.rep("k", 200) .. "-1")
+    end)
+    eng:start("dad", nil, { id = long })
+    eng:start("kid", 9, { id = "orphan" }) -- no parent: nobody's child
+    eng:run { until_idle = true }
+    local kids = eng:children(long)
+    assert.are.same({ string.rep("k", 200) .. "-1=completed",
+      string.rep("k", 200) .. "-2=completed", long .. "/3=completed" }, ids_of(kids))
+    assert.are.same({}, eng:children("orphan"))
+    assert.are.same({}, eng:children("nobody"))
+    -- a pruned child drops out of the list
+    eng:prune { before_ms = eng:now() + 1, status = "completed" }
+    assert.are.same({}, eng:children(long))
+  end)
+
   it("lash tree draws it; lash cancel --tree cancels it from another process", function()
     local db = grown_db()
     local code, out, err = h.cli(db, "tree", "t")

@@ -415,6 +415,7 @@ LASH_API int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
 LASH_API int lash_get(lash_store *s, lash_txn *txn, const char *id,
                       lash_record *out, lash_tombstone *tomb);
 
+
 /* ------------------------------------------------------------------ events */
 
 typedef struct lash_event {
@@ -446,6 +447,15 @@ typedef int (*lash_record_fn)(void *ud, const lash_record *rec);
 LASH_API int lash_events_after(lash_store *s, lash_txn *txn, const char *id,
                                uint64_t after, size_t limit, lash_event_fn fn,
                                void *ud);
+
+/* ---- issue 14: the children index (obs) ---- */
+/* Calls fn for each process registered with def.parent == @p parent (the
+ * children index, written by lash_register), in id order; pruned children
+ * are left out. fn returns 0 to go on, > 0 to stop, < 0 to stop with that.
+ * @return 0, fn's error, LASH_EINVAL, LASH_ENOMEM, LASH_EIO. (An unknown
+ * parent has no children: 0.) */
+LASH_API int lash_children(lash_store *s, lash_txn *txn, const char *parent,
+                           lash_record_fn fn, void *ud);
 
 /* Host appends (unfenced). A signal: type "signal.<name>", name
  * [A-Za-z0-9_-]+; a user event type must not start with "process.".

@@ -954,15 +954,7 @@ end
 --- The processes started by `id` (their records), in id order.
 function Engine:children(id)
   check("children", "id", id, "string")
-  if core.children then return core.children(self, id) end
-  -- Without the children index: one walk over the rows.
-  local all, msg, code = core.list(self, nil, nil, 0, nil)
-  if not all then return nil, msg, code end
-  local out = {}
-  for _, r in ipairs(all) do
-    if r.parent == id then out[#out + 1] = r end
-  end
-  return out
+  return core.children(self, id) -- the children index: no walk over the rows
 end
 
 --- The process `id` and its descendants: {record = r, children = {tree...}}.

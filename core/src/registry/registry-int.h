@@ -524,4 +524,10 @@ typedef struct lash__kvent {
  * for a replay after the store grew). 0 or an error (t poisoned). */
 int lash__kv_flush(lash_txn *t, int keep);
 
+/* ------------------------------------------- the children index (children.c) */
+
+/* Notes @p child (cl bytes) under @p parent in the write txn t (obs). */
+int lash__child_note(lash_store *s, lash_txn *t, const char *parent,
+                     const char *child, size_t cl);
+
 #endif /* LASH_REGISTRY_INT_H */
