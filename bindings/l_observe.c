@@ -137,7 +137,8 @@ static int l_term_raw(lua_State *L) {
     return 2;
   }
   t = saved;
-  t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+  /* no ISIG: Ctrl-C arrives as a key, so the view ends by its own path */
+  t.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG);
   t.c_cc[VMIN] = 0;
   t.c_cc[VTIME] = 0;
   if (tcsetattr(0, TCSANOW, &t) != 0)

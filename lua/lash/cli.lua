@@ -117,6 +117,18 @@ the replay keys of keyed events (journaled commands cmd:<n>, signal --key);
 --full prints every payload whole (under its event's line) instead of cut to
 one cell.]],
   },
+  top = {
+    opts = { interval = "duration" },
+    usage = "top [--interval DURATION]",
+    summary = "a live view: counts, throughput, backlog, workers, latest failures (q quits)",
+    help = [[
+Redraws every --interval (default 250ms: 4 times a second) on a terminal:
+counts per status and per kind, rows ended per second over the last minute
+as a sparkline, the backlog and its oldest age, rows of kinds no live worker
+defines, the workers with their heartbeat, the latest failures. q or Ctrl-C
+quits and puts the terminal back. Every frame reads the store's counters;
+the bounded scans behind the rest run at most once a second.]],
+  },
   tree = {
     args = { "ID" }, opts = { json = "flag" },
     summary = "draw a process and its descendants with their statuses",
@@ -191,8 +203,8 @@ into a new store at DIR and says how many rows it copied and skipped.]],
   },
 }
 
-local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "tree", "await",
-  "signal", "cancel", "abandon", "prune", "stats", "check", "help" }
+local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "tree", "top",
+  "await", "signal", "cancel", "abandon", "prune", "stats", "check", "help" }
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -595,6 +607,15 @@ function run.show(ctx, pos, opts)
   else
     say(format.record(r, eng:now(), more))
   end
+end
+
+function run.top(ctx, _, opts)
+  if opts.interval == 0 then usage_error("top", "--interval must be > 0") end
+  local eng = ctx.open()
+  local h = host()
+  if h then h.trap("INT", "TERM") end
+  local ok, why = require("lash.top").run(eng, { interval_ms = opts.interval, host = h })
+  if not ok then failure("top", tostring(why) .. " (lash top needs a terminal)") end
 end
 
 function run.tree(ctx, pos, opts)
