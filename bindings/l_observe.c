@@ -47,6 +47,10 @@ static int p_observe(lua_State *L) {
   if (ob->kind != NULL) llash_setstr(L, "kind", ob->kind);
   if (ob->attempt > 0) llash_setint(L, "attempt", (lua_Integer)ob->attempt);
   if (ob->owner != NULL) llash_setstr(L, "owner", ob->owner);
+  if (ob->type == LASH_OBS_TAKEN_OVER) {
+    lua_pushboolean(L, ob->owner_gone);
+    lua_setfield(L, -2, "owner_gone");
+  }
   if (ob->type == LASH_OBS_FINISHED) {
     llash_setstr(L, "status", lash_status_name(ob->status));
     llash_pushoutcome(L, ob->status, ob->payload);

@@ -1211,7 +1211,7 @@ LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 typedef enum lash_obs_type {
   LASH_OBS_FINISHED = 1, /* a body ended: status, payload = its outcome */
   LASH_OBS_LEASE_LOST,   /* a held lease was refused renewal: run dropped */
-  LASH_OBS_TAKEN_OVER,   /* a row claimed from an owner that is gone */
+  LASH_OBS_TAKEN_OVER,   /* a row claimed from another owner's run */
   LASH_OBS_SUSPENDED,    /* a parked body was suspended */
   LASH_OBS_SUMMARY       /* every summary_ms: count = suspensions since */
 } lash_obs_type; /* (a storage error ends lash_engine_run: the host says it) */
@@ -1223,7 +1223,9 @@ typedef struct lash_observation {
   uint32_t attempt;    /* its attempt number, or 0 */
   int status;          /* FINISHED: completed, failed or cancelled */
   lash_bytes payload;  /* FINISHED: the outcome (MessagePack) */
-  const char *owner;   /* TAKEN_OVER: the gone owner, or NULL */
+  const char *owner;   /* TAKEN_OVER: the previous owner, or NULL */
+  int owner_gone;      /* TAKEN_OVER: 1 its process is gone, 0 its lease
+                          lapsed (the TTL) */
   uint64_t count;      /* SUMMARY: suspensions in the period */
   int64_t period_ms;   /* SUMMARY: the period */
 } lash_observation;

@@ -66,7 +66,8 @@ function M.describe(ob)
       hint = "its renewal was refused (another worker took the row after the lease " ..
         "lapsed, or the store was unreachable): this worker dropped the body" }
   elseif t == "taken_over" then
-    return { level = "info", event = "taken_over", id = ob.id, from = ob.owner }
+    return { level = "info", event = "taken_over", id = ob.id, from = ob.owner,
+      why = ob.owner_gone and "owner gone" or "lease lapsed" }
   elseif t == "suspended" then
     return { level = "debug", event = "suspended", id = ob.id, kind = ob.kind }
   elseif t == "summary" then
@@ -96,7 +97,11 @@ local function human(d, now)
   elseif e == "lease_lost" then
     return head .. "lease lost " .. who .. att .. ": " .. d.hint
   elseif e == "taken_over" then
-    return head .. "took over " .. who .. (d.from and (" from gone owner " .. d.from) or "")
+    if d.why == "owner gone" then
+      return head .. "took over " .. who .. (d.from and (" from gone owner " .. d.from) or "")
+    end
+    return head .. "took over " .. who .. (d.from and (" from " .. d.from) or "") ..
+      " (its lease lapsed)"
   elseif e == "suspensions" then
     return head .. string.format("%d suspensions in the last %ds", d.count,
       (d.period_ms or 60000) // 1000)
