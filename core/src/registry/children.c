@@ -28,44 +28,87 @@ static size_t hashed_prefix(char *buf, const char *parent, size_t pl) {
   return 10;
 }
 
-int lash__child_note(lash_store *s, lash_txn *t, const char *parent,
-                     const char *child, size_t cl) {
-  char key[LASH_KV_KEY_MAX + 1];
-  size_t pl = strlen(parent), n;
-  lash_bytes old;
-  char *val;
-  int rc;
+/* The key of (parent, child) in key[]: its length, and *hashed = 1 for a
+ * bucket key (its value lists the bucket's child ids). */
+static size_t child_key(char *key, const char *parent, size_t pl,
+                        const char *child, size_t cl, int *hashed) {
+  size_t n;
   if (pl + 1 + cl <= LASH_KV_KEY_MAX) {
     memcpy(key, parent, pl);
     key[pl] = '\0';
     memcpy(key + pl + 1, child, cl);
-    return lash__kv_put(s, t, LASH_KV_CHILD, key, pl + 1 + cl, "", 0);
+    *hashed = 0;
+    return pl + 1 + cl;
   }
   n = hashed_prefix(key, parent, pl);
   snprintf(key + n, 9, "%08x", (unsigned)lash__hash_n(child, cl));
-  n += 8;
-  rc = lash__kv_get(s, t, LASH_KV_CHILD, key, n, &old);
+  *hashed = 1;
+  return n + 8;
+}
+
+/* Where @p child sits in a bucket's value (-1: not there). */
+static long bucket_find(lash_bytes v, const char *child, size_t cl) {
+  const char *p = v.data, *end = p + v.len;
+  while (p < end) {
+    size_t l = strnlen(p, (size_t)(end - p));
+    if (l == cl && memcmp(p, child, cl) == 0)
+      return (long)(p - (const char *)v.data);
+    p += l + 1;
+  }
+  return -1;
+}
+
+/* Writes (add 1) or takes out (add 0) @p child of the bucket at key. */
+static int bucket_edit(lash_store *s, lash_txn *t, const char *key, size_t n,
+                       const char *child, size_t cl, int add) {
+  lash_bytes old;
+  char *val;
+  size_t len;
+  long at;
+  int rc = lash__kv_get(s, t, LASH_KV_CHILD, key, n, &old);
   if (rc == LASH_ENOENT) {
     old.data = NULL;
     old.len = 0;
   } else if (rc < 0) {
     return rc;
-  } else {
-    const char *p = old.data, *end = p + old.len;
-    while (p < end) { /* already noted (a re-registration) */
-      size_t l = strnlen(p, (size_t)(end - p));
-      if (l == cl && memcmp(p, child, cl) == 0) return 0;
-      p += l + 1;
-    }
   }
+  at = old.len > 0 ? bucket_find(old, child, cl) : -1;
+  if (add ? at >= 0 : at < 0) return 0; /* already so */
   if ((val = malloc(old.len + cl + 1)) == NULL)
-    return lash__fail(s, LASH_ENOMEM, "out of memory noting child %s", child);
-  if (old.len > 0) memcpy(val, old.data, old.len);
-  memcpy(val + old.len, child, cl);
-  val[old.len + cl] = '\0';
-  rc = lash__kv_put(s, t, LASH_KV_CHILD, key, n, val, old.len + cl + 1);
+    return lash__fail(s, LASH_ENOMEM, "out of memory indexing child %.*s",
+                      (int)cl, child);
+  if (add) {
+    if (old.len > 0) memcpy(val, old.data, old.len);
+    memcpy(val + old.len, child, cl);
+    val[old.len + cl] = '\0';
+    len = old.len + cl + 1;
+  } else {
+    memcpy(val, old.data, (size_t)at);
+    memcpy(val + at, (const char *)old.data + at + cl + 1,
+           old.len - (size_t)at - cl - 1);
+    len = old.len - cl - 1;
+  }
+  rc = lash__kv_put(s, t, LASH_KV_CHILD, key, n, len > 0 ? val : NULL, len);
   free(val);
   return rc;
+}
+
+int lash__child_note(lash_store *s, lash_txn *t, const char *parent,
+                     const char *child, size_t cl) {
+  char key[LASH_KV_KEY_MAX + 1];
+  int hashed;
+  size_t n = child_key(key, parent, strlen(parent), child, cl, &hashed);
+  if (!hashed) return lash__kv_put(s, t, LASH_KV_CHILD, key, n, "", 0);
+  return bucket_edit(s, t, key, n, child, cl, 1);
+}
+
+int lash__child_forget(lash_store *s, lash_txn *t, const char *parent,
+                       size_t pl, const char *child, size_t cl) {
+  char key[LASH_KV_KEY_MAX + 1];
+  int hashed;
+  size_t n = child_key(key, parent, pl, child, cl, &hashed);
+  if (!hashed) return lash__kv_put(s, t, LASH_KV_CHILD, key, n, NULL, 0);
+  return bucket_edit(s, t, key, n, child, cl, 0);
 }
 
 /* ------------------------------------------------------------- reading */

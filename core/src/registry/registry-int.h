@@ -529,5 +529,8 @@ int lash__kv_flush(lash_txn *t, int keep);
 /* Notes @p child (cl bytes) under @p parent in the write txn t (obs). */
 int lash__child_note(lash_store *s, lash_txn *t, const char *parent,
                      const char *child, size_t cl);
+/* Takes @p child out of @p parent's entries (prune). */
+int lash__child_forget(lash_store *s, lash_txn *t, const char *parent,
+                       size_t pl, const char *child, size_t cl);
 
 #endif /* LASH_REGISTRY_INT_H */
