@@ -158,6 +158,52 @@ describe("worker logs", function()
     end
   end)
 
+  it("says a stopped worker lost its lease when it runs again", function()
+    local db = h.store_path()
+    start(db, "fine", "1", "f-4")
+    local a = worker(db, "--owner", "alpha", "--lease-ttl", "1s")
+    start(db, "nap", '{"ms":60000}', "n-2")
+    assert.truthy(h.poll(function() return status(db, "n-2") == "waiting" end, 15000))
+    h.kill(a.pid, "STOP") -- alive (its owner lock held) but silent: the lease lapses
+    local b = worker(db, "--owner", "beta", "--lease-ttl", "1s")
+    assert.truthy(b.line("took over n%-2 from alpha %(its lease lapsed%)"), b.text())
+    h.kill(a.pid, "CONT")
+    local line = a.line("lease lost nap n%-2")
+    assert.truthy(line, a.text())
+    assert.matches("WARN lease lost nap n%-2 %(attempt 1%): its renewal was refused", line)
+  end)
+
+  it("formats each kind of line, retries included, in both formats", function()
+    local log = require "lash.log"
+    local got = {}
+    local out = { write = function(_, ...) got[#got + 1] = table.concat({ ... }) end,
+      flush = function() end }
+    local at = 1796136661641
+    local l = log.new { out = out, now = function() return at end, json = cjson.encode }
+    l { type = "process.attempt_failed", id = "a", kind = "k", attempt = 2,
+      error = "boom\nmore", retry_at = at + 1000 }
+    l { type = "summary", suspended = 12, period_ms = 60000 }
+    l { type = "storage", store = "/s", code = "EFULL", msg = "the map is full",
+      todo = "restart the worker with a larger --map-size" }
+    l { type = "finished", status = "completed", id = "d", kind = "k", attempt = 1 }
+    assert.are.same({
+      "2026-12-01T14:51:01.641Z WARN attempt failed k a (attempt 2): boom, " ..
+        "retry at 2026-12-01T14:51:02.641Z\n",
+      "2026-12-01T14:51:01.641Z INFO 12 suspensions in the last 60s\n",
+      "2026-12-01T14:51:01.641Z ERROR storage error on /s: the map is full (EFULL): " ..
+        "restart the worker with a larger --map-size\n",
+    }, got)
+    got = {}
+    local j = log.new { out = out, format = "json", level = "quiet", now = function() return at end,
+      json = cjson.encode }
+    j { type = "process.attempt_failed", id = "a", kind = "k", attempt = 2, error = "boom" }
+    j { type = "taken_over", id = "t", owner = "x", owner_gone = true } -- info: not at quiet
+    assert.are.equal(1, #got)
+    local o = cjson.decode(got[1])
+    assert.are.same({ "retry", "warn", "a", 2, "boom" }, { o.event, o.level, o.id, o.attempt,
+      o.error })
+  end)
+
   it("refuses an unknown --log-format and --quiet with --verbose", function()
     local db = h.store_path()
     local code, _, err = h.cli(db, "worker", "--load", kinds_file(), "--log-format", "xml")

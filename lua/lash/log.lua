@@ -59,7 +59,8 @@ function M.describe(ob)
       attempt = ob.attempt }
   elseif t == "process.attempt_failed" or t == "retry" then
     return { level = "warn", event = "retry", id = ob.id, kind = ob.kind,
-      attempt = ob.attempt, error = first_line(ob.error), retry_at = ob.retry_at }
+      attempt = ob.attempt, error = first_line(ob.error) or error_of(ob.outcome),
+      retry_at = ob.retry_at }
   elseif t == "lease_lost" then
     return { level = "warn", event = "lease_lost", id = ob.id, kind = ob.kind,
       attempt = ob.attempt,
