@@ -69,6 +69,17 @@ local function status(db, id)
   return cjson.decode(out).status
 end
 
+-- A store with worker "alpha" (lease TTL ttl) parked in row `id`'s long
+-- sleep: db, that worker.
+local function napping(id, ttl)
+  local db = h.store_path()
+  start(db, "fine", "1", "f-" .. id)
+  local a = worker(db, "--owner", "alpha", "--lease-ttl", ttl)
+  start(db, "nap", '{"ms":60000}', id)
+  assert.truthy(h.poll(function() return status(db, id) == "waiting" end, 15000))
+  return db, a
+end
+
 describe("worker logs", function()
   after_each(function()
     for _, w in ipairs(workers) do
@@ -139,13 +150,9 @@ describe("worker logs", function()
   end)
 
   it("says a row was taken over from a killed worker", function()
-    local db = h.store_path()
-    start(db, "fine", "1", "f-3")
     -- (a short TTL: where the owner's death is not seen, PostgreSQL today,
     -- the takeover waits out the lease)
-    local a = worker(db, "--owner", "alpha", "--lease-ttl", "2s")
-    start(db, "nap", '{"ms":60000}', "n-1")
-    assert.truthy(h.poll(function() return status(db, "n-1") == "waiting" end, 15000))
+    local db, a = napping("n-1", "2s")
     h.kill(a.pid, "KILL")
     a.wait()
     local b = worker(db, "--owner", "beta", "--lease-ttl", "2s")
@@ -159,11 +166,7 @@ describe("worker logs", function()
   end)
 
   it("says a stopped worker lost its lease when it runs again", function()
-    local db = h.store_path()
-    start(db, "fine", "1", "f-4")
-    local a = worker(db, "--owner", "alpha", "--lease-ttl", "1s")
-    start(db, "nap", '{"ms":60000}', "n-2")
-    assert.truthy(h.poll(function() return status(db, "n-2") == "waiting" end, 15000))
+    local db, a = napping("n-2", "1s")
     h.kill(a.pid, "STOP") -- alive (its owner lock held) but silent: the lease lapses
     local b = worker(db, "--owner", "beta", "--lease-ttl", "1s")
     assert.truthy(b.line("took over n%-2 from alpha %(its lease lapsed%)"), b.text())
