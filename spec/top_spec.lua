@@ -38,7 +38,7 @@ describe("lash top", function()
       local dir = h.tmpdir()
       h.write_file(dir .. "/k.lua", [[
 return {
-  tick = function(ctx) ctx:sleep(40) return true end,
+  tick = function(ctx) ctx:sleep(100) return true end,
   boom = function() error("the top failure line") end,
 }
 ]])
@@ -59,7 +59,7 @@ return {
       assert.are.equal(0, count(first, "completed"))
       assert.matches("tick +60", first)
       -- a worker drains: the screen follows
-      local p = assert(io.popen(string.format("%s --db %s worker --load %s --concurrency 4 " ..
+      local p = assert(io.popen(string.format("%s --db %s worker --load %s --concurrency 2 " ..
         ">%s/wlog 2>&1 </dev/null & echo $!", h.q(BIN), h.q(db), h.q(dir .. "/k.lua"), h.q(dir))))
       worker_pid = tonumber(p:read("l"))
       p:close()

@@ -590,8 +590,18 @@ function run.show(ctx, pos, opts)
   local more = { lease = eng:lease(r.id), events = eng:events(r.id, 0) or {},
     children = eng:children(r.id) or {} }
   if r.parent then more.parent = eng:get(r.parent) end
+  -- the lease holder's heartbeat, where the store lists its live workers
+  if more.lease and type(eng.workers) == "function" then
+    local okw, list = pcall(eng.workers, eng)
+    for _, w in ipairs(okw and type(list) == "table" and list or {}) do
+      if w.owner == more.lease.owner and w.incarnation == more.lease.incarnation then
+        more.heartbeat = w.heartbeat_at or w.seen_at or w.renewed_at or w.at
+      end
+    end
+  end
   if opts.json then
     r.lease = more.lease
+    if r.lease then r.lease.heartbeat_at = more.heartbeat end
     for i = #more.events, 1, -1 do
       if more.events[i].type == "progress" then
         r.progress = more.events[i]

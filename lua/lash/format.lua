@@ -331,7 +331,9 @@ local function story_rows(r, more, now)
     rows[#rows + 1] = { "lease", string.format("held by %s (incarnation %s), fence %d, " ..
       "expires %s%s", M.text(ls.owner), M.text(ls.incarnation), ls.fence,
       M.time(ls.expires_at), left) }
-    rows[#rows + 1] = { "owner", alive }
+    local hb = math.type(more.heartbeat) == "integer" and now and
+      ("; heartbeat " .. M.age(now - more.heartbeat) .. " ago") or ""
+    rows[#rows + 1] = { "owner", alive .. hb }
   end
   local evs = more.events
   if evs then
