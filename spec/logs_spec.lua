@@ -12,6 +12,10 @@ local KINDS = [[
 return {
   boom = function() error("kaboom: the card was declined\nsecond line of the message") end,
   fine = function(_, input) return { ok = input } end,
+  flaky = { function(ctx)
+    if ctx.attempt == 1 then error("the first try fails\nsecond line") end
+    return ctx.attempt
+  end, { retry = { max_attempts = 3, initial_ms = 50 } } },
   nap = function(ctx, input)
     ctx:sleep(input and input.ms or 300)
     return { slept = true, attempt = ctx.attempt }
@@ -134,6 +138,19 @@ describe("worker logs", function()
     assert.matches("kaboom: the card was declined$", failed.error)
     assert.truthy(completed, w.text())
     assert.truthy(stopped, w.text())
+  end)
+
+  it("says a failed attempt that will be retried as a retry, with when", function()
+    local db = h.store_path()
+    start(db, "fine", "1", "f-r")
+    local w = worker(db)
+    start(db, "flaky", "null", "r-1")
+    local line = w.line("attempt failed flaky r%-1")
+    assert.truthy(line, w.text())
+    assert.matches("WARN attempt failed flaky r%-1 %(attempt 1%): [^\n]*the first try fails, " ..
+      "retry at %d%d%d%d%-%d%d%-%d%dT[%d:.]+Z$", line)
+    assert.truthy(h.poll(function() return status(db, "r-1") == "completed" end, 15000))
+    assert.is_nil(w.text():find("ERROR failed flaky", 1, true), w.text())
   end)
 
   it("--quiet keeps failures and drops the start and stop lines", function()
