@@ -480,6 +480,8 @@ void llash_kinds_open(lua_State *L);
 void llash_http_open(lua_State *L);
 /* Closes the engine's HTTP servers (before its loop closes). */
 void llash_http_close_all(llash_engine *le);
+/* core.set_observer (worker logs) and core.term_* (lash top). */
+void llash_observe_open(lua_State *L);
 
 /* -------------------------------------------------------------- engine */
 

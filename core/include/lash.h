@@ -504,6 +504,7 @@ LASH_API int lash_retry_check(const lash_retry_policy *p, char *err,
 LASH_API int lash_get(lash_store *s, lash_txn *txn, const char *id,
                       lash_record *out, lash_tombstone *tomb);
 
+
 /* ------------------------------------------------------------------ events */
 
 typedef struct lash_event {
@@ -537,6 +538,15 @@ typedef int (*lash_record_fn)(void *ud, const lash_record *rec);
 LASH_API int lash_events_after(lash_store *s, lash_txn *txn, const char *id,
                                uint64_t after, size_t limit, lash_event_fn fn,
                                void *ud);
+
+/* ---- issue 14: the children index (obs) ---- */
+/* Calls fn for each process registered with def.parent == @p parent (the
+ * children index, written by lash_register), in id order; pruned children
+ * are left out. fn returns 0 to go on, > 0 to stop, < 0 to stop with that.
+ * @return 0, fn's error, LASH_EINVAL, LASH_ENOMEM, LASH_EIO. (An unknown
+ * parent has no children: 0.) */
+LASH_API int lash_children(lash_store *s, lash_txn *txn, const char *parent,
+                           lash_record_fn fn, void *ud);
 
 /* Host appends (unfenced). A signal: type "signal.<name>", name
  * [A-Za-z0-9_-]+; a user event type must not start with "process.".
@@ -1433,6 +1443,36 @@ typedef int (*lash_kind_summary_fn)(void *ud, const lash_kind_summary *k);
  * @return the number of kinds, or an error. */
 LASH_API int lash_summarize(lash_store *s, lash_txn *txn,
                             lash_kind_summary_fn fn, void *ud);
+/* ---- issue 14: the observer hook (obs) ---- */
+/* What an engine tells its host about (worker logs; not events). */
+typedef enum lash_obs_type {
+  LASH_OBS_FINISHED = 1, /* a body ended: status, payload = its outcome */
+  LASH_OBS_LEASE_LOST,   /* a held lease was refused renewal: run dropped */
+  LASH_OBS_TAKEN_OVER,   /* a row claimed from another owner's run */
+  LASH_OBS_SUSPENDED,    /* a parked body was suspended */
+  LASH_OBS_SUMMARY       /* every summary_ms: count = suspensions since */
+} lash_obs_type; /* (a storage error ends lash_engine_run: the host says it) */
+
+typedef struct lash_observation {
+  int type;            /* lash_obs_type */
+  const char *id;      /* the row (NULL for SUMMARY) */
+  const char *kind;    /* its kind, or NULL */
+  uint32_t attempt;    /* its attempt number, or 0 */
+  int status;          /* FINISHED: completed, failed or cancelled */
+  lash_bytes payload;  /* FINISHED: the outcome (MessagePack) */
+  const char *owner;   /* TAKEN_OVER: the previous owner, or NULL */
+  int owner_gone;      /* TAKEN_OVER: 1 its process is gone, 0 its lease
+                          lapsed (the TTL) */
+  uint64_t count;      /* SUMMARY: suspensions in the period */
+  int64_t period_ms;   /* SUMMARY: the period */
+} lash_observation;
+
+/* Called on the loop thread; pointers are valid during the call only. */
+typedef void (*lash_observe_fn)(void *ud, const lash_observation *ob);
+/* Sets (fn NULL: clears) the engine's one observer. summary_ms > 0 also
+ * reports, every summary_ms, the suspensions of the period (when any). */
+LASH_API void lash_engine_set_observer(lash_engine *e, lash_observe_fn fn,
+                                       void *ud, int64_t summary_ms);
 
 #ifdef __cplusplus
 }

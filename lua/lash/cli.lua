@@ -48,10 +48,10 @@ that returns an integer exits with it.]],
   },
   worker = {
     opts = { load = "list", concurrency = "int", grace = "duration", owner = "string",
-      metrics = "string" },
+      metrics = "string", ["log-format"] = "string", quiet = "flag", verbose = "flag" },
     creates = true,
     usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME] " ..
-      "[--metrics ADDR]",
+      "[--metrics ADDR] [--log-format human|json] [--quiet] [--verbose]",
     summary = "run the processes of the loaded kinds until SIGINT/SIGTERM",
     help = [[
 Each --load is a file returning {kind = fn | {fn, opts}} or a directory of
@@ -64,7 +64,12 @@ loop stuck (it never yields) when the grace period ends, the leases are
 released and owner_bound rows abandoned all the same, and the worker
 exits 1.
 --metrics ADDR (e.g. 127.0.0.1:9464) serves GET /metrics (what `lash
-metrics` prints, with this worker's own counters) on the worker's loop.]],
+metrics` prints, with this worker's own counters) on the worker's loop.
+The log (stderr) has one line per notable moment: a failure (kind, id,
+attempt, the error's first line), a retry, a lease lost or taken over, the
+suspensions of each minute, a storage error with what to do. --log-format
+json writes one JSON object per line instead; --quiet keeps only errors and
+warnings, --verbose adds every completion, cancellation and suspension.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
@@ -115,16 +120,40 @@ id in the order shown (the next page).]],
   },
   show = {
     args = { "ID" }, opts = { json = "flag" },
-    summary = "show one process record",
+    summary = "show one process: its record, lease and owner, progress, parent, children",
+    help = [[
+Besides the record: who holds its lease until when and whether that owner is
+alive (its owner lock), the latest progress event, when a wait ends, the
+parent and the children with their statuses, and a failure's traceback.
+--json prints the record with "lease", "progress", "children" added.]],
   },
   events = {
-    args = { "ID" }, opts = { after = "int", follow = "flag", json = "flag" },
+    args = { "ID" }, opts = { after = "int", follow = "flag", json = "flag", full = "flag" },
+    usage = "events ID [--after N] [--follow] [--full] [--json]",
     summary = "list the events of a process (--follow: print new ones as they land)",
     help = [[
 --after N shows events with seq > N. --follow keeps printing new events until
 the process ends (with --json: one JSON object per line). The KEY column shows
 the replay keys of keyed events (journaled commands cmd:<n>, signal --key);
---json also gives the keys lifecycle events are read with (process:...).]],
+--json also gives the keys lifecycle events are read with (process:...).
+--full prints every payload whole (under its event's line) instead of cut to
+one cell.]],
+  },
+  top = {
+    opts = { interval = "duration" },
+    usage = "top [--interval DURATION]",
+    summary = "a live view: counts, throughput, backlog, workers, latest failures (q quits)",
+    help = [[
+Redraws every --interval (default 250ms: 4 times a second) on a terminal:
+counts per status and per kind, rows ended per second over the last minute
+as a sparkline, the backlog and its oldest age, rows of kinds no live worker
+defines, the workers with their heartbeat, the latest failures. q or Ctrl-C
+quits and puts the terminal back. Every frame reads the store's counters;
+the bounded scans behind the rest run at most once a second.]],
+  },
+  tree = {
+    args = { "ID" }, opts = { json = "flag" },
+    summary = "draw a process and its descendants with their statuses",
   },
   await = {
     args = { "ID" }, opts = { timeout = "duration", json = "flag" },
@@ -145,9 +174,12 @@ and payload writes nothing and prints the first signal's seq ("replayed");
 the same key with another payload fails (ECONFLICT).]],
   },
   cancel = {
-    args = { "ID", "[REASON]" }, opts = { json = "flag" },
+    args = { "ID", "[REASON]" }, opts = { json = "flag", tree = "flag" },
+    usage = "cancel ID [REASON] [--tree] [--json]",
     summary = "request the cancellation of a process",
     help = [[
+--tree cancels its live descendants too (children first), one line each.
+
 A pending row is cancelled at once. A row whose owner is gone (its lease
 lapsed, or its owner process died on this host) and that will not run again
 (owner_bound and started, or rerunnable out of attempts) is ended cancelled
@@ -232,9 +264,9 @@ removed by the next worker that writes anyway.]],
   },
 }
 
-local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "abandon", "prune", "stats", "metrics", "ui", "check", "kinds", "workers", "help",
-  "retry" } -- issue 13 (retry)
+local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "tree", "top",
+  "await", "signal", "cancel", "abandon", "prune", "stats", "metrics", "ui", "check", "kinds",
+  "workers", "help", "retry" }
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -319,9 +351,6 @@ local function say(...)
   out:write("\n")
 end
 
-local function log(fmt, ...)
-  io.stderr:write("lash: ", string.format(fmt, ...), "\n")
-end
 
 -- ------------------------------------------------------------ parsing
 
@@ -681,11 +710,36 @@ function run.show(ctx, pos, opts)
   local eng = ctx.open()
   local r, msg, code = eng:get(pos[1])
   if not r then unknown_or_fail("show", pos[1], msg, code) end
+  local more = { lease = eng:lease(r.id), events = eng:events(r.id, 0) or {},
+    children = eng:children(r.id) or {} }
+  if r.parent then more.parent = eng:get(r.parent) end
+  -- the lease holder's heartbeat, where the store lists its live workers
+  if more.lease and type(eng.workers) == "function" then
+    local okw, list = pcall(eng.workers, eng)
+    for _, w in ipairs(okw and type(list) == "table" and list or {}) do
+      if w.owner == more.lease.owner and w.incarnation == more.lease.incarnation then
+        more.heartbeat = w.heartbeat_at or w.seen_at or w.renewed_at or w.at
+      end
+    end
+  end
   if opts.json then
+    r.lease = more.lease
+    if r.lease then r.lease.heartbeat_at = more.heartbeat end
+    for i = #more.events, 1, -1 do
+      if more.events[i].type == "progress" then
+        r.progress = more.events[i]
+        break
+      end
+    end
+    local kids = {}
+    for i, c in ipairs(more.children) do
+      kids[i] = { id = c.id, kind = c.kind, status = c.status }
+    end
+    r.children = lash.array(kids)
     say(format.json(r))
   else
     mark_orphans(eng, { r })
-    say(format.record(r, eng:now()))
+    say(format.record(r, eng:now(), more))
   end
 end
 
@@ -758,6 +812,32 @@ function run.workers(ctx, _, opts)
   say(format.columns({ "OWNER", "PID", "HOST", "KINDS", "UP", "HEARTBEAT", "ALIVE" }, rows))
 end
 
+function run.top(ctx, _, opts)
+  if opts.interval == 0 then usage_error("top", "--interval must be > 0") end
+  local eng = ctx.open()
+  local h = host()
+  if h then h.trap("INT", "TERM") end
+  local ok, why = require("lash.top").run(eng, { interval_ms = opts.interval, host = h })
+  if not ok then failure("top", tostring(why) .. " (lash top needs a terminal)") end
+end
+
+function run.tree(ctx, pos, opts)
+  local eng = ctx.open()
+  local t, msg, code = eng:tree(pos[1])
+  if not t then unknown_or_fail("tree", pos[1], msg, code) end
+  if opts.json then
+    local function plain(node)
+      local kids = {}
+      for i, c in ipairs(node.children) do kids[i] = plain(c) end
+      local r = node.record
+      return { id = r.id, kind = r.kind, status = r.status, children = lash.array(kids) }
+    end
+    say(format.json(plain(t)))
+  else
+    say(format.tree(t))
+  end
+end
+
 function run.events(ctx, pos, opts)
   local id = pos[1]
   local eng = ctx.open()
@@ -772,7 +852,7 @@ function run.events(ctx, pos, opts)
     elseif #list == 0 then
       say("no events")
     else
-      say(format.events(list))
+      say(format.events(list, nil, opts.full))
     end
     return
   end
@@ -780,7 +860,7 @@ function run.events(ctx, pos, opts)
   local last = opts.after or 0
   local function emit(evs)
     for _, ev in ipairs(evs) do
-      say(opts.json and format.json(ev) or format.event_line(ev))
+      say(opts.json and format.json(ev) or format.event_line(ev, opts.full))
       last = ev.seq
     end
     out:flush()
@@ -890,6 +970,32 @@ end
 function run.cancel(ctx, pos, opts)
   local id, reason = pos[1], pos[2]
   local eng = ctx.open()
+  if opts.tree then
+    local done, msg, code = eng:cancel(id, reason, { tree = true })
+    if not done then unknown_or_fail("cancel", id, msg, code) end
+    local reps, failed = {}, 0
+    for _, d in ipairs(done) do
+      if d.seq then
+        local rep = reconcile("cancel", eng, d.id)
+        rep.id, rep.seq = d.id, d.seq
+        reps[#reps + 1] = rep
+        if not opts.json then request_report(d.id, d.seq, rep, opts, "cancellation") end
+      else
+        failed = failed + 1
+        reps[#reps + 1] = { id = d.id, error = d.error, code = d.code }
+        if not opts.json then
+          say(string.format("%s: not cancelled: %s", d.id, tostring(d.error)))
+        end
+      end
+    end
+    if opts.json then
+      say(format.json(lash.array(reps), { array = true }))
+    elseif #done == 0 then
+      say(id .. ": nothing to cancel (it and its descendants have ended)")
+    end
+    if failed > 0 then return 1 end
+    return
+  end
   local seq, msg, code = eng:cancel(id, reason)
   if not seq then unknown_or_fail("cancel", id, msg, code) end
   request_report(id, seq, reconcile("cancel", eng, id), opts, "cancellation")
@@ -975,7 +1081,7 @@ function run.ui(ctx, _, opts)
   srv:close()
   if not ok then failure("ui", tostring(ran)) end
   if not ran then failure("ui", tostring(rmsg)) end
-  log("ui: stopped")
+  io.stderr:write("lash: ui: stopped\n")
   return 0
 end
 
@@ -1052,12 +1158,12 @@ local REMEDY = {
 
 -- The engine met a storage error and cannot go on: one line naming the
 -- store, the error and the remedy; leases released; exit 1.
-local function storage_failure(eng, msg, code)
+local function storage_failure(eng, msg, code, wlog)
   local path = eng:path()
   pcall(eng.drain, eng)
   close_store(eng)
-  log("worker on %s stopped: %s (%s): %s", path, tostring(msg), tostring(code),
-    REMEDY[code] or "restart the worker")
+  wlog { type = "storage", store = path, msg = msg, code = code,
+    todo = REMEDY[code] or "restart the worker" }
   return 1
 end
 
@@ -1076,17 +1182,50 @@ function run.worker(ctx, _, opts)
     if not exists(p) then usage_error("worker", "--load " .. p .. ": no such file or directory") end
   end
   if opts.metrics then check_addr("worker", "--metrics", opts.metrics) end
+  local lf = opts["log-format"] or "human"
+  if lf ~= "human" and lf ~= "json" then
+    usage_error("worker", '--log-format takes human or json, got "' .. lf .. '"')
+  end
+  if opts.quiet and opts.verbose then
+    usage_error("worker", "--quiet and --verbose exclude each other: give one")
+  end
   local eng = ctx.open(true, { concurrency = opts.concurrency, owner = opts.owner })
   for _, p in ipairs(loads) do
     local ok, msg = eng:load(p)
     if not ok then failure("worker", "cannot load " .. p .. ": " .. tostring(msg)) end
   end
+  local last_ms = 0
+  local logger = require("lash.log").new {
+    format = lf, level = opts.quiet and "quiet" or opts.verbose and "verbose" or "normal",
+    now = function()
+      -- (after the close: the wall clock, never before the last line)
+      last_ms = is_open(eng) and eng:now() or math.max(last_ms, os.time() * 1000)
+      return last_ms
+    end,
+    json = format.json,
+  }
+  -- The worker's own lines (start, stop) at info level, through the logger.
+  local function wlog(fmt, ...)
+    return logger { type = "worker", msg = "worker: " .. string.format(fmt, ...) }
+  end
+  -- A failed attempt that the store answered with a retry (the row is not
+  -- terminal after the commit) is logged as a retry, with when it runs.
+  eng:on_log(function(ob)
+    if ob.type == "finished" and ob.status == "failed" then
+      local r = eng:get(ob.id)
+      if r and not TERMINAL[r.status] then
+        ob = { type = "retry", id = ob.id, kind = ob.kind, attempt = ob.attempt,
+          outcome = ob.outcome, retry_at = r.retry_at or r.run_at or r.next_attempt_at }
+      end
+    end
+    return logger(ob)
+  end, { summary_ms = 60000 })
   local msrv
   if opts.metrics then
     local msg
     msrv, msg = require("lash.metrics").serve(eng, opts.metrics)
     if not msrv then failure("worker", "--metrics: " .. tostring(msg)) end
-    log("worker: metrics on http://%s/metrics", msrv:address())
+    wlog("metrics on http://%s/metrics", msrv:address())
   end
   h.watch(eng)
   h.trap("INT", "TERM")
@@ -1094,20 +1233,21 @@ function run.worker(ctx, _, opts)
   -- A body that never yields cannot let the loop answer: then the core
   -- releases the leases and exits once the grace period is over.
   h.emergency(grace)
-  log("worker %s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
+  wlog("%s on %s: %s, concurrency %d", (eng:owner()), eng:path(),
     table.concat(loads, ", "), opts.concurrency or 64)
   if not eng:stats().owner_held then
-    log("worker: no owner lock held on %s (a read-only store folder, or a backend " ..
+    logger { type = "worker", level = "warn", msg = string.format(
+      "worker: no owner lock held on %s (a read-only store folder, or a backend " ..
       "without one): if this worker dies, peers take its rows over only after the " ..
-      "lease TTL", eng:path())
+      "lease TTL", eng:path()) }
   end
   local ok, ran, msg, code = pcall(eng.run, eng)
   if not ok then failure("worker", tostring(ran)) end
-  if not ran then return storage_failure(eng, msg, code) end
+  if not ran then return storage_failure(eng, msg, code, logger) end
   local sig = h.signal() or "stop"
   eng:pause(true)
   local n = busy(eng)
-  log("worker: SIG%s: admission stopped, %d bodies running, grace %s", sig, n,
+  wlog("SIG%s: admission stopped, %d bodies running, grace %s", sig, n,
     format.age(grace))
   local deadline = eng:now() + grace
   while busy(eng) > 0 do
@@ -1122,10 +1262,10 @@ function run.worker(ctx, _, opts)
   close_store(eng)
   ctx.eng = nil
   if n > 0 then
-    log("worker: stopped; %d bodies cut off (%d owner_bound abandoned), leases released", n,
+    wlog("stopped; %d bodies cut off (%d owner_bound abandoned), leases released", n,
       drained)
   else
-    log("worker: stopped; all bodies finished, leases released")
+    wlog("stopped; all bodies finished, leases released")
   end
   return 0
 end

@@ -327,8 +327,104 @@ function M.claim_rows(rows, r)
   end
 end
 
---- The short aligned block of a process record.
-function M.record(r, now)
+-- ------------------------------------------- the whole story (issue 14)
+
+-- What a failure's outcome carries beyond its one line: its traceback.
+local function traceback_of(r)
+  local o = r.outcome
+  if type(o) == "table" and o.status == "failed" and type(o.error) == "table" then
+    local tb = o.error.traceback
+    if tb ~= nil and tb ~= "" then return tostring(tb) end
+  end
+end
+
+-- "2 completed, 1 failed" of a list of records, in status order.
+local function status_counts(list)
+  local n, order = {}, {}
+  for _, c in ipairs(list) do
+    if not n[c.status] then order[#order + 1] = c.status end
+    n[c.status] = (n[c.status] or 0) + 1
+  end
+  table.sort(order)
+  local parts = {}
+  for _, st in ipairs(order) do parts[#parts + 1] = n[st] .. " " .. st end
+  return table.concat(parts, ", ")
+end
+M.status_counts = status_counts
+
+local SHOWN_CHILDREN = 20
+
+-- The rows `lash show` adds from beyond the record (`more`, all optional):
+-- lease = eng:lease(id), events = eng:events(id), parent = its record,
+-- children = eng:children(id).
+local function story_rows(r, more, now)
+  local rows = {}
+  local ls = more.lease
+  if ls and not is_terminal(r.status) then
+    local alive = ls.alive == true and "alive (it holds its owner lock)"
+      or ls.alive == false and "gone (its owner lock is free: the row is taken over at " ..
+        "the next claim)"
+      or "unknown here (no owner lock to probe: the lease TTL decides)"
+    local left = now and math.type(ls.expires_at) == "integer" and
+      (ls.expires_at > now and (" (in " .. M.age(ls.expires_at - now) .. ")") or " (lapsed)")
+      or ""
+    rows[#rows + 1] = { "lease", string.format("held by %s (incarnation %s), fence %d, " ..
+      "expires %s%s", M.text(ls.owner), M.text(ls.incarnation), ls.fence,
+      M.time(ls.expires_at), left) }
+    local hb = math.type(more.heartbeat) == "integer" and now and
+      ("; heartbeat " .. M.age(now - more.heartbeat) .. " ago") or ""
+    rows[#rows + 1] = { "owner", alive .. hb }
+  end
+  local evs = more.events
+  if evs then
+    local progress, until_at
+    for _, ev in ipairs(evs) do
+      if ev.type == "progress" then progress = ev end
+      local p = ev.payload
+      if type(p) == "table" then
+        if ev.type == "process.waiting" then until_at = nil end
+        if math.type(p.deadline) == "integer" then until_at = p.deadline end
+        if math.type(p.wake_at) == "integer" then until_at = p.wake_at end
+      end
+    end
+    if progress then
+      rows[#rows + 1] = { "progress", M.payload(progress.payload, 200) .. "  (event " ..
+        progress.seq .. ", " .. ago(progress.at, now) .. ")" }
+    end
+    if r.wait and until_at then
+      local when = M.time(until_at)
+      if now then
+        when = when .. (until_at > now and (" (in " .. M.age(until_at - now) .. ")") or
+          " (due)")
+      end
+      rows[#rows + 1] = { "waits until", when }
+    end
+  end
+  if r.parent then
+    local pr = more.parent
+    rows[#rows + 1] = { "parent", M.text(r.parent) ..
+      (pr and ("  (" .. pr.kind .. ", " .. pr.status .. ")") or "") }
+  end
+  local kids = more.children
+  if kids and #kids > 0 then
+    rows[#rows + 1] = { "children", #kids .. ": " .. status_counts(kids) }
+    for i, c in ipairs(kids) do
+      if i > SHOWN_CHILDREN then
+        rows[#rows + 1] = { "", string.format("... %d more (lash tree %s)",
+          #kids - SHOWN_CHILDREN, M.text(r.id)) }
+        break
+      end
+      rows[#rows + 1] = { "", string.format("%s  %s  %s", M.text(c.id), M.text(c.kind),
+        c.status) }
+    end
+  end
+  return rows
+end
+
+--- The short aligned block of a process record; `more` (optional) adds
+--- the lease and its owner, the latest progress, when a wait ends, the
+--- parent, the children and a failure's traceback (`lash show`).
+function M.record(r, now, more)
   local rows = {
     { "id", M.text(r.id) },
     { "kind", M.text(r.kind) },
@@ -359,11 +455,19 @@ function M.record(r, now)
     rows[#rows + 1] = { "suspended", wake_text(r.wake, now) }
   end
   issue13_rows(r, now, rows)
-  if r.outcome then rows[#rows + 1] = { "outcome", M.outcome(r.outcome) } end
+  if r.outcome then
+    local text = M.outcome(r.outcome)
+    -- (show: a message of many lines gives its first here, all below)
+    if more and text:find("\n") then text = text:match("^[^\n]*") .. "  (message below)" end
+    rows[#rows + 1] = { "outcome", text }
+  end
   if r.cancel_reason then rows[#rows + 1] = { "cancel reason", tostring(r.cancel_reason) } end
   if r.abandon_request then
     rows[#rows + 1] = { "abandon req.", tostring(r.abandon_request.by) .. ": " ..
       tostring(r.abandon_request.reason) }
+  end
+  if more then
+    for _, row in ipairs(story_rows(r, more, now)) do rows[#rows + 1] = row end
   end
   rows[#rows + 1] = { "created", ago(r.created_at, now) }
   rows[#rows + 1] = { "updated", ago(r.updated_at, now) }
@@ -375,6 +479,35 @@ function M.record(r, now)
   for _, row in ipairs(rows) do
     out[#out + 1] = string.format("%-" .. (width + 2) .. "s%s", row[1], row[2])
   end
+  local o = r.outcome
+  local msg = more and type(o) == "table" and o.status == "failed" and
+    type(o.error) == "table" and o.error.message
+  if type(msg) == "string" and msg:find("\n") then
+    out[#out + 1] = "message"
+    for l in msg:gmatch("[^\n]+") do out[#out + 1] = "  " .. l end
+  end
+  local tb = more and traceback_of(r)
+  if tb then
+    out[#out + 1] = "traceback"
+    for l in tb:gmatch("[^\n]+") do out[#out + 1] = "  " .. l end
+  end
+  return table.concat(out, "\n")
+end
+
+--- The tree of `eng:tree(id)`: one line per process, indented under its
+--- parent ("├─ id  kind  status").
+function M.tree(t)
+  local out = {}
+  local function line(node, prefix, last, root)
+    local r = node.record
+    local head = root and "" or (prefix .. (last and "└─ " or "├─ "))
+    out[#out + 1] = string.format("%s%s  %s  %s", head, M.text(r.id), M.text(r.kind), r.status)
+    local next_prefix = root and "" or (prefix .. (last and "   " or "│  "))
+    for i, c in ipairs(node.children) do
+      line(c, next_prefix, i == #node.children, false)
+    end
+  end
+  line(t, "", true, true)
   return table.concat(out, "\n")
 end
 
@@ -387,22 +520,35 @@ local function stored_key(ev)
   if k and not k:find("^process:") then return k end
 end
 
-function M.events(list, width)
+function M.events(list, width, full)
   local rows, keyed = {}, false
   for _, ev in ipairs(list) do
     local k = stored_key(ev)
     keyed = keyed or k ~= nil
     rows[#rows + 1] = { tostring(ev.seq), M.text(ev.type), M.time(ev.at),
-      M.payload(ev.payload, width or 80), k and M.text(k) or "-" }
+      full and "" or M.payload(ev.payload, width or 80), k and M.text(k) or "-" }
   end
   local heads = { "SEQ", "TYPE", "AT", "PAYLOAD", "KEY" }
   if not keyed then heads[5] = nil end -- no keyed event: no KEY column
-  return M.columns(heads, rows)
+  if not full then return M.columns(heads, rows) end
+  -- --full: each event's line, then its payload whole, pretty and indented
+  local out = {}
+  for i, ev in ipairs(list) do
+    local k = stored_key(ev)
+    out[#out + 1] = string.format("%s  %s  %s%s", rows[i][1], rows[i][2], rows[i][3],
+      k and ("  key " .. M.text(k)) or "")
+    if ev.payload ~= nil then
+      local ok, text = pcall(M.json, ev.payload, { pretty = true })
+      if not ok then text = M.value(ev.payload) end
+      for l in tostring(text):gmatch("[^\n]+") do out[#out + 1] = "    " .. l end
+    end
+  end
+  return table.concat(out, "\n")
 end
 
 --- One line per event (events --follow).
-function M.event_line(ev)
-  local p = M.payload(ev.payload, 120)
+function M.event_line(ev, full)
+  local p = M.payload(ev.payload, not full and 120 or nil)
   local k = stored_key(ev)
   return string.format("%-4d %-24s %s%s%s", ev.seq, ev.type, M.time(ev.at),
     p ~= "" and ("  " .. p) or "", k and ("  key " .. M.text(k)) or "")

@@ -24,7 +24,8 @@ M.entries = {
     "a 4th argument {key} gives it a replay key",
   ["eng:append"] = "eng:append(id, type, payload) -> seq, replayed -- append a user event; " ..
     "{key} as for eng:signal",
-  ["eng:cancel"] = "eng:cancel(id, reason) -> seq -- request cancellation",
+  ["eng:cancel"] = "eng:cancel(id, reason, {tree}) -> seq -- request cancellation " ..
+    "({tree = true}: of its live descendants too, -> {{id, seq}, ...})",
   ["eng:abandon"] = "eng:abandon(id, why) -> seq -- request abandonment",
   ["eng:complete"] = "eng:complete(id, outcome, {authority}) -- end a row without its lease",
   ["eng:batch"] = "eng:batch(fn) -- every write of fn(eng) in one atomic commit",
@@ -58,6 +59,11 @@ M.entries = {
   ["eng:interrupt"] = "eng:interrupt() -- end the wait in progress from plain code",
   ["eng:drain"] = "eng:drain() -> n -- abandon this owner's unfinished owner_bound rows",
   ["eng:close"] = "eng:close() -- release leases and close the store",
+  ["eng:on_log"] = "eng:on_log(fn(observation), {summary_ms}) -- a body's end, a lost lease, " ..
+    "a takeover, suspensions (worker logs; lash.log formats)",
+  ["eng:lease"] = "eng:lease(id) -> {owner, incarnation, fence, expires_at, alive} | nil",
+  ["eng:children"] = "eng:children(id) -> {record, ...} -- the processes it started",
+  ["eng:tree"] = "eng:tree(id) -> {record, children = {tree, ...}} -- it and its descendants",
   ["ctx:emit"] = "ctx:emit(type, payload) -> seq -- a fenced event (journaled)",
   ["ctx:step"] = "ctx:step(name, fn, {retry}) -> value -- fn runs once; a re-run gets its value",
   ["ctx:now"] = "ctx:now() -> ms -- journaled",

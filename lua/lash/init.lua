@@ -108,6 +108,8 @@ local OPTIONS = {
   retry = { "max_attempts", "initial_ms", "factor", "max_ms" },
   signal = { "key" },
   append = { "key" },
+  on_log = { "summary_ms" },
+  cancel = { "tree" },
 }
 
 local function check_known(fname, opts, name, level)
@@ -1161,6 +1163,78 @@ end
 --- msg, code (lua/lash/metrics.lua).
 function Engine:metrics()
   return require("lash.metrics").text(self)
+end
+
+-- ------------------------------------------------- looking (issue 14)
+
+--- Calls fn(observation) for each notable moment of this engine: a body's
+--- end ({type = "finished", id, kind, attempt, status, outcome}), a lost
+--- lease ("lease_lost"), a row taken over from a gone owner ("taken_over",
+--- owner), a suspension ("suspended") and, every opts.summary_ms, the
+--- suspensions of that period ({type = "summary", suspended, period_ms}).
+--- fn nil stops it. lash.log formats them (the worker's log lines).
+function Engine:on_log(fn, opts)
+  if fn ~= nil then check("on_log", "fn", fn, "function") end
+  opts = check_opts("on_log", opts)
+  local every = check("on_log", "summary_ms", opts.summary_ms, "integer", true)
+  if every and every < 0 then argerror("on_log", "summary_ms", "must be >= 0") end
+  core.set_observer(self, fn, every or 0)
+end
+
+--- The processes started by `id` (their records), in id order.
+function Engine:children(id)
+  check("children", "id", id, "string")
+  return core.children(self, id) -- the children index: no walk over the rows
+end
+
+--- The process `id` and its descendants: {record = r, children = {tree...}}.
+function Engine:tree(id)
+  check("tree", "id", id, "string")
+  local r, msg, code = self:get(id)
+  if not r then return nil, msg, code end
+  local seen = { [id] = true }
+  local function grow(rec)
+    local node = { record = rec, children = {} }
+    local kids, kmsg, kcode = self:children(rec.id)
+    if not kids then error({ kmsg, kcode }) end
+    for _, k in ipairs(kids) do
+      if not seen[k.id] then
+        seen[k.id] = true
+        node.children[#node.children + 1] = grow(k)
+      end
+    end
+    return node
+  end
+  local ok, res = pcall(grow, r)
+  if not ok then
+    if type(res) == "table" then return nil, res[1], res[2] end
+    error(res, 0)
+  end
+  return res
+end
+
+local raw_cancel = Engine.cancel
+
+--- Requests the cancellation of `id` (reason optional): its seq. With
+--- opts.tree, also of every live descendant (children first, then it): a
+--- list {{id =, seq = | error =, code =}...} in that order.
+function Engine:cancel(id, reason, opts)
+  opts = check_opts("cancel", opts)
+  if not opts.tree then return raw_cancel(self, id, reason) end
+  local t, msg, code = self:tree(id)
+  if not t then return nil, msg, code end
+  local done = {}
+  local function walk(node)
+    for _, c in ipairs(node.children) do walk(c) end
+    local r = node.record
+    if not TERMINAL[r.status] then
+      local seq, m, c = raw_cancel(self, r.id, reason)
+      done[#done + 1] = { id = r.id, seq = seq, error = not seq and m or nil,
+        code = not seq and c or nil }
+    end
+  end
+  walk(t)
+  return done
 end
 
 M.Engine = Engine

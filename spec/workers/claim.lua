@@ -9,7 +9,9 @@ local log = W.log(logpath)
 local eng = W.open(dir, { owner = owner, concurrency = 2 })
 eng:define("cjob", function(ctx, input)
   log("run", ctx.id, owner)
-  ctx:sleep(input.ms or 30)
+  -- a blocking wait (not ctx:sleep, which parks the body and frees the
+  -- worker's slot): the worker stays busy, so the others take rows too
+  os.execute(string.format("sleep %.3f", (input.ms or 30) / 1000))
   return { worker = owner }
 end)
 assert(eng:define("rjob", function(ctx)

@@ -11,6 +11,7 @@
  *
  * Part: admit. May call: the registry (lash.h), runs, writer, pump. */
 #include "engine/admit.h"
+#include "engine/observe.h"
 
 #include "base/inject.h"
 
@@ -241,6 +242,8 @@ typedef struct lash__scan_row {
   int cancel_requested;
   int has_attempt;
   size_t kind_i; /* issue 13 (claim): its kind's index (SIZE_MAX: none) */
+  int foreign_run; /* running or parked (not suspended) under another
+                      incarnation's attempt: a claim takes it over */
 } scan_row;
 
 typedef struct scan_ctx {
@@ -271,6 +274,11 @@ static int collect_cb(void *ud, const lash_record *rec) {
   w->att_owner[0] = '\0';
   if (rec->has_attempt)
     memcpy(w->att_owner, rec->attempt.owner, sizeof w->att_owner);
+  w->foreign_run =
+      rec->has_attempt && !rec->suspended &&
+      (rec->status == LASH_RUNNING || rec->status == LASH_WAITING) &&
+      (strcmp(rec->attempt.owner, c->a->owner) != 0 ||
+       strcmp(rec->attempt.incarnation, c->a->incarnation) != 0);
   return 0;
 }
 
@@ -387,6 +395,18 @@ static int row_claim(scan_ctx *c, const scan_row *row) {
   if (ls.owner_gone) {
     c->rep->taken_over++;
     a->taken_over++;
+  }
+  /* The host hears of a takeover: from a gone owner, or of a lapsed
+   * lease of another incarnation's run. */
+  if ((ls.owner_gone || row->foreign_run) && a->obs != NULL &&
+      a->obs->fn != NULL) {
+    lash_observation ob;
+    memset(&ob, 0, sizeof ob);
+    ob.type = LASH_OBS_TAKEN_OVER;
+    ob.id = row->id;
+    ob.owner = row->has_attempt ? row->att_owner : NULL;
+    ob.owner_gone = ls.owner_gone;
+    lash__observe(a->obs, &ob);
   }
   LASH_INJECT("engine.after_claim");
   if (row->abandon_requested)

@@ -63,6 +63,7 @@ typedef struct lash__admit {
   int closed;
   uint64_t drives;
   struct lash__scan_row *rows; /* one page, per engine */
+  struct lash__observer *obs;  /* set by the engine after init */
 } lash__admit;
 
 /* 0 or LASH_ENOMEM. Registers the writer hooks. */

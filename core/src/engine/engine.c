@@ -196,6 +196,7 @@ static void parts_free(lash_engine *e) {
 /* Closes every part's handles (their flags say closed first). */
 static void parts_close(lash_engine *e) {
   lash__pump_close(&e->pump);
+  lash__observer_close(&e->obs);
   lash__suspender_close(&e->susp);
   lash__admit_close(&e->admit);
   lash__renew_close(&e->renew);
@@ -221,6 +222,7 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
   fh.wanted_ud = e;
 
   lash__pump_init(&e->pump, e->loop, &e->handles, turn, e);
+  lash__observer_init(&e->obs, e->loop, &e->handles);
   lash__writer_init(&e->writer, e->s, &e->pump);
   lash__hub_init(&e->hub, &e->pump);
   rc = lash__feed_init(&e->feed, e->s, e->loop, &e->handles,
@@ -251,6 +253,7 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
   e->changes.timer_ud = &e->susp;
   if (rc == 0)
     rc = lash__presence_init(&e->presence, e->s, &e->writer, &e->admit);
+  e->runs.obs = e->admit.obs = e->susp.obs = &e->obs;
   return rc;
 }
 
@@ -312,6 +315,7 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
 
 void lash_engine_close(lash_engine *e) {
   if (e == NULL || e->closing) return;
+  e->obs.fn = NULL;            /* the host hears nothing from the close */
   lash__renew_stop(&e->renew); /* no renewal races the releases below */
   lash__writer_abort_batch(&e->writer);
   lash__admit_stop(&e->admit);
@@ -332,6 +336,12 @@ void lash_engine_close(lash_engine *e) {
   parts_free(e);
   lash_store_close(e->s);
   free(e);
+}
+
+void lash_engine_set_observer(lash_engine *e, lash_observe_fn fn, void *ud,
+                              int64_t summary_ms) {
+  if (e == NULL || e->closing) return;
+  lash__observer_set(&e->obs, fn, ud, summary_ms);
 }
 
 lash_store *lash_engine_store(lash_engine *e) {

@@ -13,6 +13,7 @@
 #include "engine/feed.h"
 #include "engine/hub.h"
 #include "engine/presence.h"
+#include "engine/observe.h"
 #include "engine/pump.h"
 #include "engine/renew.h"
 #include "engine/runs.h"
@@ -29,6 +30,7 @@ struct lash_engine {
 
   /* the parts, bottom up */
   lash__pump pump;
+  lash__observer obs;
   lash__writer writer;
   lash__hub hub;
   lash__feed feed;

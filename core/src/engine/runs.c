@@ -125,6 +125,25 @@ static void run_done_free(void *ud, int rc) {
   run_free(ud);
 }
 
+/* The completion committed (rc 0: this run's outcome is the row's): the
+ * host hears of it after it is durable, from the loop. */
+static void finish_done(void *ud, int rc) {
+  lash_run *r = ud;
+  lash__observer *o = r->runs->obs;
+  if (rc == 0 && o != NULL && o->fn != NULL) {
+    lash_observation ob;
+    memset(&ob, 0, sizeof ob);
+    ob.type = LASH_OBS_FINISHED;
+    ob.id = r->rec.id;
+    ob.kind = r->rec.kind;
+    ob.attempt = r->rec.has_attempt ? r->rec.attempt.number : 0;
+    ob.status = r->fin_status;
+    ob.payload = r->fin_outcome;
+    lash__observe(o, &ob);
+  }
+  run_done_free(ud, rc);
+}
+
 static int release_fn(lash_store *s, lash_txn *txn, void *ud) {
   lash_run *r = ud;
   LASH_INJECT("engine.before_release");
@@ -210,7 +229,7 @@ int lash_run_finish(lash_run *r, int status, lash_bytes outcome) {
   }
   r->fin_outcome.len = outcome.len;
   r->fin_status = status;
-  if ((rc = lash__writer_queue(rs->w, complete_fn, r, run_done_free)) < 0) {
+  if ((rc = lash__writer_queue(rs->w, complete_fn, r, finish_done)) < 0) {
     free(r->fin_buf);
     r->fin_buf = NULL;
     return rc;
@@ -284,6 +303,7 @@ size_t lash__runs_heartbeat(lash__runs *rs) {
       lash__held_flags(&r->held, &lost,
                        r->state == LASH__RS_ADMITTED ? NULL : &over, &busy);
       if (lost) {
+        lash__observe_row(rs->obs, LASH_OBS_LEASE_LOST, &r->rec);
         lash__run_drop(r, LASH_ESUPERSEDED); /* no writes: the lease is gone */
         dropped++;
         again = 1;

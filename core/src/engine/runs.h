@@ -9,6 +9,7 @@
 #define LASH_ENGINE_RUNS_H
 
 #include "engine/awaiter.h"
+#include "engine/observe.h"
 #include "engine/renew.h"
 #include "engine/run.h"
 #include "engine/writer.h"
@@ -25,6 +26,7 @@ typedef struct lash__runs {
   lash__q all;
   lash__q starts;      /* committed admissions whose start is due */
   lash__q uncommitted; /* admitted by the open writer txn */
+  lash__observer *obs; /* set by the engine after init; may be NULL */
 } lash__runs;
 
 void lash__runs_init(lash__runs *rs, lash_engine *e, lash_store *s,

@@ -145,6 +145,7 @@ static void suspend_done(void *ud, int rc) {
     if (rc == 0) {
       /* Durable: the store wakes the row; nothing of it stays here. */
       sp->suspended++;
+      lash__observe_row(sp->obs, LASH_OBS_SUSPENDED, &j->run->rec);
       if (j->wake.at > 0 && (sp->next_at == 0 || j->wake.at < sp->next_at)) {
         sp->next_at = j->wake.at;
         arm_fire(sp);

@@ -45,6 +45,7 @@ typedef struct lash__suspender {
   size_t fire_count;     /* rows the last fire woke */
   int closed;
   void (*on_fired)(void *ud); /* rows were woken: drive */
+  lash__observer *obs;        /* set by the engine after init */
   void *ud;
 } lash__suspender;
 

@@ -398,7 +398,8 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
   t->spilled = 1; /* removes go to the backend directly */
   /* Pass 2: tombstones in id order, with consecutive change seqs. */
   for (i = 0; i < c.nents; i++) {
-    char id[LASH_ID_MAX + 1], kind[LASH_NAME_MAX];
+    char id[LASH_ID_MAX + 1], kind[LASH_NAME_MAX], parent[LASH_ID_MAX + 1];
+    size_t plen = 0;
     size_t idlen = c.ents[i].len;
     lash__rec r;
     lash_tombstone tomb;
@@ -428,6 +429,10 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
       goto out;
     }
     memcpy(kind, r.kind.p, r.kind.n);
+    if (r.parent.p != NULL && r.parent.n > 0 && r.parent.n <= LASH_ID_MAX) {
+      plen = r.parent.n; /* the children index entry goes with it */
+      memcpy(parent, r.parent.p, plen);
+    }
     memset(&row, 0, sizeof row);
     row.id = id;
     row.idlen = idlen;
@@ -442,6 +447,9 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
     row.tomb_change_seq = tomb.change_seq;
     if ((rc = s->b->m->remove(s->b, t->bt, &row, &nev)) < 0) goto out;
     t->wrote = 1;
+    if (plen > 0 &&
+        (rc = lash__child_forget(s, t, parent, plen, id, idlen)) < 0)
+      goto out;
     if (t->counts[r.status] > 0) t->counts[r.status]--;
     rep.events += nev;
     rep.processes++;

@@ -616,4 +616,13 @@ int lash__kv_put_num(lash_txn *t, int ns, const char *key, size_t kn,
 int lash__conc_relist(lash_txn *t, const char *id, size_t idlen, uint64_t held,
                       int32_t *limit);
 
+/* ------------------------------------------- the children index (children.c) */
+
+/* Notes @p child (cl bytes) under @p parent in the write txn t (obs). */
+int lash__child_note(lash_store *s, lash_txn *t, const char *parent,
+                     const char *child, size_t cl);
+/* Takes @p child out of @p parent's entries (prune). */
+int lash__child_forget(lash_store *s, lash_txn *t, const char *parent,
+                       size_t pl, const char *child, size_t cl);
+
 #endif /* LASH_REGISTRY_INT_H */

@@ -533,6 +533,12 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
     t->rc = rc; /* the row is already written: a batch cannot keep it */
     goto out;
   }
+  /* the children index (issue 14), in this registration's transaction */
+  if (def->parent != NULL &&
+      (rc = lash__child_note(s, t, def->parent, def->id, (size_t)idn)) < 0) {
+    t->rc = rc; /* the row is already written: a batch cannot keep it */
+    goto out;
+  }
   if (created != NULL) *created = 1;
   if (out != NULL && (rc = lash__rec_export(&o.r, &tmp, NULL)) < 0)
     /* The row is already written: a batch cannot keep it silently. */
