@@ -1190,6 +1190,51 @@ typedef struct lash_engine_stats {
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 
+/* ---- issue 13: cron schedules (cron) ---- */
+
+/* A parsed cron spec (lash_cron_parse). Bit i of a field's mask set: value
+ * i matches (sec, min 0..59; hour 0..23; dom 1..31; mon 1..12; dow 0..6,
+ * Sunday 0). every_ms > 0: an `@every` interval instead of the fields. */
+typedef struct lash_cron {
+  uint64_t sec, min;
+  uint32_t hour, dom;
+  uint16_t mon;
+  uint8_t dow;
+  uint8_t flags; /* LASH_CRON_DOM_STAR, LASH_CRON_DOW_STAR */
+  int64_t every_ms;
+} lash_cron;
+enum { LASH_CRON_DOM_STAR = 1, LASH_CRON_DOW_STAR = 2 };
+
+/* Parses @p spec: five fields (minute hour day-of-month month day-of-week),
+ * or six with a leading seconds field; each a list of `*`, N, N-M, with an
+ * optional /STEP (`N/STEP` runs to the field's end); names JAN..DEC and
+ * SUN..SAT (any case), 7 is Sunday too; the aliases @yearly @annually
+ * @monthly @weekly @daily @midnight @hourly, and `@every D` (D: one or more
+ * NUMBER UNIT, units ms s m h d; at least 1s). The day rule is Vixie
+ * cron's: when both day fields are restricted (neither starts with `*`) a
+ * day matches either, else both. A spec no date can match (`0 0 30 2 *`)
+ * is an error. @return 0, or LASH_EINVAL with a message naming the field
+ * and the bad text in @p err (@p errlen bytes, may be 0). */
+LASH_API int lash_cron_parse(const char *spec, lash_cron *out, char *err,
+                             size_t errlen);
+/* Checks the time zone name @p tz (NULL or "" is UTC): 0, or LASH_EINVAL
+ * with a message in @p err. */
+LASH_API int lash_cron_tz_check(const char *tz, char *err, size_t errlen);
+/* The first tick of @p c strictly after @p after_ms (epoch ms) in the time
+ * zone @p tz (an IANA name of the tz database; NULL or "" is UTC) into
+ * *next_ms. Ticks are whole seconds of local wall time; `@every` ticks are
+ * the multiples of the interval since the epoch (no time zone). Daylight
+ * saving: a local time that does not exist (the clock jumps over it) ticks
+ * once at the first instant after the jump; a local time that exists twice
+ * (the clock falls back) ticks once, at its first occurrence.
+ * @return 0, LASH_EINVAL (an unknown tz: lash_cron_tz_check says why),
+ * LASH_ENOENT (no tick before the year 9999). */
+LASH_API int lash_cron_next(const lash_cron *c, const char *tz,
+                            int64_t after_ms, int64_t *next_ms);
+/* Formats @p ms as ISO 8601 UTC into @p buf ("2026-12-01T14:00:00Z", with
+ * ".mmmZ" when ms is not a whole second); at least 32 bytes. Returns buf. */
+LASH_API char *lash_cron_iso(int64_t ms, char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
