@@ -85,6 +85,9 @@ static const lash_backend_methods pg_methods = {
     NULL, /* grow: the server's disk is the limit */
     /* version 3: replay keys (A) */
     pg__key_get,
+    /* version 4: the side table (kv) */
+    pg__kv_get,
+    pg__kv_put,
 };
 
 const lash_backend_methods *lash_backend_pg(void) {

@@ -318,6 +318,10 @@ struct lash_txn {
   size_t outcap;
   lash_bevent *bev; /* events of one row, built at flush */
   size_t bevcap;
+  /* ---- version 4: the side table (kv): puts not yet handed to the
+   * backend, in order (kv.c) ---- */
+  lash__buf kv;
+  size_t nkv;
 };
 
 /* Where a walk is (isolate.c): set as it goes, read by a parent process
@@ -349,6 +353,7 @@ struct lash_store {
   lash__buf pbuf[LASH__OP_EVENTS]; /* lifecycle payloads */
   lash__buf vbuf;                  /* lease / tombstone values */
   lash__buf wbuf;                  /* process.woken payloads */
+  lash__buf kvbuf; /* the side table (kv): a value read without a txn */
   uint64_t tok_seed;
   uint64_t tok_ctr;
   char errmsg[LASH__ERRMSG_MAX];
@@ -380,6 +385,10 @@ uint64_t lash__token(lash_store *s);
 /* Starts an operation that writes: txn NULL opens the store's own write
  * txn, else the batch is checked (same store, active, not poisoned). */
 int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out);
+/* A transaction handed in (a batch, or the own txn of an operation under
+ * way) must be this store's, open and not poisoned: 0, or an error with
+ * a message. */
+int lash__txn_usable(lash_store *s, const lash_txn *txn);
 /* Ends it: the own txn commits if rc >= 0 and something was written, else
  * aborts. Returns the final code. */
 int lash__wend(lash_store *s, lash_txn *t, int rc);
@@ -473,5 +482,42 @@ int lash__ids_add(lash__buf *b, const char *id, size_t n);
 int lash__wake_ended(lash_txn *t);
 /* The same for one row, pruned or ended now. */
 int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen);
+
+/* ------------------------------------------- the side table (kv.c) */
+
+/* Small keyed values beside the rows (lash_backend.h, LASH_KV_*), in the
+ * same transactions as the rows. Keys are 1..LASH_KV_KEY_MAX bytes; ns is
+ * 1..255. With a txn (the store's own write of an operation, a user
+ * batch, the engine's group commit) a put is kept in the txn and reaches
+ * the backend with its commit (an abort leaves nothing); a get sees the
+ * txn's own puts. */
+/* txn NULL: an own read txn, and *val is a copy valid until the next
+ * lash__kv_* call on s. 0 (*val set), LASH_ENOENT (no message), or an
+ * error with a message. */
+int lash__kv_get(lash_store *s, lash_txn *txn, int ns, const char *key,
+                 size_t keylen, lash_bytes *val);
+/* val NULL: delete (absent is 0). txn NULL: an own write txn. */
+int lash__kv_put(lash_store *s, lash_txn *txn, int ns, const char *key,
+                 size_t keylen, const void *val, size_t vallen);
+/* Calls fn for each entry of ns whose key starts with prefix (plen 0:
+ * all), key > after (alen 0: from the start), ascending bytewise; fn
+ * returns 0 to go on, > 0 to stop, < 0 to stop with that error. With a
+ * txn its own puts are handed to the backend first. */
+typedef int (*lash__kv_fn)(void *ud, const char *key, size_t keylen,
+                           lash_bytes val);
+int lash__kv_scan(lash_store *s, lash_txn *txn, int ns, const char *prefix,
+                  size_t plen, const char *after, size_t alen, lash__kv_fn fn,
+                  void *ud);
+/* One pending put in lash_txn.kv: this head, then the key, then the
+ * value (written by kv.c, handed to the backend by txn.c). */
+typedef struct lash__kvent {
+  unsigned char ns;
+  unsigned char del; /* 1: a delete */
+  uint16_t keylen;
+  uint32_t vallen;
+} lash__kvent;
+/* txn.c: hands t's pending puts to the backend (keep: leave them cached,
+ * for a replay after the store grew). 0 or an error (t poisoned). */
+int lash__kv_flush(lash_txn *t, int keep);
 
 #endif /* LASH_REGISTRY_INT_H */
