@@ -1235,6 +1235,86 @@ LASH_API int lash_cron_next(const lash_cron *c, const char *tz,
  * ".mmmZ" when ms is not a whole second); at least 32 bytes. Returns buf. */
 LASH_API char *lash_cron_iso(int64_t ms, char *buf, size_t cap);
 
+/* Durable schedules (registry/schedules.c): a named cron spec that starts
+ * one child of its kind per tick, exactly once across every engine of the
+ * store: the child `NAME@TICK` (TICK in ISO 8601 UTC, lash_cron_iso). */
+#define LASH_SCHEDULE_NAME_MAX LASH_NAME_MAX
+/* What a tick does with the ticks that passed while no engine ran. */
+enum {
+  LASH_CATCHUP_SKIP = 0, /* none: only ticks on time (within their grace) */
+  LASH_CATCHUP_ONE = 1,  /* the latest one that passed */
+  LASH_CATCHUP_ALL = 2   /* each one (at most 256 per write, then on) */
+};
+LASH_API const char *lash_catchup_name(int catch_up); /* NULL: unknown */
+LASH_API int lash_catchup_parse(const char *name);    /* -1: unknown */
+
+typedef struct lash_schedule {
+  const char *name;      /* 1..LASH_SCHEDULE_NAME_MAX bytes, no control
+                            characters */
+  const char *spec;      /* lash_cron_parse */
+  const char *kind;      /* of its children */
+  lash_bytes input;      /* of its children (<= max_payload) */
+  const char *tz;        /* NULL or "": UTC */
+  int catch_up;          /* LASH_CATCHUP_* */
+  int disposition;       /* of its children (0: rerunnable) */
+  uint32_t max_attempts; /* of its children (0: unlimited) */
+  int64_t timeout_ms;    /* of its children (0: none) */
+  /* kept by the store (ignored by lash_schedule_put) */
+  int64_t next_at;    /* the next tick due (epoch ms) */
+  int64_t last_at;    /* the last tick a child was started for, 0: none */
+  uint64_t started;   /* children started */
+  int64_t created_at; /* first put */
+  int64_t updated_at; /* last put that changed it */
+  void *priv_;        /* owned memory (lash_schedule_free) */
+} lash_schedule;
+
+/* What lash_schedule_put did. */
+enum {
+  LASH_SCHEDULE_CREATED = 1,
+  LASH_SCHEDULE_SAME = 2,    /* an equal schedule of that name: no write */
+  LASH_SCHEDULE_REPLACED = 3 /* another definition replaced: its next tick
+                                counts from now */
+};
+
+/* Adds (or replaces) schedule @p sc (name, spec, kind, input, tz, catch_up,
+ * disposition, max_attempts, timeout_ms); its first tick is the first
+ * after now. *how (may be NULL) gets a LASH_SCHEDULE_* result. A change
+ * moves the store's change seq (engines of other processes re-read).
+ * @return 0, LASH_EINVAL (the message names the field: name, spec, tz,
+ *   kind, catch_up, disposition, ...; nothing written), LASH_ETOOBIG,
+ *   LASH_EFULL, LASH_EIO. */
+LASH_API int lash_schedule_put(lash_store *s, lash_txn *txn,
+                               const lash_schedule *sc, int *how);
+/* Reads schedule @p name into *out (free with lash_schedule_free).
+ * @return 0, LASH_ENOENT (with a message), LASH_EINVAL, LASH_EIO. */
+LASH_API int lash_schedule_get(lash_store *s, lash_txn *txn, const char *name,
+                               lash_schedule *out);
+/* Removes schedule @p name (its children stay). @return 0, LASH_ENOENT
+ * (none of that name; with a message), LASH_EIO. */
+LASH_API int lash_schedule_delete(lash_store *s, lash_txn *txn,
+                                  const char *name);
+/* Calls fn for each schedule in name order (data valid during the call
+ * only; fn returns non-zero to stop). @return 0, or fn's or a storage
+ * error. */
+typedef int (*lash_schedule_fn)(void *ud, const lash_schedule *sc);
+LASH_API int lash_schedules_list(lash_store *s, lash_txn *txn,
+                                 lash_schedule_fn fn, void *ud);
+LASH_API void lash_schedule_free(lash_schedule *sc); /* NULL-safe */
+/* The tick of schedule @p name at @p now, in one write: re-reads it, and
+ * if its next tick is due (next_at <= now) registers the children its
+ * catch_up asks for (lash_register: idempotent per id, so a tick started
+ * twice makes one child) and advances next_at past now (catch_up all: past
+ * the last tick started, at most 256 each call). *started (may be NULL):
+ * children this call created. @return 0 (also when not due), LASH_ENOENT
+ * (no such schedule), LASH_EINVAL, storage errors. */
+LASH_API int lash_schedule_tick(lash_store *s, lash_txn *txn,
+                                const char *name, int64_t now,
+                                size_t *started);
+/* The next @p n ticks of @p sc after @p after_ms into @p out; returns how
+ * many (fewer when the spec has no more), or LASH_EINVAL. */
+LASH_API int lash_schedule_ticks(const lash_schedule *sc, int64_t after_ms,
+                                 int64_t *out, int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -93,6 +93,12 @@ static void on_foreign(void *ud, const lash__feed_row *row, uint64_t from) {
   lash__changes_foreign(&e->changes, row, from);
 }
 
+/* The store's change seq moved: a schedule may have been put elsewhere. */
+static void on_moved(void *ud) {
+  lash_engine *e = ud;
+  lash__sched_moved(&e->sched);
+}
+
 /* ----------------------------------------------------------------- opts */
 
 /* The one place engine defaults are applied (opts_init and open). */
@@ -186,6 +192,7 @@ static void wait_handles(lash_engine *e) {
 static void parts_free(lash_engine *e) {
   lash__renew_free(&e->renew);
   lash__admit_free(&e->admit);
+  lash__sched_free(&e->sched);
   lash__runs_free(&e->runs);
   lash__awaiter_free(&e->awaiter);
   lash__feed_free(&e->feed);
@@ -197,6 +204,7 @@ static void parts_free(lash_engine *e) {
 static void parts_close(lash_engine *e) {
   lash__pump_close(&e->pump);
   lash__suspender_close(&e->susp);
+  lash__sched_close(&e->sched);
   lash__admit_close(&e->admit);
   lash__renew_close(&e->renew);
   lash__feed_close(&e->feed);
@@ -219,6 +227,7 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
   fh.foreign = on_foreign;
   fh.wanted = feed_wanted;
   fh.wanted_ud = e;
+  fh.moved = on_moved;
 
   lash__pump_init(&e->pump, e->loop, &e->handles, turn, e);
   lash__writer_init(&e->writer, e->s, &e->pump);
@@ -247,6 +256,8 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
                        on_fired, e);
   lash__changes_init(&e->changes, e->s, &e->pump, &e->hub, &e->feed, &e->runs,
                      &e->admit);
+  lash__sched_init(&e->sched, e->s, e->loop, &e->handles, &e->pump, &e->writer,
+                   &e->admit);
   return rc;
 }
 
@@ -356,6 +367,7 @@ int lash_engine_define(lash_engine *e, const char *kind) {
   if ((rc = lash__admit_define(&e->admit, kind)) <= 0) return rc;
   lash__feed_update(&e->feed);
   lash__admit_request(&e->admit);
+  lash__sched_kinds(&e->sched);
   return 0;
 }
 

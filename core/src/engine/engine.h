@@ -15,6 +15,7 @@
 #include "engine/pump.h"
 #include "engine/renew.h"
 #include "engine/runs.h"
+#include "engine/schedule.h"
 #include "engine/suspend.h"
 #include "engine/writer.h"
 
@@ -36,6 +37,7 @@ struct lash_engine {
   lash__runs runs;
   lash__admit admit;
   lash__suspender susp;
+  lash__sched sched; /* cron schedules (issue 13) */
   lash__changes changes;
 
   /* run modes */
