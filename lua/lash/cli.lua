@@ -593,16 +593,11 @@ function run.show(ctx, pos, opts)
   local r, msg, code = eng:get(pos[1])
   if not r then unknown_or_fail("show", pos[1], msg, code) end
   local sc, tick = schedule_of(eng, r)
-  if opts.json then
-    if sc then r.schedule = { name = sc.name, spec = sc.spec, tick = tick } end
-    say(format.json(r))
-  else
-    local text = format.record(r, eng:now())
-    if sc then
-      text = text .. "\n" .. string.format("%-13s%s", "schedule", format.schedule_line(sc, tick))
-    end
-    say(text)
+  if sc then
+    r.schedule = { name = sc.name, spec = sc.spec, tz = sc.tz, catch_up = sc.catch_up,
+      tick = tick }
   end
+  if opts.json then say(format.json(r)) else say(format.record(r, eng:now())) end
 end
 
 function run.schedules(ctx, _, opts)

@@ -205,10 +205,11 @@ function M.schedules(list)
   return M.columns({ "NAME", "SPEC", "KIND", "TZ", "CATCH-UP", "STARTED", "NEXT TICKS" }, rows)
 end
 
---- The "schedule" line of a scheduled child in `lash show`.
-function M.schedule_line(sc, tick)
+--- The "schedule" line of a scheduled child in `lash show`: {name, spec,
+--- tz, catch_up, tick}.
+function M.schedule_line(sc)
   return string.format("%s (%s, %s, catch-up %s), tick %s", M.text(sc.name), M.text(sc.spec),
-    sc.tz, sc.catch_up, tick)
+    tostring(sc.tz), tostring(sc.catch_up), tostring(sc.tick))
 end
 
 -- ------------------------------------------------------------- records
@@ -336,6 +337,8 @@ function M.record(r, now)
       tostring(a.owner), a.fence, ago(a.started_at, now)) }
   end
   rows[#rows + 1] = { "input", M.payload(r.input, 200) }
+  -- a child of a cron schedule (lash show fills r.schedule)
+  if r.schedule then rows[#rows + 1] = { "schedule", M.schedule_line(r.schedule) } end
   if r.wait then
     rows[#rows + 1] = { "waiting on", r.wait .. (r.wait_since and
       (" since " .. ago(r.wait_since, now)) or "") }

@@ -10,6 +10,8 @@
 #define REREAD_MS 200
 /* And they are re-read this often in any case (a missed feed). */
 #define POLL_MS 5000
+/* A tick write that failed is tried again after this long. */
+#define RETRY_MS 1000
 
 static void timer_cb(uv_timer_t *t);
 
@@ -22,6 +24,7 @@ static void arm(lash__sched *sc) {
   if (sc->next_at > 0 && !sc->firing) {
     int64_t left = sc->next_at - lash_store_now(sc->s);
     uint64_t d = left > 0 ? (uint64_t)left : 0;
+    if (sc->retry_at > now + d) d = sc->retry_at - now;
     if (d < delay) delay = d;
   }
   if (sc->reread) {
@@ -87,7 +90,10 @@ static int tick_fn(lash_store *s, lash_txn *txn, void *ud) {
 static void tick_done(void *ud, int rc) {
   lash__sched *sc = ud;
   sc->firing = 0;
-  if (rc == 0) sc->started += sc->fired;
+  if (rc == 0)
+    sc->started += sc->fired;
+  else
+    sc->retry_at = uv_now(sc->loop) + RETRY_MS; /* no spin on a bad store */
   /* Learn the ticks' new next_at (also when another engine won). */
   sc->reread = 1;
   sc->reread_after = 0;
@@ -124,7 +130,8 @@ static void timer_cb(uv_timer_t *t) {
   now = uv_now(sc->loop);
   if ((sc->reread && now >= sc->reread_after) || now >= sc->polled_at + POLL_MS)
     reread(sc);
-  if (!sc->firing && sc->next_at > 0 && sc->next_at <= lash_store_now(sc->s))
+  if (!sc->firing && sc->next_at > 0 && now >= sc->retry_at &&
+      sc->next_at <= lash_store_now(sc->s))
     fire(sc);
   arm(sc);
 }

@@ -40,6 +40,7 @@ typedef struct lash__sched {
   uint64_t reread_after; /* loop ms before which a re-read waits */
   uint64_t polled_at;    /* loop ms of the last re-read */
   int firing;            /* a tick write is queued */
+  uint64_t retry_at;     /* loop ms: after a failed tick write, not before */
   char *due;             /* names of the queued ticks, NUL-separated */
   size_t due_len;
   size_t fired;     /* children the last tick write started */
