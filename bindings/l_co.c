@@ -499,7 +499,9 @@ void llash_runner_init(llash_engine *le) {
   r.ud = le;
   r.start = runner_start;
   r.drop = runner_drop;
-  r.event = runner_event;
+  /* Without an on_event handler the engine need not read back the events
+   * of each commit to forward them (l_on_event installs the sink). */
+  r.event = le->nhandlers > 0 ? runner_event : NULL;
   r.stall = runner_stall;
   lash_engine_set_runner(le->e, &r);
 }

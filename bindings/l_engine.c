@@ -339,7 +339,7 @@ static int l_on_event(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   llash_checkfn(L, 2, "fn");
   state_add(L, le, "handlers", NULL, 2);
-  le->nhandlers++;
+  if (le->nhandlers++ == 0) llash_runner_init(le);
   return 0;
 }
 

@@ -317,6 +317,12 @@ typedef void (*lash_commit_fn)(void *ud, const lash_change *changes,
                                size_t n);
 LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn,
                                    void *ud);
+/* Inside the commit hook (and only there: it takes no lock): the store's
+ * change_seq before (*from) and after (*to) the commit being reported, so
+ * a reader of the change feed can skip the entries it made itself when no
+ * other commit came between (from == where it has read up to). */
+LASH_API void lash_store_commit_range(const lash_store *s, uint64_t *from,
+                                      uint64_t *to);
 
 /* --------------------------------------------------------------- records */
 

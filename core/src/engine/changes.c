@@ -9,7 +9,10 @@
 
 static void commit_hook(void *ud, const lash_change *changes, size_t n) {
   lash__changes *c = ud;
+  uint64_t from, to;
   size_t i;
+  lash_store_commit_range(c->s, &from, &to);
+  lash__feed_own(c->feed, from, to);
   if (c->head > 0 && c->head == c->n) c->head = c->n = 0;
   if (c->n + n > c->cap) {
     size_t cap = c->cap ? c->cap : 64;

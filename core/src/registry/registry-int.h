@@ -298,6 +298,7 @@ struct lash_txn {
   int meta_loaded;
   int meta_dirty;
   uint64_t change_seq;
+  uint64_t change_seq0; /* the stored change_seq when the meta was loaded */
   uint64_t counts[LASH_STATUS_COUNT + 1];
   uint64_t suspended; /* rows suspended (meta, issue 9) */
   /* rows that became terminal in this transaction: their waiters are
@@ -343,6 +344,9 @@ struct lash_store {
   void *clock_ud;
   lash_commit_fn on_commit;
   void *on_commit_ud;
+  /* The change_seq range (from, to] of the commit being reported to
+   * on_commit (lash_store_commit_range). */
+  uint64_t report_from, report_to;
   lash_txn own; /* the transaction of an operation given txn == NULL */
   int64_t longest_write_us; /* the longest begin -> commit of a write */
   lash__progress *progress; /* NULL, or where a walk reports (isolate.c) */

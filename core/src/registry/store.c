@@ -317,6 +317,12 @@ void lash_store_close(lash_store *s) {
 
 /* ------------------------------------------------------ point reads */
 
+void lash_store_commit_range(const lash_store *s, uint64_t *from,
+                             uint64_t *to) {
+  *from = s != NULL ? s->report_from : 0;
+  *to = s != NULL ? s->report_to : 0;
+}
+
 uint64_t lash_change_seq(lash_store *s) {
   uint64_t seq = 0;
   int rc;

@@ -63,6 +63,7 @@ int lash__meta_load(lash_txn *t) {
   if (t->meta_loaded) return 0;
   if ((rc = b->m->meta_get(b, t->bt, &m)) < 0) return rc;
   t->change_seq = m.change_seq;
+  t->change_seq0 = m.change_seq;
   memcpy(t->counts, m.counts, sizeof t->counts);
   t->suspended = m.suspended;
   t->meta_loaded = 1;
@@ -403,7 +404,10 @@ static void report(lash_txn *t) {
     t->out[n].woken = c->woken;
     n++;
   }
-  if (n > 0) s->on_commit(s->on_commit_ud, t->out, n);
+  if (n == 0) return;
+  s->report_from = t->change_seq0;
+  s->report_to = t->change_seq;
+  s->on_commit(s->on_commit_ud, t->out, n);
 }
 
 /* The last flush of t: every cached row and the meta, leaving the cache
