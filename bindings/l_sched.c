@@ -56,6 +56,7 @@ static int l_schedule(lua_State *L) {
   if (llash_encode(L, 5, "input", &p.sc.input) < 0) lua_error(L);
   rc = lash_engine_write_sync(le->e, put_fn, &p);
   if (rc < 0) return fail_write(L, le, rc, p.msg);
+  if (p.how != LASH_SCHEDULE_SAME) lash_engine_schedules_changed(le->e);
   lua_pushstring(L, HOW[p.how >= 1 && p.how <= 3 ? p.how : 0]);
   return 1;
 }
@@ -81,6 +82,7 @@ static int l_unschedule(lua_State *L) {
   d.msg[0] = '\0';
   rc = lash_engine_write_sync(le->e, del_fn, &d);
   if (rc < 0) return fail_write(L, le, rc, d.msg);
+  lash_engine_schedules_changed(le->e);
   lua_pushboolean(L, 1);
   return 1;
 }

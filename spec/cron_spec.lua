@@ -159,6 +159,22 @@ describe("cron schedules", function()
     end
   end)
 
+  it("an engine that runs the kind starts the ticks of a schedule it just added", function()
+    local eng = h.open()
+    local ran = {}
+    eng:define("tick", function(ctx) ran[#ran + 1] = ctx.id end)
+    assert(eng:schedule("here", "* * * * * *", "tick"))
+    assert.is_truthy(h.wait_until(eng, function() return #ran >= 2 end, 10000),
+      "no tick ran within 10 s")
+    assert.is_truthy(ran[1]:find("^here@%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), ran[1])
+    -- unscheduled: no more children
+    assert(eng:unschedule("here"))
+    h.run_for(eng, 300)
+    local n = #ran
+    h.run_for(eng, 2200)
+    assert.are.equal(n, #ran)
+  end)
+
   it("refuses a bad spec, an unknown tz or catch_up, naming the field, and writes nothing",
     function()
       local eng = h.open()

@@ -1316,6 +1316,10 @@ LASH_API void lash_schedule_free(lash_schedule *sc); /* NULL-safe */
 LASH_API int lash_schedule_tick(lash_store *s, lash_txn *txn,
                                 const char *name, int64_t now,
                                 size_t *started);
+/* The engine re-reads the schedules at its loop's next turn: call it after
+ * a put or delete through this engine's store (puts of other processes
+ * reach it through the change feed). NULL is a no-op. */
+LASH_API void lash_engine_schedules_changed(lash_engine *e);
 /* The next @p n ticks of @p sc after @p after_ms into @p out; returns how
  * many (fewer when the spec has no more), or LASH_EINVAL. */
 LASH_API int lash_schedule_ticks(const lash_schedule *sc, int64_t after_ms,

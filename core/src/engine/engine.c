@@ -367,8 +367,13 @@ int lash_engine_define(lash_engine *e, const char *kind) {
   if ((rc = lash__admit_define(&e->admit, kind)) <= 0) return rc;
   lash__feed_update(&e->feed);
   lash__admit_request(&e->admit);
-  lash__sched_kinds(&e->sched);
+  lash__sched_reread(&e->sched);
   return 0;
+}
+
+void lash_engine_schedules_changed(lash_engine *e) {
+  if (e == NULL || e->closing) return;
+  lash__sched_soon(&e->sched);
 }
 
 int lash_engine_set_timeout(lash_engine *e, const char *kind,

@@ -136,9 +136,16 @@ static void timer_cb(uv_timer_t *t) {
   arm(sc);
 }
 
-void lash__sched_kinds(lash__sched *sc) {
+void lash__sched_reread(lash__sched *sc) {
   if (sc->closed) return;
   reread(sc);
+  arm(sc);
+}
+
+void lash__sched_soon(lash__sched *sc) {
+  if (sc->closed) return;
+  sc->reread = 1;
+  sc->reread_after = 0;
   arm(sc);
 }
 

@@ -51,8 +51,11 @@ typedef struct lash__sched {
 void lash__sched_init(lash__sched *sc, lash_store *s, uv_loop_t *loop,
                       lash__handles *hs, lash__pump *pump, lash__writer *w,
                       lash__admit *admit);
-/* A kind was declared: re-read now. */
-void lash__sched_kinds(lash__sched *sc);
+/* A kind was declared, or a schedule changed here: re-read now. */
+void lash__sched_reread(lash__sched *sc);
+/* A schedule was put or deleted through this engine: re-read from the
+ * loop's next turn (never inside a caller's open batch). */
+void lash__sched_soon(lash__sched *sc);
 /* The store's change seq moved (another process may have put one). */
 void lash__sched_moved(lash__sched *sc);
 void lash__sched_close(lash__sched *sc);
