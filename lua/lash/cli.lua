@@ -241,8 +241,10 @@ local function general_usage()
     "",
     "commands:",
   }
+  local width = 8
+  for _, n in ipairs(ORDER) do width = math.max(width, #n) end
   for _, n in ipairs(ORDER) do
-    lines[#lines + 1] = string.format("  %-8s %s", n, COMMANDS[n].summary)
+    lines[#lines + 1] = string.format("  %-" .. width .. "s %s", n, COMMANDS[n].summary)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Read commands take --json. Exit codes: 0 ok, 1 failure, 2 usage."
