@@ -317,17 +317,19 @@ static void state_add(lua_State *L, llash_engine *le, const char *field,
   lua_pop(L, 2);
 }
 
-/* core.define(eng, kind, fn, timeout_ms) */
+/* core.define(eng, kind, fn, timeout_ms [, retry]) */
 static int l_define(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *kind;
   lua_Integer budget = llash_optcount(L, 4, "timeout_ms", 0);
+  lash_retry_policy retry = llash_policy(L, 5); /* issue 13 */
   int rc;
   llash_checkfn(L, 3, "fn");
   if ((rc = llash_argid(L, 2, "kind", LASH_RULE_NAME, 0, &kind)) != 0)
     return rc;
   if ((rc = lash_engine_define(le->e, kind)) < 0 ||
-      (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0)
+      (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0 ||
+      (rc = lash_engine_set_retry(le->e, kind, &retry)) < 0)
     return llash_fail_store(L, le, rc);
   state_add(L, le, "kinds", kind, 3);
   lua_pushboolean(L, 1);

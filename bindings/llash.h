@@ -129,6 +129,7 @@ typedef struct llash_result {
   uint64_t seq;
   lash_prune_report prune;
   char msg[256];
+  char uid[LASH_ID_MAX + 1]; /* issue 13: the row holding a unique key */
 } llash_result;
 
 /* What a coroutine yielded on (llash_co.parked). */
@@ -181,7 +182,8 @@ enum {
   LLASH_OP_COMPLETE,
   LLASH_OP_PRUNE,
   LLASH_OP_JOURNAL, /* a journal event of the run (fenced, keyed) */
-  LLASH_OP_CHILD    /* ctx:start: register a child + its journal event */
+  LLASH_OP_CHILD,   /* ctx:start: register a child + its journal event */
+  LLASH_OP_RETRY    /* issue 13: eng:retry, re-queue a failed row */
 };
 
 struct llash_op {
@@ -200,6 +202,11 @@ struct llash_op {
   int i1, i2;
   int64_t n1;
   uint32_t u1;
+  /* ---- issue 13 (retry): a registration's retry policy, delay and
+   * unique key ---- */
+  lash_retry_policy retry;
+  int64_t run_at, unique_for_ms; /* run_at < 0: a delay of -run_at ms */
+  char *unique_key;
   llash_result res;
   llash_link link; /* in le->ops while queued */
 };
@@ -207,6 +214,13 @@ struct llash_op {
 /* ------------------------------------------------------------- helpers */
 
 char *llash_strdup(const char *s);
+
+/* ---- issue 13 (retry) ---- */
+/* t[k] as a number, 0 when it is none. */
+lua_Number llash_numfield(lua_State *L, int t, const char *k);
+/* The retry policy table at @p idx ({max_attempts, initial_ms, factor,
+ * max_ms, jitter}, checked by lua/lash); zero when not a table. */
+lash_retry_policy llash_policy(lua_State *L, int idx);
 
 /* Pushes nil, message, code and returns 3. */
 int llash_fail(lua_State *L, int rc, const char *msg);

@@ -49,7 +49,7 @@ extern "C" {
 #define LASH_VERSION_STRING "0.1.0"
 /* Version of the on-disk record encoding; a store written with another
  * version refuses to open (LASH_EFORMAT, both versions named). */
-#define LASH_FORMAT_VERSION 2
+#define LASH_FORMAT_VERSION 3
 
 LASH_API const char *lash_version(void);
 
@@ -305,6 +305,9 @@ typedef struct lash_change {
   int cancel_requested;   /* the record's cancel_requested after the commit */
   int woken;              /* the row is woken from a suspension (claimable
                              again, not resumed yet) after the commit */
+  /* ---- issue 13: retries, delays (retry) ---- */
+  int64_t wake_at;        /* the row's time on the timer index after the
+                             commit (a retry wait, a delay, a sleep); 0 */
 } lash_change;
 /* Called after every successful commit that changed records or events
  * (registration, appends, starts, waits, completions, requests; not lease
@@ -325,6 +328,19 @@ LASH_API void lash_store_commit_range(const lash_store *s, uint64_t *from,
                                       uint64_t *to);
 
 /* --------------------------------------------------------------- records */
+
+/* ---- issue 13: retries, delays, unique keys (retry) ----
+ * A retry policy: a body that raises is run again, after a backoff of
+ * min(max_ms, initial_ms * factor^(n-1)) ms after its n-th failure, less
+ * a random share of up to `jitter` of it, until max_attempts attempts
+ * failed. max_attempts 0 or 1: no retries (the default). */
+typedef struct lash_retry_policy {
+  uint32_t max_attempts; /* attempts in all, the first included; 0: none */
+  int64_t initial_ms;    /* backoff after the first failure (>= 0) */
+  double factor;         /* growth per failure (>= 1; 0 given: 2) */
+  int64_t max_ms;        /* ceiling of a backoff (0: none) */
+  double jitter;         /* 0..1: share of a backoff taken off at random */
+} lash_retry_policy;
 
 typedef struct lash_attempt {
   char owner[LASH_NAME_MAX + 1];
@@ -366,6 +382,15 @@ typedef struct lash_record {
   const char *wake_event;    /* what wakes it, when suspended: an event */
   const char *wake_process;  /*   type, another row's terminal, a time */
   int64_t wake_at;           /*   (0: none) */
+  /* ---- issue 13: retries, delays, unique keys (retry) ---- */
+  lash_retry_policy retry; /* its retry policy (max_attempts 0: none) */
+  int64_t run_at;          /* its delay: not claimable before (0: none) */
+  uint32_t failures;       /* attempts that ended in a retry wait or were
+                              re-queued by lash_retry */
+  int retry_due;           /* 1: the next start is a new attempt after a
+                              failure (not a resume) */
+  const char *unique_key;  /* its unique key, or NULL */
+  int64_t unique_for_ms;   /* the key holds this long after its end */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
 
@@ -395,6 +420,17 @@ typedef struct lash_def {
   const char *parent;      /* id of the process that started it, or NULL
                               (LASH_RULE_ID); part of the definition: the
                               same id with another parent is ECONFLICT */
+  /* ---- issue 13: retries, delays, unique keys (retry) ---- */
+  lash_retry_policy retry; /* zero: no retries. Not part of the identity:
+                              a repeated registration keeps the first */
+  int64_t run_at;          /* ms since the epoch: the row is pending and
+                              unlisted (on the timer index) until then;
+                              0 or a past time: none (>= 0) */
+  const char *unique_key;  /* 1..255 bytes or NULL: a registration while
+                              another row holds the key registers nothing
+                              and gives that row (lash_register_unique) */
+  int64_t unique_for_ms;   /* the key stays held this long after the
+                              holder ended (>= 0) */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -403,11 +439,25 @@ typedef struct lash_def {
  * @param[out] out      the stored record; may be NULL.
  * A tombstoned id is registered anew (its sequence continues after the
  * tombstone's floor).
- * @return 0, LASH_EINVAL (empty/over-long id or kind, bad disposition),
+ * Unique keys (issue 13): when def->unique_key is held by another row (a
+ * live one, or one that ended less than its unique_for_ms ago) nothing is
+ * written and the call returns LASH_APPLIED with *out that row.
+ * @return 0, LASH_APPLIED, LASH_EINVAL (empty/over-long id or kind, bad disposition),
  *   LASH_ETOOBIG, LASH_ECONFLICT (same id, other definition), LASH_EFULL,
  *   LASH_EIO, LASH_EPANIC. */
 LASH_API int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                            int *created, lash_record *out);
+
+/* ---- issue 13: retries, delays, unique keys (retry) ---- */
+
+/* The backoff (ms) after failure number @p n (1-based) under @p p, with
+ * @p u in [0, 1) the random draw for its jitter. */
+LASH_API int64_t lash_retry_backoff(const lash_retry_policy *p, uint32_t n,
+                                    double u);
+/* Checks a policy; 0 or LASH_EINVAL with a message naming the field in
+ * @p err (may be NULL). */
+LASH_API int lash_retry_check(const lash_retry_policy *p, char *err,
+                              size_t errlen);
 
 /* Reads one record.
  * @return 0, LASH_ENOENT, LASH_EPRUNED (then *tomb is filled if not NULL),
@@ -431,7 +481,9 @@ typedef struct lash_event {
                       process:{id}:terminal:{type},
                       process:{id}:wait:{wait}:since:{ms}:entered|cleared,
                       process:{id}:cancel:{16 hex digits: hash of reason},
-                      process:{id}:abandon-requested */
+                      process:{id}:abandon-requested,
+                      process:{id}:attempt-failed:attempt:{n},
+                      process:{id}:retried:attempt:{n} (issue 13) */
 } lash_event;
 
 /* Callback for listings: return 0 to continue, non-zero to stop early (that
@@ -614,6 +666,30 @@ LASH_API int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
 LASH_API int lash_complete_unleased(lash_store *s, lash_txn *txn,
                                     const char *id, int status,
                                     lash_bytes outcome, int authority);
+
+/* ---- issue 13: retries (retry) ---- */
+/* Leased failure of the attempt holding @p ls with the failure payload
+ * @p outcome. When the row's retry policy has attempts left (and
+ * @p fatal is 0, the row is rerunnable and has no cancel request), it
+ * appends process.attempt_failed {attempt, error, retry_at} instead of a
+ * terminal: status pending, the lease released (fence retained), the row
+ * unlisted on the timer index until retry_at (lash_timers_fire wakes it
+ * and the next lash_start is attempt + 1); *retry_at (may be NULL) gets
+ * the time. Otherwise exactly lash_complete(..., LASH_FAILED, outcome)
+ * and *retry_at = 0. A row without a policy of its own (retry.max_attempts
+ * 0) is retried under @p fallback (may be NULL: none), its kind's.
+ * @return as lash_complete. */
+LASH_API int lash_fail_attempt(lash_store *s, lash_txn *txn,
+                               const lash_lease *ls, lash_bytes outcome,
+                               int fatal, const lash_retry_policy *fallback,
+                               int64_t *retry_at);
+
+/* Re-queues a failed row as a new attempt (process.retried {attempt}):
+ * status pending, listed, outcome gone; its next start is attempt + 1.
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_EINVAL (not failed: the
+ *   message says its status), LASH_EEXTERNAL, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_retry(lash_store *s, lash_txn *txn, const char *id,
+                        uint64_t *seq);
 
 /* ------------------------------------------ suspension and timers */
 
@@ -913,6 +989,13 @@ LASH_API int lash_engine_define(lash_engine *e, const char *kind);
  * (LASH_STALL_BUDGET). @return 0, LASH_EINVAL (kind not declared, ms < 0). */
 LASH_API int lash_engine_set_timeout(lash_engine *e, const char *kind,
                                      int64_t timeout_ms);
+/* ---- issue 13 (retry) ----
+ * The retry policy of the declared @p kind (NULL: none), for rows that
+ * carry none of their own (lash_def.retry): a run of such a row fails
+ * under it (lash_fail_attempt). @return 0, LASH_EINVAL (not declared, a
+ * bad policy). */
+LASH_API int lash_engine_set_retry(lash_engine *e, const char *kind,
+                                   const lash_retry_policy *p);
 
 /* ------------------------------------------------------ group commit */
 
@@ -964,6 +1047,11 @@ LASH_API void lash_run_busy(lash_run *r, int on);
  * after the commit. @return 0, LASH_EINVAL (bad status), LASH_ETOOBIG (the
  * run is still live: finish it again with a smaller outcome). */
 LASH_API int lash_run_finish(lash_run *r, int status, lash_bytes outcome);
+/* ---- issue 13 (retry) ----
+ * A failed run (status LASH_FAILED) goes through lash_fail_attempt: under
+ * the row's retry policy it waits for its next attempt. lash_run_fail_fatal
+ * ends it failed at once whatever the policy (lash.fatal). */
+LASH_API int lash_run_fail_fatal(lash_run *r, lash_bytes outcome);
 
 /* ------------------------------------------------------------ waits */
 

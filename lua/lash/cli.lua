@@ -65,17 +65,30 @@ exits 1.]],
   start = {
     args = { "KIND", "[JSON]" },
     opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag",
-      ["if-exists"] = "string" },
+      ["if-exists"] = "string",
+      delay = "duration", at = "string", retry = "string" }, -- issue 13 (retry)
     creates = true,
     usage = "start KIND [JSON] [--id ID] [--disposition D] [--max-attempts N] " ..
-      "[--if-exists ok] [--json]",
+      "[--delay D] [--at TIME] [--retry N|JSON] [--if-exists ok] [--json]",
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
 JSON is the input (default null). --disposition is one of
 ]] .. table.concat(lash.DISPOSITIONS, ", ") .. [[ (default rerunnable).
 Starting again with the same --id and definition prints the same id; if
 that process has already ended, start says so ("ID: already failed") and
-exits 1, unless --if-exists ok.]],
+exits 1, unless --if-exists ok.
+--delay 5s or --at 2026-12-24T18:00Z (ISO 8601, Z or an offset) makes the
+row claimable only from then. --retry 5 retries a raising body up to 5
+attempts in all (backoff 1s, doubling); --retry '{"max_attempts":5,
+"initial_ms":500,"factor":2,"max_ms":30000,"jitter":0.2}' says it all.]],
+  },
+  retry = { -- issue 13 (retry)
+    args = { "ID" }, opts = { json = "flag" },
+    summary = "run a failed process again as a new attempt",
+    help = [[
+The row becomes pending; a worker that defines its kind runs it as the next
+attempt (its journal replays: completed steps are not run again). Only a
+failed row can be retried; any other status is an error naming it.]],
   },
   ps = {
     opts = { status = "string", kind = "string", limit = "int", after = "string",
@@ -195,7 +208,9 @@ arguments replaces it (and says so).]],
 }
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "abandon", "prune", "stats", "check", "schedules", "schedule", "unschedule", "help" }
+  "cancel", "abandon", "prune", "stats", "check", "help",
+  "retry", -- issue 13 (retry)
+  "schedules", "schedule", "unschedule" } -- issue 13 (cron)
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -486,6 +501,48 @@ end
 
 local run = {}
 
+-- issue 13 (retry): --delay, --at and --retry of `lash start` into the
+-- start options `so`.
+local function start_issue13(cmd, opts, so)
+  if opts.delay ~= nil and opts.at ~= nil then
+    usage_error(cmd, "--delay and --at are both given: give one")
+  end
+  if opts.delay ~= nil then so.delay_ms = opts.delay end
+  if opts.at ~= nil then
+    local at, why = require("lash.retry").parse_time(opts.at)
+    if not at then usage_error(cmd, "--at: " .. why) end
+    so.run_at = at
+  end
+  if opts.retry ~= nil then
+    local n = math.tointeger(tonumber(opts.retry))
+    if n then
+      so.retry = { max_attempts = n }
+    else
+      local policy = json_arg(cmd, "--retry", opts.retry)
+      if type(policy) ~= "table" or policy[1] ~= nil then
+        usage_error(cmd, "--retry takes a number of attempts or a JSON object, got " .. opts.retry)
+      end
+      local ok, why = pcall(require("lash.retry").policy, "start", policy)
+      if not ok then
+        usage_error(cmd, "--retry: " .. tostring(why):gsub("^.-bad argument", "bad"))
+      end
+      so.retry = policy
+    end
+  end
+end
+
+function run.retry(ctx, pos, opts)
+  local id = pos[1]
+  local eng = ctx.open()
+  local seq, msg, code = eng:retry(id)
+  if not seq then unknown_or_fail("retry", id, msg, code) end
+  if opts.json then
+    say(format.json({ id = id, seq = seq }))
+  else
+    say(id .. ": retried (event " .. seq .. ")")
+  end
+end
+
 function run.start(ctx, pos, opts)
   local kind, input = pos[1], json_arg("start", "input", pos[2])
   if opts.disposition and not DISPOSITIONS[opts.disposition] then
@@ -500,9 +557,11 @@ function run.start(ctx, pos, opts)
   if opts["if-exists"] ~= nil and opts["if-exists"] ~= "ok" then
     usage_error("start", '--if-exists takes "ok", got "' .. opts["if-exists"] .. '"')
   end
+  local sopts = { id = opts.id, disposition = opts.disposition,
+    max_attempts = opts["max-attempts"] }
+  start_issue13("start", opts, sopts)
   local eng = ctx.open(true)
-  local id, msg, code = eng:start(kind, input, { id = opts.id, disposition = opts.disposition,
-    max_attempts = opts["max-attempts"] })
+  local id, msg, code = eng:start(kind, input, sopts)
   if not id then
     if code == "EINVAL" then usage_error("start", msg) end
     failure("start", msg)

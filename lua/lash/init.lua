@@ -8,6 +8,7 @@
 -- naming the argument; expected failures return `nil, message, code` with a
 -- stable code ("ENOENT", "ECONFLICT", "ETIMEDOUT", "EINVAL", ...).
 local core = require "lash.core"
+local retry13 = require "lash.retry"
 
 local M = {}
 
@@ -21,6 +22,13 @@ M.decode = core.decode
 --- Marks a table as an array (returns it; a new one when nil), so that an
 --- empty one stays an array in payloads and JSON. Decoded arrays are marked.
 M.array = core.array
+
+--- Raises an error that is not retried (issue 13): the body fails at once
+--- whatever its retry policy. Same as error({message = msg, retry = false}).
+---@param msg string
+function M.fatal(msg, level)
+  error({ message = tostring(msg), retry = false }, level or 2)
+end
 
 local Engine = core.Engine
 local Ctx = core.Ctx
@@ -78,9 +86,12 @@ end
 -- The option names each call takes: any other key raises, naming it and
 -- the ones that exist (a misspelt option must not pass in silence).
 local OPTIONS = {
-  define = { "disposition", "max_attempts", "timeout_ms" },
-  load = { "disposition", "max_attempts", "timeout_ms" },
-  start = { "id", "disposition", "max_attempts", "timeout_ms" },
+  define = { "disposition", "max_attempts", "timeout_ms",
+    "retry" }, -- issue 13 (retry)
+  load = { "disposition", "max_attempts", "timeout_ms",
+    "retry" }, -- issue 13 (retry)
+  start = { "id", "disposition", "max_attempts", "timeout_ms",
+    "retry", "delay_ms", "run_at", "unique_key", "unique_for_ms" }, -- issue 13 (retry)
   complete = { "authority" },
   list = { "status", "kind", "limit", "after" },
   prune = { "before_ms", "status" },
@@ -285,11 +296,14 @@ function Engine:define(kind, fn, opts)
   opts = check_opts("define", opts)
   local valid, why = check_def("define", opts)
   if not valid then return einval(why) end
-  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0)
+  local policy, pwhy = retry13.policy("define", opts.retry) -- issue 13
+  if pwhy then return einval(pwhy) end
+  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0, policy)
   if not ok then return nil, msg, code end
   defs_of(self)[kind] = {
     disposition = opts.disposition or "rerunnable",
     max_attempts = opts.max_attempts,
+    retry = policy,
   }
   return true
 end
@@ -401,8 +415,11 @@ local function start_def(eng, fname, kind, opts)
   local disp = opts.disposition or (d and d.disposition) or "rerunnable"
   local max = opts.max_attempts
   if max == nil and d then max = d.max_attempts end
+  -- issue 13 (retry): retry policy, delay, unique key (start wins)
+  local extra, xwhy = retry13.start_fields(fname, opts, d, 7)
+  if extra == nil then return nil, xwhy end
   return { id = id, disposition = disp, max_attempts = max or 0,
-    timeout_ms = opts.timeout_ms or 0 }
+    timeout_ms = opts.timeout_ms or 0, extra = extra or nil }
 end
 
 --- Registers a process of `kind` (need not be defined here); idempotent per
@@ -417,8 +434,9 @@ function Engine:start(kind, input, opts)
   if not def then return einval(why) end
   local id = def.id or new_id(self)
   local ok, msg, code = core.start(self, kind, input, id, def.disposition,
-    def.max_attempts, def.timeout_ms)
+    def.max_attempts, def.timeout_ms, def.extra)
   if not ok then return nil, msg, code end
+  if type(msg) == "string" then return msg end -- issue 13: its unique key's holder
   return id
 end
 
@@ -974,12 +992,15 @@ end
 function Ctx:start(kind, input, opts)
   local def, why = start_def(self.engine, "start", kind, opts)
   if not def then return einval(why) end
+  if def.extra and def.extra.unique_key then -- issue 13 (retry)
+    return einval("unique_key is for eng:start (a child's id already names it once)")
+  end
   -- the child's default id names the ordinal this command is about to take
   local id = def.id or (self.id .. "/" .. (journal_of(self).n + 1))
   local n, ev = command(self, "start", id)
   if ev then return id end
   local ok, msg, code = core.ctx_child(self, n, kind, input, id, def.disposition,
-    def.max_attempts, def.timeout_ms)
+    def.max_attempts, def.timeout_ms, def.extra)
   if not ok then return nil, msg, code end
   return id
 end

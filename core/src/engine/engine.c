@@ -256,6 +256,8 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
                        on_fired, e);
   lash__changes_init(&e->changes, e->s, &e->pump, &e->hub, &e->feed, &e->runs,
                      &e->admit);
+  e->changes.on_timer = lash__suspender_note; /* issue 13 */
+  e->changes.timer_ud = &e->susp;
   lash__sched_init(&e->sched, e->s, e->loop, &e->handles, &e->pump, &e->writer,
                    &e->admit);
   return rc;
@@ -380,6 +382,12 @@ int lash_engine_set_timeout(lash_engine *e, const char *kind,
                             int64_t timeout_ms) {
   if (e == NULL) return LASH_EINVAL;
   return lash__admit_set_timeout(&e->admit, kind, timeout_ms);
+}
+
+int lash_engine_set_retry(lash_engine *e, const char *kind,
+                          const lash_retry_policy *p) {
+  if (e == NULL) return LASH_EINVAL;
+  return lash__admit_set_retry(&e->admit, kind, p);
 }
 
 void lash_engine_emergency(lash_engine *e, int64_t grace_ms) {

@@ -99,7 +99,38 @@ typedef struct lash__rec {
   lash__sv wake_event;
   lash__sv wake_process;
   int64_t wake_at;
+  /* ---- issue 13: retries, delays, unique keys (retry): record fields
+   * [25] policy, [26] run_at, [27] [failures, retry_due], [28] unique key,
+   * [29] unique_for_ms ---- */
+  lash_retry_policy retry; /* base */
+  int64_t run_at;          /* base: suspended from registration until */
+  lash__sv unique_key;     /* base */
+  int64_t unique_for_ms;   /* base */
+  uint32_t failures;       /* attempt_failed and retried events folded */
+  int retry_due;           /* one of them folded, no start since */
 } lash__rec;
+
+/* ---- issue 13: retries, delays, unique keys ----
+ * The record fields [25]..[29] are record.c's (the codec); the policy
+ * and the payloads retry.c's. */
+#define LASH__REC_FIELDS_RETRY 29 /* the longest record array */
+/* The record array length its [25]..[29] need, 0: none of them. */
+size_t lash__retry_fields(const lash__rec *r);
+int lash__retry_pack_fields(msgpack_packer *pk, const lash__rec *r, size_t nf);
+int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r);
+/* Copies the issue-13 base fields of src into d and resets d's projection
+ * (the fold's start, lash_check). */
+void lash__retry_base(lash__rec *d, const lash__rec *src);
+/* 1 when a failure of the current attempt may wait for another. */
+int lash__retry_left(const lash_retry_policy *p, const lash__rec *r);
+
+/* unique.c (issue 13): 1 when key is held (by *holder: live, or ended
+ * within its unique_for_ms of now), 0 free, or an error. */
+int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
+                        size_t keylen, int64_t now, lash__rec *holder);
+/* Notes that row id holds key now (in t). */
+int lash__unique_take(lash_store *s, lash_txn *t, const char *key,
+                      size_t keylen, const char *id, size_t idlen);
 
 /* One event to append or being folded. */
 typedef struct lash__ev {
@@ -118,6 +149,8 @@ typedef struct lash__ev {
 #define LASH__EV_ABANDON_REQ "process.abandon_requested"
 #define LASH__EV_SUSPENDED "process.suspended"
 #define LASH__EV_WOKEN "process.woken"
+#define LASH__EV_ATTEMPT_FAILED "process.attempt_failed" /* issue 13 */
+#define LASH__EV_RETRIED "process.retried"               /* issue 13 */
 
 /* Fresh base record (status pending, no events). */
 void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
@@ -159,6 +192,9 @@ int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
 /* process.suspended {wait, event?, process?, at?} and process.woken {by,
  * seq?, id?} (suspension, issue 9). */
 int lash__pl_suspended(lash__buf *b, const char *wait, const lash_wake *w);
+int lash__pl_attempt_failed(lash__buf *b, uint32_t attempt, lash_bytes error,
+                            int64_t retry_at);        /* issue 13 */
+int lash__pl_retried(lash__buf *b, uint32_t attempt); /* issue 13 */
 int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
                    lash__sv process);
 /* Where a record is listed (the core's side of lash_bindex): listed,

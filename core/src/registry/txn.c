@@ -402,6 +402,7 @@ static void report(lash_txn *t) {
     t->out[n].registered = c->registered;
     t->out[n].cancel_requested = c->cancel_requested;
     t->out[n].woken = c->woken;
+    t->out[n].wake_at = c->cur_wake_at; /* issue 13 */
     n++;
   }
   if (n == 0) return;
