@@ -162,6 +162,8 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   llash_co_open(L);
   llash_ctx_open(L);
   llash_exec_open(L);
+  llash_kinds_open(L);
+  llash_http_open(L);
   llash_sched_open(L);
   lua_pushcfunction(L, l_strerror);
   lua_setfield(L, -2, "strerror");

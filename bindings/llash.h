@@ -19,6 +19,7 @@
  *   l_ctx.c       the body's ctx object
  *   l_exec.c      ctx:exec: a command on the loop (uv_spawn), as a ctx wait
  *   l_engine.c    the engine object: open/close, reads, driving
+ *   l_kinds.c     kind definitions and live workers in the store
  *   lash_core.c   luaopen_lash_core: the module, core's names and limits
  *
  * (lash_main.c, the `lash` executable and its lash.host module, uses the
@@ -100,6 +101,8 @@ typedef struct llash_engine {
   void *luv;      /* luv's context when running on its loop, else NULL */
   llash_link cos; /* every anchored coroutine (llash_co.link) */
   llash_link ops; /* every queued write (llash_op.link) */
+  /* ---- HTTP servers on its loop (issue 14, web) ---- */
+  llash_link servers; /* every open server (l_http.c), closed with it */
 } llash_engine;
 
 /* What a wait waits for. */
@@ -464,6 +467,15 @@ void llash_waits_open(lua_State *L);
 void llash_ctx_open(lua_State *L);
 /* core.ctx_exec (l_exec.c: uses the waits). */
 void llash_exec_open(lua_State *L);
+/* core.kind_put, kind_get, kinds, workers (l_kinds.c, issue 11) */
+void llash_kinds_open(lua_State *L);
+
+/* ---------------------------------------------------------------- http */
+
+/* core.http_listen (l_http.c). */
+void llash_http_open(lua_State *L);
+/* Closes the engine's HTTP servers (before its loop closes). */
+void llash_http_close_all(llash_engine *le);
 
 /* -------------------------------------------------------------- engine */
 

@@ -47,4 +47,6 @@ figure "engine signal -> suspended process resumed in another worker" suspended_
 figure "engine suspended processes" suspended.lua "$suspended_n"
 # Issue 13 (retry): delayed rows all due at once, beside a plain drain.
 figure "engine delayed rows due at once" delayed.lua "$drain_n"
+# Looking without slowing (issue 14): the drain with lash top and the UI.
+figure "engine drain with lash top and the UI polled" observed.lua "$drain_n"
 exit $rc

@@ -890,6 +890,71 @@ LASH_API int lash_salvage(const char *dir, const char *dest,
                           void *ud, lash_salvage_report *out, char *err,
                           size_t errlen);
 
+/* ---- issue 11: kind definitions and live workers in the store (kv) ----
+ *
+ * Beside the rows (the side table), in the same transactions: each kind's
+ * stored definition (the options a program defined it with, a MessagePack
+ * map the host encodes), versioned, and an entry per live worker (an
+ * engine that defines kinds). */
+typedef struct lash_kind_info {
+  char kind[LASH_NAME_MAX + 1];
+  uint32_t version;   /* 1 for the first definition, +1 per change */
+  int64_t updated_at; /* ms, when this version was stored */
+  lash_bytes options; /* a MessagePack map: lash_kind_get's valid until the
+                         next call on the store, a listing's during fn */
+} lash_kind_info;
+
+/* Stores @p options (a MessagePack map) as kind's definition. Equal
+ * (canonically) to the stored one: nothing is written. *version (may be
+ * NULL) gets the version now stored. @return 1 written (a new version), 0
+ * unchanged, LASH_EINVAL (bad kind, not a map, over max_payload), or a
+ * storage error. */
+LASH_API int lash_kind_put(lash_store *s, lash_txn *txn, const char *kind,
+                           lash_bytes options, uint32_t *version);
+/* The stored definition of kind: 0 (*out filled), LASH_ENOENT (none; no
+ * message), or an error. */
+LASH_API int lash_kind_get(lash_store *s, lash_txn *txn, const char *kind,
+                           lash_kind_info *out);
+typedef int (*lash_kind_fn)(void *ud, const lash_kind_info *k);
+/* Calls fn for every stored kind in name order (fn: 0 go on, > 0 stop,
+ * < 0 stop with that error). */
+LASH_API int lash_kinds_list(lash_store *s, lash_txn *txn, lash_kind_fn fn,
+                             void *ud);
+
+/* A live worker: an engine that defines kinds. */
+typedef struct lash_worker_info {
+  char owner[LASH_NAME_MAX + 1];
+  char incarnation[LASH_NAME_MAX + 1];
+  int64_t pid;
+  char host[256];
+  /* lash_worker_put: the kinds it defines */
+  const char *const *kinds;
+  size_t nkinds;
+  /* lash_workers_list: the same as a MessagePack array of strings */
+  lash_bytes kinds_mp;
+  int64_t started_at;   /* ms */
+  int64_t heartbeat_at; /* ms: refreshed in commits it makes anyway */
+  int alive; /* listing: 1 its owner hold is alive, 0 its holder is gone,
+                -1 the backend cannot tell (see lash_owner_alive) */
+  int if_writing; /* lash_worker_put in a batch: only when the batch has
+                     written something already (a heartbeat riding on a
+                     commit made anyway, never a commit of its own) */
+} lash_worker_info;
+
+/* Writes (replaces) the entry of (w->owner, w->incarnation). @return 0,
+ * 1 (w->if_writing and the batch wrote nothing: nothing written), or an
+ * error. */
+LASH_API int lash_worker_put(lash_store *s, lash_txn *txn,
+                             const lash_worker_info *w);
+/* Removes it (absent is 0). */
+LASH_API int lash_worker_remove(lash_store *s, lash_txn *txn, const char *owner,
+                                const char *incarnation);
+typedef int (*lash_worker_fn)(void *ud, const lash_worker_info *w);
+/* Calls fn for every worker entry (owner, then incarnation order) with
+ * alive filled by the backend's owner_alive (outside the read). */
+LASH_API int lash_workers_list(lash_store *s, lash_txn *txn, lash_worker_fn fn,
+                               void *ud);
+
 
 /* ================================================================ engine
  *
@@ -1412,6 +1477,40 @@ LASH_API void lash_engine_schedules_changed(lash_engine *e);
  * many (fewer when the spec has no more), or LASH_EINVAL. */
 LASH_API int lash_schedule_ticks(const lash_schedule *sc, int64_t after_ms,
                                  int64_t *out, int n);
+
+/* ---- issue 14: the per-kind summary of metrics and the UI (web) ---- */
+
+/* Upper bounds (ms) of the duration histograms' buckets; a last bucket
+ * (+Inf) follows them. */
+#define LASH_SUMMARY_BOUNDS                                                    \
+  {                                                                            \
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,       \
+        300000, 3600000                                                        \
+  }
+#define LASH_SUMMARY_NBOUNDS 15
+
+typedef struct lash_hist {
+  uint64_t bucket[LASH_SUMMARY_NBOUNDS + 1]; /* not cumulative; [N]: +Inf */
+  uint64_t count;
+  double sum_ms;
+} lash_hist;
+
+/* What one walk of the rows says about one kind. */
+typedef struct lash_kind_summary {
+  const char *kind;
+  uint64_t count[LASH_STATUS_COUNT + 1]; /* indexed by lash_status */
+  int64_t oldest_pending_at; /* created_at of its oldest pending row; 0 */
+  lash_hist duration;        /* terminal rows: created -> last event */
+  lash_hist attempt;         /* terminal rows: last attempt's start -> end */
+  uint64_t attempts;         /* sum of the latest attempt numbers */
+} lash_kind_summary;
+typedef int (*lash_kind_summary_fn)(void *ud, const lash_kind_summary *k);
+
+/* Walks every row once (one read transaction when @p txn is NULL) and
+ * calls fn for each kind (in name order) with its counts and histograms.
+ * @return the number of kinds, or an error. */
+LASH_API int lash_summarize(lash_store *s, lash_txn *txn,
+                            lash_kind_summary_fn fn, void *ud);
 
 #ifdef __cplusplus
 }

@@ -47,9 +47,11 @@ and `arg` (arg[0] = FILE). Afterwards the engine runs until idle. A script
 that returns an integer exits with it.]],
   },
   worker = {
-    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string" },
+    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string",
+      metrics = "string" },
     creates = true,
-    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME]",
+    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME] " ..
+      "[--metrics ADDR]",
     summary = "run the processes of the loaded kinds until SIGINT/SIGTERM",
     help = [[
 Each --load is a file returning {kind = fn | {fn, opts}} or a directory of
@@ -60,7 +62,9 @@ abandons the owner_bound rows it could not finish, releases its leases and
 exits 0. A second signal ends the grace period at once. If a body keeps the
 loop stuck (it never yields) when the grace period ends, the leases are
 released and owner_bound rows abandoned all the same, and the worker
-exits 1.]],
+exits 1.
+--metrics ADDR (e.g. 127.0.0.1:9464) serves GET /metrics (what `lash
+metrics` prints, with this worker's own counters) on the worker's loop.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
@@ -164,6 +168,25 @@ owner is left to it.]],
     opts = { json = "flag" },
     summary = "counts per status, store size and change sequence",
   },
+  metrics = {
+    summary = "print the store's metrics in Prometheus text exposition",
+    help = [[
+Counts per kind and status, the backlog and the age of its oldest row,
+duration histograms per kind (registration -> end, last attempt -> end), the
+store's size, change sequence and longest write (fsync included). A worker
+serves the same, with its engine's counters, under `lash worker --metrics`.]],
+  },
+  ui = {
+    opts = { listen = "string" },
+    usage = "ui [--listen ADDR]",
+    summary = "serve the web UI (overview, list, process timelines) until SIGINT/SIGTERM",
+    help = [[
+Serves a page on ADDR (default 127.0.0.1:8080; port 0 takes a free one):
+the overview of `lash top`, a filterable list, and each process's timeline
+with buttons to signal and cancel it. It prints the address; on an address
+other than a loopback one it also prints an access token, which every
+request must carry (the printed link sets it as a cookie).]],
+  },
   check = {
     opts = { json = "flag", salvage = "string" },
     usage = "check [--salvage DIR] [--json]",
@@ -201,6 +224,26 @@ arguments replaces it (and says so).]],
     args = { "NAME" }, opts = { json = "flag" },
     summary = "remove a cron schedule (the processes it started stay)",
   },
+  kinds = {
+    opts = { json = "flag" },
+    usage = "kinds [--json]",
+    summary = "kinds: stored definitions, live workers defining them, rows waiting",
+    help = [[
+Each kind with a definition in the store (written by define and lash worker
+--load, versioned) or with pending rows: its version and options, the live
+workers that define it now, and how many pending rows wait for a worker
+(rows of a kind no live worker defines).]],
+  },
+  workers = {
+    opts = { json = "flag" },
+    usage = "workers [--json]",
+    summary = "the workers of the store: owner, pid, host, kinds, heartbeat, alive",
+    help = [[
+Every engine that defines kinds has an entry while it runs (removed when it
+closes). ALIVE is "no" once the store knows its process is gone (its owner
+lock was released by its death: a kill -9 included); such an entry is
+removed by the next worker that writes anyway.]],
+  },
   help = {
     args = { "[COMMAND]" },
     summary = "show the help of a command",
@@ -208,7 +251,7 @@ arguments replaces it (and says so).]],
 }
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "abandon", "prune", "stats", "check", "help",
+  "cancel", "abandon", "prune", "stats", "metrics", "ui", "check", "kinds", "workers", "help",
   "retry", -- issue 13 (retry)
   "schedules", "schedule", "unschedule" } -- issue 13 (cron)
 
@@ -500,6 +543,7 @@ end
 -- --------------------------------------------------------- the commands
 
 local run = {}
+local mark_orphans -- (kinds and workers, below)
 
 -- issue 13 (retry): --delay, --at and --retry of `lash start` into the
 -- start options `so`.
@@ -624,7 +668,10 @@ function run.ps(ctx, _, opts)
   elseif #list == 0 then
     say("no processes")
   else
+    local orphans = mark_orphans(eng, list)
     say(format.records(list, eng:now()))
+    for _, k in ipairs(orphans) do say("(no worker defines kind " .. format.text(k) ..
+      ": its pending rows wait; lash kinds)") end
   end
   if more and not opts.json then
     local total
@@ -658,7 +705,81 @@ function run.show(ctx, pos, opts)
     r.schedule = { name = sc.name, spec = sc.spec, tz = sc.tz, catch_up = sc.catch_up,
       tick = tick }
   end
-  if opts.json then say(format.json(r)) else say(format.record(r, eng:now())) end
+  if opts.json then
+    say(format.json(r))
+  else
+    mark_orphans(eng, { r })
+    say(format.record(r, eng:now()))
+  end
+end
+
+-- ----------------------------------------- kinds and workers (issue 11)
+
+-- Marks the pending rows of `list` whose kind no live worker defines
+-- (r.no_worker = true); returns those kinds, sorted.
+mark_orphans = function(eng, list)
+  local workers = eng:workers()
+  if not workers then return {} end
+  local live, kinds, found = {}, {}, {}
+  for _, w in ipairs(workers) do
+    if w.alive then for _, k in ipairs(w.kinds) do live[k] = true end end
+  end
+  for _, r in ipairs(list) do
+    if r.status == "pending" and not live[r.kind] then
+      r.no_worker = true
+      if not kinds[r.kind] then
+        kinds[r.kind] = true
+        found[#found + 1] = r.kind
+      end
+    end
+  end
+  table.sort(found)
+  return found
+end
+
+local function worker_names(ws)
+  local names = {}
+  for i, w in ipairs(ws) do names[i] = w.owner .. " (pid " .. w.pid .. ")" end
+  return names
+end
+
+function run.kinds(ctx, _, opts)
+  local list = read_store(ctx, "kinds", "kinds")
+  if opts.json then
+    say(format.json(list, { array = true }))
+    return
+  end
+  if #list == 0 then
+    say("no kinds")
+    return
+  end
+  local rows = {}
+  for _, k in ipairs(list) do
+    local ws = worker_names(k.workers)
+    rows[#rows + 1] = { format.text(k.kind), k.version and tostring(k.version) or "-",
+      k.options and format.value(k.options) or "(not defined)",
+      #ws > 0 and table.concat(ws, ", ") or "none", tostring(k.waiting) }
+  end
+  say(format.columns({ "KIND", "VERSION", "OPTIONS", "WORKERS", "WAITING" }, rows))
+end
+
+function run.workers(ctx, _, opts)
+  local list, eng = read_store(ctx, "workers", "workers")
+  if opts.json then
+    say(format.json(list, { array = true }))
+    return
+  end
+  if #list == 0 then
+    say("no workers")
+    return
+  end
+  local now, rows = eng:now(), {}
+  for _, w in ipairs(list) do
+    rows[#rows + 1] = { format.text(w.owner), tostring(w.pid), format.text(w.host),
+      table.concat(w.kinds, ","), format.age(now - w.started_at),
+      format.age(math.max(0, now - w.heartbeat_at)) .. " ago", w.alive and "yes" or "no" }
+  end
+  say(format.columns({ "OWNER", "PID", "HOST", "KINDS", "UP", "HEARTBEAT", "ALIVE" }, rows))
 end
 
 function run.schedules(ctx, _, opts)
@@ -903,6 +1024,42 @@ function run.stats(ctx, _, opts)
   say(format.columns({ "STAT", "VALUE" }, rows))
 end
 
+-- An address of --listen / --metrics, checked before the store opens (the
+-- server checks it again: a numeric IPv4 host, [IPv6] or localhost).
+local function check_addr(cmd, flag, v)
+  local name, port = v:match("^%[([%x:%.]+)%]:(%d+)$")
+  if not name then name, port = v:match("^([%w%.%-]+):(%d+)$") end
+  if not name or tonumber(port) > 65535 then
+    usage_error(cmd, flag .. ' "' .. v .. '": give HOST:PORT, e.g. 127.0.0.1:8080 ' ..
+      "([::1]:8080 for IPv6, port 0 for a free one)")
+  end
+end
+
+function run.metrics(ctx)
+  local text = read_store(ctx, "metrics", "metrics")
+  out:write(text)
+end
+
+function run.ui(ctx, _, opts)
+  local h = host()
+  if not h then failure("ui", "signals need the lash executable") end
+  check_addr("ui", "--listen", opts.listen or "127.0.0.1:8080")
+  -- It waits for no other process: the change feed need not wake it at
+  -- every commit of a worker (it reads the store when a page asks).
+  local eng = ctx.open(false, { fs_wake = false, poll_min_ms = 1000, poll_max_ms = 5000 })
+  local srv, msg = require("lash.ui").serve(eng, opts.listen or "127.0.0.1:8080", {
+    say = function(line) say(line); out:flush() end })
+  if not srv then failure("ui", tostring(msg)) end
+  h.watch(eng)
+  h.trap("INT", "TERM")
+  local ok, ran, rmsg = pcall(eng.run, eng)
+  srv:close()
+  if not ok then failure("ui", tostring(ran)) end
+  if not ran then failure("ui", tostring(rmsg)) end
+  log("ui: stopped")
+  return 0
+end
+
 local function salvage(ctx, dest, json)
   local there = lash.open(dest, { read_only = true })
   if there then
@@ -999,10 +1156,18 @@ function run.worker(ctx, _, opts)
   for _, p in ipairs(loads) do
     if not exists(p) then usage_error("worker", "--load " .. p .. ": no such file or directory") end
   end
+  if opts.metrics then check_addr("worker", "--metrics", opts.metrics) end
   local eng = ctx.open(true, { concurrency = opts.concurrency, owner = opts.owner })
   for _, p in ipairs(loads) do
     local ok, msg = eng:load(p)
     if not ok then failure("worker", "cannot load " .. p .. ": " .. tostring(msg)) end
+  end
+  local msrv
+  if opts.metrics then
+    local msg
+    msrv, msg = require("lash.metrics").serve(eng, opts.metrics)
+    if not msrv then failure("worker", "--metrics: " .. tostring(msg)) end
+    log("worker: metrics on http://%s/metrics", msrv:address())
   end
   h.watch(eng)
   h.trap("INT", "TERM")
@@ -1032,6 +1197,7 @@ function run.worker(ctx, _, opts)
     eng:sleep(math.min(25, left))
   end
   n = busy(eng)
+  if msrv then msrv:close() end
   local drained = eng:drain() or 0
   h.emergency(false)
   close_store(eng)

@@ -359,6 +359,10 @@ function M.record(r, now)
     { "disposition", r.disposition .. (r.max_attempts and
       ("  (max " .. r.max_attempts .. " attempts)") or "") },
   }
+  if r.no_worker then -- (issue 11: set by lash show)
+    rows[#rows + 1] = { "worker", "none: no worker defines kind " .. M.text(r.kind) ..
+      " (lash kinds)" }
+  end
   if r.timeout_ms then
     rows[#rows + 1] = { "time budget", M.age(r.timeout_ms) .. " per attempt" }
   end
@@ -431,7 +435,8 @@ end
 function M.records(list, now)
   local rows = {}
   for _, r in ipairs(list) do
-    rows[#rows + 1] = { M.text(r.id), M.text(r.kind), r.status,
+    rows[#rows + 1] = { M.text(r.id), M.text(r.kind),
+      r.status .. (r.no_worker and " (no worker)" or ""),
       r.attempt and tostring(r.attempt.number) or "-",
       now and M.age(now - r.created_at) or M.time(r.created_at) }
   end

@@ -35,7 +35,12 @@ M.entries = {
   ["eng:get"] = "eng:get(id) -> record",
   ["eng:events"] = "eng:events(id, after, limit) -> {{seq, type, payload, at, key}, ...}",
   ["eng:list"] = "eng:list{status, kind, limit, after} -> {record, ...}",
+  ["eng:kinds"] = "eng:kinds() -> {{kind, version, options, workers, waiting}, ...} -- " ..
+    "stored definitions, live workers defining them, rows waiting for one",
+  ["eng:workers"] = "eng:workers() -> {{owner, incarnation, pid, host, kinds, started_at, " ..
+    "heartbeat_at, alive}, ...}",
   ["eng:stats"] = "eng:stats() -> counts per status, bytes, change_seq",
+  ["eng:metrics"] = "eng:metrics() -> Prometheus text: counts per kind/status, histograms, backlog",
   ["eng:check"] = "eng:check() -> {problem, ...} -- audit the store",
   ["eng:now"] = "eng:now() -> ms -- the store's clock",
   ["eng:owner"] = "eng:owner() -> owner, incarnation",

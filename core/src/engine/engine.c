@@ -258,6 +258,8 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
                      &e->admit);
   e->changes.on_timer = lash__suspender_note; /* issue 13 */
   e->changes.timer_ud = &e->susp;
+  if (rc == 0)
+    rc = lash__presence_init(&e->presence, e->s, &e->writer, &e->admit);
   lash__sched_init(&e->sched, e->s, e->loop, &e->handles, &e->pump, &e->writer,
                    &e->admit);
   return rc;
@@ -326,6 +328,9 @@ void lash_engine_close(lash_engine *e) {
   lash__admit_stop(&e->admit);
   /* Completions already queued still commit, with the lease releases. */
   lash__runs_close(&e->runs);
+  /* The worker entry goes with one more commit (issue 11). */
+  if (lash__presence_leave(&e->presence))
+    (void)lash__writer_txn(&e->writer, NULL, NULL);
   e->closing = 1;
   lash__writer_refuse(&e->writer);
   parts_close(e);
@@ -367,6 +372,7 @@ int lash_engine_define(lash_engine *e, const char *kind) {
   int rc;
   if (e == NULL) return LASH_EINVAL;
   if ((rc = lash__admit_define(&e->admit, kind)) <= 0) return rc;
+  lash__presence_changed(&e->presence);
   lash__feed_update(&e->feed);
   lash__admit_request(&e->admit);
   lash__sched_reread(&e->sched);

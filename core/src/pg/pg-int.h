@@ -62,6 +62,10 @@ typedef struct pg__store {
   int async_commit; /* durability none/nometa */
   PGconn *w;        /* transactions */
   PGconn *l;        /* LISTEN + change_seq */
+  /* ---- owner liveness (owners.c, kv) ---- */
+  PGconn *o;        /* holds the owner's session advisory lock; asks */
+  int held;         /* the lock (k1, k2) is held on o */
+  uint32_t k1, k2;  /* the held pair's lock keys */
   int w_ready;      /* statements prepared on w */
   int l_ready;      /* LISTEN issued on l */
   int64_t retry_at; /* monotonic ms: no reconnect before */
@@ -177,6 +181,11 @@ int pg__kv_get(lash_backend *b, lash_btxn *t, int ns, const char *key,
                size_t keylen, lash_bytes *val);
 int pg__kv_put(lash_backend *b, lash_btxn *t, int ns, const char *key,
                size_t keylen, lash_bytes val);
+
+/* owner liveness by session advisory locks (owners.c) */
+int pg__owner_hold(lash_backend *b, const char *owner, const char *inc);
+void pg__owner_release(lash_backend *b);
+int pg__owner_alive(lash_backend *b, const char *owner, const char *inc);
 
 /* scans (scans.c) */
 int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,

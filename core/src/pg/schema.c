@@ -133,7 +133,12 @@ static const char *const tables =
     /* ---- version 4: the side table (kv), only when missing ---- */
     "DO $$BEGIN IF to_regclass('kv') IS NULL THEN CREATE TABLE kv (ns "
     "smallint NOT NULL, key bytea NOT NULL, val bytea NOT NULL, PRIMARY KEY "
-    "(ns, key)); END IF; END$$;";
+    "(ns, key)); END IF; END$$;"
+    /* ---- owner liveness (kv): the pairs ever held here, so that a pair
+     * whose advisory lock is free reads as gone, not unknown ---- */
+    "DO $$BEGIN IF to_regclass('owners') IS NULL THEN CREATE TABLE owners "
+    "(owner bytea NOT NULL, inc bytea NOT NULL, held_at bigint NOT NULL, "
+    "PRIMARY KEY (owner, inc)); END IF; END$$;";
 
 /* Creates the schema if missing (not read-only), then checks its version
  * row: another layout or format is EFORMAT naming both. */
