@@ -319,19 +319,26 @@ static void state_add(lua_State *L, llash_engine *le, const char *field,
   lua_pop(L, 2);
 }
 
-/* core.define(eng, kind, fn, timeout_ms [, retry]) */
+/* core.define(eng, kind, fn, timeout_ms [, retry [, rate_n, rate_per_ms]]) */
 static int l_define(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *kind;
   lua_Integer budget = llash_optcount(L, 4, "timeout_ms", 0);
-  lash_retry_policy retry = llash_policy(L, 5); /* issue 13 */
+  lash_retry_policy retry = llash_policy(L, 5); /* issue 13 (retry) */
+  lua_Integer rate_n = llash_optcount(L, 6, "rate.n", 0); /* (claim) */
+  lua_Integer rate_per = llash_optcount(L, 7, "rate.per_ms", 0);
   int rc;
   llash_checkfn(L, 3, "fn");
+  luaL_argcheck(L, rate_n <= LASH_RATE_N_MAX, 6, "rate.n is out of range");
+  luaL_argcheck(L, rate_per <= LASH_RATE_PER_MAX, 7,
+                "rate.per_ms is out of range");
   if ((rc = llash_argid(L, 2, "kind", LASH_RULE_NAME, 0, &kind)) != 0)
     return rc;
   if ((rc = lash_engine_define(le->e, kind)) < 0 ||
       (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0 ||
-      (rc = lash_engine_set_retry(le->e, kind, &retry)) < 0)
+      (rc = lash_engine_set_retry(le->e, kind, &retry)) < 0 ||
+      (rc = lash_engine_set_rate(le->e, kind, (uint32_t)rate_n,
+                                 (int64_t)rate_per)) < 0)
     return llash_fail_store(L, le, rc);
   state_add(L, le, "kinds", kind, 3);
   lua_pushboolean(L, 1);

@@ -274,6 +274,16 @@ void llash_pushrecord(lua_State *L, const lash_record *r) {
   if (r->timeout_ms > 0)
     llash_setint(L, "timeout_ms", (lua_Integer)r->timeout_ms);
   llash_setstr(L, "parent", r->parent); /* replay keys (A): NULL: none */
+  /* issue 13 (claim): priority, the concurrency key and its state */
+  if (r->priority != 0) llash_setint(L, "priority", (lua_Integer)r->priority);
+  if (r->concurrency_key != NULL) {
+    llash_setstr(L, "concurrency_key", r->concurrency_key);
+    llash_setint(L, "concurrency_limit", (lua_Integer)r->concurrency_limit);
+    llash_setstr(L, "concurrency",
+                 r->conc_state == LASH_CONC_HOLDS   ? "holds a slot"
+                 : r->conc_state == LASH_CONC_WAITS ? "waits for a slot"
+                                                    : NULL);
+  }
   llash_setstr(L, "status", lash_status_name(r->status));
   if (r->has_attempt) {
     lua_createtable(L, 0, 5);

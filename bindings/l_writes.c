@@ -112,6 +112,10 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.run_at = op->run_at >= 0 ? op->run_at : lash_store_now(s) - op->run_at;
     def.unique_key = op->unique_key;
     def.unique_for_ms = op->unique_for_ms;
+    /* issue 13 (claim) */
+    def.priority = op->prio;
+    def.concurrency_key = op->s3;
+    def.concurrency_limit = op->climit;
     /* Registers and, as the core decides, admits in the same commit. */
     if (def.unique_key != NULL) { /* issue 13: the row holding the key */
       lash_record held;
@@ -361,6 +365,25 @@ static int issue13_opts(lua_State *L, llash_op *op, int idx) {
   return 0;
 }
 
+/* issue 13 (claim): the table at @p idx (nil: none) {priority,
+ * concurrency_key, concurrency_limit}, checked by lua/lash; the core checks
+ * the values (EINVAL naming the field). */
+static int claim_opts(lua_State *L, llash_op *op, int idx) {
+  const char *key;
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "priority");
+  op->prio = (int64_t)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, idx, "concurrency_limit");
+  op->climit = (int32_t)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, idx, "concurrency_key");
+  key = luaL_optstring(L, -1, NULL);
+  if (key != NULL && (op->s3 = llash_strdup(key)) == NULL)
+    return llash_op_nomem(L, op);
+  lua_pop(L, 3);
+  return 0;
+}
+
 llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
                             int *nret) {
   const char *kind, *id;
@@ -381,13 +404,15 @@ llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
   op->u1 = (uint32_t)max;
   op->n1 = (int64_t)budget;
   if ((*nret = llash_op_payload(L, op, at + 1, "input")) != 0) return NULL;
-  if (lua_istable(L, at + 6) && (*nret = issue13_opts(L, op, at + 6)) != 0)
+  /* the start's options table: retry's and claim's fields (issue 13) */
+  if (lua_istable(L, at + 6) && ((*nret = issue13_opts(L, op, at + 6)) != 0 ||
+                                 (*nret = claim_opts(L, op, at + 6)) != 0))
     return NULL;
   return op;
 }
 
-/* core.start(eng, kind, input, id, disposition, max_attempts, timeout_ms)
- * -> true */
+/* core.start(eng, kind, input, id, disposition, max_attempts, timeout_ms
+ * [, {priority, concurrency_key, concurrency_limit}]) -> true */
 static int l_start(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   int n;

@@ -210,6 +210,10 @@ struct llash_op {
   lash_retry_policy retry;
   int64_t run_at, unique_for_ms; /* run_at < 0: a delay of -run_at ms */
   char *unique_key;
+  /* ---- issue 13 (claim): a register's priority and concurrency limit
+   * (its concurrency key is s3) ---- */
+  int64_t prio;
+  int32_t climit;
   llash_result res;
   llash_link link; /* in le->ops while queued */
 };

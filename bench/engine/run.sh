@@ -49,4 +49,7 @@ figure "engine suspended processes" suspended.lua "$suspended_n"
 figure "engine delayed rows due at once" delayed.lua "$drain_n"
 # Looking without slowing (issue 14): the drain with lash top and the UI.
 figure "engine drain with lash top and the UI polled" observed.lua "$drain_n"
+# Issue 13 (claim): drains with priority and with concurrency keys beside a
+# plain drain of the same run.
+figure "engine drain with priority / concurrency_key" claim.lua "$drain_n"
 exit $rc

@@ -391,8 +391,39 @@ typedef struct lash_record {
                               failure (not a resume) */
   const char *unique_key;  /* its unique key, or NULL */
   int64_t unique_for_ms;   /* the key holds this long after its end */
+  /* ---- issue 13: priority, keyed concurrency (claim) ---- */
+  int64_t priority;          /* higher first; 0 default */
+  uint64_t created_seq;      /* the change_seq of its registration: the
+                                exact creation order */
+  const char *concurrency_key; /* NULL: none */
+  int32_t concurrency_limit;   /* with a key: at most this many running */
+  int conc_state;            /* LASH_CONC_*: holds a slot of its key, or
+                                waits for one (not on the worklist) */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
+
+/* The range of lash_def.priority (issue 13). */
+#define LASH_PRIORITY_MIN (-(INT64_C(1) << 53))
+#define LASH_PRIORITY_MAX (INT64_C(1) << 53)
+
+/* ---- issue 13: rate limits per kind (claim) ----
+ * At most n starts of @p kind per per_ms across every worker and host,
+ * spread one per per_ms/n (a bucket in the store, taken in @p txn: the
+ * engine takes one for each row of a rate-limited kind it claims).
+ * @return 0 (a token taken), 1 (none left: *next_at, if not NULL, gets
+ *   when the next is due, ms since the epoch), LASH_EINVAL (n 1..
+ *   LASH_RATE_N_MAX, per_ms 1..LASH_RATE_PER_MAX), a storage error. */
+#define LASH_RATE_N_MAX 1000000
+#define LASH_RATE_PER_MAX (INT64_C(1) << 40)
+LASH_API int lash_rate_take(lash_store *s, lash_txn *txn, const char *kind,
+                            uint32_t n, int64_t per_ms, int64_t *next_at);
+/* Returns a token taken in this transaction (its start did not happen).
+ * @return 0 or an error. */
+LASH_API int lash_rate_give_back(lash_store *s, lash_txn *txn,
+                                 const char *kind, uint32_t n, int64_t per_ms);
+
+/* Where a row with a concurrency key stands (lash_record.conc_state). */
+enum { LASH_CONC_NONE = 0, LASH_CONC_HOLDS = 1, LASH_CONC_WAITS = 2 };
 
 LASH_API void lash_record_free(lash_record *r); /* NULL-safe; zeroes *r */
 
@@ -431,6 +462,14 @@ typedef struct lash_def {
                               and gives that row (lash_register_unique) */
   int64_t unique_for_ms;   /* the key stays held this long after the
                               holder ended (>= 0) */
+  /* ---- issue 13: priority, keyed concurrency (claim) ---- */
+  int64_t priority;          /* higher is claimed first; 0 default
+                                (LASH_PRIORITY_MIN..MAX) */
+  const char *concurrency_key; /* NULL: none; 1..LASH_NAME_MAX bytes
+                                  (LASH_RULE_ID): at most
+                                  concurrency_limit rows of one key run at
+                                  once, across every worker */
+  int32_t concurrency_limit; /* with a key: >= 1 (0 means 1); < 0 EINVAL */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -760,17 +799,23 @@ LASH_API int lash_abandon_payload(int writer, const char *owner, void *buf,
 /* ------------------------------------------------------------- listings */
 
 /* Keyset cursor over the live index of one kind (SEMANTICS 7.1). Zero it to
- * start a scan: the first page captures the current last live id of the kind
- * as an inclusive bound, later pages continue after the last id returned. */
+ * start a scan: the first page captures the current last live position of
+ * the kind as an inclusive bound, later pages continue after the last
+ * position returned. A position is (priority, creation order, id): the live
+ * index order, highest priority first, FIFO by creation within one. */
 typedef struct lash_worklist_cursor {
   char last[LASH_ID_MAX + 1];
   char bound[LASH_ID_MAX + 1];
   int started;
   int done;  /* set when the scan reached its bound */
+  /* ---- issue 13: the live index order (claim) ---- */
+  int64_t last_prio, bound_prio;
+  uint64_t last_order, bound_order;
 } lash_worklist_cursor;
 
-/* Calls fn for up to @p limit live rows of @p kind after the cursor, in id
- * order, and advances the cursor. Touches only live rows of that kind.
+/* Calls fn for up to @p limit live rows of @p kind after the cursor, in
+ * live order (priority desc, creation order, id), and advances the cursor.
+ * Touches only live rows of that kind.
  * @return the number of rows passed to fn (>= 0), or a negative error. */
 LASH_API int lash_worklist_page(lash_store *s, lash_txn *txn, const char *kind,
                                 lash_worklist_cursor *cur, size_t limit,
@@ -1061,6 +1106,12 @@ LASH_API int lash_engine_set_timeout(lash_engine *e, const char *kind,
  * bad policy). */
 LASH_API int lash_engine_set_retry(lash_engine *e, const char *kind,
                                    const lash_retry_policy *p);
+/* issue 13: at most @p n starts of the declared @p kind per @p per_ms
+ * across every worker and host (lash_rate_take in the claim's
+ * transaction; an empty bucket arms a loop timer for the next token).
+ * n 0: no limit. @return 0, LASH_EINVAL (kind not declared, bad numbers). */
+LASH_API int lash_engine_set_rate(lash_engine *e, const char *kind, uint32_t n,
+                                  int64_t per_ms);
 
 /* ------------------------------------------------------ group commit */
 

@@ -79,6 +79,11 @@ typedef struct lash_bindex {
   int64_t wake_at;   /* > 0: in the timer index (wake_at, id) */
   lash_bytes awaits; /* data != NULL: in the waiter index (awaits, id), the
                         rows to wake when row `awaits` ends */
+  /* ---- version 4: the live index order (claim) ---- */
+  int64_t priority; /* immutable per row: the live index of a kind is */
+  uint64_t order;   /* ordered (priority desc, order asc, id); order is
+                       the change_seq of the registration (exact
+                       creation order) */
 } lash_bindex;
 
 /* What load fetches (a mask). */
@@ -140,7 +145,10 @@ typedef struct lash_bmeta {
 
 enum {
   LASH_SCAN_EVENTS = 1, /* events of `id` with seq > after_seq: seq, ev */
-  LASH_SCAN_LIVE,       /* live rows of `kind` with id > after: id, rec */
+  LASH_SCAN_LIVE,       /* live rows of `kind` in live order (priority
+                           desc, order, id) after the position
+                           (after_prio, after_seq, after) when after is
+                           set: id, rec, prio, order (version 4) */
   LASH_SCAN_STATUS,     /* rows of `status` with id > after: id, rec */
   LASH_SCAN_ROWS,       /* every row with id > after: id, rec */
   LASH_SCAN_CHANGES,    /* change entries with change_seq > after_seq, in
@@ -172,9 +180,11 @@ typedef struct lash_bscan {
   int status;        /* STATUS */
   const char *after; /* NULL or "": from the start */
   size_t afterlen;
-  uint64_t after_seq; /* EVENTS, CHANGES */
+  uint64_t after_seq; /* EVENTS, CHANGES; LIVE: the position's order */
   /* ---- version 4: the side table (kv) ---- */
   int ns; /* KV: the namespace (LASH_KV_*) */
+  /* ---- version 4: the live index order (claim) ---- */
+  int64_t after_prio; /* LIVE: the position's priority */
 } lash_bscan;
 
 typedef struct lash_bitem {
@@ -182,6 +192,9 @@ typedef struct lash_bitem {
   size_t idlen;
   uint64_t seq;
   lash_bytes rec, ev, tomb, lease;
+  /* ---- version 4: the live index order (claim) ---- */
+  int64_t prio;   /* LIVE: the row's priority */
+  uint64_t order; /* LIVE: the row's creation order */
 } lash_bitem;
 
 /* Return 0 to go on, > 0 to stop (scan returns 0), < 0 to stop with that

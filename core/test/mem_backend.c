@@ -231,7 +231,19 @@ static size_t cat(unsigned char *k, const void *a, size_t an, int sep,
   return an + bn;
 }
 
-#define KEY_MAX (LASH_ID_MAX + 1 + LASH_ID_MAX + 9)
+#define KEY_MAX (LASH_ID_MAX + 1 + LASH_ID_MAX + 9 + 16)
+
+/* issue 13 (claim): the live key, kind 0x00 be64(~(prio ^ sign))
+ * be64(order) id: the live order (priority desc, creation, id). */
+static size_t live_key(unsigned char *k, lash_bytes kind, int64_t prio,
+                       uint64_t order, const void *id, size_t n) {
+  memcpy(k, kind.data, kind.len);
+  k[kind.len] = 0;
+  be64(k + kind.len + 1, ~((uint64_t)prio ^ ((uint64_t)1 << 63)));
+  be64(k + kind.len + 9, order);
+  memcpy(k + kind.len + 17, id, n);
+  return kind.len + 17 + n;
+}
 
 /* ------------------------------------------------------- open & close */
 
@@ -416,7 +428,7 @@ static int index_entries(mstore *s, lash_btxn *x, const char *id, size_t n,
     rc = add ? put(s, x, T_STATUS, k, kn, "", 0) : del(s, x, T_STATUS, k, kn);
   }
   if (rc == 0 && lv && live(at)) {
-    size_t kn = cat(k, kind.data, kind.len, 0, id, n);
+    size_t kn = live_key(k, kind, at->priority, at->order, id, n);
     rc = add ? put(s, x, T_LIVE, k, kn, "", 0) : del(s, x, T_LIVE, k, kn);
   }
   if (rc == 0 && change) {
@@ -603,6 +615,10 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
   if (q->what == LASH_SCAN_EVENTS || q->what == LASH_SCAN_CHANGES) {
     be64(start + sn, q->after_seq + 1);
     sn += 8;
+  } else if (q->what == LASH_SCAN_LIVE) {
+    if (q->after != NULL && q->afterlen > 0 && !(q->flags & LASH_SCAN_LAST))
+      sn = live_key(start, q->kind, q->after_prio, q->after_seq, q->after,
+                    q->afterlen);
   } else if (q->what == LASH_SCAN_KV) {
     /* the key after is a whole key: from it when inside the prefix range */
     if (q->after != NULL && q->afterlen > q->idlen &&
@@ -665,6 +681,16 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
                                  "has no record",
                                  (int)it.idlen, it.id);
     } else if (ti == T_LIVE || ti == T_STATUS || ti == T_WAITERS) {
+      if (ti == T_LIVE) {
+        if (e->kn < pn + 17) break;
+        if (sn > pn &&
+            key_cmp((const char *)e->b, e->kn, (const char *)start, sn) <= 0)
+          continue;
+        it.prio = (int64_t)(~get_be64(e->b + pn) ^ ((uint64_t)1 << 63));
+        it.order = get_be64(e->b + pn + 8);
+        it.id = (const char *)e->b + pn + 16;
+        it.idlen = e->kn - pn - 16;
+      }
       if (!(q->flags & LASH_SCAN_KEYS) &&
           get(x, T_RECORDS, it.id, it.idlen, &it.rec) != 0)
         return lash_backend_fail(b, LASH_ECORRUPT,
@@ -679,7 +705,8 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
       it.lease = v;
     }
     if (q->after != NULL && q->afterlen > 0 && ti != T_EVENTS &&
-        ti != T_CHANGES && ti != T_TIMERS && !(q->flags & LASH_SCAN_LAST) &&
+        ti != T_CHANGES && ti != T_TIMERS && ti != T_LIVE &&
+        !(q->flags & LASH_SCAN_LAST) &&
         key_cmp(it.id, it.idlen, q->after, q->afterlen) <= 0)
       continue;
     if ((rc = fn(ud, &it)) != 0 || (q->flags & LASH_SCAN_LAST)) break;
@@ -725,9 +752,10 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
     st = (unsigned char)d.index.status;
     be64(k, d.index.change_seq);
     if (get(x, T_STATUS, k + 8, cat(k + 8, &st, 1, -1, e->b, e->kn), &v) ||
-        (live(&d.index) &&
-         get(x, T_LIVE, k + 8,
-             cat(k + 8, d.kind.data, d.kind.len, 0, e->b, e->kn), &v)) ||
+        (live(&d.index) && get(x, T_LIVE, k + 8,
+                               live_key(k + 8, d.kind, d.index.priority,
+                                        d.index.order, e->b, e->kn),
+                               &v)) ||
         get(x, T_CHANGES, k, 8, &v) || v.len != e->kn ||
         memcmp(v.data, e->b, e->kn) != 0 ||
         (d.index.wake_at > 0 &&
@@ -748,9 +776,11 @@ static int mem_audit(lash_backend *b, lash_btxn *x, const lash_baudit *a) {
       const ment *e = x->t[ti]->e[i];
       const unsigned char *sep = ti == T_LIVE ? memchr(e->b, 0, e->kn) : e->b;
       size_t off = sep != NULL ? (size_t)(sep - e->b) + 1 : e->kn;
-      int bad = get(x, T_RECORDS, e->b + off, e->kn - off, &v) != 0 ||
-                a->describe(a->ud, v, &d) < 0 ||
-                (ti == T_STATUS ? d.index.status != e->b[0] : !live(&d.index));
+      int bad;
+      if (ti == T_LIVE) off = off + 16 <= e->kn ? off + 16 : e->kn;
+      bad = get(x, T_RECORDS, e->b + off, e->kn - off, &v) != 0 ||
+            a->describe(a->ud, v, &d) < 0 ||
+            (ti == T_STATUS ? d.index.status != e->b[0] : !live(&d.index));
       if (bad) {
         snprintf(line, sizeof line, "the %s index lists %.*s wrongly",
                  ti == T_LIVE ? "live" : "status", (int)(e->kn - off),

@@ -70,10 +70,13 @@ metrics` prints, with this worker's own counters) on the worker's loop.]],
     args = { "KIND", "[JSON]" },
     opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag",
       ["if-exists"] = "string",
-      delay = "duration", at = "string", retry = "string" }, -- issue 13 (retry)
+      delay = "duration", at = "string", retry = "string", -- issue 13 (retry)
+      priority = "string", ["concurrency-key"] = "string", ["concurrency-limit"] = "int" },
     creates = true,
     usage = "start KIND [JSON] [--id ID] [--disposition D] [--max-attempts N] " ..
-      "[--delay D] [--at TIME] [--retry N|JSON] [--if-exists ok] [--json]",
+      "[--delay D] [--at TIME] [--retry N|JSON] " ..
+      "[--priority N] [--concurrency-key K] [--concurrency-limit N] " ..
+      "[--if-exists ok] [--json]",
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
 JSON is the input (default null). --disposition is one of
@@ -84,7 +87,11 @@ exits 1, unless --if-exists ok.
 --delay 5s or --at 2026-12-24T18:00Z (ISO 8601, Z or an offset) makes the
 row claimable only from then. --retry 5 retries a raising body up to 5
 attempts in all (backoff 1s, doubling); --retry '{"max_attempts":5,
-"initial_ms":500,"factor":2,"max_ms":30000,"jitter":0.2}' says it all.]],
+"initial_ms":500,"factor":2,"max_ms":30000,"jitter":0.2}' says it all.
+--priority N (an integer, may be negative; default 0): higher is claimed
+first, in creation order within one priority. --concurrency-key K with
+--concurrency-limit N (default 1): at most N processes of key K run at
+once across every worker; the others wait without holding a slot.]],
   },
   retry = { -- issue 13 (retry)
     args = { "ID" }, opts = { json = "flag" },
@@ -601,9 +608,22 @@ function run.start(ctx, pos, opts)
   if opts["if-exists"] ~= nil and opts["if-exists"] ~= "ok" then
     usage_error("start", '--if-exists takes "ok", got "' .. opts["if-exists"] .. '"')
   end
+  -- issue 13 (claim): priority, concurrency key and limit
+  local prio
+  if opts.priority ~= nil then
+    prio = math.tointeger(tonumber(opts.priority))
+    if not prio or not opts.priority:match("^[-+]?%d+$") then
+      usage_error("start", '--priority needs an integer, got "' .. opts.priority .. '"')
+    end
+  end
+  if opts["concurrency-limit"] ~= nil and opts["concurrency-key"] == nil then
+    usage_error("start", "--concurrency-limit needs --concurrency-key (the limit is per key)")
+  end
   local sopts = { id = opts.id, disposition = opts.disposition,
-    max_attempts = opts["max-attempts"] }
-  start_issue13("start", opts, sopts)
+    max_attempts = opts["max-attempts"], priority = prio,
+    concurrency_key = opts["concurrency-key"],
+    concurrency_limit = opts["concurrency-limit"] }
+  start_issue13("start", opts, sopts) -- (retry): --delay, --at, --retry
   local eng = ctx.open(true)
   local id, msg, code = eng:start(kind, input, sopts)
   if not id then

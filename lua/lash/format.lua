@@ -349,6 +349,15 @@ local function issue13_rows(r, now, rows)
   end
 end
 
+-- issue 13 (claim): the priority and concurrency key lines of lash show.
+function M.claim_rows(rows, r)
+  if r.priority then rows[#rows + 1] = { "priority", tostring(r.priority) } end
+  if r.concurrency_key then
+    rows[#rows + 1] = { "concurrency", M.text(r.concurrency_key) .. "  (limit " ..
+      tostring(r.concurrency_limit) .. (r.concurrency and ("; " .. r.concurrency) or "") .. ")" }
+  end
+end
+
 --- The short aligned block of a process record.
 function M.record(r, now)
   local rows = {
@@ -366,6 +375,7 @@ function M.record(r, now)
   if r.timeout_ms then
     rows[#rows + 1] = { "time budget", M.age(r.timeout_ms) .. " per attempt" }
   end
+  M.claim_rows(rows, r)
   local a = r.attempt
   if a then
     rows[#rows + 1] = { "attempt", string.format("%d by %s, fence %d, started %s", a.number,

@@ -12,10 +12,12 @@ M.entries = {
   ["lash.decode"] = "lash.decode(s) -> v -- a MessagePack string as a value",
   ["lash.set_of"] = "lash.set_of(list) -> {name = true}, e.g. lash.set_of(lash.TERMINAL)",
   ["eng:define"] = "eng:define(kind, fn(ctx, input), {disposition, max_attempts, timeout_ms, " ..
-    "retry = {max_attempts, initial_ms, factor, max_ms, jitter}})",
+    "retry = {max_attempts, initial_ms, factor, max_ms, jitter}, " ..
+    "priority, concurrency_key, concurrency_limit, rate = {n, per_ms}})",
   ["eng:load"] = "eng:load(path) -- define the kinds of a file or directory",
   ["eng:start"] = "eng:start(kind, input, {id, disposition, max_attempts, timeout_ms, retry, " ..
-    "delay_ms, run_at, unique_key, unique_for_ms}) -> id",
+    "delay_ms, run_at, unique_key, unique_for_ms, priority, concurrency_key, " ..
+    "concurrency_limit}) -> id",
   ["eng:retry"] = "eng:retry(id) -> seq -- run a failed row again as a new attempt",
   ["lash.fatal"] = "lash.fatal(msg) -- raise an error that is not retried",
   ["eng:signal"] = "eng:signal(id, name, payload) -> seq, replayed -- append signal.<name>; " ..

@@ -88,11 +88,15 @@ end
 -- the ones that exist (a misspelt option must not pass in silence).
 local OPTIONS = {
   define = { "disposition", "max_attempts", "timeout_ms",
-    "retry" }, -- issue 13 (retry)
+    "retry", -- issue 13 (retry)
+    "priority", "concurrency_key", "concurrency_limit", "rate" }, -- (claim)
   load = { "disposition", "max_attempts", "timeout_ms",
-    "retry" }, -- issue 13 (retry)
+    "retry", -- issue 13 (retry)
+    "priority", "concurrency_key", "concurrency_limit", "rate" }, -- (claim)
   start = { "id", "disposition", "max_attempts", "timeout_ms",
-    "retry", "delay_ms", "run_at", "unique_key", "unique_for_ms" }, -- issue 13 (retry)
+    "retry", "delay_ms", "run_at", "unique_key", "unique_for_ms", -- issue 13 (retry)
+    "priority", "concurrency_key", "concurrency_limit" }, -- (claim)
+  rate = { "n", "per_ms" },
   complete = { "authority" },
   list = { "status", "kind", "limit", "after" },
   prune = { "before_ms", "status" },
@@ -267,6 +271,60 @@ local function defs_of(eng)
   return d
 end
 
+-- issue 13 (claim): priority, concurrency_key, concurrency_limit and (at
+-- define) rate = {n, per_ms}. Types raise; values: true or nil, msg.
+local PRIORITY_MAX = 1 << 53
+local function check_claim(fname, opts)
+  local p = check(fname, "priority", opts.priority, "integer", true)
+  local key = check(fname, "concurrency_key", opts.concurrency_key, "string", true)
+  local lim = check(fname, "concurrency_limit", opts.concurrency_limit, "integer", true)
+  if p ~= nil and (p > PRIORITY_MAX or p < -PRIORITY_MAX) then
+    return nil, "priority must be between -2^53 and 2^53, got " .. p
+  end
+  if key ~= nil and (#key == 0 or #key > core.NAME_MAX) then
+    return nil, "concurrency_key must be 1 to " .. core.NAME_MAX .. " bytes, got " .. #key
+  end
+  if lim ~= nil and lim < 1 then
+    return nil, "concurrency_limit must be >= 1, got " .. lim
+  end
+  if lim ~= nil and lim > 0x7fffffff then
+    return nil, "concurrency_limit is out of range, got " .. lim
+  end
+  if lim ~= nil and key == nil and fname ~= "define" and fname ~= "load" then
+    return nil, "concurrency_limit needs a concurrency_key (the limit is per key)"
+  end
+  local rate = opts.rate
+  if rate ~= nil then
+    if fname ~= "define" and fname ~= "load" then
+      argerror(fname, "rate", "is a kind's option: give it to define")
+    end
+    check(fname, "rate", rate, "table")
+    check_known("rate", rate, "rate", 6)
+    local n = check(fname, "rate.n", rate.n, "integer", true)
+    local per = check(fname, "rate.per_ms", rate.per_ms, "integer", true)
+    if n == nil then return nil, "rate.n is missing (rate = {n = N, per_ms = MS})" end
+    if per == nil then return nil, "rate.per_ms is missing (rate = {n = N, per_ms = MS})" end
+    if n < 1 then return nil, "rate.n must be >= 1, got " .. n end
+    if per < 1 then return nil, "rate.per_ms must be >= 1, got " .. per end
+    if n > 1000000 then return nil, "rate.n must be at most 1000000, got " .. n end
+    if per > (1 << 40) then return nil, "rate.per_ms is out of range, got " .. per end
+  end
+  return true
+end
+
+-- The claim options of a start: the start's, else the kind's defaults.
+local function claim_of(opts, d)
+  d = d or {}
+  local key = opts.concurrency_key
+  if key == nil then key = d.concurrency_key end
+  local lim = opts.concurrency_limit
+  if lim == nil then lim = d.concurrency_limit end
+  local p = opts.priority
+  if p == nil then p = d.priority end
+  if p == nil and key == nil then return nil end
+  return { priority = p, concurrency_key = key, concurrency_limit = key and lim or nil }
+end
+
 -- Checks a definition's options (types raise); returns true or nil, msg.
 local function check_def(fname, opts)
   check(fname, "disposition", opts.disposition, "string", true)
@@ -283,7 +341,7 @@ local function check_def(fname, opts)
   if opts.max_attempts ~= nil and opts.max_attempts > MAX_ATTEMPTS then
     return nil, "max_attempts is out of range"
   end
-  return true
+  return check_claim(fname, opts)
 end
 
 -- The options of a definition as stored (issue 11): every option that
@@ -310,7 +368,9 @@ function Engine:define(kind, fn, opts)
   if not valid then return einval(why) end
   local policy, pwhy = retry13.policy("define", opts.retry) -- issue 13
   if pwhy then return einval(pwhy) end
-  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0, policy)
+  local rate = opts.rate or {} -- (claim)
+  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0, policy,
+    rate.n or 0, rate.per_ms or 0)
   if not ok then return nil, msg, code end
   local def = stored_options(opts)
   -- The definition in the store (issue 11): a start from another program
@@ -494,6 +554,12 @@ local function start_def(eng, fname, kind, opts)
   -- issue 13 (retry): retry policy, delay, unique key (start wins)
   local extra, xwhy = retry13.start_fields(fname, opts, d, 7)
   if extra == nil then return nil, xwhy end
+  -- issue 13 (claim): priority, concurrency key and limit, in the same table
+  local claim = claim_of(opts, d)
+  if claim then
+    extra = extra or {}
+    for k, v in pairs(claim) do extra[k] = v end
+  end
   return { id = id, disposition = disp, max_attempts = max or 0,
     timeout_ms = budget or 0, extra = extra or nil }
 end

@@ -70,6 +70,8 @@ static size_t kind_index(const lash__admit *a, const char *kind) {
   return SIZE_MAX;
 }
 
+static int rates_grow(lash__admit *a);
+
 int lash__admit_define(lash__admit *a, const char *kind) {
   size_t cap;
   int rc;
@@ -82,11 +84,11 @@ int lash__admit_define(lash__admit *a, const char *kind) {
   if (a->kinds_cap != cap) {
     int64_t *t = realloc(a->timeouts, a->kinds_cap * sizeof *t);
     lash_retry_policy *p;
-    if (t == NULL) {
+    if (t != NULL) a->timeouts = t;
+    if (t == NULL || rates_grow(a) < 0) {
       free(a->kinds[--a->nkinds]);
       return LASH_ENOMEM;
     }
-    a->timeouts = t;
     /* issue 13 (retry): the kind's retry policy */
     p = realloc(a->retries, a->kinds_cap * sizeof *p);
     if (p == NULL) {
@@ -97,6 +99,8 @@ int lash__admit_define(lash__admit *a, const char *kind) {
   }
   a->timeouts[a->nkinds - 1] = 0;
   memset(&a->retries[a->nkinds - 1], 0, sizeof a->retries[0]);
+  a->rate_n[a->nkinds - 1] = 0;
+  a->rate_per[a->nkinds - 1] = 0;
   return 1;
 }
 
@@ -115,6 +119,30 @@ int lash__admit_set_retry(lash__admit *a, const char *kind,
     a->retries[i] = *p;
   else
     memset(&a->retries[i], 0, sizeof a->retries[i]);
+  return 0;
+}
+
+/* ---- issue 13 (claim): rate limits per kind ---- */
+
+static int rates_grow(lash__admit *a) {
+  uint32_t *n = realloc(a->rate_n, a->kinds_cap * sizeof *n);
+  int64_t *p;
+  if (n == NULL) return LASH_ENOMEM;
+  a->rate_n = n;
+  if ((p = realloc(a->rate_per, a->kinds_cap * sizeof *p)) == NULL)
+    return LASH_ENOMEM;
+  a->rate_per = p;
+  return 0;
+}
+
+int lash__admit_set_rate(lash__admit *a, const char *kind, uint32_t n,
+                         int64_t per_ms) {
+  size_t i = kind_index(a, kind);
+  if (i == SIZE_MAX || (n > 0 && per_ms < 1) || n > LASH_RATE_N_MAX ||
+      per_ms > LASH_RATE_PER_MAX)
+    return LASH_EINVAL;
+  a->rate_n[i] = n;
+  a->rate_per[i] = n > 0 ? per_ms : 0;
   return 0;
 }
 
@@ -212,6 +240,7 @@ typedef struct lash__scan_row {
   int abandon_requested;
   int cancel_requested;
   int has_attempt;
+  size_t kind_i; /* issue 13 (claim): its kind's index (SIZE_MAX: none) */
 } scan_row;
 
 typedef struct scan_ctx {
@@ -221,6 +250,8 @@ typedef struct scan_ctx {
   scan_row *rows;
   size_t n;
   int64_t min_busy;
+  /* ---- issue 13 (claim): the current kind's rate bucket is empty ---- */
+  int rate_out;
 } scan_ctx;
 
 static int collect_cb(void *ud, const lash_record *rec) {
@@ -236,6 +267,7 @@ static int collect_cb(void *ud, const lash_record *rec) {
   w->abandon_requested = rec->abandon_requested;
   w->cancel_requested = rec->cancel_requested;
   w->has_attempt = rec->has_attempt;
+  w->kind_i = kind_index(c->a, rec->kind);
   w->att_owner[0] = '\0';
   if (rec->has_attempt)
     memcpy(w->att_owner, rec->attempt.owner, sizeof w->att_owner);
@@ -335,21 +367,12 @@ fail:
 }
 
 /* One worklist row, under the writer's transaction (SEMANTICS 3.7). */
-static int row_do(scan_ctx *c, const scan_row *row) {
+static int row_claim(scan_ctx *c, const scan_row *row) {
   lash__admit *a = c->a;
   lash_lease ls;
   uint32_t attempt = 0;
   int rc;
 
-  if (lash__run_find(a->runs, row->id) != NULL) {
-    c->rep->deferred++; /* already running here: not admitted twice */
-    return 0;
-  }
-  if (LASH_IS_TERMINAL(row->status)) return 0;
-  if (row->disposition == LASH_EXTERNAL) {
-    c->rep->deferred++; /* never run here */
-    if (!row->abandon_requested) return 0;
-  }
   memset(&ls, 0, sizeof ls);
   rc = lash_lease_claim(a->s, c->txn, row->id, a->owner, a->incarnation,
                         a->ttl_ms, &ls);
@@ -395,6 +418,51 @@ static int row_do(scan_ctx *c, const scan_row *row) {
   }
   rc = lash_lease_release(a->s, c->txn, &ls);
   return fatal(rc) ? rc : 0;
+}
+
+/* issue 13 (claim): a row of a rate-limited kind takes a token first (none
+ * left: the rest of the kind waits for the timer of the next one); a
+ * token whose row did not start is given back. */
+static int row_do(scan_ctx *c, const scan_row *row) {
+  lash__admit *a = c->a;
+  uint64_t admitted = c->rep->admitted;
+  uint32_t rate = 0;
+  int64_t per = 0, next_at = 0;
+  const char *kind;
+  int rc;
+  if (lash__run_find(a->runs, row->id) != NULL) {
+    c->rep->deferred++; /* already running here: not admitted twice */
+    return 0;
+  }
+  if (LASH_IS_TERMINAL(row->status)) return 0;
+  if (row->disposition == LASH_EXTERNAL) {
+    c->rep->deferred++; /* never run here */
+    if (!row->abandon_requested) return 0;
+    return row_claim(c, row);
+  }
+  if (row->abandon_requested || row->kind_i == SIZE_MAX ||
+      (rate = a->rate_n[row->kind_i]) == 0)
+    return row_claim(c, row);
+  per = a->rate_per[row->kind_i];
+  kind = a->kinds[row->kind_i];
+  if (c->rate_out) {
+    c->rep->deferred++;
+    return 0;
+  }
+  rc = lash_rate_take(a->s, c->txn, kind, rate, per, &next_at);
+  if (rc < 0) return fatal(rc) ? rc : 0;
+  if (rc == 1) {
+    c->rate_out = 1;
+    c->rep->deferred++;
+    lapse_arm(a, next_at);
+    return 0;
+  }
+  rc = row_claim(c, row);
+  if (rc >= 0 && c->rep->admitted == admitted) {
+    int grc = lash_rate_give_back(a->s, c->txn, kind, rate, per);
+    if (grc < 0 && fatal(grc)) return grc;
+  }
+  return rc;
 }
 
 /* A scan context of the one row @p rec (into *row), outside a scan. */
@@ -496,9 +564,10 @@ static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
     for (i = 0; i < c.n; i++)
       if ((rc = row_do(&c, &c.rows[i])) < 0) break;
     if (rc < 0) break;
-    if (a->scan.cur.done || n == 0) {
+    if (a->scan.cur.done || n == 0 || c.rate_out) {
       a->scan.kind++;
       memset(&a->scan.cur, 0, sizeof a->scan.cur);
+      c.rate_out = 0; /* issue 13 (claim): the next kind has its own */
     }
   }
   if (rc < 0) {
@@ -803,6 +872,8 @@ void lash__admit_free(lash__admit *a) {
   free(a->kinds);
   free(a->timeouts);
   free(a->retries);
+  free(a->rate_n);
+  free(a->rate_per);
   free(a->rows);
   /* After the last commit (our leases released): only now may a peer see
    * this owner as gone. */
@@ -811,5 +882,7 @@ void lash__admit_free(lash__admit *a) {
   a->kinds = NULL;
   a->timeouts = NULL;
   a->retries = NULL;
+  a->rate_n = NULL;
+  a->rate_per = NULL;
   a->rows = NULL;
 }

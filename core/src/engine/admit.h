@@ -35,6 +35,9 @@ typedef struct lash__admit {
   size_t nkinds, kinds_cap;
   int64_t *timeouts;          /* per kind: the body time budget, 0 none */
   lash_retry_policy *retries; /* per kind: the retry policy (issue 13) */
+  /* ---- issue 13 (claim): per kind the rate limit, n 0: none ---- */
+  uint32_t *rate_n;
+  int64_t *rate_per;
   struct {
     int active; /* a scan is in flight */
     int rescan;
@@ -81,6 +84,9 @@ const lash_retry_policy *lash__admit_retry(const lash__admit *a,
                                            const char *kind);
 int lash__admit_set_retry(lash__admit *a, const char *kind,
                           const lash_retry_policy *p);
+/* issue 13 (claim): at most n starts of kind per per_ms (n 0: none). */
+int lash__admit_set_rate(lash__admit *a, const char *kind, uint32_t n,
+                         int64_t per_ms);
 /* Asks for a drive (coalesced; from the pump). */
 void lash__admit_request(lash__admit *a);
 /* From the pump, before its transaction: 1 when that transaction must

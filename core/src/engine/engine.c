@@ -396,6 +396,12 @@ int lash_engine_set_retry(lash_engine *e, const char *kind,
   return lash__admit_set_retry(&e->admit, kind, p);
 }
 
+int lash_engine_set_rate(lash_engine *e, const char *kind, uint32_t n,
+                         int64_t per_ms) {
+  if (e == NULL) return LASH_EINVAL;
+  return lash__admit_set_rate(&e->admit, kind, n, per_ms);
+}
+
 void lash_engine_emergency(lash_engine *e, int64_t grace_ms) {
   if (e != NULL && !e->closing) lash__renew_emergency(&e->renew, grace_ms);
 }

@@ -182,7 +182,7 @@ static int on_record(aud *c, const MDB_val *k, const MDB_val *v) {
   if (c->a->describe(c->a->ud, rec, &d) < 0) return 0;
   if (d.kind.len == 0 || d.kind.len > LASH_NAME_MAX) return 0;
   show_id(id, p, idlen);
-  kn = lmdb__livekey(key, d.kind, p, idlen);
+  kn = lmdb__liveposkey(key, d.kind, d.index.priority, d.index.order, p, idlen);
   if ((rc = has_key(c, LMDB__DB_LIVE, key, kn, NULL)) < 0) return rc;
   if (d.index.listed && rc == 1)
     problem(c, "process %s (%s) is missing from the live index", id,
@@ -225,20 +225,44 @@ static int on_event(aud *c, const MDB_val *k, const MDB_val *v) {
 }
 
 static int on_live(aud *c, const MDB_val *k, const MDB_val *v) {
-  const char *p = k->mv_data;
+  const char *p = k->mv_data, *nul = memchr(p, 0, k->mv_size);
   char id[LASH_ID_MAX + 1];
   lash_bdesc d;
-  size_t kindn;
+  size_t kindn, idlen;
+  int64_t prio;
+  uint64_t order;
   int rc;
   (void)v;
-  if ((rc = split_describe(c, k, "live", &kindn, id, &d)) <= 0) return rc;
+  /* issue 13 (claim): kind 0x00 position(16) id */
+  if (nul == NULL || nul == p || (size_t)(nul - p) + 17 >= k->mv_size ||
+      !valid_id_bytes(nul + 17, k->mv_size - (size_t)(nul - p) - 17)) {
+    problem(c, "a live index key is malformed (%zu bytes)", k->mv_size);
+    return 0;
+  }
+  kindn = (size_t)(nul - p);
+  idlen = k->mv_size - kindn - 17;
+  show_id(id, nul + 17, idlen);
+  lmdb__livepos((const unsigned char *)nul + 1, &prio, &order);
+  rc = describe(c, nul + 17, idlen, &d);
+  if (rc < 0) return rc;
+  rc = rc == 0 ? 1 : rc == 1 ? 2 : 0;
+  if (rc == 0) return 0;
+  if (rc == 1 && (d.index.priority != prio || d.index.order != order))
+    problem(c,
+            "live index lists process %s at priority %lld order %llu, its "
+            "record says %lld / %llu",
+            id, (long long)prio, (unsigned long long)order,
+            (long long)d.index.priority, (unsigned long long)d.index.order);
   if (rc == 2)
     problem(c, "live index lists process %s, which has no record", id);
   else if (rc == 1 && LASH_IS_TERMINAL(d.index.status))
     problem(c, "live index lists process %s, which is %s", id,
             lash_status_name(d.index.status));
   else if (rc == 1 && !d.index.listed)
-    problem(c, "live index lists process %s, which is suspended", id);
+    problem(c,
+            "live index lists process %s, which is suspended (or waits "
+            "for a concurrency slot)",
+            id);
   else if (rc == 1 &&
            (d.kind.len != kindn || memcmp(d.kind.data, p, kindn) != 0))
     problem(c, "live index lists process %s under kind %.*s, not %.*s", id,

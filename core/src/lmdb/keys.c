@@ -58,3 +58,24 @@ size_t lmdb__timerkey(unsigned char *k, int64_t wake_at, const char *id,
   memcpy(k + 8, id, idlen);
   return 8 + idlen;
 }
+
+/* ---- issue 13 (claim): the live order ---- */
+
+static uint64_t prio_bits(int64_t prio) {
+  return ~((uint64_t)prio ^ ((uint64_t)1 << 63)); /* descending */
+}
+
+size_t lmdb__liveposkey(unsigned char *k, lash_bytes kind, int64_t prio,
+                        uint64_t order, const char *id, size_t idlen) {
+  memcpy(k, kind.data, kind.len);
+  k[kind.len] = 0;
+  lmdb__be64(k + kind.len + 1, prio_bits(prio));
+  lmdb__be64(k + kind.len + 9, order);
+  memcpy(k + kind.len + 17, id, idlen);
+  return kind.len + 17 + idlen;
+}
+
+void lmdb__livepos(const unsigned char *p, int64_t *prio, uint64_t *order) {
+  *prio = (int64_t)(~lmdb__get_be64(p) ^ ((uint64_t)1 << 63));
+  *order = lmdb__get_be64(p + 8);
+}

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define LMDB__EVKEY_MAX (LASH_ID_MAX + 1 + 8)
-#define LMDB__LIVEKEY_MAX (LASH_NAME_MAX + 1 + LASH_ID_MAX)
+#define LMDB__LIVEKEY_MAX (LASH_NAME_MAX + 1 + 16 + LASH_ID_MAX)
 #define LMDB__KEYKEY_MAX (LASH_ID_MAX + 1 + LASH_NAME_MAX) /* (A) */
 #define LMDB__WAITKEY_MAX                                                      \
   (LASH_ID_MAX + 1 + LASH_ID_MAX) /* 511: LMDB's max                           \
@@ -25,7 +25,9 @@ enum lmdb__db {
   LMDB__DB_RECORDS = 0, /* id -> encoded record */
   LMDB__DB_EVENTS,      /* id 0x00 be64(seq) -> encoded event */
   LMDB__DB_LEASES,      /* id -> encoded lease */
-  LMDB__DB_LIVE,        /* kind 0x00 id -> "" (pending/running/waiting) */
+  LMDB__DB_LIVE,        /* kind 0x00 be64(~(priority ^ sign)) be64(order)
+                           id -> "" (pending/running/waiting; the live order,
+                           issue 13) */
   LMDB__DB_BYSTATUS,    /* status byte, id -> "" */
   LMDB__DB_CHANGES,     /* be64(change_seq) -> id */
   LMDB__DB_TOMBS,       /* id -> encoded tombstone */
@@ -99,6 +101,12 @@ size_t lmdb__livekey(unsigned char *k, lash_bytes kind, const char *id,
                      size_t idlen);
 size_t lmdb__statkey(unsigned char *k, int status, const char *id,
                      size_t idlen);
+/* issue 13 (claim): the live index key, kind 0x00 be64(~(prio ^ sign))
+ * be64(order) id: priority descending, then creation order, then id */
+size_t lmdb__liveposkey(unsigned char *k, lash_bytes kind, int64_t prio,
+                        uint64_t order, const char *id, size_t idlen);
+/* The priority and order of a live key's 16 position bytes. */
+void lmdb__livepos(const unsigned char *p, int64_t *prio, uint64_t *order);
 /* replay keys (A): id 0x00 key */
 size_t lmdb__keykey(unsigned char *k, const char *id, size_t idlen,
                     const void *key, size_t keylen);

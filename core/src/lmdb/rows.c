@@ -229,7 +229,7 @@ int lmdb__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
         return rc;
     }
     if (is_live(was) != is_live(now)) {
-      kn = lmdb__livekey(key, row->kind, id, n);
+      kn = lmdb__liveposkey(key, row->kind, now->priority, now->order, id, n);
       if (is_live(now))
         rc = lmdb__put(s, mt, LMDB__DB_LIVE, key, kn, "", 0, 0);
       else
@@ -312,7 +312,8 @@ int lmdb__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
   kn = lmdb__statkey(key, row->before.status, id, n);
   if ((rc = lmdb__del(s, mt, LMDB__DB_BYSTATUS, key, kn)) < 0) return rc;
   if (is_live(&row->before)) {
-    kn = lmdb__livekey(key, row->kind, id, n);
+    kn = lmdb__liveposkey(key, row->kind, row->before.priority,
+                          row->before.order, id, n);
     if ((rc = lmdb__del(s, mt, LMDB__DB_LIVE, key, kn)) < 0) return rc;
   }
   if ((rc = susp_move(s, mt, id, n, &row->before, NULL)) < 0) return rc;

@@ -15,12 +15,13 @@ static int id_cmp(const char *a, size_t an, const char *b, size_t bn) {
 
 typedef struct plan {
   int db;
-  unsigned char key[LMDB__WAITKEY_MAX + 9]; /* prefix, then the start */
+  unsigned char key[LMDB__LIVEKEY_MAX + 9]; /* prefix, then the start */
   size_t prefix;                            /* bytes every key starts with */
   size_t start;                             /* bytes of the start key */
   const char *after;                        /* ids to skip up to (incl.) */
   size_t afterlen;
   const char *what; /* for messages */
+  int live_after;   /* LIVE: skip keys up to the start key (incl.) */
 } plan;
 
 static int make_plan(lmdb__store *s, const lash_bscan *q, plan *p) {
@@ -42,7 +43,15 @@ static int make_plan(lmdb__store *s, const lash_bscan *q, plan *p) {
     p->key[q->kind.len] = 0;
     p->prefix = q->kind.len + 1;
     p->what = "reading the worklist";
-    break;
+    /* issue 13 (claim): after the position (prio, order, id) */
+    p->start = p->prefix;
+    if (p->afterlen > 0) {
+      lash_bytes k = q->kind;
+      p->start = lmdb__liveposkey(p->key, k, q->after_prio, q->after_seq,
+                                  p->after, p->afterlen);
+      p->live_after = 1;
+    }
+    return 0;
   case LASH_SCAN_STATUS:
     p->db = LMDB__DB_BYSTATUS;
     p->key[0] = (unsigned char)q->status;
@@ -173,6 +182,17 @@ static int make_item(lmdb__store *s, lash_btxn *t, const lash_bscan *q,
       it->tomb.len = x.mv_size;
     }
     return 0;
+  case LASH_SCAN_LIVE:
+    if (k->mv_size < p->prefix + 17 ||
+        k->mv_size - p->prefix - 16 > LASH_ID_MAX)
+      return lash_backend_fail(&s->base, LASH_ECORRUPT,
+                               "store %s: a live index key is malformed "
+                               "(run check)",
+                               s->path);
+    lmdb__livepos((const unsigned char *)kp + p->prefix, &it->prio, &it->order);
+    it->id = kp + p->prefix + 16;
+    it->idlen = k->mv_size - p->prefix - 16;
+    return index_record(s, t, q, it);
   case LASH_SCAN_KV: /* (kv) the whole key, past the namespace byte */
     it->id = kp + 1;
     it->idlen = k->mv_size - 1;
@@ -259,8 +279,12 @@ int lmdb__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
     mrc = mdb_cursor_get(cur, &k, &v, p.start == 0 ? MDB_FIRST : MDB_SET_RANGE);
   }
   for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (p.live_after && !(q->flags & LASH_SCAN_LAST) &&
+        id_cmp(k.mv_data, k.mv_size, (const char *)p.key, p.start) <= 0)
+      continue;
     if ((rc = make_item(s, t, q, &p, &k, &v, &it)) != 0) break;
-    if (p.afterlen > 0 && id_cmp(it.id, it.idlen, p.after, p.afterlen) <= 0 &&
+    if (!p.live_after && p.afterlen > 0 &&
+        id_cmp(it.id, it.idlen, p.after, p.afterlen) <= 0 &&
         !(q->flags & LASH_SCAN_LAST))
       continue;
     if ((rc = fn(ud, &it)) != 0 || (q->flags & LASH_SCAN_LAST)) break;

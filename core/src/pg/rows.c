@@ -167,7 +167,11 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
       s->q.len -= 2;
       rc = row->after.awaits.data != NULL ? bytes_arg(&s->q, &row->after.awaits)
                                           : pg__buf_str(&s->q, ", NULL");
-      if (rc == 0) rc = pg__buf_str(&s->q, ");");
+      /* issue 13 (claim): the live order, rank = -priority */
+      if (rc == 0)
+        rc = pg__buf_fmt(&s->q, ", %lld, %llu);",
+                         (long long)-row->after.priority,
+                         (unsigned long long)row->after.order);
     }
   }
   if (rc == 0 && row->lease.data != NULL)

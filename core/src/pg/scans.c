@@ -15,7 +15,7 @@ static int prefetch(const pg__store *s) {
 /* Builds one page's statement into s->sql; the cursor is *after (ids) or
  * after_seq (events, changes). */
 static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
-                    size_t afterlen, uint64_t after_seq) {
+                    size_t afterlen, uint64_t after_seq, int64_t after_prio) {
   pg__buf *b = &s->sql;
   int last = (q->flags & LASH_SCAN_LAST) != 0;
   int keys = (q->flags & LASH_SCAN_KEYS) != 0;
@@ -45,9 +45,11 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
   case LASH_SCAN_LIVE:
     /* Inside a write the page brings each row's lease and tombstone too:
      * the claims that follow load them from the cache. */
+    /* issue 13 (claim): in live order (rank = -priority, cseq, id); the
+     * last two columns are the position. */
     rc = pg__buf_fmt(b,
-                     "SELECT 0, rows.id, %s FROM rows%s WHERE live AND kind "
-                     "= ",
+                     "SELECT 0, rows.id, %s, rows.rank, rows.cseq FROM "
+                     "rows%s WHERE live AND kind = ",
                      keys          ? "NULL"
                      : prefetch(s) ? "rec, l.lease, t.tomb"
                                    : "rec",
@@ -56,7 +58,23 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
                                             "t.id = rows.id"
                                           : "");
     if (rc == 0) rc = pg__buf_bytea(b, q->kind.data, q->kind.len);
-    break;
+    if (rc == 0 && !last && after != NULL && afterlen > 0) {
+      rc =
+          pg__buf_fmt(b, " AND (rows.rank, rows.cseq, rows.id) > (%lld, %llu, ",
+                      (long long)-after_prio, (unsigned long long)after_seq);
+      if (rc == 0) rc = pg__buf_bytea(b, after, afterlen);
+      if (rc == 0) rc = pg__buf_str(b, ")");
+    }
+    if (rc == 0)
+      rc = last ? pg__buf_str(b, " ORDER BY rows.rank DESC, rows.cseq DESC, "
+                                 "rows.id DESC LIMIT 1")
+                : pg__buf_str(b, " ORDER BY rows.rank, rows.cseq, rows.id "
+                                 "LIMIT 256");
+    /* Claims page through live rows: rows another writer has locked are
+     * skipped, not waited for. */
+    if (rc == 0 && s->in_write && !last)
+      rc = pg__buf_str(b, " FOR UPDATE OF rows SKIP LOCKED");
+    return rc;
   case LASH_SCAN_STATUS:
     rc = pg__buf_fmt(b, "SELECT 0, id, %s FROM rows WHERE status = %d",
                      keys ? "NULL" : "rec", q->status);
@@ -115,17 +133,10 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
     return LASH_EINVAL;
   }
   if (rc == 0 && !last && after != NULL && afterlen > 0) {
-    rc = pg__buf_str(b, q->what == LASH_SCAN_LIVE ? " AND rows.id > "
-                                                  : " AND id > ");
+    rc = pg__buf_str(b, " AND id > ");
     if (rc == 0) rc = pg__buf_bytea(b, after, afterlen);
   }
-  if (rc == 0)
-    rc = pg__buf_fmt(b, " ORDER BY %sid %s",
-                     q->what == LASH_SCAN_LIVE ? "rows." : "", order);
-  /* Claims page through live rows: rows another writer has locked are
-   * skipped, not waited for. */
-  if (rc == 0 && q->what == LASH_SCAN_LIVE && s->in_write && !last)
-    rc = pg__buf_str(b, " FOR UPDATE OF rows SKIP LOCKED");
+  if (rc == 0) rc = pg__buf_fmt(b, " ORDER BY id %s", order);
   return rc;
 }
 
@@ -179,6 +190,7 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   const void *after = q->after;
   size_t afterlen = q->after != NULL ? q->afterlen : 0;
   uint64_t after_seq = q->after_seq;
+  int64_t after_prio = q->after_prio;
   int rc = 0, i, n;
   (void)t;
   if (q->what < LASH_SCAN_EVENTS || q->what > LASH_SCAN_KV)
@@ -191,7 +203,7 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   }
   for (;;) {
     PGresult *r = NULL;
-    if (page_sql(s, q, after, afterlen, after_seq) < 0)
+    if (page_sql(s, q, after, afterlen, after_seq, after_prio) < 0)
       return lash_backend_fail(b, LASH_ENOMEM, "out of memory scanning %s",
                                s->name);
     if ((rc = pg__run(s, s->sql.p, "scanning", &r)) < 0) return rc;
@@ -224,10 +236,18 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
         rc = pg__bytea(s, r, i, 2, &it.rec);
         after_seq = it.seq;
         break;
+      case LASH_SCAN_LIVE: {
+        int nf = PQnfields(r);
+        rc = pg__bytea(s, r, i, 2, &it.rec);
+        if (rc == 0 && nf == 7) rc = cache_row(s, r, i, &it);
+        it.prio = -(int64_t)pg__u64(r, i, nf - 2);
+        it.order = pg__u64(r, i, nf - 1);
+        after_prio = it.prio;
+        after_seq = it.order;
+        break;
+      }
       default:
         rc = pg__bytea(s, r, i, 2, &it.rec);
-        if (rc == 0 && q->what == LASH_SCAN_LIVE && PQnfields(r) == 5)
-          rc = cache_row(s, r, i, &it);
         break;
       }
       after = it.id;

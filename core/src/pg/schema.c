@@ -9,8 +9,10 @@
 #include <string.h>
 
 /* The layout of the tables below; the record format is the core's.
- * Layout 2 (replay keys, A): events.key and its unique index. */
-#define PG__LAYOUT 2
+ * Layout 2 (replay keys, A): events.key and its unique index.
+ * Layout 3 (issue 13, claim): rows.rank (-priority) and rows.cseq (the
+ * creation order); the live index is (kind, rank, cseq, id). */
+#define PG__LAYOUT 3
 
 static int valid_schema(const char *v, size_t n) {
   size_t i;
@@ -101,8 +103,10 @@ static const char *const tables =
     "counts bytea);"
     "CREATE TABLE IF NOT EXISTS rows (id bytea PRIMARY KEY, kind bytea NOT "
     "NULL, rec bytea NOT NULL, status smallint NOT NULL, live boolean NOT "
-    "NULL, change_seq bigint NOT NULL, wake_at bigint, awaits bytea);"
-    "CREATE INDEX IF NOT EXISTS rows_live ON rows (kind, id) WHERE live;"
+    "NULL, change_seq bigint NOT NULL, wake_at bigint, awaits bytea, rank "
+    "bigint NOT NULL DEFAULT 0, cseq bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS rows_live ON rows (kind, rank, cseq, id) "
+    "WHERE live;"
     "CREATE INDEX IF NOT EXISTS rows_status ON rows (status, id);"
     "CREATE INDEX IF NOT EXISTS rows_change ON rows (change_seq);"
     "CREATE TABLE IF NOT EXISTS events (id bytea NOT NULL, seq bigint NOT "
@@ -228,9 +232,10 @@ int pg__prepare(pg__store *s) {
       "PREPARE lash_key_get (bytea, bytea) AS SELECT seq, ev FROM events "
       "WHERE id = $1 AND key = $2;"
       "PREPARE lash_row_put (bytea, bytea, bytea, smallint, boolean, bigint, "
-      "bigint, bytea) AS INSERT INTO rows (id, kind, rec, status, live, "
-      "change_seq, wake_at, awaits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-      "ON CONFLICT (id) DO UPDATE SET rec = EXCLUDED.rec, status = "
+      "bigint, bytea, bigint, bigint) AS INSERT INTO rows (id, kind, rec, "
+      "status, live, change_seq, wake_at, awaits, rank, cseq) VALUES ($1, "
+      "$2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET rec "
+      "= EXCLUDED.rec, status = "
       "EXCLUDED.status, live = EXCLUDED.live, change_seq = "
       "EXCLUDED.change_seq, wake_at = EXCLUDED.wake_at, awaits = "
       "EXCLUDED.awaits;"

@@ -339,6 +339,8 @@ int lash_check(lash_store *s, lash_problem_fn fn, void *ud) {
     problem(
         &c, "counter of suspended rows is %llu, but %llu rows are suspended",
         (unsigned long long)meta.suspended, (unsigned long long)c.suspended);
+  /* issue 13 (claim): concurrency slots and queues */
+  if ((rc = lash__conc_audit(s, c.bt, audit_problem, &c)) < 0) goto out;
   if (s->b->m->audit != NULL) {
     lash__progress_set(
         s, "the indexes (live, status, changes, tombstones, timers, waiters)",

@@ -101,11 +101,9 @@ int lash_list(lash_store *s, lash_txn *txn, const lash_list_filter *f,
   if (f->status != 0) {
     q.what = LASH_SCAN_STATUS;
     q.status = f->status;
-  } else if (f->live_only && f->kind != NULL) {
-    q.what = LASH_SCAN_LIVE;
-    q.kind.data = f->kind;
-    q.kind.len = strlen(f->kind);
   } else {
+    /* (issue 13: the live index is in claim order, not id order; a
+     * listing stays in id order, filtered by kind and liveness) */
     q.what = LASH_SCAN_ROWS;
   }
   q.after = f->after;
@@ -135,21 +133,36 @@ static int bound_cb(void *ud, const lash_bitem *it) {
   lash_worklist_cursor *cur = ud;
   memcpy(cur->bound, it->id, it->idlen);
   cur->bound[it->idlen] = '\0';
+  cur->bound_prio = it->prio;
+  cur->bound_order = it->order;
   return 1;
+}
+
+/* issue 13 (claim): positions in live order (priority desc, creation
+ * order, id). */
+static int pos_cmp(int64_t ap, uint64_t ao, const char *a, size_t an,
+                   int64_t bp, uint64_t bo, const char *b, size_t bn) {
+  if (ap != bp) return ap > bp ? -1 : 1;
+  if (ao != bo) return ao < bo ? -1 : 1;
+  return id_cmp(a, an, b, bn);
 }
 
 static int page_cb(void *ud, const lash_bitem *it) {
   page_ctx *p = ud;
   lash_worklist_cursor *cur = p->cur;
-  int rc;
-  if (id_cmp(it->id, it->idlen, cur->bound, p->boundn) > 0) {
+  int rc, c;
+  c = pos_cmp(it->prio, it->order, it->id, it->idlen, cur->bound_prio,
+              cur->bound_order, cur->bound, p->boundn);
+  if (c > 0) {
     p->done = 1;
     return 1;
   }
   memcpy(cur->last, it->id, it->idlen);
   cur->last[it->idlen] = '\0';
+  cur->last_prio = it->prio;
+  cur->last_order = it->order;
   if ((rc = emit(&p->e, it)) < 0 || p->e.stopped) return rc < 0 ? rc : 1;
-  if (it->idlen == p->boundn && memcmp(it->id, cur->bound, it->idlen) == 0) {
+  if (c == 0) {
     p->done = 1;
     return 1;
   }
@@ -198,6 +211,8 @@ int lash_worklist_page(lash_store *s, lash_txn *txn, const char *kind,
   p.boundn = strnlen(cur->bound, sizeof cur->bound - 1);
   q.after = cur->last;
   q.afterlen = strnlen(cur->last, sizeof cur->last - 1);
+  q.after_prio = cur->last_prio;
+  q.after_seq = cur->last_order;
   rc = s->b->m->scan(s->b, bt, &q, page_cb, &p);
   if (rc < 0) goto out;
   /* Ran out of the kind's rows, or reached the bound; not when fn or the

@@ -20,9 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REC_FIELDS 21     /* + 1 (timeout_ms) when a budget is set */
-#define REC_FIELDS_MAX 24 /* [23] parent, [24] suspension (issue 9) */
-/* issue 13 (retry): [25]..[29] (LASH__REC_FIELDS_RETRY) */
+#define REC_FIELDS 21 /* + 1 (timeout_ms) when a budget is set */
+#define REC_FIELDS_MAX                                                         \
+  37                    /* [23] parent, [24] suspension (issue 9),             \
+                           [25]..[31] (issue 13, retry), [32]..[37]            \
+                           (issue 13, claim) */
+#define REC_CLAIM_AT 31 /* 0-based index of [32] */
+#define REC_CLAIM_N 36  /* fields written: through [36] conc_state */
+#define REC_FIELDS_SUSP 24 /* through [24] suspension */
 
 /* ------------------------------------------------------------ buffers */
 
@@ -420,23 +425,48 @@ void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
   r->change_seq = 0;
 }
 
-/* The shortest array that holds every non-default trailing field. */
-static size_t rec_fields(const lash__rec *r) {
-  size_t nf = lash__retry_fields(r);
-  if (nf > 0) return nf;
-  if (r->suspended || r->woken) return REC_FIELDS_MAX;
-  if (r->parent.p != NULL) return REC_FIELDS + 2;
-  return REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
+/* ---- issue 13 (claim): [25]..[29] are retry's, [30] and [31] nil, then [32]
+ * priority, [33] created_seq, [34] concurrency key (nil: none), [35] its
+ * limit, [36] conc_state ---- */
+static int pack_claim(msgpack_packer *pk, const lash__rec *r) {
+  int i, e = 0;
+  for (i = LASH__REC_FIELDS_RETRY; i < REC_CLAIM_AT; i++)
+    e |= msgpack_pack_nil(pk);
+  e |= msgpack_pack_int64(pk, r->priority);
+  e |= msgpack_pack_uint64(pk, r->created_seq);
+  e |= pack_sv(pk, r->conc_key);
+  e |= msgpack_pack_int32(pk, r->conc_limit);
+  e |= msgpack_pack_int(pk, r->conc_state);
+  return e;
+}
+
+static int claim_from_obj(const msgpack_object *o, lash__rec *r) {
+  const msgpack_object *f = o->via.array.ptr;
+  int64_t lim;
+  if (o->via.array.size < REC_CLAIM_N) return 0;
+  if (lash__mp_i64(&f[REC_CLAIM_AT], &r->priority) < 0 ||
+      lash__mp_u64(&f[REC_CLAIM_AT + 1], &r->created_seq) < 0 ||
+      lash__mp_sv(&f[REC_CLAIM_AT + 2], &r->conc_key, 1) < 0 ||
+      lash__mp_i64(&f[REC_CLAIM_AT + 3], &lim) < 0 || lim < 0 ||
+      lim > INT32_MAX ||
+      mp_int(&f[REC_CLAIM_AT + 4], LASH_CONC_NONE, LASH_CONC_WAITS,
+             &r->conc_state) < 0)
+    return LASH_ECORRUPT;
+  if (r->conc_key.p != NULL &&
+      (r->conc_key.n == 0 || r->conc_key.n > LASH_NAME_MAX))
+    return LASH_ECORRUPT;
+  r->conc_limit = (int32_t)lim;
+  return 0;
 }
 
 int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
-  size_t nf;
   int e = 0;
   lash__packer(&pk, b);
   {
-    /* The shortest array that holds every non-default trailing field. */
-    e |= msgpack_pack_array(&pk, rec_fields(r));
+    /* issue 13 (claim): every record holds its creation order [33], so
+     * every record has the claim fields. */
+    e |= msgpack_pack_array(&pk, REC_CLAIM_N);
   }
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
@@ -468,23 +498,26 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
-  nf = rec_fields(r);
-  if (nf > 21) e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  /* replay keys (A): [23] parent (nil when none but a later one follows) */
-  if (nf > 22) e |= pack_sv(&pk, r->parent);
+  e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  /* replay keys (A): [23] parent (nil when none) */
+  if (r->parent.p != NULL)
+    e |= pack_sv(&pk, r->parent);
+  else
+    e |= msgpack_pack_nil(&pk);
   /* ---- suspension (B): [24] [state, event, process, at], state 1
    * suspended, 2 woken ---- */
-  if (nf > 23 && (r->suspended || r->woken)) {
+  if (r->suspended || r->woken) {
     e |= msgpack_pack_array(&pk, 4);
     e |= msgpack_pack_int(&pk, r->suspended ? 1 : 2);
     e |= pack_sv(&pk, r->wake_event);
     e |= pack_sv(&pk, r->wake_process);
     e |= msgpack_pack_int64(&pk, r->wake_at);
-  } else if (nf > 23) {
+  } else {
     e |= msgpack_pack_nil(&pk);
   }
   /* ---- issue 13 (retry): [25]..[29] ---- */
-  if (nf > 24) e |= lash__retry_pack_fields(&pk, r, nf);
+  e |= lash__retry_pack_fields(&pk, r, LASH__REC_FIELDS_RETRY);
+  e |= pack_claim(&pk, r); /* (claim): [30]..[36] */
   return seal(b, e);
 }
 
@@ -492,7 +525,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f, *a;
   uint32_t version;
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIELDS ||
-      o->via.array.size > LASH__REC_FIELDS_RETRY)
+      o->via.array.size > REC_FIELDS_MAX)
     return LASH_ECORRUPT;
   f = o->via.array.ptr;
   memset(r, 0, sizeof *r);
@@ -555,10 +588,10 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
     r->woken = state == 2;
   }
   /* ---- issue 13 (retry): [25]..[29] ---- */
-  if (o->via.array.size > REC_FIELDS_MAX &&
+  if (o->via.array.size > REC_FIELDS_SUSP &&
       lash__retry_unpack_fields(f, o->via.array.size, r) < 0)
     return LASH_ECORRUPT;
-  return 0;
+  return claim_from_obj(o, r); /* (claim): [32]..[36] */
 }
 
 int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
@@ -598,7 +631,8 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
           1 + str_size(r->wait) + str_size(r->cancel_reason) +
           str_size(r->abandon_by) + str_size(r->abandon_reason) +
           str_size(r->parent) + str_size(r->wake_event) +
-          str_size(r->wake_process) + str_size(r->unique_key);
+          str_size(r->wake_process) + str_size(r->unique_key) +
+          str_size(r->conc_key);
   memset(out, 0, sizeof *out);
   if (arena == NULL) {
     base = malloc(total);
@@ -639,6 +673,12 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
   out->run_at = r->run_at;
   out->failures = r->failures;
   out->retry_due = r->retry_due;
+  /* issue 13 (claim) */
+  out->priority = r->priority;
+  out->created_seq = r->created_seq;
+  out->concurrency_key = put_str(base, &pos, r->conc_key);
+  out->concurrency_limit = r->conc_limit;
+  out->conc_state = r->conc_state;
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
   out->timeout_ms = r->timeout_ms;
@@ -846,7 +886,11 @@ int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
 
 void lash__rec_index(const lash__rec *r, lash_bindex *x) {
   int live = !LASH_IS_TERMINAL(r->status);
-  x->listed = live && !r->suspended;
+  /* issue 13 (claim): a row waiting for a slot of its concurrency key is
+   * off the worklist until a slot frees */
+  x->listed = live && !r->suspended && r->conc_state != LASH_CONC_WAITS;
+  x->priority = r->priority;
+  x->order = r->created_seq;
   x->wake_at = live && r->suspended ? r->wake_at : 0;
   x->awaits.data = NULL;
   x->awaits.len = 0;

@@ -108,6 +108,14 @@ typedef struct lash__rec {
   int64_t unique_for_ms;   /* base */
   uint32_t failures;       /* attempt_failed and retried events folded */
   int retry_due;           /* one of them folded, no start since */
+  /* ---- issue 13: priority, keyed concurrency (claim): record fields
+   * [32] priority, [33] created_seq, [34] concurrency key, [35] limit,
+   * [36] conc_state ---- */
+  int64_t priority;
+  uint64_t created_seq; /* change_seq of the registration */
+  lash__sv conc_key;    /* absent: none */
+  int32_t conc_limit;
+  int conc_state; /* LASH_CONC_* */
 } lash__rec;
 
 /* ---- issue 13: retries, delays, unique keys ----
@@ -319,6 +327,9 @@ typedef struct lash__chg {
   size_t orig_awaits_n, cur_awaits_n; /* 0: not in the waiter index */
   char orig_awaits[LASH_ID_MAX], cur_awaits[LASH_ID_MAX];
   int orig_suspended, cur_suspended;
+  /* ---- issue 13 (claim): the row's live order (immutable) ---- */
+  int64_t prio;
+  uint64_t order;
 } lash__chg;
 
 struct lash_txn {
@@ -343,7 +354,10 @@ struct lash_txn {
   /* Called by the commit before its flush when set (the registry sets it
    * to lash__wake_ended when a row ends); its error aborts the commit. */
   int (*pre_commit)(lash_txn *t);
-  int awaits_cached; /* a cached row awaits another (lash__wake_waiters) */
+  /* ---- issue 13 (claim): concurrency keys whose slot freed in this
+   * transaction: handed to their waiters before the commit ---- */
+  lash__buf conc_freed; /* keys, each NUL-terminated */
+  int awaits_cached;    /* a cached row awaits another (lash__wake_waiters) */
   /* change list for the commit hook */
   lash__chg *ch;
   size_t nch, chcap;
@@ -520,6 +534,10 @@ int lash__wake(lash_txn *t, const char *id, size_t idlen, const char *by,
 int lash__ids_add(lash__buf *b, const char *id, size_t n);
 /* Wakes the waiters of every row t->ended names (before the commit). */
 int lash__wake_ended(lash_txn *t);
+/* Calls fn for each NUL-terminated name of @p list (taken from it
+ * meanwhile, its capacity kept, emptied), until one fails. */
+int lash__each_name(lash_txn *t, lash__buf *list,
+                    int (*fn)(lash_txn *t, const char *name, size_t n));
 /* The same for one row, pruned or ended now. */
 int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen);
 
@@ -559,5 +577,43 @@ typedef struct lash__kvent {
 /* txn.c: hands t's pending puts to the backend (keep: leave them cached,
  * for a replay after the store grew). 0 or an error (t poisoned). */
 int lash__kv_flush(lash_txn *t, int keep);
+/* ------------------- issue 13 (claim): keyed concurrency (concurrency.c) */
+
+/* In lash_start, before the start is written: a row with a concurrency
+ * key that holds no slot takes one if its key has one free (conc_state
+ * HOLDS), else waits (conc_state WAITS: off the worklist, in its key's
+ * queue). 0 go on, 1 the row waits (the caller saves it and refuses the
+ * start), or an error. */
+int lash__conc_acquire(lash_txn *t, lash__rec *r);
+/* Pending side table puts a batch keeps before lash_start hands them to
+ * the backend (a get looks through them one by one). */
+#define LASH__CONC_PENDING_MAX 32
+/* Where a row stops running (it ends, is suspended, waits for a retry):
+ * frees its slot (conc_state NONE; a waiting row leaves the queue); the
+ * commit hands the slot to the key's first waiter. op_save calls it for
+ * rows that end or are suspended; a path that parks a row otherwise (a
+ * retry's backoff) calls it on the record before saving. 0 or an error. */
+int lash__conc_release(lash_txn *t, lash__rec *r);
+/* Before the commit (txn.c): the freed slots go to the first waiters of
+ * their keys, which are listed again holding them. 0 or an error. */
+int lash__conc_handoff(lash_txn *t);
+/* lash_check: every row holding a slot is counted by its key, every
+ * waiting row is in its key's queue. Reports through problem; 0 or an
+ * error. */
+int lash__conc_audit(lash_store *s, lash_btxn *bt,
+                     void (*problem)(void *ud, const char *line), void *ud);
+/* Side table values that are a map of one integer {field = v}: get (0,
+ * 1 absent: *v 0, or an error naming @p what) and put (v 0 with
+ * del_zero: the entry is deleted). */
+int lash__kv_get_num(lash_txn *t, int ns, const char *key, size_t kn,
+                     const char *field, int64_t *v, const char *what);
+int lash__kv_put_num(lash_txn *t, int ns, const char *key, size_t kn,
+                     const char *field, int64_t v, int del_zero);
+/* registry.c: the waiting row @p id gets a slot of its key, of which
+ * @p held are taken: 1 it holds it now (listed again, reported as woken),
+ * 2 its limit is reached (it waits on), 0 it no longer waits (gone, ended,
+ * moved on); *limit gets its limit. Or an error. */
+int lash__conc_relist(lash_txn *t, const char *id, size_t idlen, uint64_t held,
+                      int32_t *limit);
 
 #endif /* LASH_REGISTRY_INT_H */

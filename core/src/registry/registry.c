@@ -37,6 +37,8 @@ typedef struct op {
   int64_t old_wake_at;
   size_t old_awaits_n;
   char old_awaits[LASH_ID_MAX];
+  /* ---- issue 13 (claim): a waiting row got a concurrency slot ---- */
+  int relisted;
 } op;
 
 static void op_init(op *o, lash_txn *t, const char *id, size_t idlen) {
@@ -173,6 +175,11 @@ static int op_save(op *o, int registered) {
 
   if ((rc = lash__meta_load(t)) < 0) return rc;
   if ((rc = op_wake_rule(o)) < 0) return rc;
+  /* issue 13 (claim): a row that ends or is suspended frees its slot */
+  if (r->conc_key.p != NULL && r->conc_state != LASH_CONC_NONE &&
+      (LASH_IS_TERMINAL(r->status) || r->suspended) &&
+      (rc = lash__conc_release(t, r)) < 0)
+    return rc;
   ended = o->existed && !LASH_IS_TERMINAL(o->old_status) &&
           LASH_IS_TERMINAL(r->status);
   if (ended && lash__buf_reserve(&t->ended, o->idlen + 1) < 0)
@@ -183,6 +190,8 @@ static int op_save(op *o, int registered) {
   if ((c = lash__chg_get(t, o->id, o->idlen)) == NULL)
     return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s", o->id);
   r->change_seq = t->change_seq + 1;
+  /* issue 13 (claim): the exact creation order */
+  if (registered) r->created_seq = r->change_seq;
   if ((rc = lash__rec_encode(r, &s->rbuf)) < 0)
     return lash__fail(s, rc, "out of memory encoding process %s", o->id);
   for (i = 0; i < o->nev; i++) {
@@ -214,6 +223,8 @@ static int op_save(op *o, int registered) {
   }
   /* Nothing can fail from here on. */
   op_index(o, c);
+  c->prio = r->priority;
+  c->order = r->created_seq;
   if (ended) {
     t->pre_commit = lash__wake_ended;
     memcpy(t->ended.p + t->ended.len, o->id, o->idlen);
@@ -257,7 +268,7 @@ static int op_save(op *o, int registered) {
   c->last_seq = r->last_seq;
   c->status = r->status;
   c->cancel_requested = r->cancel_requested;
-  c->woken = r->woken;
+  c->woken = r->woken || o->relisted; /* claimable again */
   c->registered |= registered;
   return 0;
 }
@@ -339,7 +350,48 @@ static const char *def_difference(const lash__rec *r, const lash_def *def) {
   if (r->max_attempts != def->max_attempts) return "max_attempts";
   if (r->timeout_ms != def->timeout_ms) return "timeout_ms";
   if (!lash__sv_eq(r->parent, lash__sv_str(def->parent))) return "parent";
+  /* issue 13 (claim) */
+  if (r->priority != def->priority) return "priority";
+  if (!lash__sv_eq(r->conc_key, lash__sv_str(def->concurrency_key)))
+    return "concurrency_key";
+  if (def->concurrency_key != NULL &&
+      r->conc_limit !=
+          (def->concurrency_limit > 0 ? def->concurrency_limit : 1))
+    return "concurrency_limit";
   return NULL;
+}
+
+/* issue 13 (claim): the concurrency key and its limit. */
+static int check_conc(lash_store *s, const lash_def *def) {
+  char msg[LASH__ERRMSG_MAX];
+  if (def->priority < LASH_PRIORITY_MIN || def->priority > LASH_PRIORITY_MAX)
+    return lash__fail(s, LASH_EINVAL,
+                      "priority %lld of process %s is out of range (%lld to "
+                      "%lld)",
+                      (long long)def->priority, def->id,
+                      (long long)LASH_PRIORITY_MIN,
+                      (long long)LASH_PRIORITY_MAX);
+  if (def->concurrency_key == NULL) {
+    if (def->concurrency_limit != 0)
+      return lash__fail(s, LASH_EINVAL,
+                        "concurrency_limit of process %s needs a "
+                        "concurrency_key (the limit is per key)",
+                        def->id);
+    return 0;
+  }
+  if (def->concurrency_limit < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "concurrency_limit %d of process %s must be >= 1",
+                      (int)def->concurrency_limit, def->id);
+  if (lash_check_string(LASH_RULE_ID, "concurrency_key", def->concurrency_key,
+                        strnlen(def->concurrency_key, LASH_NAME_MAX + 1), msg,
+                        sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  if (strlen(def->concurrency_key) > LASH_NAME_MAX)
+    return lash__fail(s, LASH_EINVAL,
+                      "concurrency_key of process %s is longer than %d bytes",
+                      def->id, LASH_NAME_MAX);
+  return 0;
 }
 
 /* replay keys (A): the parent names a process id (not necessarily a row
@@ -406,6 +458,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                       (long long)def->timeout_ms, def->id);
   if (def->parent != NULL && (rc = check_parent(s, def)) < 0) return rc;
   if ((rc = check_issue13(s, def)) < 0) return rc;
+  if ((rc = check_conc(s, def)) < 0) return rc;
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   op_init(&o, t, def->id, (size_t)idn);
   memset(&tomb, 0, sizeof tomb);
@@ -464,6 +517,11 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
   o.r.run_at = def->run_at > o.r.created_at ? def->run_at : 0;
   o.r.unique_key = lash__sv_str(def->unique_key);
   o.r.unique_for_ms = def->unique_key != NULL ? def->unique_for_ms : 0;
+  /* issue 13 (claim) */
+  o.r.priority = def->priority;
+  o.r.conc_key = lash__sv_str(def->concurrency_key);
+  if (def->concurrency_key != NULL)
+    o.r.conc_limit = def->concurrency_limit > 0 ? def->concurrency_limit : 1;
   lash__rec_reset_projection(&o.r);
   /* The new row shadows the tombstone; the floor lives on in the row. */
   o.drop_tomb = has_tomb;
@@ -792,6 +850,12 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
   lash__clear(s);
   if (attempt != NULL) *attempt = 0;
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
+  /* issue 13 (claim): a batch that parks many rows on full concurrency
+   * keys keeps its side table puts few (a get looks through them all):
+   * they go to the backend first, before this op loads anything. */
+  if (txn != NULL && txn->nkv > LASH__CONC_PENDING_MAX &&
+      (rc = lash__kv_flush(txn, 0)) < 0)
+    return rc;
   id = ls->process_id;
   if ((rc = op_open_live(s, txn, &t, &o, id, strlen(id),
                          "it cannot be started")) < 0)
@@ -838,6 +902,25 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
                     "process %s has used all %u of its attempts "
                     "(max_attempts): attempt %u is refused",
                     id, (unsigned)o.r.max_attempts, (unsigned)number);
+    goto out;
+  }
+  /* issue 13 (claim): a slot of its concurrency key, or it waits */
+  if ((rc = lash__conc_acquire(t, &o.r)) < 0) goto out;
+  if (rc == 1) {
+    /* It waits off the worklist (written, also by an own commit), and the
+     * start is refused. */
+    char key[LASH_NAME_MAX + 1];
+    int lim = o.r.conc_limit > 0 ? o.r.conc_limit : 1;
+    memcpy(key, o.r.conc_key.p, o.r.conc_key.n);
+    key[o.r.conc_key.n] = '\0';
+    rc = op_save(&o, 0);
+    if (rc == 0 && t != txn) rc = lash__wend(s, t, 0), t = NULL;
+    if (rc == 0)
+      rc = lash__fail(s, LASH_EBUSY,
+                      "process %s waits for a slot of concurrency key %s "
+                      "(limit %d): it starts when one frees",
+                      id, key, lim);
+    if (t == NULL) return rc;
     goto out;
   }
   if ((rc = lash__pl_started(&s->pbuf[0], ls->owner, ls->incarnation, ls->fence,
@@ -1274,23 +1357,49 @@ int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen) {
   return rc;
 }
 
-int lash__wake_ended(lash_txn *t) {
-  lash__buf ended = t->ended;
+/* ---- issue 13 (claim): a waiting row gets its key's slot ---- */
+int lash__conc_relist(lash_txn *t, const char *id, size_t idlen, uint64_t held,
+                      int32_t *limit) {
+  op o;
+  int rc;
+  *limit = 0;
+  op_init(&o, t, id, idlen);
+  rc = lash__rec_lookup(t->s, t, t->bt, id, idlen, &o.r);
+  if (rc == 1) return 0;
+  if (rc < 0) return rc;
+  op_loaded(&o);
+  if (LASH_IS_TERMINAL(o.r.status) || o.r.conc_state != LASH_CONC_WAITS)
+    return 0;
+  *limit = o.r.conc_limit > 0 ? o.r.conc_limit : 1;
+  if (held >= (uint64_t)*limit) return 2;
+  o.r.conc_state = LASH_CONC_HOLDS;
+  o.relisted = 1;
+  rc = op_save(&o, 0);
+  return rc < 0 ? rc : 1;
+}
+
+int lash__each_name(lash_txn *t, lash__buf *list,
+                    int (*fn)(lash_txn *t, const char *name, size_t n)) {
+  lash__buf names = *list;
   size_t off;
   int rc = 0;
-  if (ended.len == 0) return 0;
-  /* Waking writes no terminal, so the list does not grow meanwhile; take
-   * it so that a wake cannot see it half done. */
-  t->ended.p = NULL;
-  t->ended.len = t->ended.cap = 0;
-  for (off = 0; rc == 0 && off < ended.len;) {
-    const char *id = ended.p + off;
-    size_t n = strlen(id);
-    rc = lash__wake_waiters(t, id, n);
+  if (names.len == 0) return 0;
+  /* Take the list, so that fn cannot see it half done. */
+  list->p = NULL;
+  list->len = list->cap = 0;
+  for (off = 0; rc == 0 && off < names.len;) {
+    const char *name = names.p + off;
+    size_t n = strlen(name);
+    rc = fn(t, name, n);
     off += n + 1;
   }
-  ended.len = 0;
-  lash__buf_free(&t->ended);
-  t->ended = ended; /* keep the capacity */
+  names.len = 0;
+  lash__buf_free(list);
+  *list = names; /* keep the capacity */
   return rc;
+}
+
+int lash__wake_ended(lash_txn *t) {
+  /* Waking writes no terminal, so the list does not grow meanwhile. */
+  return lash__each_name(t, &t->ended, lash__wake_waiters);
 }

@@ -212,6 +212,9 @@ static int save_of(lash_txn *t, lash__chg *c, lash_bsave *row) {
     row->before.wake_at = c->orig_wake_at;
     if (c->orig_awaits_n > 0)
       row->before.awaits = bytes(c->orig_awaits, c->orig_awaits_n);
+    /* issue 13 (claim): the live order */
+    row->before.priority = row->after.priority = c->prio;
+    row->before.order = row->after.order = c->order;
     row->after.listed = c->cur_listed;
     row->after.wake_at = c->cur_wake_at;
     if (c->cur_awaits_n > 0)
@@ -331,6 +334,7 @@ void lash__txn_free(lash_txn *t) {
   lash__buf_free(&t->ids);
   lash__buf_free(&t->ended);
   lash__buf_free(&t->kv);
+  lash__buf_free(&t->conc_freed); /* issue 13 (claim) */
   memset(t, 0, sizeof *t);
 }
 
@@ -347,6 +351,7 @@ static void txn_reset(lash_txn *t) {
   t->ended.len = 0;
   t->kv.len = 0;
   t->nkv = 0;
+  t->conc_freed.len = 0; /* issue 13 (claim) */
   t->pre_commit = NULL;
   t->awaits_cached = 0;
   if (t->hused) {
@@ -474,8 +479,10 @@ static int txn_finish(lash_txn *t) {
     lash__txn_abort(t);
     return rc;
   }
-  /* The waiters of rows that ended are woken in this commit (issue 9). */
-  if ((t->pre_commit != NULL && (rc = t->pre_commit(t)) < 0) ||
+  /* The waiters of rows that ended are woken in this commit (issue 9);
+   * freed concurrency slots go to their keys' waiters (issue 13). */
+  if ((t->conc_freed.len > 0 && (rc = lash__conc_handoff(t)) < 0) ||
+      (t->pre_commit != NULL && (rc = t->pre_commit(t)) < 0) ||
       (rc = t->rc) < 0) {
     lash__txn_abort(t);
     return rc;

@@ -1,0 +1,68 @@
+-- bench/engine/claim.lua [N]: issue 13 (claim). Five drains of N no-op rows
+-- in one run, each in a fresh store by a separate worker OS process
+-- (drain_worker.lua, concurrency 256, durability "full"): plain; with a
+-- priority on every row (0..9, so the live index is ordered by it: in runs
+-- of 1000 ids, and spread over every 10th id, where claiming in priority
+-- order touches rows all over the id-keyed tables in each commit); with a
+-- concurrency_key over 100 keys, limit 1 (at most 100 rows run at once: each
+-- freed slot goes to the key's next row, which starts in a later commit)
+-- and limit 3 (300 slots, more than the worker's 256: the bookkeeping).
+-- Prints each rate and the ratio to the plain drain of the same run.
+local here = (arg[0]:match("^(.*/)") or "./")
+local C = dofile(here .. "common.lua")
+local lash = require "lash"
+
+local N = tonumber(arg[1]) or 100000
+
+local function register(eng, opts_of)
+  local i = 1
+  while i <= N do
+    local last = math.min(N, i + 4999)
+    local from = i
+    local r, err, code = eng:batch(function()
+      for j = from, last do
+        local opts = opts_of(j)
+        opts.id = ("n%08d"):format(j)
+        C.check(("eng:start(noop, %d)"):format(j), eng:start("noop", j, opts))
+      end
+    end)
+    if r == nil and err ~= nil then error(("eng:batch: %s %s"):format(err, tostring(code))) end
+    i = last + 1
+  end
+end
+
+local function drain(tag, opts_of)
+  local rate
+  C.with_store("claim-" .. tag, function(dir)
+    local eng = C.open(lash, dir, { durability = "full" }, 4 << 30)
+    register(eng, opts_of)
+    eng:close()
+    local cmd = ("%s %s %s %d"):format(C.shquote(C.lua_bin()),
+      C.shquote(here .. "drain_worker.lua"), C.shquote(dir), N)
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("a")
+    local ok, how, rc = p:close()
+    if not ok then
+      error(("drain worker failed (%s %s): %s"):format(tostring(how), tostring(rc), out))
+    end
+    rate = tonumber(out:match("([%d.]+) processes/s"))
+  end)
+  return assert(rate, "no rate from the drain worker")
+end
+
+local plain = drain("plain", function() return {} end)
+local prio = drain("priority", function(j) return { priority = (j // 1000) % 10 } end)
+local prio_mixed = drain("priority-mixed", function(j) return { priority = (j * 7) % 10 } end)
+local keyed = drain("keys", function(j) return { concurrency_key = "k" .. (j % 100) } end)
+local keyed3 = drain("keys3", function(j)
+  return { concurrency_key = "k" .. (j % 100), concurrency_limit = 3 }
+end)
+print(("engine drain (plain, beside the claim lines)  N=%d  %.0f processes/s"):format(N, plain))
+print(("engine drain with priority on every row (10 levels, runs of 1000 ids)  N=%d  %.0f"
+  .. " processes/s  (%.0f%% of plain; target >= 50%%)"):format(N, prio, 100 * prio / plain))
+print(("engine drain with priority on every row (10 levels, every 10th id)  N=%d  %.0f"
+  .. " processes/s  (%.0f%% of plain)"):format(N, prio_mixed, 100 * prio_mixed / plain))
+print(("engine drain with concurrency_key over 100 keys (limit 1: 100 run at once)  N=%d  %.0f"
+  .. " processes/s  (%.0f%% of plain; target >= 50%%)"):format(N, keyed, 100 * keyed / plain))
+print(("engine drain with concurrency_key over 100 keys (limit 3: 300 slots)  N=%d  %.0f"
+  .. " processes/s  (%.0f%% of plain; target >= 50%%)"):format(N, keyed3, 100 * keyed3 / plain))

@@ -1,0 +1,387 @@
+/* concurrency.c - keyed concurrency (issue 13, claim): at most
+ * concurrency_limit rows of one concurrency key run at once, across every
+ * worker and host, enforced in the transaction that starts them.
+ *
+ * The side table (namespace LASH_KV_CONC) holds per key:
+ *   KEY                              -> {n = rows holding a slot}
+ *   KEY 0x00 be64(~(prio ^ sign)) be64(order) -> {id = a row waiting}
+ * so the waiters of a key come out highest priority first, then in
+ * creation order. A row's record says where it stands (conc_state):
+ * HOLDS a slot (from its start until it ends, is suspended, or waits for a
+ * retry; a crashed owner's row keeps it until it is taken over, then the
+ * slot moves with the row), or WAITS (off the worklist, in its key's
+ * queue, never rescanned). When a slot frees, the commit hands it to the
+ * first waiter (lash__conc_handoff, before the commit, like the wake of
+ * suspended rows): that row holds the slot and is listed again. */
+#include "registry-int.h"
+
+#include "../base/map.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONC_KEY_MAX (LASH_NAME_MAX + 17)
+
+static int conc_limit(const lash__rec *r) {
+  return r->conc_limit > 0 ? r->conc_limit : 1;
+}
+
+/* ---- side table values of one number (also rate.c's) ---- */
+
+int lash__kv_get_num(lash_txn *t, int ns, const char *key, size_t kn,
+                     const char *field, int64_t *v, const char *what) {
+  lash_store *s = t->s;
+  lash_bytes b;
+  msgpack_object o;
+  const msgpack_object *f;
+  int rc;
+  *v = 0;
+  rc = lash__kv_get(s, t, ns, key, kn, &b);
+  if (rc == LASH_ENOENT) return 1;
+  if (rc < 0) return rc;
+  rc = lash__mp_unpack(b.data, b.len, &s->zone, &o);
+  if (rc == 0 &&
+      (o.type != MSGPACK_OBJECT_MAP ||
+       (f = lash__mp_map_get(&o, field)) == NULL || lash__mp_i64(f, v) < 0))
+    rc = LASH_ECORRUPT;
+  msgpack_zone_clear(&s->zone);
+  if (rc < 0)
+    return lash__fail(s, LASH_ECORRUPT,
+                      "%s %.*s is damaged in the side table (run lash check)",
+                      what, (int)kn, key);
+  return 0;
+}
+
+int lash__kv_put_num(lash_txn *t, int ns, const char *key, size_t kn,
+                     const char *field, int64_t v, int del_zero) {
+  lash_store *s = t->s;
+  msgpack_packer pk;
+  size_t fn = strlen(field);
+  int e = 0;
+  if (v == 0 && del_zero) return lash__kv_put(s, t, ns, key, kn, NULL, 0);
+  lash__packer(&pk, &s->vbuf);
+  e |= msgpack_pack_map(&pk, 1);
+  e |= msgpack_pack_str(&pk, fn);
+  e |= msgpack_pack_str_body(&pk, field, fn);
+  e |= msgpack_pack_int64(&pk, v);
+  if (e != 0)
+    return lash__fail(s, LASH_ENOMEM, "out of memory writing the side table");
+  return lash__kv_put(s, t, ns, key, kn, s->vbuf.p, s->vbuf.len);
+}
+
+/* The slot count of key k: 0 when absent. */
+static int count_get(lash_txn *t, lash__sv k, uint64_t *n) {
+  int64_t v;
+  int rc = lash__kv_get_num(t, LASH_KV_CONC, k.p, k.n, "n", &v,
+                            "the slots of concurrency key");
+  *n = rc == 0 && v > 0 ? (uint64_t)v : 0;
+  return rc < 0 ? rc : 0;
+}
+
+static int count_put(lash_txn *t, lash__sv k, uint64_t n) {
+  return lash__kv_put_num(t, LASH_KV_CONC, k.p, k.n, "n", (int64_t)n, 1);
+}
+
+static void be64(unsigned char *p, uint64_t v) {
+  int i;
+  for (i = 7; i >= 0; i--) {
+    p[i] = (unsigned char)(v & 0xff);
+    v >>= 8;
+  }
+}
+
+/* The waiter key of r: KEY 0x00 position(16). */
+static size_t waiter_key(char *k, const lash__rec *r) {
+  memcpy(k, r->conc_key.p, r->conc_key.n);
+  k[r->conc_key.n] = 0;
+  be64((unsigned char *)k + r->conc_key.n + 1,
+       ~((uint64_t)r->priority ^ ((uint64_t)1 << 63)));
+  be64((unsigned char *)k + r->conc_key.n + 9, r->created_seq);
+  return r->conc_key.n + 17;
+}
+
+static int waiter_put(lash_txn *t, const lash__rec *r, int add) {
+  lash_store *s = t->s;
+  char k[CONC_KEY_MAX];
+  size_t kn = waiter_key(k, r);
+  msgpack_packer pk;
+  int e = 0;
+  if (!add) return lash__kv_put(s, t, LASH_KV_CONC, k, kn, NULL, 0);
+  lash__packer(&pk, &s->vbuf);
+  e |= msgpack_pack_map(&pk, 1);
+  e |= msgpack_pack_str(&pk, 2);
+  e |= msgpack_pack_str_body(&pk, "id", 2);
+  e |= msgpack_pack_str(&pk, r->id.n);
+  e |= msgpack_pack_str_body(&pk, r->id.p, r->id.n);
+  if (e != 0)
+    return lash__fail(s, LASH_ENOMEM, "out of memory queueing %.*s",
+                      (int)r->id.n, r->id.p);
+  return lash__kv_put(s, t, LASH_KV_CONC, k, kn, s->vbuf.p, s->vbuf.len);
+}
+
+int lash__conc_acquire(lash_txn *t, lash__rec *r) {
+  uint64_t n;
+  int rc;
+  if (r->conc_key.p == NULL || r->conc_state == LASH_CONC_HOLDS) return 0;
+  if ((rc = count_get(t, r->conc_key, &n)) < 0) return rc;
+  if (n < (uint64_t)conc_limit(r)) {
+    if ((rc = count_put(t, r->conc_key, n + 1)) < 0) return rc;
+    if (r->conc_state == LASH_CONC_WAITS && (rc = waiter_put(t, r, 0)) < 0)
+      return rc;
+    r->conc_state = LASH_CONC_HOLDS;
+    return 0;
+  }
+  if (r->conc_state != LASH_CONC_WAITS) {
+    if ((rc = waiter_put(t, r, 1)) < 0) return rc;
+    r->conc_state = LASH_CONC_WAITS;
+  }
+  return 1;
+}
+
+int lash__conc_release(lash_txn *t, lash__rec *r) {
+  lash_store *s = t->s;
+  uint64_t n;
+  int rc;
+  if (r->conc_key.p == NULL) return 0;
+  if (r->conc_state == LASH_CONC_WAITS) {
+    /* A waiting row that ends (a cancel, an abandon) leaves the queue. */
+    if ((rc = waiter_put(t, r, 0)) < 0) return rc;
+    r->conc_state = LASH_CONC_NONE;
+    return 0;
+  }
+  if (r->conc_state != LASH_CONC_HOLDS) return 0;
+  if ((rc = count_get(t, r->conc_key, &n)) < 0) return rc;
+  if ((rc = count_put(t, r->conc_key, n > 0 ? n - 1 : 0)) < 0) return rc;
+  r->conc_state = LASH_CONC_NONE;
+  /* The key's first waiter gets the slot before the commit. */
+  if (lash__buf_reserve(&t->conc_freed, r->conc_key.n + 1) < 0)
+    return lash__fail(s, LASH_ENOMEM, "out of memory freeing a slot of %.*s",
+                      (int)r->conc_key.n, r->conc_key.p);
+  memcpy(t->conc_freed.p + t->conc_freed.len, r->conc_key.p, r->conc_key.n);
+  t->conc_freed.p[t->conc_freed.len + r->conc_key.n] = '\0';
+  t->conc_freed.len += r->conc_key.n + 1;
+  return 0;
+}
+
+/* ---------------------------------------------------------- the handoff */
+
+typedef struct first_ctx {
+  lash_store *s;
+  char key[CONC_KEY_MAX];
+  size_t keylen;
+  char id[LASH_ID_MAX + 1];
+  size_t idlen;
+  int found;
+} first_ctx;
+
+static int first_cb(void *ud, const char *key, size_t keylen, lash_bytes val) {
+  first_ctx *f = ud;
+  msgpack_object o;
+  const msgpack_object *idf;
+  lash__sv id;
+  int rc;
+  if (keylen > sizeof f->key) return 0;
+  rc = lash__mp_unpack(val.data, val.len, &f->s->zone, &o);
+  if (rc == 0 &&
+      (o.type != MSGPACK_OBJECT_MAP ||
+       (idf = lash__mp_map_get(&o, "id")) == NULL ||
+       lash__mp_sv(idf, &id, 0) < 0 || id.n == 0 || id.n > LASH_ID_MAX))
+    rc = LASH_ECORRUPT;
+  if (rc == 0) {
+    memcpy(f->key, key, keylen);
+    f->keylen = keylen;
+    memcpy(f->id, id.p, id.n);
+    f->id[id.n] = '\0';
+    f->idlen = id.n;
+    f->found = 1;
+  }
+  msgpack_zone_clear(&f->s->zone);
+  if (rc < 0)
+    return lash__fail(f->s, LASH_ECORRUPT,
+                      "a waiter of a concurrency key is damaged (run lash "
+                      "check)");
+  return 1;
+}
+
+/* Hands the free slots of key k to its first waiters. */
+static int handoff_key(lash_txn *t, const char *k, size_t kn) {
+  lash_store *s = t->s;
+  char prefix[LASH_NAME_MAX + 1];
+  uint64_t n;
+  int rc, got, guard = 0;
+  if (kn == 0 || kn > LASH_NAME_MAX) return 0;
+  memcpy(prefix, k, kn);
+  prefix[kn] = 0;
+  for (;;) {
+    first_ctx f;
+    int32_t lim = 0;
+    memset(&f, 0, sizeof f);
+    f.s = s;
+    if ((rc = count_get(t, lash__sv_of(k, kn), &n)) < 0) return rc;
+    rc = lash__kv_scan(s, t, LASH_KV_CONC, prefix, kn + 1, NULL, 0, first_cb,
+                       &f);
+    if (rc < 0) return rc;
+    if (!f.found) return 0;
+    /* The waiter holds the slot from here (or, gone or moved, leaves the
+     * queue); its own limit decides. */
+    got = lash__conc_relist(t, f.id, f.idlen, n, &lim);
+    if (got < 0) return got;
+    if (got == 2) return 0; /* it waits on: the slots are full for its limit */
+    if ((rc = lash__kv_put(s, t, LASH_KV_CONC, f.key, f.keylen, NULL, 0)) < 0)
+      return rc;
+    if (got == 1) {
+      if ((rc = count_put(t, lash__sv_of(k, kn), n + 1)) < 0) return rc;
+      if (n + 1 >= (uint64_t)(lim > 0 ? lim : 1)) return 0;
+    }
+    if (++guard > 1000000) return 0;
+  }
+}
+
+int lash__conc_handoff(lash_txn *t) {
+  /* A relisted row frees no slot, so the list does not grow meanwhile. */
+  int rc = lash__each_name(t, &t->conc_freed, handoff_key);
+  if (rc < 0 && t->rc == 0) t->rc = rc;
+  return rc;
+}
+
+/* ------------------------------------------------------------- the audit */
+
+typedef struct key_node {
+  lash__mnode node;
+  uint64_t holds;
+  char key[LASH_NAME_MAX + 1];
+} key_node;
+
+typedef struct audit_ctx {
+  lash_store *s;
+  lash_btxn *bt;
+  lash__map keys; /* concurrency key -> rows holding a slot */
+  void (*problem)(void *ud, const char *line);
+  void *ud;
+  int rc;
+  char line[LASH__ERRMSG_MAX];
+} audit_ctx;
+
+static void say(audit_ctx *c, const char *line) {
+  c->problem(c->ud, line);
+}
+
+static int audit_row(void *ud, const lash_bitem *it) {
+  audit_ctx *c = ud;
+  lash__rec r;
+  key_node *k;
+  char key[LASH_NAME_MAX + 1];
+  if (it->rec.data == NULL ||
+      lash__rec_decode(it->rec.data, it->rec.len, &r, &c->s->zone) < 0)
+    return 0; /* the fold check reports it */
+  if (r.conc_key.p == NULL || r.conc_state == LASH_CONC_NONE) return 0;
+  if (r.conc_state == LASH_CONC_WAITS) {
+    char wk[CONC_KEY_MAX];
+    lash_bytes v;
+    size_t kn = waiter_key(wk, &r);
+    int rc = c->s->b->m->kv_get(c->s->b, c->bt, LASH_KV_CONC, wk, kn, &v);
+    if (rc == LASH_ENOENT) {
+      snprintf(c->line, sizeof c->line,
+               "process %.*s waits for a slot of concurrency key %.*s but "
+               "is not in its queue",
+               (int)it->idlen, it->id, (int)r.conc_key.n, r.conc_key.p);
+      say(c, c->line);
+    } else if (rc < 0) {
+      return rc;
+    }
+    return 0;
+  }
+  memcpy(key, r.conc_key.p, r.conc_key.n);
+  key[r.conc_key.n] = '\0';
+  k = (key_node *)lash__map_find(&c->keys, key);
+  if (k == NULL) {
+    if ((k = calloc(1, sizeof *k)) == NULL) return LASH_ENOMEM;
+    memcpy(k->key, key, r.conc_key.n + 1);
+    lash__mnode_key(&k->node, k->key);
+    if (lash__map_put(&c->keys, &k->node) < 0) {
+      free(k);
+      return LASH_ENOMEM;
+    }
+  }
+  k->holds++;
+  return 0;
+}
+
+static int audit_kv(void *ud, const char *key, size_t keylen, lash_bytes val) {
+  audit_ctx *c = ud;
+  msgpack_object o;
+  const msgpack_object *f;
+  int64_t n = 0;
+  int bad;
+  if (memchr(key, 0, keylen) != NULL) return 0; /* a waiter entry */
+  bad = keylen > LASH_NAME_MAX ||
+        lash__mp_unpack(val.data, val.len, &c->s->zone, &o) < 0 ||
+        o.type != MSGPACK_OBJECT_MAP ||
+        (f = lash__mp_map_get(&o, "n")) == NULL || lash__mp_i64(f, &n) < 0;
+  msgpack_zone_clear(&c->s->zone);
+  if (bad) {
+    snprintf(c->line, sizeof c->line,
+             "the slots of concurrency key %.*s are damaged", (int)keylen, key);
+    say(c, c->line);
+    return 0;
+  }
+  {
+    char k[LASH_NAME_MAX + 1];
+    key_node *kn;
+    memcpy(k, key, keylen);
+    k[keylen] = '\0';
+    kn = (key_node *)lash__map_find(&c->keys, k);
+    if ((uint64_t)n != (kn != NULL ? kn->holds : 0)) {
+      snprintf(c->line, sizeof c->line,
+               "concurrency key %s counts %lld slots taken, but %llu rows "
+               "hold one",
+               k, (long long)n,
+               (unsigned long long)(kn != NULL ? kn->holds : 0));
+      say(c, c->line);
+    }
+    if (kn != NULL) kn->holds = UINT64_MAX; /* seen */
+  }
+  return 0;
+}
+
+static void audit_left(lash__mnode *n, void *ud) {
+  audit_ctx *c = ud;
+  key_node *k = (key_node *)n;
+  if (k->holds != UINT64_MAX && c->rc == 0) {
+    snprintf(c->line, sizeof c->line,
+             "%llu rows hold a slot of concurrency key %s, which counts none",
+             (unsigned long long)k->holds, k->key);
+    say(c, c->line);
+  }
+  free(k);
+}
+
+static int kv_item(void *ud, const lash_bitem *it) {
+  return audit_kv(ud, it->id, it->idlen, it->rec);
+}
+
+int lash__conc_audit(lash_store *s, lash_btxn *bt,
+                     void (*problem)(void *ud, const char *line), void *ud) {
+  audit_ctx c;
+  lash_bscan q;
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.s = s;
+  c.bt = bt;
+  c.problem = problem;
+  c.ud = ud;
+  memset(&q, 0, sizeof q);
+  q.what = LASH_SCAN_ROWS;
+  rc = s->b->m->scan(s->b, bt, &q, audit_row, &c);
+  if (rc == 0) {
+    memset(&q, 0, sizeof q);
+    q.what = LASH_SCAN_KV;
+    q.ns = LASH_KV_CONC;
+    rc = s->b->m->scan(s->b, bt, &q, kv_item, &c);
+  }
+  c.rc = rc;
+  lash__map_clear(&c.keys, audit_left, &c);
+  lash__map_free(&c.keys);
+  return rc < 0 ? rc : 0;
+}
