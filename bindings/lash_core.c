@@ -165,6 +165,7 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   llash_kinds_open(L);
   llash_http_open(L);
   llash_observe_open(L);
+  llash_sched_open(L);
   lua_pushcfunction(L, l_strerror);
   lua_setfield(L, -2, "strerror");
   lua_pushcfunction(L, l_dir_files);

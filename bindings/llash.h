@@ -486,6 +486,7 @@ void llash_observe_open(lua_State *L);
 /* -------------------------------------------------------------- engine */
 
 /* core.open, the "lash.Engine" metatable and core.Engine, its methods. */
+void llash_sched_open(lua_State *L); /* l_sched.c: cron schedules */
 void llash_engine_open(lua_State *L);
 
 #endif /* LLASH_H */

@@ -1410,6 +1410,135 @@ typedef struct lash_engine_stats {
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
 
+/* ---- issue 13: cron schedules (cron) ---- */
+
+/* A parsed cron spec (lash_cron_parse). Bit i of a field's mask set: value
+ * i matches (sec, min 0..59; hour 0..23; dom 1..31; mon 1..12; dow 0..6,
+ * Sunday 0). every_ms > 0: an `@every` interval instead of the fields. */
+typedef struct lash_cron {
+  uint64_t sec, min;
+  uint32_t hour, dom;
+  uint16_t mon;
+  uint8_t dow;
+  uint8_t flags; /* LASH_CRON_DOM_STAR, LASH_CRON_DOW_STAR */
+  int64_t every_ms;
+} lash_cron;
+enum { LASH_CRON_DOM_STAR = 1, LASH_CRON_DOW_STAR = 2 };
+
+/* Parses @p spec: five fields (minute hour day-of-month month day-of-week),
+ * or six with a leading seconds field; each a list of `*`, N, N-M, with an
+ * optional /STEP (`N/STEP` runs to the field's end); names JAN..DEC and
+ * SUN..SAT (any case), 7 is Sunday too; the aliases @yearly @annually
+ * @monthly @weekly @daily @midnight @hourly, and `@every D` (D: one or more
+ * NUMBER UNIT, units ms s m h d; at least 1s). The day rule is Vixie
+ * cron's: when both day fields are restricted (neither starts with `*`) a
+ * day matches either, else both. A spec no date can match (`0 0 30 2 *`)
+ * is an error. @return 0, or LASH_EINVAL with a message naming the field
+ * and the bad text in @p err (@p errlen bytes, may be 0). */
+LASH_API int lash_cron_parse(const char *spec, lash_cron *out, char *err,
+                             size_t errlen);
+/* Checks the time zone name @p tz (NULL or "" is UTC): 0, or LASH_EINVAL
+ * with a message in @p err. */
+LASH_API int lash_cron_tz_check(const char *tz, char *err, size_t errlen);
+/* The first tick of @p c strictly after @p after_ms (epoch ms) in the time
+ * zone @p tz (an IANA name of the tz database; NULL or "" is UTC) into
+ * *next_ms. Ticks are whole seconds of local wall time; `@every` ticks are
+ * the multiples of the interval since the epoch (no time zone). Daylight
+ * saving: a local time that does not exist (the clock jumps over it) ticks
+ * once at the first instant after the jump; a local time that exists twice
+ * (the clock falls back) ticks once, at its first occurrence.
+ * @return 0, LASH_EINVAL (an unknown tz: lash_cron_tz_check says why),
+ * LASH_ENOENT (no tick before the year 9999). */
+LASH_API int lash_cron_next(const lash_cron *c, const char *tz,
+                            int64_t after_ms, int64_t *next_ms);
+/* Formats @p ms as ISO 8601 UTC into @p buf ("2026-12-01T14:00:00Z", with
+ * ".mmmZ" when ms is not a whole second); at least 32 bytes. Returns buf. */
+LASH_API char *lash_cron_iso(int64_t ms, char *buf, size_t cap);
+
+/* Durable schedules (registry/schedules.c): a named cron spec that starts
+ * one child of its kind per tick, exactly once across every engine of the
+ * store: the child `NAME@TICK` (TICK in ISO 8601 UTC, lash_cron_iso). */
+#define LASH_SCHEDULE_NAME_MAX LASH_NAME_MAX
+/* What a tick does with the ticks that passed while no engine ran. */
+enum {
+  LASH_CATCHUP_SKIP = 0, /* none: only ticks on time (within their grace) */
+  LASH_CATCHUP_ONE = 1,  /* the latest one that passed */
+  LASH_CATCHUP_ALL = 2   /* each one (at most 256 per write, then on) */
+};
+LASH_API const char *lash_catchup_name(int catch_up); /* NULL: unknown */
+LASH_API int lash_catchup_parse(const char *name);    /* -1: unknown */
+
+typedef struct lash_schedule {
+  const char *name;      /* 1..LASH_SCHEDULE_NAME_MAX bytes, no control
+                            characters */
+  const char *spec;      /* lash_cron_parse */
+  const char *kind;      /* of its children */
+  lash_bytes input;      /* of its children (<= max_payload) */
+  const char *tz;        /* NULL or "": UTC */
+  int catch_up;          /* LASH_CATCHUP_* */
+  int disposition;       /* of its children (0: rerunnable) */
+  uint32_t max_attempts; /* of its children (0: unlimited) */
+  int64_t timeout_ms;    /* of its children (0: none) */
+  /* kept by the store (ignored by lash_schedule_put) */
+  int64_t next_at;    /* the next tick due (epoch ms) */
+  int64_t last_at;    /* the last tick a child was started for, 0: none */
+  uint64_t started;   /* children started */
+  int64_t created_at; /* first put */
+  int64_t updated_at; /* last put that changed it */
+  void *priv_;        /* owned memory (lash_schedule_free) */
+} lash_schedule;
+
+/* What lash_schedule_put did. */
+enum {
+  LASH_SCHEDULE_CREATED = 1,
+  LASH_SCHEDULE_SAME = 2,    /* an equal schedule of that name: no write */
+  LASH_SCHEDULE_REPLACED = 3 /* another definition replaced: its next tick
+                                counts from now */
+};
+
+/* Adds (or replaces) schedule @p sc (name, spec, kind, input, tz, catch_up,
+ * disposition, max_attempts, timeout_ms); its first tick is the first
+ * after now. *how (may be NULL) gets a LASH_SCHEDULE_* result. A change
+ * moves the store's change seq (engines of other processes re-read).
+ * @return 0, LASH_EINVAL (the message names the field: name, spec, tz,
+ *   kind, catch_up, disposition, ...; nothing written), LASH_ETOOBIG,
+ *   LASH_EFULL, LASH_EIO. */
+LASH_API int lash_schedule_put(lash_store *s, lash_txn *txn,
+                               const lash_schedule *sc, int *how);
+/* Reads schedule @p name into *out (free with lash_schedule_free).
+ * @return 0, LASH_ENOENT (with a message), LASH_EINVAL, LASH_EIO. */
+LASH_API int lash_schedule_get(lash_store *s, lash_txn *txn, const char *name,
+                               lash_schedule *out);
+/* Removes schedule @p name (its children stay). @return 0, LASH_ENOENT
+ * (none of that name; with a message), LASH_EIO. */
+LASH_API int lash_schedule_delete(lash_store *s, lash_txn *txn,
+                                  const char *name);
+/* Calls fn for each schedule in name order (data valid during the call
+ * only; fn returns non-zero to stop). @return 0, or fn's or a storage
+ * error. */
+typedef int (*lash_schedule_fn)(void *ud, const lash_schedule *sc);
+LASH_API int lash_schedules_list(lash_store *s, lash_txn *txn,
+                                 lash_schedule_fn fn, void *ud);
+LASH_API void lash_schedule_free(lash_schedule *sc); /* NULL-safe */
+/* The tick of schedule @p name at @p now, in one write: re-reads it, and
+ * if its next tick is due (next_at <= now) registers the children its
+ * catch_up asks for (lash_register: idempotent per id, so a tick started
+ * twice makes one child) and advances next_at past now (catch_up all: past
+ * the last tick started, at most 256 each call). *started (may be NULL):
+ * children this call created. @return 0 (also when not due), LASH_ENOENT
+ * (no such schedule), LASH_EINVAL, storage errors. */
+LASH_API int lash_schedule_tick(lash_store *s, lash_txn *txn,
+                                const char *name, int64_t now,
+                                size_t *started);
+/* The engine re-reads the schedules at its loop's next turn: call it after
+ * a put or delete through this engine's store (puts of other processes
+ * reach it through the change feed). NULL is a no-op. */
+LASH_API void lash_engine_schedules_changed(lash_engine *e);
+/* The next @p n ticks of @p sc after @p after_ms into @p out; returns how
+ * many (fewer when the spec has no more), or LASH_EINVAL. */
+LASH_API int lash_schedule_ticks(const lash_schedule *sc, int64_t after_ms,
+                                 int64_t *out, int n);
+
 /* ---- issue 14: the per-kind summary of metrics and the UI (web) ---- */
 
 /* Upper bounds (ms) of the duration histograms' buckets; a last bucket

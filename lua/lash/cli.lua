@@ -238,6 +238,31 @@ CRC-32C checksum; a mismatch names the process and the event.
 --salvage DIR copies every readable row (record and events; leases dropped)
 into a new store at DIR and says how many rows it copied and skipped.]],
   },
+  schedules = {
+    opts = { json = "flag" },
+    summary = "list the cron schedules with their next three ticks",
+  },
+  schedule = {
+    args = { "NAME", "SPEC", "KIND", "[JSON]" },
+    opts = { tz = "string", ["catch-up"] = "string", json = "flag" },
+    creates = true,
+    usage = "schedule NAME SPEC KIND [JSON] [--tz TZ] [--catch-up MODE] [--json]",
+    summary = "add (or replace) a durable cron schedule starting KIND with input JSON",
+    help = [[
+SPEC is five cron fields (minute hour day-of-month month day-of-week; ranges
+1-5, steps */15, lists 1,3, names JAN..DEC and SUN..SAT), six with a leading
+seconds field, or an alias: @yearly @monthly @weekly @daily @hourly, or
+@every DURATION (30s, 5m, 1h30m). Quote it in the shell. Each tick starts
+one process NAME@TICK (TICK in ISO 8601 UTC) exactly once, whichever
+workers run KIND. --tz is a tz database name (default UTC). --catch-up
+says what a worker does with ticks missed while none ran: skip (default:
+none), one (the latest) or all (each). Scheduling NAME again with other
+arguments replaces it (and says so).]],
+  },
+  unschedule = {
+    args = { "NAME" }, opts = { json = "flag" },
+    summary = "remove a cron schedule (the processes it started stay)",
+  },
   kinds = {
     opts = { json = "flag" },
     usage = "kinds [--json]",
@@ -266,7 +291,7 @@ removed by the next worker that writes anyway.]],
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "tree", "top",
   "await", "signal", "cancel", "abandon", "prune", "stats", "metrics", "ui", "check", "kinds",
-  "workers", "help", "retry" }
+  "workers", "help", "retry", "schedules", "schedule", "unschedule" }
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -312,8 +337,10 @@ local function general_usage()
     "",
     "commands:",
   }
+  local width = 8
+  for _, n in ipairs(ORDER) do width = math.max(width, #n) end
   for _, n in ipairs(ORDER) do
-    lines[#lines + 1] = string.format("  %-8s %s", n, COMMANDS[n].summary)
+    lines[#lines + 1] = string.format("  %-" .. width .. "s %s", n, COMMANDS[n].summary)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Read commands take --json. Exit codes: 0 ok, 1 failure, 2 usage."
@@ -706,6 +733,17 @@ function run.ps(ctx, _, opts)
   end
 end
 
+-- The schedule that started process r (its id is NAME@TICK of a schedule
+-- of its kind), and the tick; or nil.
+local function schedule_of(eng, r)
+  local name, tick = r.id:match("^(.*)@(%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z)$")
+  if not name then return nil end
+  local sc = eng:schedules()
+  for _, s in ipairs(sc or {}) do
+    if s.name == name and s.kind == r.kind then return s, tick end
+  end
+end
+
 function run.show(ctx, pos, opts)
   local eng = ctx.open()
   local r, msg, code = eng:get(pos[1])
@@ -721,6 +759,11 @@ function run.show(ctx, pos, opts)
         more.heartbeat = w.heartbeat_at or w.seen_at or w.renewed_at or w.at
       end
     end
+  end
+  local sc, tick = schedule_of(eng, r)
+  if sc then
+    r.schedule = { name = sc.name, spec = sc.spec, tz = sc.tz, catch_up = sc.catch_up,
+      tick = tick }
   end
   if opts.json then
     r.lease = more.lease
@@ -835,6 +878,63 @@ function run.tree(ctx, pos, opts)
     say(format.json(plain(t)))
   else
     say(format.tree(t))
+  end
+end
+
+function run.schedules(ctx, _, opts)
+  local list = read_store(ctx, "schedules", "schedules")
+  if opts.json then
+    say(format.json(list, { array = true }))
+  elseif #list == 0 then
+    say("no schedules")
+  else
+    say(format.schedules(list))
+  end
+end
+
+local CATCH_UP = lash.set_of({ "skip", "one", "all" })
+
+function run.schedule(ctx, pos, opts)
+  local name, spec, kind = pos[1], pos[2], pos[3]
+  local input = json_arg("schedule", "input", pos[4])
+  if name == "" then usage_error("schedule", "NAME must not be empty") end
+  if kind == "" then usage_error("schedule", "KIND must not be empty") end
+  local cu = opts["catch-up"]
+  if cu ~= nil and not CATCH_UP[cu] then
+    usage_error("schedule", 'unknown --catch-up "' .. cu .. '" (skip, one or all)')
+  end
+  -- The spec and the zone are checked before the store is touched.
+  local ticks, why = lash.cron_ticks(spec, { tz = opts.tz, n = 1 })
+  if not ticks then usage_error("schedule", why) end
+  local eng = ctx.open(true)
+  local ok, how, code = eng:schedule(name, spec, kind, input, { tz = opts.tz, catch_up = cu })
+  if not ok then
+    if code == "EINVAL" then usage_error("schedule", how) end
+    failure("schedule", how)
+  end
+  local sc = eng:schedules()
+  local mine
+  for _, s in ipairs(sc or {}) do
+    if s.name == name then mine = s end
+  end
+  if opts.json then
+    say(format.json({ name = name, result = how, ticks = mine and mine.ticks }))
+  else
+    local next = {}
+    for i, t in ipairs(mine and mine.ticks or {}) do next[i] = format.iso(t) end
+    say(string.format("schedule %s %s; next ticks %s", name, how, table.concat(next, " ")))
+  end
+end
+
+function run.unschedule(ctx, pos, opts)
+  local eng = ctx.open()
+  local ok, msg, code = eng:unschedule(pos[1])
+  if not ok then
+    if code == "ENOENT" then failure("unschedule", 'no schedule "' .. pos[1] .. '"') end
+    failure("unschedule", msg)
+  end
+  if opts.json then say(format.json({ name = pos[1], removed = true })) else
+    say("schedule " .. pos[1] .. " removed")
   end
 end
 

@@ -181,6 +181,37 @@ function M.columns(headers, rows)
   return table.concat(lines, "\n")
 end
 
+-- ----------------------------------------------------------- schedules
+
+--- ISO 8601 UTC "2026-12-01T14:00:00Z" (".123Z" when not a whole second):
+--- the tick part of a scheduled child's id.
+function M.iso(ms)
+  if math.type(ms) ~= "integer" then return tostring(ms) end
+  local frac = ms % 1000
+  return os.date("!%Y-%m-%dT%H:%M:%S", ms // 1000) ..
+    (frac ~= 0 and string.format(".%03dZ", frac) or "Z")
+end
+
+--- The table of eng:schedules(): name, spec, kind, tz, catch-up, the next
+--- three ticks, children started.
+function M.schedules(list)
+  local rows = {}
+  for _, sc in ipairs(list) do
+    local ticks = {}
+    for i, t in ipairs(sc.ticks or {}) do ticks[i] = M.iso(t) end
+    rows[#rows + 1] = { M.text(sc.name), M.text(sc.spec), M.text(sc.kind), sc.tz,
+      sc.catch_up, tostring(sc.started), #ticks > 0 and table.concat(ticks, " ") or "-" }
+  end
+  return M.columns({ "NAME", "SPEC", "KIND", "TZ", "CATCH-UP", "STARTED", "NEXT TICKS" }, rows)
+end
+
+--- The "schedule" line of a scheduled child in `lash show`: {name, spec,
+--- tz, catch_up, tick}.
+function M.schedule_line(sc)
+  return string.format("%s (%s, %s, catch-up %s), tick %s", M.text(sc.name), M.text(sc.spec),
+    tostring(sc.tz), tostring(sc.catch_up), tostring(sc.tick))
+end
+
 -- ------------------------------------------------------------- records
 
 function M.is_record(v)
@@ -447,6 +478,8 @@ function M.record(r, now, more)
       tostring(a.owner), a.fence, ago(a.started_at, now)) }
   end
   rows[#rows + 1] = { "input", M.payload(r.input, 200) }
+  -- a child of a cron schedule (lash show fills r.schedule)
+  if r.schedule then rows[#rows + 1] = { "schedule", M.schedule_line(r.schedule) } end
   if r.wait then
     rows[#rows + 1] = { "waiting on", r.wait .. (r.wait_since and
       (" since " .. ago(r.wait_since, now)) or "") }

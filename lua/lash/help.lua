@@ -30,6 +30,11 @@ M.entries = {
   ["eng:complete"] = "eng:complete(id, outcome, {authority}) -- end a row without its lease",
   ["eng:batch"] = "eng:batch(fn) -- every write of fn(eng) in one atomic commit",
   ["eng:prune"] = "eng:prune{before_ms, status} -> {processes, events}",
+  ["eng:schedule"] = "eng:schedule(name, spec, kind, input, {tz, catch_up}) -> true, how " ..
+    "-- a durable cron schedule: one child name@<tick> per tick",
+  ["eng:unschedule"] = "eng:unschedule(name) -> true -- remove a schedule",
+  ["eng:schedules"] = "eng:schedules() -> {{name, spec, kind, tz, ticks, ...}, ...}",
+  ["lash.cron_ticks"] = "lash.cron_ticks(spec, {tz, after, n}) -> {ms, ...} -- next ticks",
   ["eng:get"] = "eng:get(id) -> record",
   ["eng:events"] = "eng:events(id, after, limit) -> {{seq, type, payload, at, key}, ...}",
   ["eng:list"] = "eng:list{status, kind, limit, after} -> {record, ...}",

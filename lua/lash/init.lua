@@ -110,6 +110,8 @@ local OPTIONS = {
   append = { "key" },
   on_log = { "summary_ms" },
   cancel = { "tree" },
+  schedule = { "tz", "catch_up" },
+  cron_ticks = { "tz", "after", "n" },
 }
 
 local function check_known(fname, opts, name, level)
@@ -662,6 +664,64 @@ function Engine:batch(fn)
   if not res[1] then error(res[2], 0) end
   if not ok then return nil, msg, code end
   return table.unpack(res, 2, res.n)
+end
+
+-- ---------------------------------------------------------- schedules
+
+local CATCH_UP = { "skip", "one", "all" }
+
+--- Adds (or replaces) the durable schedule `name`: a cron `spec` (five
+--- fields, or six with a leading seconds field; @hourly-style aliases;
+--- "@every 30s") that starts one process of `kind` with `input` per tick,
+--- exactly once across every worker of the store (id `name@<tick, ISO 8601
+--- UTC>`). The children take the disposition and max_attempts `kind` is
+--- defined with here (else the defaults).
+---@param opts? table tz (a tz database name; default "UTC"), catch_up
+---  ("skip" (default): ticks missed while no worker ran are not started;
+---  "one": the latest of them; "all": each)
+---@return true|nil ok, string how_or_msg ("created", "same" or "replaced"), string? code
+function Engine:schedule(name, spec, kind, input, opts)
+  check("schedule", "name", name, "string")
+  check("schedule", "spec", spec, "string")
+  check("schedule", "kind", kind, "string")
+  opts = check_opts("schedule", opts)
+  check("schedule", "tz", opts.tz, "string", true)
+  check("schedule", "catch_up", opts.catch_up, "string", true)
+  local ok, why = known("catch_up", opts.catch_up, CATCH_UP)
+  if not ok then return einval(why) end
+  local d = defs_of(self)[kind]
+  local how, msg, code = core.schedule(self, name, spec, kind, input, opts.tz,
+    opts.catch_up, d and d.disposition, d and d.max_attempts)
+  if not how then return nil, msg, code end
+  return true, how
+end
+
+--- The next ticks of a cron spec (checked as eng:schedule checks it).
+---@param opts? table tz, after (epoch ms; default now), n (default 3)
+---@return table|nil ticks (epoch ms), string? msg, string? code
+function M.cron_ticks(spec, opts)
+  check("cron_ticks", "spec", spec, "string")
+  opts = check_opts("cron_ticks", opts)
+  check("cron_ticks", "tz", opts.tz, "string", true)
+  check("cron_ticks", "after", opts.after, "integer", true)
+  check("cron_ticks", "n", opts.n, "integer", true)
+  if opts.n and opts.n < 0 then argerror("cron_ticks", "n", "must be >= 0") end
+  return core.cron_ticks(spec, opts.tz, opts.after, opts.n or 3)
+end
+
+--- Removes the schedule `name` (the processes it started stay).
+---@return true|nil ok, string? msg, string? code
+function Engine:unschedule(name)
+  check("unschedule", "name", name, "string")
+  return core.unschedule(self, name)
+end
+
+--- The schedules, in name order: {name, spec, kind, input, tz, catch_up,
+--- next_at, last_at, started, created_at, updated_at, ticks = {the next
+--- three, epoch ms}}.
+---@return table|nil schedules, string? msg, string? code
+function Engine:schedules()
+  return core.schedules(self)
 end
 
 -- -------------------------------------------------------------- reads

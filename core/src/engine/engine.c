@@ -93,6 +93,12 @@ static void on_foreign(void *ud, const lash__feed_row *row, uint64_t from) {
   lash__changes_foreign(&e->changes, row, from);
 }
 
+/* The store's change seq moved: a schedule may have been put elsewhere. */
+static void on_moved(void *ud) {
+  lash_engine *e = ud;
+  lash__sched_moved(&e->sched);
+}
+
 /* ----------------------------------------------------------------- opts */
 
 /* The one place engine defaults are applied (opts_init and open). */
@@ -186,6 +192,7 @@ static void wait_handles(lash_engine *e) {
 static void parts_free(lash_engine *e) {
   lash__renew_free(&e->renew);
   lash__admit_free(&e->admit);
+  lash__sched_free(&e->sched);
   lash__runs_free(&e->runs);
   lash__awaiter_free(&e->awaiter);
   lash__feed_free(&e->feed);
@@ -198,6 +205,7 @@ static void parts_close(lash_engine *e) {
   lash__pump_close(&e->pump);
   lash__observer_close(&e->obs);
   lash__suspender_close(&e->susp);
+  lash__sched_close(&e->sched);
   lash__admit_close(&e->admit);
   lash__renew_close(&e->renew);
   lash__feed_close(&e->feed);
@@ -220,6 +228,7 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
   fh.foreign = on_foreign;
   fh.wanted = feed_wanted;
   fh.wanted_ud = e;
+  fh.moved = on_moved;
 
   lash__pump_init(&e->pump, e->loop, &e->handles, turn, e);
   lash__observer_init(&e->obs, e->loop, &e->handles);
@@ -254,6 +263,8 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
   if (rc == 0)
     rc = lash__presence_init(&e->presence, e->s, &e->writer, &e->admit);
   e->runs.obs = e->admit.obs = e->susp.obs = &e->obs;
+  lash__sched_init(&e->sched, e->s, e->loop, &e->handles, &e->pump, &e->writer,
+                   &e->admit);
   return rc;
 }
 
@@ -374,7 +385,13 @@ int lash_engine_define(lash_engine *e, const char *kind) {
   lash__presence_changed(&e->presence);
   lash__feed_update(&e->feed);
   lash__admit_request(&e->admit);
+  lash__sched_reread(&e->sched);
   return 0;
+}
+
+void lash_engine_schedules_changed(lash_engine *e) {
+  if (e == NULL || e->closing) return;
+  lash__sched_soon(&e->sched);
 }
 
 int lash_engine_set_timeout(lash_engine *e, const char *kind,

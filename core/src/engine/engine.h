@@ -17,6 +17,7 @@
 #include "engine/pump.h"
 #include "engine/renew.h"
 #include "engine/runs.h"
+#include "engine/schedule.h"
 #include "engine/suspend.h"
 #include "engine/writer.h"
 
@@ -39,6 +40,7 @@ struct lash_engine {
   lash__runs runs;
   lash__admit admit;
   lash__suspender susp;
+  lash__sched sched; /* cron schedules (issue 13) */
   lash__changes changes;
   lash__presence presence; /* the worker entry (issue 11, kv) */
 

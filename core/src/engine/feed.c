@@ -168,6 +168,7 @@ static void poll_cb(uv_timer_t *t) {
   cs = lash_change_seq(f->s);
   if (cs != 0 && cs != f->seen) {
     f->seen = cs;
+    if (f->hooks.moved != NULL) f->hooks.moved(f->hooks.ud);
     feed_read(f);
     f->interval = f->min;
     f->fs_retry = 0;

@@ -38,6 +38,9 @@ typedef struct lash__feed_hooks {
    * runs); asked on every lash__feed_update, with wanted_ud. */
   int (*wanted)(void *wanted_ud);
   void *wanted_ud;
+  /* May be NULL: the store's change seq moved (any commit, also one that
+   * changed no row, such as a schedule put of the side table). */
+  void (*moved)(void *ud);
 } lash__feed_hooks;
 
 typedef struct lash__fnode lash__fnode;
