@@ -205,7 +205,8 @@ static int first_cb(void *ud, const char *key, size_t keylen, lash_bytes val) {
 }
 
 /* Hands the free slots of key k to its first waiters. */
-static int handoff_key(lash_txn *t, const char *k, size_t kn) {
+static int handoff_key(lash_txn *t, const char *k, size_t kn,
+                       lash__conc_relist_fn relist) {
   lash_store *s = t->s;
   char prefix[LASH_NAME_MAX + 1];
   uint64_t n;
@@ -225,7 +226,7 @@ static int handoff_key(lash_txn *t, const char *k, size_t kn) {
     if (!f.found) return 0;
     /* The waiter holds the slot from here (or, gone or moved, leaves the
      * queue); its own limit decides. */
-    got = lash__conc_relist(t, f.id, f.idlen, n, &lim);
+    got = relist(t, f.id, f.idlen, n, &lim);
     if (got < 0) return got;
     if (got == 2) return 0; /* it waits on: the slots are full for its limit */
     if ((rc = lash__kv_put(s, t, LASH_KV_CONC, f.key, f.keylen, NULL, 0)) < 0)
@@ -238,9 +239,25 @@ static int handoff_key(lash_txn *t, const char *k, size_t kn) {
   }
 }
 
-int lash__conc_handoff(lash_txn *t) {
-  /* A relisted row frees no slot, so the list does not grow meanwhile. */
-  int rc = lash__each_name(t, &t->conc_freed, handoff_key);
+int lash__conc_handoff(lash_txn *t, lash__conc_relist_fn relist) {
+  /* Take the list, so that a save during the handoff cannot move it. */
+  lash__buf keys = t->conc_freed;
+  size_t off;
+  int rc = 0;
+  t->conc_freed.p = NULL;
+  t->conc_freed.len = t->conc_freed.cap = 0;
+  for (off = 0; rc == 0 && off < keys.len;) {
+    const char *k = keys.p + off;
+    size_t kn = strlen(k);
+    rc = handoff_key(t, k, kn, relist);
+    off += kn + 1;
+  }
+  if (t->conc_freed.p == NULL) { /* keep the capacity */
+    keys.len = 0;
+    t->conc_freed = keys;
+  } else {
+    lash__buf_free(&keys);
+  }
   if (rc < 0 && t->rc == 0) t->rc = rc;
   return rc;
 }

@@ -594,9 +594,12 @@ int lash__conc_acquire(lash_txn *t, lash__rec *r);
  * rows that end or are suspended; a path that parks a row otherwise (a
  * retry's backoff) calls it on the record before saving. 0 or an error. */
 int lash__conc_release(lash_txn *t, lash__rec *r);
-/* Before the commit (txn.c): the freed slots go to the first waiters of
- * their keys, which are listed again holding them. 0 or an error. */
-int lash__conc_handoff(lash_txn *t);
+/* Before the commit (registry.c's pre_commit): the freed slots go to the
+ * first waiters of their keys, which @p relist (lash__conc_relist) lists
+ * again holding them. 0 or an error. */
+typedef int (*lash__conc_relist_fn)(lash_txn *t, const char *id, size_t idlen,
+                                    uint64_t held, int32_t *limit);
+int lash__conc_handoff(lash_txn *t, lash__conc_relist_fn relist);
 /* lash_check: every row holding a slot is counted by its key, every
  * waiting row is in its key's queue. Reports through problem; 0 or an
  * error. */
@@ -616,7 +619,8 @@ int lash__kv_put_num(lash_txn *t, int ns, const char *key, size_t kn,
 int lash__conc_relist(lash_txn *t, const char *id, size_t idlen, uint64_t held,
                       int32_t *limit);
 
-/* ------------------------------------------- the children index (children.c) */
+/* ------------------------------------------- the children index (children.c)
+ */
 
 /* Notes @p child (cl bytes) under @p parent in the write txn t (obs). */
 int lash__child_note(lash_store *s, lash_txn *t, const char *parent,

@@ -177,9 +177,10 @@ static int op_save(op *o, int registered) {
   if ((rc = op_wake_rule(o)) < 0) return rc;
   /* issue 13 (claim): a row that ends or is suspended frees its slot */
   if (r->conc_key.p != NULL && r->conc_state != LASH_CONC_NONE &&
-      (LASH_IS_TERMINAL(r->status) || r->suspended) &&
-      (rc = lash__conc_release(t, r)) < 0)
-    return rc;
+      (LASH_IS_TERMINAL(r->status) || r->suspended)) {
+    if ((rc = lash__conc_release(t, r)) < 0) return rc;
+    t->pre_commit = lash__wake_ended; /* the handoff of the freed slot */
+  }
   ended = o->existed && !LASH_IS_TERMINAL(o->old_status) &&
           LASH_IS_TERMINAL(r->status);
   if (ended && lash__buf_reserve(&t->ended, o->idlen + 1) < 0)
@@ -1406,6 +1407,11 @@ int lash__each_name(lash_txn *t, lash__buf *list,
 }
 
 int lash__wake_ended(lash_txn *t) {
+  int rc;
+  /* issue 13 (claim): freed slots first go to their keys' waiters */
+  if (t->conc_freed.len > 0 &&
+      (rc = lash__conc_handoff(t, lash__conc_relist)) < 0)
+    return rc;
   /* Waking writes no terminal, so the list does not grow meanwhile. */
   return lash__each_name(t, &t->ended, lash__wake_waiters);
 }

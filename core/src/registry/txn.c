@@ -480,9 +480,9 @@ static int txn_finish(lash_txn *t) {
     return rc;
   }
   /* The waiters of rows that ended are woken in this commit (issue 9);
-   * freed concurrency slots go to their keys' waiters (issue 13). */
-  if ((t->conc_freed.len > 0 && (rc = lash__conc_handoff(t)) < 0) ||
-      (t->pre_commit != NULL && (rc = t->pre_commit(t)) < 0) ||
+   * freed concurrency slots go to their keys' waiters (issue 13): both
+   * through the registry's pre_commit. */
+  if ((t->pre_commit != NULL && (rc = t->pre_commit(t)) < 0) ||
       (rc = t->rc) < 0) {
     lash__txn_abort(t);
     return rc;
