@@ -34,6 +34,8 @@ figure() { # figure NAME SCRIPT ARG
 }
 
 figure "engine drain" drain.lua "$drain_n"
+# Issue 10: 1, 2 and 4 worker processes on one store.
+figure "engine drain by worker processes" workers.lua "$drain_n"
 figure "engine await round trip" roundtrip.lua "$roundtrip_n"
 figure "engine signal -> resume" signal.lua "$signal_n"
 figure "engine signal from another process" signal_xproc.lua "$xproc_n"
