@@ -94,7 +94,11 @@ return {
       assert.truthy(after, "q did not quit: " .. screen())
       assert.matches("EXITED 0", after)
       assert.is_nil(after:find("LATEST FAILURES", 1, true)) -- the main screen is back
-      local stty = h.poll(function() return h.read_file(dir .. "/stty") end, 5000)
+      -- (the file exists before stty has written it: wait for its words)
+      local stty = h.poll(function()
+        local t = h.read_file(dir .. "/stty")
+        return t and t:find("icanon", 1, true) and t
+      end, 5000)
       assert.truthy(stty)
       assert.matches("[^-]icanon", stty)
       assert.matches("[^-]echo ", stty)
