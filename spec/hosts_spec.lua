@@ -136,7 +136,7 @@ describe("many hosts", function()
           -- the host writes to its stdout (the log opened out here): it
           -- cannot see this /tmp
           pids[w] = h.spawn_worker("drain", { via(ns, dir), owners[w], tostring(TOTAL), "-",
-            tostring(TTL), "20" }, logs[w], ns.hosts[w].wrap)
+            tostring(TTL), "200" }, logs[w], ns.hosts[w].wrap)
         else
           pids[w] = h.spawn_worker("drain", { dir, owners[w], tostring(TOTAL), logs[w],
             tostring(TTL) }, logs[w])
@@ -164,7 +164,7 @@ describe("many hosts", function()
         h.kill(pids[2], "CONT")
       end
       for w = 2, 3 do
-        assert.is_truthy(h.wait_exit(pids[w], 120000), owners[w] .. " did not finish")
+        assert.is_truthy(h.wait_exit(pids[w], 300000), owners[w] .. " did not finish")
         local lines = h.lines(logs[w])
         assert.are.equal("exit ok", lines[#lines], owners[w] .. ": " .. tostring(lines[#lines]))
       end

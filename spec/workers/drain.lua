@@ -1,7 +1,8 @@
 -- spec/workers/drain.lua DIR OWNER TOTAL LOG [LEASE_TTL_MS [PARK_MS]]
 -- Defines kind "job" (rerunnable), logs "run <id> <owner>" for every body it
 -- runs, returns {worker = OWNER, n = input.n}, and runs until TOTAL "job"
--- rows are completed in the store (or 60 s pass). LOG "-" is stdout. With
+-- rows are completed in the store (or 240 s pass: generous for a loaded
+-- machine). LOG "-" is stdout. With
 -- PARK_MS the body first journals a step whose value is OWNER (a fenced
 -- write), then parks in ctx:sleep(PARK_MS) holding its lease, and logs
 -- "done <id> <owner>" after it: a host cut off meanwhile has bodies in
@@ -23,7 +24,7 @@ eng:define("job", function(ctx, input)
 end)
 local ok = W.run_until(eng, owner, function()
   return (eng:stats().completed or 0) >= total
-end, 60000, 25)
+end, 240000, 25)
 log("exit", ok and "ok" or "deadline")
 eng:close()
 os.exit(ok and 0 or 1)

@@ -16,6 +16,9 @@ static void pg_close(lash_backend *b) {
   if (s->w != NULL) PQfinish(s->w);
   if (s->l != NULL) PQfinish(s->l);
   pg__buf_free(&s->q);
+  pg__buf_free(&s->prow);
+  pg__buf_free(&s->pev);
+  pg__buf_free(&s->plea);
   pg__buf_free(&s->sql);
   free(s->conninfo);
   free(s->name);

@@ -169,7 +169,7 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   if (!s->in_write && s->pc) {
     int got = from_cache(s, q, fn, ud, &rc);
     if (got) return rc;
-    pg__pc_drop(s); /* this read may see newer commits */
+    pg__pc_off(s); /* this read may see newer commits */
   }
   for (;;) {
     PGresult *r = NULL;
