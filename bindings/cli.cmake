@@ -35,6 +35,26 @@ if(CMAKE_SCRIPT_MODE_FILE)
   string(APPEND body "\nconst struct lash_embedded {\n  const char *name;\n"
                      "  const char *file;\n  const char *src;\n  size_t len;\n"
                      "} lash_embedded[] = {\n${table}    {NULL, NULL, NULL, 0}};\n")
+  # The web UI's files (ui/: lash ui), as lash_assets: name = the file name.
+  set(table "")
+  if(LASH_ASSET_DIR)
+    file(GLOB assets ${LASH_ASSET_DIR}/*.html ${LASH_ASSET_DIR}/*.js ${LASH_ASSET_DIR}/*.css)
+    list(SORT assets)
+    foreach(src ${assets})
+      get_filename_component(base ${src} NAME)
+      file(READ ${src} hex HEX)
+      string(LENGTH "${hex}" hexlen)
+      math(EXPR len "${hexlen} / 2")
+      string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+      string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)"
+                           "\\1\n  " bytes "${bytes}")
+      string(APPEND body "static const unsigned char mod${n}[] = {\n  ${bytes}0x00};\n")
+      string(APPEND table "    {\"${base}\", \"ui/${base}\", (const char *)mod${n}, ${len}},\n")
+      math(EXPR n "${n} + 1")
+    endforeach()
+  endif()
+  string(APPEND body "\nconst struct lash_embedded lash_assets[] = {\n${table}"
+                     "    {NULL, NULL, NULL, 0}};\n")
   # Write only when the text changed, so an unchanged tree does not relink.
   if(EXISTS ${LASH_EMBED_OUT})
     file(READ ${LASH_EMBED_OUT} old)
@@ -57,13 +77,16 @@ pkg_check_modules(LASH_CLI_EDIT REQUIRED IMPORTED_TARGET libedit)
 
 set(LASH_SRC ${CMAKE_CURRENT_LIST_DIR}/..)
 file(GLOB LASH_LUA_SOURCES CONFIGURE_DEPENDS ${LASH_SRC}/lua/lash/*.lua)
+file(GLOB LASH_UI_ASSETS CONFIGURE_DEPENDS ${LASH_SRC}/ui/*.html ${LASH_SRC}/ui/*.js
+  ${LASH_SRC}/ui/*.css)
 set(LASH_EMBED_C ${CMAKE_BINARY_DIR}/bindings/lash_embed.c)
 add_custom_command(
   OUTPUT ${LASH_EMBED_C}
   COMMAND ${CMAKE_COMMAND} -DLASH_EMBED_OUT=${LASH_EMBED_C}
-          -DLASH_EMBED_DIR=${LASH_SRC}/lua/lash -P ${CMAKE_CURRENT_LIST_FILE}
-  DEPENDS ${LASH_LUA_SOURCES} ${CMAKE_CURRENT_LIST_FILE}
-  COMMENT "Embedding lua/lash/*.lua into the lash executable"
+          -DLASH_EMBED_DIR=${LASH_SRC}/lua/lash -DLASH_ASSET_DIR=${LASH_SRC}/ui
+          -P ${CMAKE_CURRENT_LIST_FILE}
+  DEPENDS ${LASH_LUA_SOURCES} ${LASH_UI_ASSETS} ${CMAKE_CURRENT_LIST_FILE}
+  COMMENT "Embedding lua/lash/*.lua and ui/ into the lash executable"
   VERBATIM)
 
 # The executable links the objects of lash_bindings (bindings/CMakeLists.txt),
@@ -91,6 +114,7 @@ set(LASH_LUA_CDIR lib/lua/5.4 CACHE STRING
 install(TARGETS lash RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS lash_core ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${LASH_SRC}/core/include/lash.h ${LASH_SRC}/core/include/lash_backend.h
+  ${LASH_SRC}/core/include/lash_http.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET lash_lua)
   install(TARGETS lash_lua LIBRARY DESTINATION ${LASH_LUA_CDIR}/lash)

@@ -134,7 +134,7 @@ static int is_cancelled(lua_State *L, int idx) {
 /* Stores the outcome payload at the top of L (popped) as the end of @p run
  * with @p status. An outcome too large or not encodable becomes a
  * failure. */
-static void finish(llash_co *c, lash_run *run, int status) {
+static void finish(llash_co *c, lash_run *run, int status, int fatal) {
   lua_State *L = c->le->L;
   lash_bytes b;
   int rc;
@@ -149,7 +149,9 @@ static void finish(llash_co *c, lash_run *run, int status) {
       return;
     }
   }
-  rc = lash_run_finish(run, status, b);
+  /* issue 13: a failure is retried under the row's policy unless fatal */
+  rc = fatal && status == LASH_FAILED ? lash_run_fail_fatal(run, b)
+                                      : lash_run_finish(run, status, b);
   lua_pop(L, 2);
   if (rc == LASH_ETOOBIG) {
     lua_pushfstring(L, "the %s outcome is over the payload size limit",
@@ -189,7 +191,7 @@ static void co_end(llash_co *c, int st, int nres) {
     lua_pop(th, st == LUA_OK || st == LUA_YIELD ? nres : 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->nondet_ref);
     llash_push_outcome_payload(L, LASH_FAILED, -1, NULL);
-    finish(c, run, LASH_FAILED);
+    finish(c, run, LASH_FAILED, 0);
     if (st != LUA_OK) llash_closethread(th, L);
     llash_co_release(c);
     lua_settop(L, top);
@@ -205,7 +207,7 @@ static void co_end(llash_co *c, int st, int nres) {
       }
       llash_push_outcome_payload(L, LASH_COMPLETED, -1, NULL);
       lua_remove(L, -2);
-      finish(c, run, LASH_COMPLETED);
+      finish(c, run, LASH_COMPLETED, 0);
     }
     llash_co_release(c);
     lua_settop(L, top);
@@ -225,8 +227,16 @@ static void co_end(llash_co *c, int st, int nres) {
       luaL_traceback(L, th, NULL, 0);
       tb = lua_tostring(L, -1);
     }
+    int fatal = 0;
+    if (status == LASH_FAILED && lua_type(L, top + 1) == LUA_TTABLE) {
+      /* issue 13: lash.fatal(msg), or an error table with retry = false */
+      lua_pushliteral(L, "retry");
+      lua_rawget(L, top + 1);
+      fatal = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
     llash_push_outcome_payload(L, status, top + 1, tb);
-    finish(c, run, status);
+    finish(c, run, status, fatal);
   } else if (c->type != LLASH_CO_BODY) {
     push_errstring(L, -1);
     if (st != LUA_YIELD) luaL_traceback(L, th, lua_tostring(L, -1), 0);
@@ -499,7 +509,9 @@ void llash_runner_init(llash_engine *le) {
   r.ud = le;
   r.start = runner_start;
   r.drop = runner_drop;
-  r.event = runner_event;
+  /* Without an on_event handler the engine need not read back the events
+   * of each commit to forward them (l_on_event installs the sink). */
+  r.event = le->nhandlers > 0 ? runner_event : NULL;
   r.stall = runner_stall;
   lash_engine_set_runner(le->e, &r);
 }

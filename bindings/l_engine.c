@@ -107,6 +107,7 @@ static int l_open(lua_State *L) {
   if (le == NULL) return llash_fail(L, LASH_ENOMEM, NULL);
   llash_list_init(&le->cos);
   llash_list_init(&le->ops);
+  llash_list_init(&le->servers);
   le->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Loop callbacks outside eng:run/await (a luv host's uv.run) run on the
    * main thread, which outlives any coroutine that opened the engine. */
@@ -145,6 +146,7 @@ static void close_engine(lua_State *L, llash_engine **u) {
     lash_engine_batch_end(le->e, 0);
     le->batch = 0;
   }
+  llash_http_close_all(le);
   llash_co_release_all(le);
   llash_ops_orphan(le);
   lash_engine_close(le->e);
@@ -317,17 +319,19 @@ static void state_add(lua_State *L, llash_engine *le, const char *field,
   lua_pop(L, 2);
 }
 
-/* core.define(eng, kind, fn, timeout_ms) */
+/* core.define(eng, kind, fn, timeout_ms [, retry]) */
 static int l_define(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *kind;
   lua_Integer budget = llash_optcount(L, 4, "timeout_ms", 0);
+  lash_retry_policy retry = llash_policy(L, 5); /* issue 13 */
   int rc;
   llash_checkfn(L, 3, "fn");
   if ((rc = llash_argid(L, 2, "kind", LASH_RULE_NAME, 0, &kind)) != 0)
     return rc;
   if ((rc = lash_engine_define(le->e, kind)) < 0 ||
-      (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0)
+      (rc = lash_engine_set_timeout(le->e, kind, (int64_t)budget)) < 0 ||
+      (rc = lash_engine_set_retry(le->e, kind, &retry)) < 0)
     return llash_fail_store(L, le, rc);
   state_add(L, le, "kinds", kind, 3);
   lua_pushboolean(L, 1);
@@ -339,7 +343,7 @@ static int l_on_event(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   llash_checkfn(L, 2, "fn");
   state_add(L, le, "handlers", NULL, 2);
-  le->nhandlers++;
+  if (le->nhandlers++ == 0) llash_runner_init(le);
   return 0;
 }
 
@@ -435,6 +439,71 @@ static int l_reconcile(lua_State *L) {
   return 2;
 }
 
+/* ---- issue 14: the summary behind metrics and the UI (web) ---- */
+
+static void push_hist(lua_State *L, const char *name, const lash_hist *h) {
+  int i;
+  lua_createtable(L, 0, 3);
+  lua_createtable(L, LASH_SUMMARY_NBOUNDS + 1, 0);
+  for (i = 0; i <= LASH_SUMMARY_NBOUNDS; i++) {
+    lua_pushinteger(L, (lua_Integer)h->bucket[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "buckets");
+  llash_setint(L, "count", (lua_Integer)h->count);
+  lua_pushnumber(L, h->sum_ms);
+  lua_setfield(L, -2, "sum_ms");
+  lua_setfield(L, -2, name);
+}
+
+static int p_push_kind(lua_State *L) {
+  const lash_kind_summary *k = lua_touserdata(L, 2);
+  int st;
+  lua_createtable(L, 0, 12);
+  llash_setstr(L, "kind", k->kind);
+  for (st = LASH_PENDING; st <= LASH_ABANDONED; st++)
+    llash_setint(L, lash_status_name(st), (lua_Integer)k->count[st]);
+  llash_setint(L, "oldest_pending_at", (lua_Integer)k->oldest_pending_at);
+  llash_setint(L, "attempts", (lua_Integer)k->attempts);
+  push_hist(L, "duration", &k->duration);
+  push_hist(L, "attempt", &k->attempt);
+  lua_rawseti(L, 1, (lua_Integer)luaL_len(L, 1) + 1);
+  return 0;
+}
+
+static int push_kind(void *ud, const lash_kind_summary *k) {
+  lua_State *L = ud;
+  lua_pushcfunction(L, p_push_kind);
+  lua_pushvalue(L, -2);
+  lua_pushlightuserdata(L, (void *)k);
+  return lua_pcall(L, 2, 0, 0) == LUA_OK ? 0 : 1;
+}
+
+/* core.summarize(eng) -> {{kind =, pending = N, ..., oldest_pending_at =,
+ * attempts =, duration = {buckets = {...}, count =, sum_ms =}, attempt =
+ * {...}}, ...} in kind order (lash_summarize) | nil, msg, code */
+static int l_summarize(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  int rc;
+  lua_settop(L, 1);
+  lua_newtable(L);
+  rc = lash_summarize(lash_engine_store(le->e), NULL, push_kind, L);
+  if (lua_gettop(L) > 2) return lua_error(L); /* a push raised */
+  if (rc < 0) return llash_fail_store(L, le, rc);
+  return 1;
+}
+
+/* core.SUMMARY_BOUNDS: the histograms' bucket bounds (ms). */
+static void push_bounds(lua_State *L) {
+  static const int64_t b[LASH_SUMMARY_NBOUNDS] = LASH_SUMMARY_BOUNDS;
+  int i;
+  lua_createtable(L, LASH_SUMMARY_NBOUNDS, 0);
+  for (i = 0; i < LASH_SUMMARY_NBOUNDS; i++) {
+    lua_pushinteger(L, (lua_Integer)b[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 /* eng:pause([on]) -> admission stops (on, the default) or resumes; running
  * and parked bodies go on. */
 static int l_pause(lua_State *L) {
@@ -465,11 +534,9 @@ void llash_engine_open(lua_State *L) {
                                   {"__close", l_close},
                                   {"__tostring", l_tostring},
                                   {NULL, NULL}};
-  static const luaL_Reg raw[] = {{"open", l_open},
-                                 {"define", l_define},
-                                 {"list", l_list},
-                                 {"run", l_run},
-                                 {NULL, NULL}};
+  static const luaL_Reg raw[] = {
+      {"open", l_open}, {"define", l_define},       {"list", l_list},
+      {"run", l_run},   {"summarize", l_summarize}, {NULL, NULL}};
   int i;
   /* module table at -1 */
   llash_add_functions(L, raw);
@@ -487,4 +554,6 @@ void llash_engine_open(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "DURABILITIES");
+  push_bounds(L);
+  lua_setfield(L, -2, "SUMMARY_BOUNDS");
 }

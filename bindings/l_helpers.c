@@ -306,3 +306,26 @@ int llash_protect(llash_engine *le, lua_CFunction f, void *a, void *b) {
   }
   return st;
 }
+
+/* ---- issue 13 (retry) ---------------------------------------------- */
+
+lua_Number llash_numfield(lua_State *L, int t, const char *k) {
+  lua_Number v;
+  lua_getfield(L, t, k);
+  v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+lash_retry_policy llash_policy(lua_State *L, int idx) {
+  lash_retry_policy p;
+  memset(&p, 0, sizeof p);
+  if (!lua_istable(L, idx)) return p;
+  idx = lua_absindex(L, idx);
+  p.max_attempts = (uint32_t)llash_numfield(L, idx, "max_attempts");
+  p.initial_ms = (int64_t)llash_numfield(L, idx, "initial_ms");
+  p.factor = llash_numfield(L, idx, "factor");
+  p.max_ms = (int64_t)llash_numfield(L, idx, "max_ms");
+  p.jitter = llash_numfield(L, idx, "jitter");
+  return p;
+}

@@ -240,6 +240,29 @@ void llash_pushtombstone_outcome(lua_State *L, const lash_tombstone *t) {
 
 /* ------------------------------------------------------ records, events */
 
+/* ---- issue 13 (retry): retry policy, failures, next attempt, delay,
+ * unique key ---- */
+static void push_issue13(lua_State *L, const lash_record *r) {
+  if (r->retry.max_attempts > 0) {
+    lua_createtable(L, 0, 5);
+    llash_setint(L, "max_attempts", (lua_Integer)r->retry.max_attempts);
+    llash_setint(L, "initial_ms", (lua_Integer)r->retry.initial_ms);
+    lua_pushnumber(L, r->retry.factor > 0 ? r->retry.factor : 2);
+    lua_setfield(L, -2, "factor");
+    llash_setint(L, "max_ms", (lua_Integer)r->retry.max_ms);
+    lua_pushnumber(L, r->retry.jitter);
+    lua_setfield(L, -2, "jitter");
+    lua_setfield(L, -2, "retry");
+  }
+  if (r->failures > 0) llash_setint(L, "failures", (lua_Integer)r->failures);
+  if (r->suspended && r->retry_due && r->wake_at > 0)
+    llash_setint(L, "retry_at", (lua_Integer)r->wake_at);
+  if (r->run_at > 0) llash_setint(L, "run_at", (lua_Integer)r->run_at);
+  llash_setstr(L, "unique_key", r->unique_key);
+  if (r->unique_for_ms > 0)
+    llash_setint(L, "unique_for_ms", (lua_Integer)r->unique_for_ms);
+}
+
 void llash_pushrecord(lua_State *L, const lash_record *r) {
   lua_createtable(L, 0, 18);
   llash_setstr(L, "id", r->id);
@@ -290,6 +313,7 @@ void llash_pushrecord(lua_State *L, const lash_record *r) {
     if (r->wake_at > 0) llash_setint(L, "at", (lua_Integer)r->wake_at);
     lua_setfield(L, -2, "wake");
   }
+  push_issue13(L, r);
 }
 
 void llash_pushevent(lua_State *L, const lash_event *ev) {

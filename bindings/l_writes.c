@@ -45,6 +45,7 @@ void llash_op_free(llash_op *op) {
   free(op->key);
   free(op->jtype);
   free(op->jpayload);
+  free(op->unique_key);
   free(op);
 }
 
@@ -107,8 +108,20 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     def.max_attempts = op->u1;
     def.timeout_ms = op->n1;
     if (op->res.type == LLASH_OP_CHILD) def.parent = op->lease.process_id;
+    def.retry = op->retry; /* issue 13 */
+    def.run_at = op->run_at >= 0 ? op->run_at : lash_store_now(s) - op->run_at;
+    def.unique_key = op->unique_key;
+    def.unique_for_ms = op->unique_for_ms;
     /* Registers and, as the core decides, admits in the same commit. */
-    rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
+    if (def.unique_key != NULL) { /* issue 13: the row holding the key */
+      lash_record held;
+      rc = lash_engine_register(op->le->e, txn, &def, &op->i2, &held, NULL);
+      if (rc == LASH_APPLIED && held.id != NULL)
+        snprintf(op->res.uid, sizeof op->res.uid, "%s", held.id);
+      lash_record_free(&held);
+    } else {
+      rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
+    }
     break;
   }
   case LLASH_OP_JOURNAL:
@@ -128,6 +141,9 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     break;
   case LLASH_OP_CANCEL:
     rc = lash_request_cancel(s, txn, op->s1, op->s2, &op->res.seq);
+    break;
+  case LLASH_OP_RETRY: /* issue 13 */
+    rc = lash_retry(s, txn, op->s1, &op->res.seq);
     break;
   case LLASH_OP_ABANDON:
     rc = lash_request_abandon(s, txn, op->s1, op->s2, op->s3, &op->res.seq);
@@ -193,6 +209,7 @@ static int push_result(lua_State *L, const llash_result *r) {
   case LLASH_OP_JOURNAL:
   case LLASH_OP_CANCEL:
   case LLASH_OP_ABANDON:
+  case LLASH_OP_RETRY:
     lua_pushinteger(L, (lua_Integer)r->seq);
     return 1;
   case LLASH_OP_COMPLETE:
@@ -212,6 +229,11 @@ static int push_result(lua_State *L, const llash_result *r) {
     llash_setint(L, "processes", (lua_Integer)r->prune.processes);
     llash_setint(L, "events", (lua_Integer)r->prune.events);
     return 1;
+  case LLASH_OP_REGISTER: /* issue 13: true [, the row holding its key] */
+    lua_pushboolean(L, 1);
+    if (r->uid[0] == '\0') return 1;
+    lua_pushstring(L, r->uid);
+    return 2;
   default:
     lua_pushboolean(L, 1);
     return 1;
@@ -316,6 +338,29 @@ static int write(lua_State *L, llash_engine *le, llash_op *op) {
   return llash_write(L, le, llash_writer(L, le), op);
 }
 
+/* ---- issue 13 (retry) ---- */
+
+/* The table at @p idx: {retry = {max_attempts, initial_ms, factor, max_ms,
+ * jitter}, run_at, unique_key, unique_for_ms} (lua/lash checked them). */
+static int issue13_opts(lua_State *L, llash_op *op, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, idx, "retry");
+  op->retry = llash_policy(L, -1);
+  lua_pop(L, 1);
+  op->run_at = (int64_t)llash_numfield(L, idx, "run_at");
+  /* a delay counts from the registration (the store's clock, in op_fn) */
+  if (llash_numfield(L, idx, "delay_ms") > 0)
+    op->run_at = -(int64_t)llash_numfield(L, idx, "delay_ms");
+  op->unique_for_ms = (int64_t)llash_numfield(L, idx, "unique_for_ms");
+  if (lua_getfield(L, idx, "unique_key") == LUA_TSTRING &&
+      (op->unique_key = llash_strdup(lua_tostring(L, -1))) == NULL) {
+    lua_pop(L, 1);
+    return llash_op_nomem(L, op);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
 llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
                             int *nret) {
   const char *kind, *id;
@@ -336,6 +381,8 @@ llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
   op->u1 = (uint32_t)max;
   op->n1 = (int64_t)budget;
   if ((*nret = llash_op_payload(L, op, at + 1, "input")) != 0) return NULL;
+  if (lua_istable(L, at + 6) && (*nret = issue13_opts(L, op, at + 6)) != 0)
+    return NULL;
   return op;
 }
 
@@ -396,6 +443,18 @@ static int l_cancel(lua_State *L) {
   int n;
   if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return n;
   op = llash_op_new(le, LLASH_OP_CANCEL, id, reason, NULL);
+  return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
+}
+
+/* eng:retry(id) -> seq (issue 13): a failed row runs again as a new
+ * attempt */
+static int l_retry(lua_State *L) {
+  llash_engine *le = llash_checkengine(L, 1);
+  const char *id;
+  llash_op *op;
+  int n;
+  if ((n = llash_argid(L, 2, "id", LASH_RULE_ID, 0, &id)) != 0) return n;
+  op = llash_op_new(le, LLASH_OP_RETRY, id, NULL, NULL);
   return op != NULL ? write(L, le, op) : llash_op_nomem(L, op);
 }
 
@@ -492,11 +551,9 @@ static int l_batch_end(lua_State *L) {
 }
 
 void llash_writes_open(lua_State *L) {
-  static const luaL_Reg methods[] = {{"signal", l_signal},
-                                     {"append", l_append},
-                                     {"cancel", l_cancel},
-                                     {"abandon", l_abandon},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"signal", l_signal},   {"append", l_append}, {"cancel", l_cancel},
+      {"abandon", l_abandon}, {"retry", l_retry},   {NULL, NULL}};
   static const luaL_Reg raw[] = {
       {"start", l_start},         {"complete", l_complete},
       {"prune", l_prune},         {"batch_begin", l_batch_begin},

@@ -148,6 +148,7 @@ static void push_copy_report(lua_State *L, const lash_copy_report *rep) {
   llash_setint(L, "leases_released", (lua_Integer)rep->leases_released);
   llash_setint(L, "suspended", (lua_Integer)rep->suspended);
   llash_setint(L, "change_seq", (lua_Integer)rep->change_seq);
+  llash_setint(L, "side", (lua_Integer)rep->side);
   lua_newtable(L);
   for (i = 1; i <= LASH_STATUS_COUNT; i++) {
     lua_pushinteger(L, (lua_Integer)rep->counts[i]);
@@ -216,6 +217,8 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   llash_co_open(L);
   llash_ctx_open(L);
   llash_exec_open(L);
+  llash_kinds_open(L);
+  llash_http_open(L);
   lua_pushcfunction(L, l_strerror);
   lua_setfield(L, -2, "strerror");
   lua_pushcfunction(L, l_dir_files);

@@ -43,6 +43,8 @@ struct lash_embedded {
   size_t len;
 };
 extern const struct lash_embedded lash_embedded[];
+/* The web UI's files of ui/ (lash ui), generated beside them. */
+extern const struct lash_embedded lash_assets[];
 
 /* lash_core.c */
 LASH_API int luaopen_lash_core(lua_State *L);
@@ -512,6 +514,17 @@ static int l_embedded_loader(lua_State *L) {
   return 1;
 }
 
+/* require "lash.assets" -> {["app.js"] = "...", ...}: the UI's files. */
+static int l_assets(lua_State *L) {
+  const struct lash_embedded *m;
+  lua_newtable(L);
+  for (m = lash_assets; m->name != NULL; m++) {
+    lua_pushlstring(L, m->src, m->len);
+    lua_setfield(L, -2, m->name);
+  }
+  return 1;
+}
+
 static void preload(lua_State *L) {
   const struct lash_embedded *m;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -519,6 +532,8 @@ static void preload(lua_State *L) {
   lua_setfield(L, -2, "lash.core");
   lua_pushcfunction(L, luaopen_lash_host);
   lua_setfield(L, -2, "lash.host");
+  lua_pushcfunction(L, l_assets);
+  lua_setfield(L, -2, "lash.assets");
   for (m = lash_embedded; m->name != NULL; m++) {
     lua_pushlightuserdata(L, (void *)m);
     lua_pushcclosure(L, l_embedded_loader, 1);

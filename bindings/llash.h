@@ -19,6 +19,7 @@
  *   l_ctx.c       the body's ctx object
  *   l_exec.c      ctx:exec: a command on the loop (uv_spawn), as a ctx wait
  *   l_engine.c    the engine object: open/close, reads, driving
+ *   l_kinds.c     kind definitions and live workers in the store
  *   lash_core.c   luaopen_lash_core: the module, core's names and limits
  *
  * (lash_main.c, the `lash` executable and its lash.host module, uses the
@@ -100,6 +101,8 @@ typedef struct llash_engine {
   void *luv;      /* luv's context when running on its loop, else NULL */
   llash_link cos; /* every anchored coroutine (llash_co.link) */
   llash_link ops; /* every queued write (llash_op.link) */
+  /* ---- HTTP servers on its loop (issue 14, web) ---- */
+  llash_link servers; /* every open server (l_http.c), closed with it */
 } llash_engine;
 
 /* What a wait waits for. */
@@ -129,6 +132,7 @@ typedef struct llash_result {
   uint64_t seq;
   lash_prune_report prune;
   char msg[256];
+  char uid[LASH_ID_MAX + 1]; /* issue 13: the row holding a unique key */
 } llash_result;
 
 /* What a coroutine yielded on (llash_co.parked). */
@@ -181,7 +185,8 @@ enum {
   LLASH_OP_COMPLETE,
   LLASH_OP_PRUNE,
   LLASH_OP_JOURNAL, /* a journal event of the run (fenced, keyed) */
-  LLASH_OP_CHILD    /* ctx:start: register a child + its journal event */
+  LLASH_OP_CHILD,   /* ctx:start: register a child + its journal event */
+  LLASH_OP_RETRY    /* issue 13: eng:retry, re-queue a failed row */
 };
 
 struct llash_op {
@@ -200,6 +205,11 @@ struct llash_op {
   int i1, i2;
   int64_t n1;
   uint32_t u1;
+  /* ---- issue 13 (retry): a registration's retry policy, delay and
+   * unique key ---- */
+  lash_retry_policy retry;
+  int64_t run_at, unique_for_ms; /* run_at < 0: a delay of -run_at ms */
+  char *unique_key;
   llash_result res;
   llash_link link; /* in le->ops while queued */
 };
@@ -207,6 +217,13 @@ struct llash_op {
 /* ------------------------------------------------------------- helpers */
 
 char *llash_strdup(const char *s);
+
+/* ---- issue 13 (retry) ---- */
+/* t[k] as a number, 0 when it is none. */
+lua_Number llash_numfield(lua_State *L, int t, const char *k);
+/* The retry policy table at @p idx ({max_attempts, initial_ms, factor,
+ * max_ms, jitter}, checked by lua/lash); zero when not a table. */
+lash_retry_policy llash_policy(lua_State *L, int idx);
 
 /* Pushes nil, message, code and returns 3. */
 int llash_fail(lua_State *L, int rc, const char *msg);
@@ -450,6 +467,15 @@ void llash_waits_open(lua_State *L);
 void llash_ctx_open(lua_State *L);
 /* core.ctx_exec (l_exec.c: uses the waits). */
 void llash_exec_open(lua_State *L);
+/* core.kind_put, kind_get, kinds, workers (l_kinds.c, issue 11) */
+void llash_kinds_open(lua_State *L);
+
+/* ---------------------------------------------------------------- http */
+
+/* core.http_listen (l_http.c). */
+void llash_http_open(lua_State *L);
+/* Closes the engine's HTTP servers (before its loop closes). */
+void llash_http_close_all(llash_engine *le);
 
 /* -------------------------------------------------------------- engine */
 

@@ -121,6 +121,12 @@ describe("lash migrate", function()
       local eng = h.open(mid, { owner = "dst", suspend_after_ms = 0 })
       local copied = counts(eng)
       assert.are.same(before, copied)
+      -- the side table: the kinds the source defined, their stored options
+      local kinds = {}
+      for _, k in ipairs(eng:kinds()) do kinds[k.kind] = k.version end
+      assert.are.equal(1, kinds.flow)
+      assert.are.equal(1, kinds.nap)
+      assert.is_truthy(out:find("side_table%s+[1-9]"), out)
       -- records and events as they were, keys included
       assert.are.same({ n = 7 }, eng:get("q-7").outcome.value)
       assert.is_nil(eng:get("old-1"))

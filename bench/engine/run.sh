@@ -45,4 +45,8 @@ figure "engine commits of a 20-step body" step_commits.lua "$commits_n"
 figure "engine replay of a 100-command journal" replay.lua "$replay_n"
 figure "engine signal -> suspended process resumed in another worker" suspended_xproc.lua "$susp_xproc_n"
 figure "engine suspended processes" suspended.lua "$suspended_n"
+# Issue 13 (retry): delayed rows all due at once, beside a plain drain.
+figure "engine delayed rows due at once" delayed.lua "$drain_n"
+# Looking without slowing (issue 14): the drain with lash top and the UI.
+figure "engine drain with lash top and the UI polled" observed.lua "$drain_n"
 exit $rc

@@ -49,7 +49,7 @@ extern "C" {
 #define LASH_VERSION_STRING "0.1.0"
 /* Version of the on-disk record encoding; a store written with another
  * version refuses to open (LASH_EFORMAT, both versions named). */
-#define LASH_FORMAT_VERSION 2
+#define LASH_FORMAT_VERSION 3
 
 LASH_API const char *lash_version(void);
 
@@ -305,6 +305,9 @@ typedef struct lash_change {
   int cancel_requested;   /* the record's cancel_requested after the commit */
   int woken;              /* the row is woken from a suspension (claimable
                              again, not resumed yet) after the commit */
+  /* ---- issue 13: retries, delays (retry) ---- */
+  int64_t wake_at;        /* the row's time on the timer index after the
+                             commit (a retry wait, a delay, a sleep); 0 */
 } lash_change;
 /* Called after every successful commit that changed records or events
  * (registration, appends, starts, waits, completions, requests; not lease
@@ -317,8 +320,27 @@ typedef void (*lash_commit_fn)(void *ud, const lash_change *changes,
                                size_t n);
 LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn,
                                    void *ud);
+/* Inside the commit hook (and only there: it takes no lock): the store's
+ * change_seq before (*from) and after (*to) the commit being reported, so
+ * a reader of the change feed can skip the entries it made itself when no
+ * other commit came between (from == where it has read up to). */
+LASH_API void lash_store_commit_range(const lash_store *s, uint64_t *from,
+                                      uint64_t *to);
 
 /* --------------------------------------------------------------- records */
+
+/* ---- issue 13: retries, delays, unique keys (retry) ----
+ * A retry policy: a body that raises is run again, after a backoff of
+ * min(max_ms, initial_ms * factor^(n-1)) ms after its n-th failure, less
+ * a random share of up to `jitter` of it, until max_attempts attempts
+ * failed. max_attempts 0 or 1: no retries (the default). */
+typedef struct lash_retry_policy {
+  uint32_t max_attempts; /* attempts in all, the first included; 0: none */
+  int64_t initial_ms;    /* backoff after the first failure (>= 0) */
+  double factor;         /* growth per failure (>= 1; 0 given: 2) */
+  int64_t max_ms;        /* ceiling of a backoff (0: none) */
+  double jitter;         /* 0..1: share of a backoff taken off at random */
+} lash_retry_policy;
 
 typedef struct lash_attempt {
   char owner[LASH_NAME_MAX + 1];
@@ -360,6 +382,15 @@ typedef struct lash_record {
   const char *wake_event;    /* what wakes it, when suspended: an event */
   const char *wake_process;  /*   type, another row's terminal, a time */
   int64_t wake_at;           /*   (0: none) */
+  /* ---- issue 13: retries, delays, unique keys (retry) ---- */
+  lash_retry_policy retry; /* its retry policy (max_attempts 0: none) */
+  int64_t run_at;          /* its delay: not claimable before (0: none) */
+  uint32_t failures;       /* attempts that ended in a retry wait or were
+                              re-queued by lash_retry */
+  int retry_due;           /* 1: the next start is a new attempt after a
+                              failure (not a resume) */
+  const char *unique_key;  /* its unique key, or NULL */
+  int64_t unique_for_ms;   /* the key holds this long after its end */
   void *priv_;               /* owned memory; do not touch */
 } lash_record;
 
@@ -389,6 +420,17 @@ typedef struct lash_def {
   const char *parent;      /* id of the process that started it, or NULL
                               (LASH_RULE_ID); part of the definition: the
                               same id with another parent is ECONFLICT */
+  /* ---- issue 13: retries, delays, unique keys (retry) ---- */
+  lash_retry_policy retry; /* zero: no retries. Not part of the identity:
+                              a repeated registration keeps the first */
+  int64_t run_at;          /* ms since the epoch: the row is pending and
+                              unlisted (on the timer index) until then;
+                              0 or a past time: none (>= 0) */
+  const char *unique_key;  /* 1..255 bytes or NULL: a registration while
+                              another row holds the key registers nothing
+                              and gives that row (lash_register_unique) */
+  int64_t unique_for_ms;   /* the key stays held this long after the
+                              holder ended (>= 0) */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -397,11 +439,25 @@ typedef struct lash_def {
  * @param[out] out      the stored record; may be NULL.
  * A tombstoned id is registered anew (its sequence continues after the
  * tombstone's floor).
- * @return 0, LASH_EINVAL (empty/over-long id or kind, bad disposition),
+ * Unique keys (issue 13): when def->unique_key is held by another row (a
+ * live one, or one that ended less than its unique_for_ms ago) nothing is
+ * written and the call returns LASH_APPLIED with *out that row.
+ * @return 0, LASH_APPLIED, LASH_EINVAL (empty/over-long id or kind, bad disposition),
  *   LASH_ETOOBIG, LASH_ECONFLICT (same id, other definition), LASH_EFULL,
  *   LASH_EIO, LASH_EPANIC. */
 LASH_API int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                            int *created, lash_record *out);
+
+/* ---- issue 13: retries, delays, unique keys (retry) ---- */
+
+/* The backoff (ms) after failure number @p n (1-based) under @p p, with
+ * @p u in [0, 1) the random draw for its jitter. */
+LASH_API int64_t lash_retry_backoff(const lash_retry_policy *p, uint32_t n,
+                                    double u);
+/* Checks a policy; 0 or LASH_EINVAL with a message naming the field in
+ * @p err (may be NULL). */
+LASH_API int lash_retry_check(const lash_retry_policy *p, char *err,
+                              size_t errlen);
 
 /* Reads one record.
  * @return 0, LASH_ENOENT, LASH_EPRUNED (then *tomb is filled if not NULL),
@@ -425,7 +481,9 @@ typedef struct lash_event {
                       process:{id}:terminal:{type},
                       process:{id}:wait:{wait}:since:{ms}:entered|cleared,
                       process:{id}:cancel:{16 hex digits: hash of reason},
-                      process:{id}:abandon-requested */
+                      process:{id}:abandon-requested,
+                      process:{id}:attempt-failed:attempt:{n},
+                      process:{id}:retried:attempt:{n} (issue 13) */
 } lash_event;
 
 /* Callback for listings: return 0 to continue, non-zero to stop early (that
@@ -608,6 +666,30 @@ LASH_API int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
 LASH_API int lash_complete_unleased(lash_store *s, lash_txn *txn,
                                     const char *id, int status,
                                     lash_bytes outcome, int authority);
+
+/* ---- issue 13: retries (retry) ---- */
+/* Leased failure of the attempt holding @p ls with the failure payload
+ * @p outcome. When the row's retry policy has attempts left (and
+ * @p fatal is 0, the row is rerunnable and has no cancel request), it
+ * appends process.attempt_failed {attempt, error, retry_at} instead of a
+ * terminal: status pending, the lease released (fence retained), the row
+ * unlisted on the timer index until retry_at (lash_timers_fire wakes it
+ * and the next lash_start is attempt + 1); *retry_at (may be NULL) gets
+ * the time. Otherwise exactly lash_complete(..., LASH_FAILED, outcome)
+ * and *retry_at = 0. A row without a policy of its own (retry.max_attempts
+ * 0) is retried under @p fallback (may be NULL: none), its kind's.
+ * @return as lash_complete. */
+LASH_API int lash_fail_attempt(lash_store *s, lash_txn *txn,
+                               const lash_lease *ls, lash_bytes outcome,
+                               int fatal, const lash_retry_policy *fallback,
+                               int64_t *retry_at);
+
+/* Re-queues a failed row as a new attempt (process.retried {attempt}):
+ * status pending, listed, outcome gone; its next start is attempt + 1.
+ * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_EINVAL (not failed: the
+ *   message says its status), LASH_EEXTERNAL, LASH_EFULL, LASH_EIO. */
+LASH_API int lash_retry(lash_store *s, lash_txn *txn, const char *id,
+                        uint64_t *seq);
 
 /* ------------------------------------------ suspension and timers */
 
@@ -808,6 +890,71 @@ LASH_API int lash_salvage(const char *dir, const char *dest,
                           void *ud, lash_salvage_report *out, char *err,
                           size_t errlen);
 
+/* ---- issue 11: kind definitions and live workers in the store (kv) ----
+ *
+ * Beside the rows (the side table), in the same transactions: each kind's
+ * stored definition (the options a program defined it with, a MessagePack
+ * map the host encodes), versioned, and an entry per live worker (an
+ * engine that defines kinds). */
+typedef struct lash_kind_info {
+  char kind[LASH_NAME_MAX + 1];
+  uint32_t version;   /* 1 for the first definition, +1 per change */
+  int64_t updated_at; /* ms, when this version was stored */
+  lash_bytes options; /* a MessagePack map: lash_kind_get's valid until the
+                         next call on the store, a listing's during fn */
+} lash_kind_info;
+
+/* Stores @p options (a MessagePack map) as kind's definition. Equal
+ * (canonically) to the stored one: nothing is written. *version (may be
+ * NULL) gets the version now stored. @return 1 written (a new version), 0
+ * unchanged, LASH_EINVAL (bad kind, not a map, over max_payload), or a
+ * storage error. */
+LASH_API int lash_kind_put(lash_store *s, lash_txn *txn, const char *kind,
+                           lash_bytes options, uint32_t *version);
+/* The stored definition of kind: 0 (*out filled), LASH_ENOENT (none; no
+ * message), or an error. */
+LASH_API int lash_kind_get(lash_store *s, lash_txn *txn, const char *kind,
+                           lash_kind_info *out);
+typedef int (*lash_kind_fn)(void *ud, const lash_kind_info *k);
+/* Calls fn for every stored kind in name order (fn: 0 go on, > 0 stop,
+ * < 0 stop with that error). */
+LASH_API int lash_kinds_list(lash_store *s, lash_txn *txn, lash_kind_fn fn,
+                             void *ud);
+
+/* A live worker: an engine that defines kinds. */
+typedef struct lash_worker_info {
+  char owner[LASH_NAME_MAX + 1];
+  char incarnation[LASH_NAME_MAX + 1];
+  int64_t pid;
+  char host[256];
+  /* lash_worker_put: the kinds it defines */
+  const char *const *kinds;
+  size_t nkinds;
+  /* lash_workers_list: the same as a MessagePack array of strings */
+  lash_bytes kinds_mp;
+  int64_t started_at;   /* ms */
+  int64_t heartbeat_at; /* ms: refreshed in commits it makes anyway */
+  int alive; /* listing: 1 its owner hold is alive, 0 its holder is gone,
+                -1 the backend cannot tell (see lash_owner_alive) */
+  int if_writing; /* lash_worker_put in a batch: only when the batch has
+                     written something already (a heartbeat riding on a
+                     commit made anyway, never a commit of its own) */
+} lash_worker_info;
+
+/* Writes (replaces) the entry of (w->owner, w->incarnation). @return 0,
+ * 1 (w->if_writing and the batch wrote nothing: nothing written), or an
+ * error. */
+LASH_API int lash_worker_put(lash_store *s, lash_txn *txn,
+                             const lash_worker_info *w);
+/* Removes it (absent is 0). */
+LASH_API int lash_worker_remove(lash_store *s, lash_txn *txn, const char *owner,
+                                const char *incarnation);
+typedef int (*lash_worker_fn)(void *ud, const lash_worker_info *w);
+/* Calls fn for every worker entry (owner, then incarnation order) with
+ * alive filled by the backend's owner_alive (outside the read). */
+LASH_API int lash_workers_list(lash_store *s, lash_txn *txn, lash_worker_fn fn,
+                               void *ud);
+
 /* ------------------------------------------------------------- migrate */
 
 /* What lash_copy wrote into the target. */
@@ -820,6 +967,9 @@ typedef struct lash_copy_report {
                                copy (their rows are claimable at once) */
   uint64_t suspended;       /* rows suspended (issue 9) */
   uint64_t change_seq;      /* the target's change_seq after the copy */
+  uint64_t side;            /* side-table entries (kind definitions,
+                               schedules, unique keys, ...; live workers
+                               are not copied: none runs on the target) */
 } lash_copy_report;
 
 /* Copies the store @p from into the empty store @p to, of any backend
@@ -828,7 +978,8 @@ typedef struct lash_copy_report {
  * kept, so the next claim on the target fences above every token the
  * source handed out: a running row is re-run on the target), its listing
  * in the live, timer and waiter indexes (a suspended row resumes there),
- * every tombstone, each at its change_seq, and the meta counters. The
+ * every tombstone, each at its change_seq, the meta counters, and the
+ * side table but its live-worker entries. The
  * source is read in one read transaction (stop its workers first); the
  * target is written in batches. Messages are the target's (lash_errmsg
  * of @p to). *out (may be NULL) counts what was written.
@@ -938,6 +1089,13 @@ LASH_API int lash_engine_define(lash_engine *e, const char *kind);
  * (LASH_STALL_BUDGET). @return 0, LASH_EINVAL (kind not declared, ms < 0). */
 LASH_API int lash_engine_set_timeout(lash_engine *e, const char *kind,
                                      int64_t timeout_ms);
+/* ---- issue 13 (retry) ----
+ * The retry policy of the declared @p kind (NULL: none), for rows that
+ * carry none of their own (lash_def.retry): a run of such a row fails
+ * under it (lash_fail_attempt). @return 0, LASH_EINVAL (not declared, a
+ * bad policy). */
+LASH_API int lash_engine_set_retry(lash_engine *e, const char *kind,
+                                   const lash_retry_policy *p);
 
 /* ------------------------------------------------------ group commit */
 
@@ -989,6 +1147,11 @@ LASH_API void lash_run_busy(lash_run *r, int on);
  * after the commit. @return 0, LASH_EINVAL (bad status), LASH_ETOOBIG (the
  * run is still live: finish it again with a smaller outcome). */
 LASH_API int lash_run_finish(lash_run *r, int status, lash_bytes outcome);
+/* ---- issue 13 (retry) ----
+ * A failed run (status LASH_FAILED) goes through lash_fail_attempt: under
+ * the row's retry policy it waits for its next attempt. lash_run_fail_fatal
+ * ends it failed at once whatever the policy (lash.fatal). */
+LASH_API int lash_run_fail_fatal(lash_run *r, lash_bytes outcome);
 
 /* ------------------------------------------------------------ waits */
 
@@ -1220,6 +1383,40 @@ typedef struct lash_engine_stats {
   uint64_t timers_fired;  /* suspended rows its timer woke */
 } lash_engine_stats;
 LASH_API void lash_engine_get_stats(lash_engine *e, lash_engine_stats *out);
+
+/* ---- issue 14: the per-kind summary of metrics and the UI (web) ---- */
+
+/* Upper bounds (ms) of the duration histograms' buckets; a last bucket
+ * (+Inf) follows them. */
+#define LASH_SUMMARY_BOUNDS                                                    \
+  {                                                                            \
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,       \
+        300000, 3600000                                                        \
+  }
+#define LASH_SUMMARY_NBOUNDS 15
+
+typedef struct lash_hist {
+  uint64_t bucket[LASH_SUMMARY_NBOUNDS + 1]; /* not cumulative; [N]: +Inf */
+  uint64_t count;
+  double sum_ms;
+} lash_hist;
+
+/* What one walk of the rows says about one kind. */
+typedef struct lash_kind_summary {
+  const char *kind;
+  uint64_t count[LASH_STATUS_COUNT + 1]; /* indexed by lash_status */
+  int64_t oldest_pending_at; /* created_at of its oldest pending row; 0 */
+  lash_hist duration;        /* terminal rows: created -> last event */
+  lash_hist attempt;         /* terminal rows: last attempt's start -> end */
+  uint64_t attempts;         /* sum of the latest attempt numbers */
+} lash_kind_summary;
+typedef int (*lash_kind_summary_fn)(void *ud, const lash_kind_summary *k);
+
+/* Walks every row once (one read transaction when @p txn is NULL) and
+ * calls fn for each kind (in name order) with its counts and histograms.
+ * @return the number of kinds, or an error. */
+LASH_API int lash_summarize(lash_store *s, lash_txn *txn,
+                            lash_kind_summary_fn fn, void *ud);
 
 #ifdef __cplusplus
 }

@@ -38,10 +38,11 @@ extern "C" {
 /* The version of this table. Version 2 added the owner-liveness methods
  * and grow at its end. Version 3 changes the shape of lash_bevent (replay
  * keys) and lash_bindex (suspension: listed, wake_at, awaits) and adds
- * methods at the end: only a version 3 table is accepted (the in-tree
- * backends). */
-#define LASH_BACKEND_VERSION 3
-#define LASH_BACKEND_VERSION_MIN 3
+ * methods at the end. Version 4 adds the side table (kv_get, kv_put,
+ * LASH_SCAN_KV and lash_bscan.ns): only a version 4 table is accepted (the
+ * in-tree backends). */
+#define LASH_BACKEND_VERSION 4
+#define LASH_BACKEND_VERSION_MIN 4
 
 typedef struct lash_backend_methods lash_backend_methods;
 typedef struct lash_backend lash_backend; /* one open store of a backend */
@@ -149,9 +150,13 @@ enum {
   LASH_SCAN_TOMBS,      /* tombstones with id > after: id, tomb */
   LASH_SCAN_LEASES,     /* lease rows with id > after: id, lease */
   /* ---- version 3: suspension and timers (B) ---- */
-  LASH_SCAN_TIMERS, /* rows in the timer index, ascending (wake_at, id):
-                       seq = wake_at, id, rec (after, after_seq unused) */
-  LASH_SCAN_WAITERS /* rows whose awaits == `id`, id > after: id, rec */
+  LASH_SCAN_TIMERS,  /* rows in the timer index, ascending (wake_at, id):
+                        seq = wake_at, id, rec (after, after_seq unused) */
+  LASH_SCAN_WAITERS, /* rows whose awaits == `id`, id > after: id, rec */
+  /* ---- version 4: the side table (kv) ---- */
+  LASH_SCAN_KV /* entries of namespace `ns` whose keys start with id/idlen
+                  (the prefix; idlen 0: all), key > after (a whole key),
+                  ascending bytewise: id/idlen = the key, rec = the value */
 };
 enum {
   LASH_SCAN_KEYS = 1, /* ids (and seqs) only: rec/tomb/lease not fetched */
@@ -168,6 +173,8 @@ typedef struct lash_bscan {
   const char *after; /* NULL or "": from the start */
   size_t afterlen;
   uint64_t after_seq; /* EVENTS, CHANGES */
+  /* ---- version 4: the side table (kv) ---- */
+  int ns; /* KV: the namespace (LASH_KV_*) */
 } lash_bscan;
 
 typedef struct lash_bitem {
@@ -180,6 +187,24 @@ typedef struct lash_bitem {
 /* Return 0 to go on, > 0 to stop (scan returns 0), < 0 to stop with that
  * error. */
 typedef int (*lash_bscan_fn)(void *ud, const lash_bitem *it);
+
+/* ------------------------------------------------------- side table */
+
+/* Small keyed values beside the rows, written in the same transactions as
+ * the rows (version 4). A key lives in one namespace (one byte on disk;
+ * never renumber); keys are 1..LASH_KV_KEY_MAX bytes, values any bytes
+ * (MessagePack maps, encoded by the registry file owning the namespace). */
+enum {
+  LASH_KV_KIND = 1,     /* kind name -> its stored definition (kv) */
+  LASH_KV_WORKER = 2,   /* owner "\0" incarnation -> a live worker (kv) */
+  LASH_KV_UNIQUE = 3,   /* unique key -> the row holding it (retry) */
+  LASH_KV_CONC = 4,     /* concurrency key -> its running rows (claim) */
+  LASH_KV_RATE = 5,     /* kind -> its rate-limit bucket (claim) */
+  LASH_KV_CHILD = 6,    /* parent "\0" child id -> "": children index (obs) */
+  LASH_KV_SCHEDULE = 7, /* schedule name -> the schedule (cron) */
+  LASH_KV_COUNT_ = 8    /* 8..255 free: take the next, say so in a report */
+};
+#define LASH_KV_KEY_MAX (LASH_NAME_MAX * 2 + 1)
 
 /* ------------------------------------------------------------ audit */
 
@@ -311,6 +336,17 @@ struct lash_backend_methods {
    * or another error. Required. */
   int (*key_get)(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
                  const char *key, size_t keylen, uint64_t *seq, lash_bytes *ev);
+
+  /* ---- version 4: the side table (kv) ---- */
+  /* The value stored under (ns, key) (keys 1..LASH_KV_KEY_MAX bytes): 0
+   * and *val (valid as a scan item's), or LASH_ENOENT (no message). In a
+   * write txn it sees the txn's own puts. Required. */
+  int (*kv_get)(lash_backend *b, lash_btxn *t, int ns, const char *key,
+                size_t keylen, lash_bytes *val);
+  /* Writes (val.data != NULL) or deletes (val.data == NULL; absent is 0)
+   * in the write transaction t. Required. */
+  int (*kv_put)(lash_backend *b, lash_btxn *t, int ns, const char *key,
+                size_t keylen, lash_bytes val);
 };
 
 /* The embedded default. */

@@ -27,6 +27,8 @@ enum {
   /* ---- suspension and timers (issue 9) ---- */
   T_TIMERS,  /* be64(wake_at) id */
   T_WAITERS, /* awaits 0x00 id */
+  /* ---- version 4: the side table (kv) ---- */
+  T_KV, /* ns byte, key -> value */
   NT
 };
 
@@ -583,6 +585,16 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
     ti = T_WAITERS;
     pn = cat(pre, q->id, q->idlen, 0, "", 0);
     break;
+  case LASH_SCAN_KV: /* (kv) */
+    ti = T_KV;
+    if (q->ns < 1 || q->ns > 255 || q->idlen > LASH_KV_KEY_MAX ||
+        (q->after != NULL && q->afterlen > LASH_KV_KEY_MAX))
+      return lash_backend_fail(b, LASH_EINVAL,
+                               "scan: an invalid side table range");
+    pre[0] = (unsigned char)q->ns;
+    if (q->idlen > 0) memcpy(pre + 1, q->id, q->idlen);
+    pn = 1 + q->idlen;
+    break;
   default:
     return lash_backend_fail(b, LASH_EINVAL, "scan: unknown scan %d", q->what);
   }
@@ -591,6 +603,14 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
   if (q->what == LASH_SCAN_EVENTS || q->what == LASH_SCAN_CHANGES) {
     be64(start + sn, q->after_seq + 1);
     sn += 8;
+  } else if (q->what == LASH_SCAN_KV) {
+    /* the key after is a whole key: from it when inside the prefix range */
+    if (q->after != NULL && q->afterlen > q->idlen &&
+        !(q->flags & LASH_SCAN_LAST) &&
+        (q->idlen == 0 || memcmp(q->after, q->id, q->idlen) == 0)) {
+      memcpy(start + 1, q->after, q->afterlen);
+      sn = 1 + q->afterlen;
+    }
   } else if (q->after != NULL && q->what != LASH_SCAN_TIMERS &&
              !(q->flags & LASH_SCAN_LAST)) {
     memcpy(start + sn, q->after, q->afterlen);
@@ -618,7 +638,11 @@ static int mem_scan(lash_backend *b, lash_btxn *x, const lash_bscan *q,
     memset(&it, 0, sizeof it);
     it.id = (const char *)e->b + pn;
     it.idlen = e->kn - pn;
-    if (q->what == LASH_SCAN_EVENTS) {
+    if (q->what == LASH_SCAN_KV) {
+      it.id = (const char *)e->b + 1;
+      it.idlen = e->kn - 1;
+      it.rec = v;
+    } else if (q->what == LASH_SCAN_EVENTS) {
       it.id = q->id;
       it.idlen = q->idlen;
       it.seq = get_be64(e->b + pn);
@@ -807,6 +831,35 @@ static void audit_keys(lash_btxn *x, const lash_baudit *a) {
   }
 }
 
+/* ------------------------------------------- the side table (kv) */
+
+static int mem_kv_get(lash_backend *b, lash_btxn *x, int ns, const char *key,
+                      size_t keylen, lash_bytes *val) {
+  unsigned char k[1 + LASH_KV_KEY_MAX];
+  (void)b;
+  val->data = NULL;
+  val->len = 0;
+  if (keylen == 0 || keylen > LASH_KV_KEY_MAX) return LASH_ENOENT;
+  k[0] = (unsigned char)ns;
+  memcpy(k + 1, key, keylen);
+  return get(x, T_KV, k, keylen + 1, val) == 0 ? 0 : LASH_ENOENT;
+}
+
+static int mem_kv_put(lash_backend *b, lash_btxn *x, int ns, const char *key,
+                      size_t keylen, lash_bytes val) {
+  mstore *s = (mstore *)b;
+  unsigned char k[1 + LASH_KV_KEY_MAX];
+  if (!x->write || keylen == 0 || keylen > LASH_KV_KEY_MAX)
+    return lash_backend_fail(b, LASH_EINVAL,
+                             "the side table of %s: a put outside a write or "
+                             "a key of %zu bytes",
+                             s->db->name, keylen);
+  k[0] = (unsigned char)ns;
+  memcpy(k + 1, key, keylen);
+  if (val.data == NULL) return del(s, x, T_KV, k, keylen + 1);
+  return put(s, x, T_KV, k, keylen + 1, val.data, val.len);
+}
+
 /* ------------------------------------------------------ owner liveness */
 
 /* Pairs held (by a handle) or held once and released: a process-wide set;
@@ -889,6 +942,9 @@ static const lash_backend_methods mem_methods = {
     NULL, /* grow: a full store stays full */
     /* version 3: replay keys (A) */
     mem_key_get,
+    /* version 4: the side table (kv) */
+    mem_kv_get,
+    mem_kv_put,
 };
 
 const lash_backend_methods *lash_test_mem_backend(void) {

@@ -47,9 +47,11 @@ and `arg` (arg[0] = FILE). Afterwards the engine runs until idle. A script
 that returns an integer exits with it.]],
   },
   worker = {
-    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string" },
+    opts = { load = "list", concurrency = "int", grace = "duration", owner = "string",
+      metrics = "string" },
     creates = true,
-    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME]",
+    usage = "worker --load FILE|DIR... [--concurrency N] [--grace DURATION] [--owner NAME] " ..
+      "[--metrics ADDR]",
     summary = "run the processes of the loaded kinds until SIGINT/SIGTERM",
     help = [[
 Each --load is a file returning {kind = fn | {fn, opts}} or a directory of
@@ -60,22 +62,37 @@ abandons the owner_bound rows it could not finish, releases its leases and
 exits 0. A second signal ends the grace period at once. If a body keeps the
 loop stuck (it never yields) when the grace period ends, the leases are
 released and owner_bound rows abandoned all the same, and the worker
-exits 1.]],
+exits 1.
+--metrics ADDR (e.g. 127.0.0.1:9464) serves GET /metrics (what `lash
+metrics` prints, with this worker's own counters) on the worker's loop.]],
   },
   start = {
     args = { "KIND", "[JSON]" },
     opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag",
-      ["if-exists"] = "string" },
+      ["if-exists"] = "string",
+      delay = "duration", at = "string", retry = "string" }, -- issue 13 (retry)
     creates = true,
     usage = "start KIND [JSON] [--id ID] [--disposition D] [--max-attempts N] " ..
-      "[--if-exists ok] [--json]",
+      "[--delay D] [--at TIME] [--retry N|JSON] [--if-exists ok] [--json]",
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
 JSON is the input (default null). --disposition is one of
 ]] .. table.concat(lash.DISPOSITIONS, ", ") .. [[ (default rerunnable).
 Starting again with the same --id and definition prints the same id; if
 that process has already ended, start says so ("ID: already failed") and
-exits 1, unless --if-exists ok.]],
+exits 1, unless --if-exists ok.
+--delay 5s or --at 2026-12-24T18:00Z (ISO 8601, Z or an offset) makes the
+row claimable only from then. --retry 5 retries a raising body up to 5
+attempts in all (backoff 1s, doubling); --retry '{"max_attempts":5,
+"initial_ms":500,"factor":2,"max_ms":30000,"jitter":0.2}' says it all.]],
+  },
+  retry = { -- issue 13 (retry)
+    args = { "ID" }, opts = { json = "flag" },
+    summary = "run a failed process again as a new attempt",
+    help = [[
+The row becomes pending; a worker that defines its kind runs it as the next
+attempt (its journal replays: completed steps are not run again). Only a
+failed row can be retried; any other status is an error naming it.]],
   },
   ps = {
     opts = { status = "string", kind = "string", limit = "int", after = "string",
@@ -151,6 +168,25 @@ owner is left to it.]],
     opts = { json = "flag" },
     summary = "counts per status, store size and change sequence",
   },
+  metrics = {
+    summary = "print the store's metrics in Prometheus text exposition",
+    help = [[
+Counts per kind and status, the backlog and the age of its oldest row,
+duration histograms per kind (registration -> end, last attempt -> end), the
+store's size, change sequence and longest write (fsync included). A worker
+serves the same, with its engine's counters, under `lash worker --metrics`.]],
+  },
+  ui = {
+    opts = { listen = "string" },
+    usage = "ui [--listen ADDR]",
+    summary = "serve the web UI (overview, list, process timelines) until SIGINT/SIGTERM",
+    help = [[
+Serves a page on ADDR (default 127.0.0.1:8080; port 0 takes a free one):
+the overview of `lash top`, a filterable list, and each process's timeline
+with buttons to signal and cancel it. It prints the address; on an address
+other than a loopback one it also prints an access token, which every
+request must carry (the printed link sets it as a cookie).]],
+  },
   check = {
     opts = { json = "flag", salvage = "string" },
     usage = "check [--salvage DIR] [--json]",
@@ -162,6 +198,26 @@ or truncated data file is a problem too. Records, events and leases carry a
 CRC-32C checksum; a mismatch names the process and the event.
 --salvage DIR copies every readable row (record and events; leases dropped)
 into a new store at DIR and says how many rows it copied and skipped.]],
+  },
+  kinds = {
+    opts = { json = "flag" },
+    usage = "kinds [--json]",
+    summary = "kinds: stored definitions, live workers defining them, rows waiting",
+    help = [[
+Each kind with a definition in the store (written by define and lash worker
+--load, versioned) or with pending rows: its version and options, the live
+workers that define it now, and how many pending rows wait for a worker
+(rows of a kind no live worker defines).]],
+  },
+  workers = {
+    opts = { json = "flag" },
+    usage = "workers [--json]",
+    summary = "the workers of the store: owner, pid, host, kinds, heartbeat, alive",
+    help = [[
+Every engine that defines kinds has an entry while it runs (removed when it
+closes). ALIVE is "no" once the store knows its process is gone (its owner
+lock was released by its death: a kill -9 included); such an entry is
+removed by the next worker that writes anyway.]],
   },
   migrate = {
     opts = { from = "string", to = "string", json = "flag" },
@@ -185,7 +241,8 @@ released. Exit 1 when the copy failed or a check found a problem.]],
 }
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "await", "signal",
-  "cancel", "abandon", "prune", "stats", "check", "migrate", "help" }
+  "cancel", "abandon", "prune", "stats", "metrics", "ui", "check", "kinds", "workers", "migrate",
+  "help", "retry" } -- issue 13 (retry)
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -473,6 +530,49 @@ end
 -- --------------------------------------------------------- the commands
 
 local run = {}
+local mark_orphans -- (kinds and workers, below)
+
+-- issue 13 (retry): --delay, --at and --retry of `lash start` into the
+-- start options `so`.
+local function start_issue13(cmd, opts, so)
+  if opts.delay ~= nil and opts.at ~= nil then
+    usage_error(cmd, "--delay and --at are both given: give one")
+  end
+  if opts.delay ~= nil then so.delay_ms = opts.delay end
+  if opts.at ~= nil then
+    local at, why = require("lash.retry").parse_time(opts.at)
+    if not at then usage_error(cmd, "--at: " .. why) end
+    so.run_at = at
+  end
+  if opts.retry ~= nil then
+    local n = math.tointeger(tonumber(opts.retry))
+    if n then
+      so.retry = { max_attempts = n }
+    else
+      local policy = json_arg(cmd, "--retry", opts.retry)
+      if type(policy) ~= "table" or policy[1] ~= nil then
+        usage_error(cmd, "--retry takes a number of attempts or a JSON object, got " .. opts.retry)
+      end
+      local ok, why = pcall(require("lash.retry").policy, "start", policy)
+      if not ok then
+        usage_error(cmd, "--retry: " .. tostring(why):gsub("^.-bad argument", "bad"))
+      end
+      so.retry = policy
+    end
+  end
+end
+
+function run.retry(ctx, pos, opts)
+  local id = pos[1]
+  local eng = ctx.open()
+  local seq, msg, code = eng:retry(id)
+  if not seq then unknown_or_fail("retry", id, msg, code) end
+  if opts.json then
+    say(format.json({ id = id, seq = seq }))
+  else
+    say(id .. ": retried (event " .. seq .. ")")
+  end
+end
 
 function run.start(ctx, pos, opts)
   local kind, input = pos[1], json_arg("start", "input", pos[2])
@@ -488,9 +588,11 @@ function run.start(ctx, pos, opts)
   if opts["if-exists"] ~= nil and opts["if-exists"] ~= "ok" then
     usage_error("start", '--if-exists takes "ok", got "' .. opts["if-exists"] .. '"')
   end
+  local sopts = { id = opts.id, disposition = opts.disposition,
+    max_attempts = opts["max-attempts"] }
+  start_issue13("start", opts, sopts)
   local eng = ctx.open(true)
-  local id, msg, code = eng:start(kind, input, { id = opts.id, disposition = opts.disposition,
-    max_attempts = opts["max-attempts"] })
+  local id, msg, code = eng:start(kind, input, sopts)
   if not id then
     if code == "EINVAL" then usage_error("start", msg) end
     failure("start", msg)
@@ -553,7 +655,10 @@ function run.ps(ctx, _, opts)
   elseif #list == 0 then
     say("no processes")
   else
+    local orphans = mark_orphans(eng, list)
     say(format.records(list, eng:now()))
+    for _, k in ipairs(orphans) do say("(no worker defines kind " .. format.text(k) ..
+      ": its pending rows wait; lash kinds)") end
   end
   if more and not opts.json then
     local total
@@ -571,7 +676,81 @@ function run.show(ctx, pos, opts)
   local eng = ctx.open()
   local r, msg, code = eng:get(pos[1])
   if not r then unknown_or_fail("show", pos[1], msg, code) end
-  if opts.json then say(format.json(r)) else say(format.record(r, eng:now())) end
+  if opts.json then
+    say(format.json(r))
+  else
+    mark_orphans(eng, { r })
+    say(format.record(r, eng:now()))
+  end
+end
+
+-- ----------------------------------------- kinds and workers (issue 11)
+
+-- Marks the pending rows of `list` whose kind no live worker defines
+-- (r.no_worker = true); returns those kinds, sorted.
+mark_orphans = function(eng, list)
+  local workers = eng:workers()
+  if not workers then return {} end
+  local live, kinds, found = {}, {}, {}
+  for _, w in ipairs(workers) do
+    if w.alive then for _, k in ipairs(w.kinds) do live[k] = true end end
+  end
+  for _, r in ipairs(list) do
+    if r.status == "pending" and not live[r.kind] then
+      r.no_worker = true
+      if not kinds[r.kind] then
+        kinds[r.kind] = true
+        found[#found + 1] = r.kind
+      end
+    end
+  end
+  table.sort(found)
+  return found
+end
+
+local function worker_names(ws)
+  local names = {}
+  for i, w in ipairs(ws) do names[i] = w.owner .. " (pid " .. w.pid .. ")" end
+  return names
+end
+
+function run.kinds(ctx, _, opts)
+  local list = read_store(ctx, "kinds", "kinds")
+  if opts.json then
+    say(format.json(list, { array = true }))
+    return
+  end
+  if #list == 0 then
+    say("no kinds")
+    return
+  end
+  local rows = {}
+  for _, k in ipairs(list) do
+    local ws = worker_names(k.workers)
+    rows[#rows + 1] = { format.text(k.kind), k.version and tostring(k.version) or "-",
+      k.options and format.value(k.options) or "(not defined)",
+      #ws > 0 and table.concat(ws, ", ") or "none", tostring(k.waiting) }
+  end
+  say(format.columns({ "KIND", "VERSION", "OPTIONS", "WORKERS", "WAITING" }, rows))
+end
+
+function run.workers(ctx, _, opts)
+  local list, eng = read_store(ctx, "workers", "workers")
+  if opts.json then
+    say(format.json(list, { array = true }))
+    return
+  end
+  if #list == 0 then
+    say("no workers")
+    return
+  end
+  local now, rows = eng:now(), {}
+  for _, w in ipairs(list) do
+    rows[#rows + 1] = { format.text(w.owner), tostring(w.pid), format.text(w.host),
+      table.concat(w.kinds, ","), format.age(now - w.started_at),
+      format.age(math.max(0, now - w.heartbeat_at)) .. " ago", w.alive and "yes" or "no" }
+  end
+  say(format.columns({ "OWNER", "PID", "HOST", "KINDS", "UP", "HEARTBEAT", "ALIVE" }, rows))
 end
 
 function run.events(ctx, pos, opts)
@@ -759,6 +938,42 @@ function run.stats(ctx, _, opts)
   say(format.columns({ "STAT", "VALUE" }, rows))
 end
 
+-- An address of --listen / --metrics, checked before the store opens (the
+-- server checks it again: a numeric IPv4 host, [IPv6] or localhost).
+local function check_addr(cmd, flag, v)
+  local name, port = v:match("^%[([%x:%.]+)%]:(%d+)$")
+  if not name then name, port = v:match("^([%w%.%-]+):(%d+)$") end
+  if not name or tonumber(port) > 65535 then
+    usage_error(cmd, flag .. ' "' .. v .. '": give HOST:PORT, e.g. 127.0.0.1:8080 ' ..
+      "([::1]:8080 for IPv6, port 0 for a free one)")
+  end
+end
+
+function run.metrics(ctx)
+  local text = read_store(ctx, "metrics", "metrics")
+  out:write(text)
+end
+
+function run.ui(ctx, _, opts)
+  local h = host()
+  if not h then failure("ui", "signals need the lash executable") end
+  check_addr("ui", "--listen", opts.listen or "127.0.0.1:8080")
+  -- It waits for no other process: the change feed need not wake it at
+  -- every commit of a worker (it reads the store when a page asks).
+  local eng = ctx.open(false, { fs_wake = false, poll_min_ms = 1000, poll_max_ms = 5000 })
+  local srv, msg = require("lash.ui").serve(eng, opts.listen or "127.0.0.1:8080", {
+    say = function(line) say(line); out:flush() end })
+  if not srv then failure("ui", tostring(msg)) end
+  h.watch(eng)
+  h.trap("INT", "TERM")
+  local ok, ran, rmsg = pcall(eng.run, eng)
+  srv:close()
+  if not ok then failure("ui", tostring(ran)) end
+  if not ran then failure("ui", tostring(rmsg)) end
+  log("ui: stopped")
+  return 0
+end
+
 local function salvage(ctx, dest, json)
   local there = lash.open(dest, { read_only = true })
   if there then
@@ -825,7 +1040,7 @@ function run.migrate(_, _, opts)
     say(format.json({ ok = not bad, from = from, to = to, error = msg, code = code,
       processes = rep.processes, statuses = rep.statuses, events = rep.events,
       tombstones = rep.tombstones, leases_released = rep.leases_released,
-      suspended = rep.suspended, change_seq = rep.change_seq,
+      suspended = rep.suspended, change_seq = rep.change_seq, side_table = rep.side,
       check = { from = lash.array(checks.from or {}), to = lash.array(checks.to or {}) } }))
     return bad and 1 or nil
   end
@@ -839,6 +1054,7 @@ function run.migrate(_, _, opts)
   rows[#rows + 1] = { "tombstones", tostring(rep.tombstones) }
   rows[#rows + 1] = { "leases_released", tostring(rep.leases_released) }
   rows[#rows + 1] = { "change_seq", tostring(rep.change_seq) }
+  rows[#rows + 1] = { "side_table", tostring(rep.side) }
   say(format.columns({ "COPIED", "COUNT" }, rows))
   for _, t in ipairs { { "from", from }, { "to", to } } do
     local lines = checks[t[1]]
@@ -907,10 +1123,18 @@ function run.worker(ctx, _, opts)
   for _, p in ipairs(loads) do
     if not exists(p) then usage_error("worker", "--load " .. p .. ": no such file or directory") end
   end
+  if opts.metrics then check_addr("worker", "--metrics", opts.metrics) end
   local eng = ctx.open(true, { concurrency = opts.concurrency, owner = opts.owner })
   for _, p in ipairs(loads) do
     local ok, msg = eng:load(p)
     if not ok then failure("worker", "cannot load " .. p .. ": " .. tostring(msg)) end
+  end
+  local msrv
+  if opts.metrics then
+    local msg
+    msrv, msg = require("lash.metrics").serve(eng, opts.metrics)
+    if not msrv then failure("worker", "--metrics: " .. tostring(msg)) end
+    log("worker: metrics on http://%s/metrics", msrv:address())
   end
   h.watch(eng)
   h.trap("INT", "TERM")
@@ -940,6 +1164,7 @@ function run.worker(ctx, _, opts)
     eng:sleep(math.min(25, left))
   end
   n = busy(eng)
+  if msrv then msrv:close() end
   local drained = eng:drain() or 0
   h.emergency(false)
   close_store(eng)

@@ -287,6 +287,37 @@ local function wake_text(w, now)
   return "yes: no lease, no body; wakes on " .. what .. ", or a cancel request"
 end
 
+-- ---- issue 13 (retry): the retry policy, failures so far, the next
+-- attempt, a delay and a unique key of a record, as `lash show` rows.
+local function when_text(at, now)
+  local t = M.time(at)
+  if now and math.type(at) == "integer" then
+    t = t .. (at > now and (" (in " .. M.age(at - now) .. ")") or " (past)")
+  end
+  return t
+end
+
+local function issue13_rows(r, now, rows)
+  local p = r.retry
+  if p then
+    local function ms(v) return v % 1000 == 0 and M.age(v) or (v .. "ms") end
+    local b = "backoff " .. ms(p.initial_ms) .. " x" .. string.format("%g", p.factor)
+    if p.max_ms and p.max_ms > 0 then b = b .. ", at most " .. ms(p.max_ms) end
+    if p.jitter and p.jitter > 0 then b = b .. ", jitter " .. tostring(p.jitter) end
+    rows[#rows + 1] = { "retry", "up to " .. p.max_attempts .. " attempts; " .. b }
+  end
+  if r.failures then
+    rows[#rows + 1] = { "failures", r.failures .. " attempt" .. (r.failures == 1 and "" or "s") ..
+      " failed and went on" }
+  end
+  if r.retry_at then rows[#rows + 1] = { "next attempt", when_text(r.retry_at, now) } end
+  if r.run_at then rows[#rows + 1] = { "delayed until", when_text(r.run_at, now) } end
+  if r.unique_key then
+    rows[#rows + 1] = { "unique key", M.text(r.unique_key) .. (r.unique_for_ms and
+      ("  (held " .. M.age(r.unique_for_ms) .. " after its end)") or "") }
+  end
+end
+
 --- The short aligned block of a process record.
 function M.record(r, now)
   local rows = {
@@ -297,6 +328,10 @@ function M.record(r, now)
     { "disposition", r.disposition .. (r.max_attempts and
       ("  (max " .. r.max_attempts .. " attempts)") or "") },
   }
+  if r.no_worker then -- (issue 11: set by lash show)
+    rows[#rows + 1] = { "worker", "none: no worker defines kind " .. M.text(r.kind) ..
+      " (lash kinds)" }
+  end
   if r.timeout_ms then
     rows[#rows + 1] = { "time budget", M.age(r.timeout_ms) .. " per attempt" }
   end
@@ -313,6 +348,7 @@ function M.record(r, now)
   if r.suspended then
     rows[#rows + 1] = { "suspended", wake_text(r.wake, now) }
   end
+  issue13_rows(r, now, rows)
   if r.outcome then rows[#rows + 1] = { "outcome", M.outcome(r.outcome) } end
   if r.cancel_reason then rows[#rows + 1] = { "cancel reason", tostring(r.cancel_reason) } end
   if r.abandon_request then
@@ -366,7 +402,8 @@ end
 function M.records(list, now)
   local rows = {}
   for _, r in ipairs(list) do
-    rows[#rows + 1] = { M.text(r.id), M.text(r.kind), r.status,
+    rows[#rows + 1] = { M.text(r.id), M.text(r.kind),
+      r.status .. (r.no_worker and " (no worker)" or ""),
       r.attempt and tostring(r.attempt.number) or "-",
       now and M.age(now - r.created_at) or M.time(r.created_at) }
   end

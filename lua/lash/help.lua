@@ -13,9 +13,13 @@ M.entries = {
   ["lash.encode"] = "lash.encode(v) -> string -- a value as MessagePack",
   ["lash.decode"] = "lash.decode(s) -> v -- a MessagePack string as a value",
   ["lash.set_of"] = "lash.set_of(list) -> {name = true}, e.g. lash.set_of(lash.TERMINAL)",
-  ["eng:define"] = "eng:define(kind, fn(ctx, input), {disposition, max_attempts, timeout_ms})",
+  ["eng:define"] = "eng:define(kind, fn(ctx, input), {disposition, max_attempts, timeout_ms, " ..
+    "retry = {max_attempts, initial_ms, factor, max_ms, jitter}})",
   ["eng:load"] = "eng:load(path) -- define the kinds of a file or directory",
-  ["eng:start"] = "eng:start(kind, input, {id, disposition, max_attempts, timeout_ms}) -> id",
+  ["eng:start"] = "eng:start(kind, input, {id, disposition, max_attempts, timeout_ms, retry, " ..
+    "delay_ms, run_at, unique_key, unique_for_ms}) -> id",
+  ["eng:retry"] = "eng:retry(id) -> seq -- run a failed row again as a new attempt",
+  ["lash.fatal"] = "lash.fatal(msg) -- raise an error that is not retried",
   ["eng:signal"] = "eng:signal(id, name, payload) -> seq, replayed -- append signal.<name>; " ..
     "a 4th argument {key} gives it a replay key",
   ["eng:append"] = "eng:append(id, type, payload) -> seq, replayed -- append a user event; " ..
@@ -28,7 +32,12 @@ M.entries = {
   ["eng:get"] = "eng:get(id) -> record",
   ["eng:events"] = "eng:events(id, after, limit) -> {{seq, type, payload, at, key}, ...}",
   ["eng:list"] = "eng:list{status, kind, limit, after} -> {record, ...}",
+  ["eng:kinds"] = "eng:kinds() -> {{kind, version, options, workers, waiting}, ...} -- " ..
+    "stored definitions, live workers defining them, rows waiting for one",
+  ["eng:workers"] = "eng:workers() -> {{owner, incarnation, pid, host, kinds, started_at, " ..
+    "heartbeat_at, alive}, ...}",
   ["eng:stats"] = "eng:stats() -> counts per status, bytes, change_seq",
+  ["eng:metrics"] = "eng:metrics() -> Prometheus text: counts per kind/status, histograms, backlog",
   ["eng:check"] = "eng:check() -> {problem, ...} -- audit the store",
   ["eng:now"] = "eng:now() -> ms -- the store's clock",
   ["eng:owner"] = "eng:owner() -> owner, incarnation",

@@ -8,6 +8,7 @@
 -- naming the argument; expected failures return `nil, message, code` with a
 -- stable code ("ENOENT", "ECONFLICT", "ETIMEDOUT", "EINVAL", ...).
 local core = require "lash.core"
+local retry13 = require "lash.retry"
 
 local M = {}
 
@@ -22,10 +23,18 @@ M.decode = core.decode
 --- empty one stays an array in payloads and JSON. Decoded arrays are marked.
 M.array = core.array
 
+--- Raises an error that is not retried (issue 13): the body fails at once
+--- whatever its retry policy. Same as error({message = msg, retry = false}).
+---@param msg string
+function M.fatal(msg, level)
+  error({ message = tostring(msg), retry = false }, level or 2)
+end
+
 local Engine = core.Engine
 local Ctx = core.Ctx
 
--- engine -> { kind -> { disposition =, max_attempts = } }
+-- engine -> { kind -> its definition: the options it was defined with (a
+-- copy), disposition defaulted }
 local kind_defs = setmetatable({}, { __mode = "k" })
 -- ctx -> { signal name -> seq of the last signal consumed }
 local cursors = setmetatable({}, { __mode = "k" })
@@ -78,9 +87,12 @@ end
 -- The option names each call takes: any other key raises, naming it and
 -- the ones that exist (a misspelt option must not pass in silence).
 local OPTIONS = {
-  define = { "disposition", "max_attempts", "timeout_ms" },
-  load = { "disposition", "max_attempts", "timeout_ms" },
-  start = { "id", "disposition", "max_attempts", "timeout_ms" },
+  define = { "disposition", "max_attempts", "timeout_ms",
+    "retry" }, -- issue 13 (retry)
+  load = { "disposition", "max_attempts", "timeout_ms",
+    "retry" }, -- issue 13 (retry)
+  start = { "id", "disposition", "max_attempts", "timeout_ms",
+    "retry", "delay_ms", "run_at", "unique_key", "unique_for_ms" }, -- issue 13 (retry)
   complete = { "authority" },
   list = { "status", "kind", "limit", "after" },
   prune = { "before_ms", "status" },
@@ -249,7 +261,7 @@ end
 ---@param from string
 ---@param to string
 ---@return table|nil report {processes, statuses, events, tombstones, leases_released,
----  suspended, change_seq}, string? msg, string? code, table? report
+---  suspended, change_seq, side}, string? msg, string? code, table? report
 function M.migrate(from, to)
   check("migrate", "from", from, "string")
   check("migrate", "to", to, "string")
@@ -289,6 +301,17 @@ local function check_def(fname, opts)
   return true
 end
 
+-- The options of a definition as stored (issue 11): every option that
+-- can be stored (a copy; functions and the like are left out), so options
+-- added to OPTIONS.define are recorded without a change here.
+local function stored_options(opts)
+  local out = {}
+  for k, v in pairs(opts) do
+    if type(k) == "string" and core.encode(v) then out[k] = v end
+  end
+  return out
+end
+
 --- Defines a kind: this engine runs rows of `kind` with body `fn(ctx, input)`.
 ---@param kind string
 ---@param fn function
@@ -300,12 +323,21 @@ function Engine:define(kind, fn, opts)
   opts = check_opts("define", opts)
   local valid, why = check_def("define", opts)
   if not valid then return einval(why) end
-  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0)
+  local policy, pwhy = retry13.policy("define", opts.retry) -- issue 13
+  if pwhy then return einval(pwhy) end
+  local ok, msg, code = core.define(self, kind, fn, opts.timeout_ms or 0, policy)
   if not ok then return nil, msg, code end
-  defs_of(self)[kind] = {
-    disposition = opts.disposition or "rerunnable",
-    max_attempts = opts.max_attempts,
-  }
+  local def = stored_options(opts)
+  -- The definition in the store (issue 11): a start from another program
+  -- takes it. An identical define writes nothing; a read-only store keeps
+  -- none.
+  local _, smsg, scode = core.kind_put(self, kind, def)
+  if scode and scode ~= "EACCES" then return nil, smsg, scode end
+  local d = {}
+  for k, v in pairs(def) do d[k] = v end
+  d.disposition = d.disposition or "rerunnable"
+  d.retry = policy -- issue 13: the checked policy, defaults filled in
+  defs_of(self)[kind] = d
   return true
 end
 
@@ -401,8 +433,54 @@ local function new_id(eng)
     math.random(0, 0xffffffff))
 end
 
+-- engine -> { kind -> { def = the stored definition or false, at = ms } }:
+-- what the store said, reused for STORED_TTL_MS (a producer starting many
+-- rows reads each kind's definition once a second, not per start).
+local stored_cache = setmetatable({}, { __mode = "k" })
+local STORED_TTL_MS = 1000
+
+local function stored_def(eng, kind)
+  local c = stored_cache[eng]
+  if not c then
+    c = {}
+    stored_cache[eng] = c
+  end
+  local now, e = eng:now(), c[kind]
+  if e and now - e.at < STORED_TTL_MS and now >= e.at then return e.def or nil end
+  local d = core.kind_get(eng, kind)
+  c[kind] = { def = d or false, at = now }
+  return d
+end
+
+-- The options of a start that must agree with a stored definition (the
+-- others may be given per start).
+local STORED_FIXED = { "disposition", "max_attempts" }
+
+-- The definition of `kind` for a start: this engine's, else the one in the
+-- store (issue 11), else nil; or nil, msg, code when a start's explicit
+-- option conflicts with the stored one.
+local function definition_of(eng, kind, opts)
+  local d = defs_of(eng)[kind]
+  if d then return d end
+  if type(kind) ~= "string" or #kind == 0 or #kind > core.NAME_MAX then return nil end
+  local stored = stored_def(eng, kind)
+  if not stored then return nil end
+  d = stored.options or {}
+  for _, k in ipairs(STORED_FIXED) do
+    local mine, theirs = opts[k], d[k]
+    if k == "disposition" then theirs = theirs or "rerunnable" end
+    if mine ~= nil and theirs ~= nil and mine ~= theirs then
+      return nil, string.format("kind %s is defined in the store with %s = %s " ..
+        "(version %d); this start asks for %s = %s: drop the option, or " ..
+        "define the kind anew", kind, k, tostring(theirs), stored.version, k,
+        tostring(mine)), "ECONFLICT"
+    end
+  end
+  return d
+end
+
 -- The checked definition of a start: id (nil when not given), disposition,
--- max_attempts, timeout_ms; or nil, msg.
+-- max_attempts, timeout_ms; or nil, msg, code.
 local function start_def(eng, fname, kind, opts)
   check(fname, "kind", kind, "string")
   opts = check_opts("start", opts, nil, 6)
@@ -412,12 +490,27 @@ local function start_def(eng, fname, kind, opts)
   if id ~= nil and (#id == 0 or #id > core.ID_MAX) then
     return nil, "invalid id: must be 1 to " .. core.ID_MAX .. " bytes, got " .. #id
   end
-  local d = defs_of(eng)[kind]
+  local d, dwhy, dcode = definition_of(eng, kind, opts)
+  if dwhy then return nil, dwhy, dcode end
   local disp = opts.disposition or (d and d.disposition) or "rerunnable"
   local max = opts.max_attempts
   if max == nil and d then max = d.max_attempts end
+  local budget = opts.timeout_ms
+  -- a kind this engine defines has its budget in the core already
+  if budget == nil and d and not defs_of(eng)[kind] then budget = d.timeout_ms end
+  if d and d.retry ~= nil and not defs_of(eng)[kind] then
+    -- another program's stored retry option, checked as a define would
+    local p = retry13.policy(fname, d.retry, 7)
+    local dd = {}
+    for k, v in pairs(d) do dd[k] = v end
+    dd.retry = p
+    d = dd
+  end
+  -- issue 13 (retry): retry policy, delay, unique key (start wins)
+  local extra, xwhy = retry13.start_fields(fname, opts, d, 7)
+  if extra == nil then return nil, xwhy end
   return { id = id, disposition = disp, max_attempts = max or 0,
-    timeout_ms = opts.timeout_ms or 0 }
+    timeout_ms = budget or 0, extra = extra or nil }
 end
 
 --- Registers a process of `kind` (need not be defined here); idempotent per
@@ -428,12 +521,13 @@ end
 ---  start's body time budget, stored on the row: a re-run keeps it)
 ---@return string|nil id, string? msg, string? code
 function Engine:start(kind, input, opts)
-  local def, why = start_def(self, "start", kind, opts)
-  if not def then return einval(why) end
+  local def, why, dcode = start_def(self, "start", kind, opts)
+  if not def then return nil, why, dcode or "EINVAL" end
   local id = def.id or new_id(self)
   local ok, msg, code = core.start(self, kind, input, id, def.disposition,
-    def.max_attempts, def.timeout_ms)
+    def.max_attempts, def.timeout_ms, def.extra)
   if not ok then return nil, msg, code end
+  if type(msg) == "string" then return msg end -- issue 13: its unique key's holder
   return id
 end
 
@@ -533,6 +627,65 @@ function Engine:list(filter)
   if not ok then return einval(why) end
   if filter.limit and filter.limit < 0 then return einval("limit must be >= 0") end
   return core.list(self, st, filter.kind, filter.limit or 0, filter.after)
+end
+
+-- ------------------------------------------- kinds and workers (issue 11)
+
+--- The live workers of the store: a list of {owner, incarnation, pid,
+--- host, kinds, started_at, heartbeat_at, alive}. alive is false once the
+--- store knows the worker's process is gone (its entry stays until an
+--- engine removes it in a commit it makes anyway).
+---@return table|nil workers, string? msg, string? code
+function Engine:workers()
+  return core.workers(self)
+end
+
+-- kind -> the live workers defining it ({owner, incarnation, pid, host}).
+local function live_definers(workers)
+  local by = {}
+  for _, w in ipairs(workers) do
+    if w.alive then
+      for _, k in ipairs(w.kinds) do
+        by[k] = by[k] or M.array()
+        table.insert(by[k], { owner = w.owner, incarnation = w.incarnation,
+          pid = w.pid, host = w.host })
+      end
+    end
+  end
+  return by
+end
+
+--- The kinds of the store: each stored definition, and each kind that has
+--- pending rows, as {kind, version, options, updated_at (ms, when this
+--- version was stored), workers = the live workers defining it, waiting =
+--- its pending rows when no live worker defines it (else 0)}, in name
+--- order. version, options and updated_at are nil for a kind nobody
+--- defined.
+---@return table|nil kinds, string? msg, string? code
+function Engine:kinds()
+  local defs, msg, code = core.kinds(self)
+  if not defs then return nil, msg, code end
+  local workers
+  workers, msg, code = core.workers(self)
+  if not workers then return nil, msg, code end
+  local pending
+  pending, msg, code = core.list(self, "pending", nil, 0, nil)
+  if not pending then return nil, msg, code end
+  local by, rows, out, seen = live_definers(workers), {}, {}, {}
+  for _, r in ipairs(pending) do rows[r.kind] = (rows[r.kind] or 0) + 1 end
+  local function add(kind, d)
+    seen[kind] = true
+    local ws = by[kind] or M.array()
+    out[#out + 1] = { kind = kind, version = d and d.version, options = d and d.options,
+      updated_at = d and d.updated_at, workers = ws,
+      waiting = #ws == 0 and (rows[kind] or 0) or 0 }
+  end
+  for _, d in ipairs(defs) do add(d.kind, d) end
+  for kind in pairs(rows) do
+    if not seen[kind] then add(kind, nil) end
+  end
+  table.sort(out, function(a, b) return a.kind < b.kind end)
+  return out
 end
 
 -- -------------------------------------------------------------- waits
@@ -929,14 +1082,17 @@ end
 --- (n: the command's ordinal), so that a re-run finds the same child. The
 --- child's parent is this process. Journaled with the child's registration.
 function Ctx:start(kind, input, opts)
-  local def, why = start_def(self.engine, "start", kind, opts)
-  if not def then return einval(why) end
+  local def, why, dcode = start_def(self.engine, "start", kind, opts)
+  if not def then return nil, why, dcode or "EINVAL" end
+  if def.extra and def.extra.unique_key then -- issue 13 (retry)
+    return einval("unique_key is for eng:start (a child's id already names it once)")
+  end
   -- the child's default id names the ordinal this command is about to take
   local id = def.id or (self.id .. "/" .. (journal_of(self).n + 1))
   local n, ev = command(self, "start", id)
   if ev then return id end
   local ok, msg, code = core.ctx_child(self, n, kind, input, id, def.disposition,
-    def.max_attempts, def.timeout_ms)
+    def.max_attempts, def.timeout_ms, def.extra)
   if not ok then return nil, msg, code end
   return id
 end
@@ -948,6 +1104,14 @@ function Ctx:await(id, opts)
   local timeout = timeout_of("await", opts)
   return journaled_wait(self, "process:" .. id, timeout,
     function(t) return core.ctx_await(self, id, t) end)
+end
+
+-- ---- issue 14: metrics (web) ----
+
+--- The store and this engine in Prometheus text exposition: text | nil,
+--- msg, code (lua/lash/metrics.lua).
+function Engine:metrics()
+  return require("lash.metrics").text(self)
 end
 
 M.Engine = Engine

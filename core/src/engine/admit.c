@@ -81,14 +81,41 @@ int lash__admit_define(lash__admit *a, const char *kind) {
     return rc;
   if (a->kinds_cap != cap) {
     int64_t *t = realloc(a->timeouts, a->kinds_cap * sizeof *t);
+    lash_retry_policy *p;
     if (t == NULL) {
       free(a->kinds[--a->nkinds]);
       return LASH_ENOMEM;
     }
     a->timeouts = t;
+    /* issue 13 (retry): the kind's retry policy */
+    p = realloc(a->retries, a->kinds_cap * sizeof *p);
+    if (p == NULL) {
+      free(a->kinds[--a->nkinds]);
+      return LASH_ENOMEM;
+    }
+    a->retries = p;
   }
   a->timeouts[a->nkinds - 1] = 0;
+  memset(&a->retries[a->nkinds - 1], 0, sizeof a->retries[0]);
   return 1;
+}
+
+/* ---- issue 13 (retry) ---- */
+const lash_retry_policy *lash__admit_retry(const lash__admit *a,
+                                           const char *kind) {
+  size_t i = kind_index(a, kind);
+  return i == SIZE_MAX ? NULL : &a->retries[i];
+}
+
+int lash__admit_set_retry(lash__admit *a, const char *kind,
+                          const lash_retry_policy *p) {
+  size_t i = kind_index(a, kind);
+  if (i == SIZE_MAX || lash_retry_check(p, NULL, 0) < 0) return LASH_EINVAL;
+  if (p != NULL)
+    a->retries[i] = *p;
+  else
+    memset(&a->retries[i], 0, sizeof a->retries[i]);
+  return 0;
 }
 
 int64_t lash__admit_timeout(const lash__admit *a, const char *kind) {
@@ -288,6 +315,11 @@ static int admit(scan_ctx *c, const scan_row *row, const lash_lease *ls) {
   r = lash__run_admit(a->runs, &full, ls,
                       full.timeout_ms > 0 ? full.timeout_ms
                                           : lash__admit_timeout(a, full.kind));
+  if (r != NULL && full.retry.max_attempts == 0) {
+    /* issue 13: a row started without a policy takes its kind's here */
+    const lash_retry_policy *p = lash__admit_retry(a, full.kind);
+    if (p != NULL) r->retry = *p;
+  }
   lash_record_free(&full);
   if (r == NULL) {
     rc = LASH_ENOMEM;
@@ -390,7 +422,10 @@ int lash__admit_one(lash__admit *a, lash_txn *txn, const char *id) {
     return 0;
   memset(&rec, 0, sizeof rec);
   if (lash_get(a->s, txn, id, &rec, NULL) < 0) return 0;
-  if (!lash__admit_declared(a, rec.kind) || LASH_IS_TERMINAL(rec.status)) {
+  /* A suspended row (issue 13: a delayed one, a retry wait) is not
+   * claimable before its wake: no lease is taken for it. */
+  if (!lash__admit_declared(a, rec.kind) || LASH_IS_TERMINAL(rec.status) ||
+      rec.suspended) {
     lash_record_free(&rec);
     return 0;
   }
@@ -670,9 +705,10 @@ static int reconcile_fn(lash_store *s, lash_txn *txn, void *ud) {
   memset(&rec, 0, sizeof rec);
   if ((rc = lash_get(s, txn, r->id, &rec, NULL)) < 0) return rc;
   one_row(&c, a, txn, &rep, &row, &rec);
+  /* issue 13: attempts that ended in a retry wait do not count */
   will_rerun = row.disposition == LASH_RERUNNABLE &&
                (rec.max_attempts == 0 || !rec.has_attempt ||
-                rec.attempt.number < rec.max_attempts);
+                rec.attempt.number < rec.max_attempts + rec.failures);
   lash_record_free(&rec);
   r->result = LASH_RECONCILE_NOTHING;
   if (LASH_IS_TERMINAL(row.status)) return 0;
@@ -766,6 +802,7 @@ void lash__admit_free(lash__admit *a) {
     free(a->kinds[i]);
   free(a->kinds);
   free(a->timeouts);
+  free(a->retries);
   free(a->rows);
   /* After the last commit (our leases released): only now may a peer see
    * this owner as gone. */
@@ -773,5 +810,6 @@ void lash__admit_free(lash__admit *a) {
   a->owner_held = 0;
   a->kinds = NULL;
   a->timeouts = NULL;
+  a->retries = NULL;
   a->rows = NULL;
 }

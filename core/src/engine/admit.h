@@ -33,7 +33,8 @@ typedef struct lash__admit {
   int64_t ttl_ms;
   char **kinds; /* the kinds this engine runs */
   size_t nkinds, kinds_cap;
-  int64_t *timeouts; /* per kind: the body time budget, 0 none */
+  int64_t *timeouts;          /* per kind: the body time budget, 0 none */
+  lash_retry_policy *retries; /* per kind: the retry policy (issue 13) */
   struct {
     int active; /* a scan is in flight */
     int rescan;
@@ -74,6 +75,12 @@ int lash__admit_declared(const lash__admit *a, const char *kind);
 int64_t lash__admit_timeout(const lash__admit *a, const char *kind);
 /* lash_engine_set_timeout: 0 or LASH_EINVAL (not declared, ms < 0). */
 int lash__admit_set_timeout(lash__admit *a, const char *kind, int64_t ms);
+/* issue 13 (retry): the kind's retry policy (NULL: not declared) and its
+ * setter (p NULL: none; 0 or LASH_EINVAL). */
+const lash_retry_policy *lash__admit_retry(const lash__admit *a,
+                                           const char *kind);
+int lash__admit_set_retry(lash__admit *a, const char *kind,
+                          const lash_retry_policy *p);
 /* Asks for a drive (coalesced; from the pump). */
 void lash__admit_request(lash__admit *a);
 /* From the pump, before its transaction: 1 when that transaction must

@@ -9,7 +9,10 @@
 
 static void commit_hook(void *ud, const lash_change *changes, size_t n) {
   lash__changes *c = ud;
+  uint64_t from, to;
   size_t i;
+  lash_store_commit_range(c->s, &from, &to);
+  lash__feed_own(c->feed, from, to);
   if (c->head > 0 && c->head == c->n) c->head = c->n = 0;
   if (c->n + n > c->cap) {
     size_t cap = c->cap ? c->cap : 64;
@@ -34,6 +37,7 @@ static void commit_hook(void *ud, const lash_change *changes, size_t n) {
     d->registered = changes[i].registered;
     d->cancel_requested = changes[i].cancel_requested;
     d->woken = changes[i].woken;
+    d->wake_at = changes[i].wake_at;
   }
   lash__pump_kick(c->pump);
 }
@@ -83,6 +87,13 @@ void lash__changes_process(lash__changes *c) {
      * same commit) needs no drive; a suspended row woken by this commit
      * (a signal, a child's end, a timer) is claimable again: drive. */
     if ((d.registered || d.woken) && run == NULL) lash__admit_request(c->admit);
+    /* issue 13: a row re-queued by lash_retry is claimable again; one put
+     * on the timer index (a retry wait, a delay) is the timer part's. */
+    if (!d.registered && !d.woken && run == NULL && d.status == LASH_PENDING &&
+        d.wake_at == 0)
+      lash__admit_request(c->admit);
+    if (d.wake_at > 0 && c->on_timer != NULL)
+      c->on_timer(c->timer_ud, d.wake_at);
     lash__feed_note(c->feed, d.id, d.last_seq, d.status);
   }
   if (c->head == c->n) c->head = c->n = 0;

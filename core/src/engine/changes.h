@@ -24,6 +24,7 @@ typedef struct lash__chg_copy {
   int registered;
   int cancel_requested;
   int woken;
+  int64_t wake_at; /* issue 13: on the timer index after the commit */
   char id[LASH_ID_MAX + 1];
 } lash__chg_copy;
 
@@ -36,6 +37,10 @@ typedef struct lash__changes {
   lash__admit *admit;
   lash__chg_copy *v;
   size_t n, cap, head;
+  /* issue 13: this engine's commit put a row on the timer index (a retry
+   * wait, a delay): the timer part re-reads its earliest time. */
+  void (*on_timer)(void *ud, int64_t at);
+  void *timer_ud;
 } lash__changes;
 
 /* Installs the store's commit hook. */

@@ -247,6 +247,10 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
                        on_fired, e);
   lash__changes_init(&e->changes, e->s, &e->pump, &e->hub, &e->feed, &e->runs,
                      &e->admit);
+  e->changes.on_timer = lash__suspender_note; /* issue 13 */
+  e->changes.timer_ud = &e->susp;
+  if (rc == 0)
+    rc = lash__presence_init(&e->presence, e->s, &e->writer, &e->admit);
   return rc;
 }
 
@@ -313,6 +317,9 @@ void lash_engine_close(lash_engine *e) {
   lash__admit_stop(&e->admit);
   /* Completions already queued still commit, with the lease releases. */
   lash__runs_close(&e->runs);
+  /* The worker entry goes with one more commit (issue 11). */
+  if (lash__presence_leave(&e->presence))
+    (void)lash__writer_txn(&e->writer, NULL, NULL);
   e->closing = 1;
   lash__writer_refuse(&e->writer);
   parts_close(e);
@@ -354,6 +361,7 @@ int lash_engine_define(lash_engine *e, const char *kind) {
   int rc;
   if (e == NULL) return LASH_EINVAL;
   if ((rc = lash__admit_define(&e->admit, kind)) <= 0) return rc;
+  lash__presence_changed(&e->presence);
   lash__feed_update(&e->feed);
   lash__admit_request(&e->admit);
   return 0;
@@ -363,6 +371,12 @@ int lash_engine_set_timeout(lash_engine *e, const char *kind,
                             int64_t timeout_ms) {
   if (e == NULL) return LASH_EINVAL;
   return lash__admit_set_timeout(&e->admit, kind, timeout_ms);
+}
+
+int lash_engine_set_retry(lash_engine *e, const char *kind,
+                          const lash_retry_policy *p) {
+  if (e == NULL) return LASH_EINVAL;
+  return lash__admit_set_retry(&e->admit, kind, p);
 }
 
 void lash_engine_emergency(lash_engine *e, int64_t grace_ms) {

@@ -12,6 +12,7 @@
 #include "engine/changes.h"
 #include "engine/feed.h"
 #include "engine/hub.h"
+#include "engine/presence.h"
 #include "engine/pump.h"
 #include "engine/renew.h"
 #include "engine/runs.h"
@@ -37,6 +38,7 @@ struct lash_engine {
   lash__admit admit;
   lash__suspender susp;
   lash__changes changes;
+  lash__presence presence; /* the worker entry (issue 11, kv) */
 
   /* run modes */
   int in_run;

@@ -75,6 +75,14 @@ void lash__feed_note(lash__feed *f, const char *id, uint64_t last_seq,
   fn->status = status;
 }
 
+void lash__feed_own(lash__feed *f, uint64_t from, uint64_t to) {
+  if (!f->on || to <= from) return;
+  /* Everything up to `from` was read and (from, to] is this engine's own
+   * commit, already routed through the hook: nothing to read for it. */
+  if (f->cursor == from) f->cursor = to;
+  if (f->seen == from) f->seen = to;
+}
+
 /* ------------------------------------------------------------- reading */
 
 typedef struct collect_ctx {

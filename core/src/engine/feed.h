@@ -71,6 +71,9 @@ int lash__feed_init(lash__feed *f, lash_store *s, uv_loop_t *loop,
 void lash__feed_update(lash__feed *f);
 /* Remembers this engine's own write of @p id (while polling), so the feed
  * does not report it as foreign. */
+/* This engine's own commit moved the store from change_seq @p from to
+ * @p to: skip reading those entries back when nothing came between. */
+void lash__feed_own(lash__feed *f, uint64_t from, uint64_t to);
 void lash__feed_note(lash__feed *f, const char *id, uint64_t last_seq,
                      int status);
 /* Stops polling for good and closes the handles. */

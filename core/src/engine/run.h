@@ -54,6 +54,9 @@ struct lash_run {
   lash_run **susp_ref; /* a suspension in flight points here: cleared
                           when the run goes first */
   int fin_status;
+  int fin_fatal;           /* issue 13: a failure that is not retried */
+  lash_retry_policy retry; /* issue 13: its kind's policy, for a row that
+                              carries none (max_attempts 0: none) */
   lash_bytes fin_outcome;
   void *fin_buf; /* malloc'd outcome copy when over the inline size */
   unsigned char fin_inline[64];

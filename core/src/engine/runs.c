@@ -181,7 +181,11 @@ static int complete_fn(lash_store *s, lash_txn *txn, void *ud) {
   lash_run *r = ud;
   int rc;
   LASH_INJECT("engine.before_complete");
-  rc = lash_complete(s, txn, &r->held.lease, r->fin_status, r->fin_outcome);
+  if (r->fin_status == LASH_FAILED) /* issue 13: its retry policy */
+    rc = lash_fail_attempt(s, txn, &r->held.lease, r->fin_outcome, r->fin_fatal,
+                           &r->retry, NULL);
+  else
+    rc = lash_complete(s, txn, &r->held.lease, r->fin_status, r->fin_outcome);
   LASH_INJECT("engine.after_complete");
   return rc;
 }
@@ -214,6 +218,12 @@ int lash_run_finish(lash_run *r, int status, lash_bytes outcome) {
   if (r->wait != NULL) lash__wait_detach(r->wait);
   run_unslot(r); /* admission continues before the commit */
   return 0;
+}
+
+int lash_run_fail_fatal(lash_run *r, lash_bytes outcome) {
+  if (r == NULL || r->state == LASH__RS_FINISHING) return LASH_EINVAL;
+  r->fin_fatal = 1;
+  return lash_run_finish(r, LASH_FAILED, outcome);
 }
 
 void lash__runs_committed(lash__runs *rs, int rc) {

@@ -99,6 +99,15 @@ static void fire_cb(uv_timer_t *t) {
   arm_fire(sp);
 }
 
+void lash__suspender_note(void *ud, int64_t at) {
+  lash__suspender *sp = ud;
+  if (sp->closed || at <= 0) return;
+  if (sp->next_at == 0 || at < sp->next_at) {
+    sp->next_at = at;
+    arm_fire(sp);
+  }
+}
+
 void lash__suspender_foreign(lash__suspender *sp) {
   if (sp->closed) return;
   if (!sp->reread) {

@@ -56,6 +56,9 @@ void lash__suspender_init(lash__suspender *sp, lash_store *s, uv_loop_t *loop,
 /* From the pump, before its transaction: queues the suspensions that are
  * due and the timer re-read / fire. */
 void lash__suspender_pump(lash__suspender *sp);
+/* issue 13: a commit of this engine put a row on the timer index at @p at
+ * (a retry wait, a delay; ud: the suspender). */
+void lash__suspender_note(void *ud, int64_t at);
 /* 1 while the pump has suspender work this turn. */
 int lash__suspender_pending(const lash__suspender *sp);
 /* 1 while no store timer is armed and no suspension is in flight. */

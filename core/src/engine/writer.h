@@ -35,7 +35,7 @@ typedef int (*lash__in_txn_fn)(void *ud, lash_txn *txn);
  * commit's result: 0, the commit error, or LASH_ECANCELED (batch aborted). */
 typedef void (*lash__committed_fn)(void *ud, int rc);
 
-#define LASH__WRITER_HOOKS 4
+#define LASH__WRITER_HOOKS 8
 
 typedef struct lash__writer {
   lash_store *s;

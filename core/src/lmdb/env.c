@@ -112,7 +112,8 @@ static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
       continue;
     }
     if (mrc == MDB_NOTFOUND && i >= LMDB__DB_TIMERS) {
-      /* A store made before suspension, read only: no suspended rows. */
+      /* A store made before suspension (or the side table), read only:
+       * no suspended rows (no side table entries). */
       s->dbi[i] = 0;
       continue;
     }
@@ -129,6 +130,7 @@ static int open_dbs(lmdb__store *s, int read_only, uint32_t format) {
     }
   }
   s->has_susp = s->dbi[LMDB__DB_TIMERS] != 0 && s->dbi[LMDB__DB_WAITERS] != 0;
+  s->has_kv = s->dbi[LMDB__DB_KV] != 0;
   k.mv_data = (void *)LMDB__META_FORMAT;
   k.mv_size = strlen(LMDB__META_FORMAT);
   mrc = mdb_get(mt, s->dbi[LMDB__DB_META], &k, &v);
@@ -584,6 +586,9 @@ static const lash_backend_methods lmdb_methods = {
     env_grow,
     /* version 3: replay keys (A) */
     lmdb__key_get,
+    /* version 4: the side table (kv) */
+    lmdb__kv_get,
+    lmdb__kv_put,
 };
 
 const lash_backend_methods *lash_backend_lmdb(void) {

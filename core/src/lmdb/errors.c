@@ -12,7 +12,9 @@ const char *const lmdb__db_names[LMDB__DB_COUNT] = {
     /* version 3: replay keys (A) */
     "keys",
     /* version 3: suspension and timers (B) */
-    "timers",   "waiters"};
+    "timers",   "waiters",
+    /* version 4: the side table (kv) */
+    "kv"};
 /* clang-format on */
 
 /* ------------------------------------------------------------- errors */

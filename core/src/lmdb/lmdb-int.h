@@ -35,6 +35,8 @@ enum lmdb__db {
   /* ---- suspension and timers (issue 9) ---- */
   LMDB__DB_TIMERS,  /* be64(wake_at) id -> "" (suspended rows with a time) */
   LMDB__DB_WAITERS, /* awaits 0x00 id -> "" (suspended on row awaits) */
+  /* ---- version 4: the side table (kv) ---- */
+  LMDB__DB_KV, /* ns byte, key -> value */
   LMDB__DB_COUNT
 };
 
@@ -69,9 +71,10 @@ typedef struct lmdb__store {
   unsigned psize; /* the page size */
   int no_keys;    /* replay keys (A): a store opened read-only from before
                      the key index: no key is stored */
-  int no_lock; /* read-only, opened with MDB_NOLOCK (no writable lock) */
+  int no_lock;    /* read-only, opened with MDB_NOLOCK (no writable lock) */
   int has_susp;   /* the timer and waiter databases exist (a store made
                      before them, opened read-only, has none) */
+  int has_kv;     /* the side table exists (the same for it) */
 } lmdb__store;
 
 #define LMDB__S(b) ((lmdb__store *)(b))
@@ -125,6 +128,13 @@ int lmdb__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
 /* scans.c */
 int lmdb__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
                lash_bscan_fn fn, void *ud);
+
+/* kv.c: the side table (version 4) */
+#define LMDB__KVKEY_MAX (1 + LASH_KV_KEY_MAX)
+int lmdb__kv_get(lash_backend *b, lash_btxn *t, int ns, const char *key,
+                 size_t keylen, lash_bytes *val);
+int lmdb__kv_put(lash_backend *b, lash_btxn *t, int ns, const char *key,
+                 size_t keylen, lash_bytes val);
 
 /* audit.c */
 int lmdb__audit(lash_backend *b, lash_btxn *t, const lash_baudit *a);

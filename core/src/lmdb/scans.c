@@ -86,6 +86,26 @@ static int make_plan(lmdb__store *s, const lash_bscan *q, plan *p) {
     p->prefix = q->idlen + 1;
     p->what = "reading the waiters";
     break;
+  /* ---- version 4: the side table (kv) ---- */
+  case LASH_SCAN_KV:
+    p->db = LMDB__DB_KV;
+    if (q->ns < 1 || q->ns > 255 || q->idlen > LASH_KV_KEY_MAX ||
+        p->afterlen > LASH_KV_KEY_MAX)
+      return lash_backend_fail(&s->base, LASH_EINVAL,
+                               "scan: an invalid side table range");
+    p->key[0] = (unsigned char)q->ns;
+    if (q->idlen > 0) memcpy(p->key + 1, q->id, q->idlen);
+    p->prefix = 1 + q->idlen;
+    p->what = "reading the side table";
+    /* From the key after, when it is inside the prefix range (else from
+     * the prefix: the walk skips keys up to after). */
+    p->start = p->prefix;
+    if (p->afterlen > q->idlen && !(q->flags & LASH_SCAN_LAST) &&
+        (q->idlen == 0 || memcmp(p->after, q->id, q->idlen) == 0)) {
+      memcpy(p->key + 1, p->after, p->afterlen);
+      p->start = 1 + p->afterlen;
+    }
+    return 0;
   default:
     return lash_backend_fail(&s->base, LASH_EINVAL, "scan: unknown scan %d",
                              q->what);
@@ -152,6 +172,12 @@ static int make_item(lmdb__store *s, lash_btxn *t, const lash_bscan *q,
       it->tomb.data = x.mv_data;
       it->tomb.len = x.mv_size;
     }
+    return 0;
+  case LASH_SCAN_KV: /* (kv) the whole key, past the namespace byte */
+    it->id = kp + 1;
+    it->idlen = k->mv_size - 1;
+    it->rec.data = v->mv_data != NULL ? v->mv_data : (const void *)"";
+    it->rec.len = v->mv_size;
     return 0;
   case LASH_SCAN_TIMERS:
     if (k->mv_size < 9 || k->mv_size > LMDB__TIMERKEY_MAX)
@@ -222,6 +248,7 @@ int lmdb__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   if ((rc = make_plan(s, q, &p)) < 0) return rc;
   if ((p.db == LMDB__DB_TIMERS || p.db == LMDB__DB_WAITERS) && !s->has_susp)
     return 0; /* an old store opened read-only: nothing suspended */
+  if (p.db == LMDB__DB_KV && !s->has_kv) return 0; /* the same (kv) */
   if ((mrc = mdb_cursor_open(t->mt, s->dbi[p.db], &cur)) != 0)
     return lmdb__fail(s, mrc, p.what);
   if (q->flags & LASH_SCAN_LAST) {

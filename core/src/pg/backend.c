@@ -15,6 +15,7 @@ static void pg_close(lash_backend *b) {
   free(s->cache);
   if (s->w != NULL) PQfinish(s->w);
   if (s->l != NULL) PQfinish(s->l);
+  if (s->o != NULL) PQfinish(s->o); /* its advisory lock goes with it */
   pg__buf_free(&s->q);
   pg__buf_free(&s->prow);
   pg__buf_free(&s->pev);
@@ -82,12 +83,15 @@ static const lash_backend_methods pg_methods = {
     pg__stats,
     NULL, /* audit: the core's checks of records, logs and leases */
     pg__now,
-    NULL, /* owner_hold: not yet (advisory locks, docs/backend.md); */
-    NULL, /* owner_release: leases of a dead owner lapse by their TTL */
-    NULL, /* owner_alive */
+    pg__owner_hold, /* session advisory locks (owners.c) */
+    pg__owner_release,
+    pg__owner_alive,
     NULL, /* grow: the server's disk is the limit */
     /* version 3: replay keys (A) */
     pg__key_get,
+    /* version 4: the side table (kv) */
+    pg__kv_get,
+    pg__kv_put,
 };
 
 const lash_backend_methods *lash_backend_pg(void) {

@@ -59,9 +59,14 @@ typedef struct pg__store {
   char schema[PG__SCHEMA_MAX + 1];
   char chan[PG__SCHEMA_MAX + 16];
   int read_only;
+  int no_kv;        /* (kv) read-only, and the schema has no side table */
   int async_commit; /* durability none/nometa */
   PGconn *w;        /* transactions */
   PGconn *l;        /* LISTEN + change_seq */
+  /* ---- owner liveness (owners.c, kv) ---- */
+  PGconn *o;        /* holds the owner's session advisory lock; asks */
+  int held;         /* the lock (k1, k2) is held on o */
+  uint32_t k1, k2;  /* the held pair's lock keys */
   int w_ready;      /* statements prepared on w */
   int l_ready;      /* LISTEN issued on l */
   int64_t retry_at; /* monotonic ms: no reconnect before */
@@ -193,6 +198,17 @@ int pg__meta_decode(const PGresult *r, int row, int col, lash_bmeta *out);
 /* replay keys (A) */
 int pg__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
                 const char *key, size_t keylen, uint64_t *seq, lash_bytes *ev);
+
+/* the side table, version 4 (kv.c); its scan is scans.c's */
+int pg__kv_get(lash_backend *b, lash_btxn *t, int ns, const char *key,
+               size_t keylen, lash_bytes *val);
+int pg__kv_put(lash_backend *b, lash_btxn *t, int ns, const char *key,
+               size_t keylen, lash_bytes val);
+
+/* owner liveness by session advisory locks (owners.c) */
+int pg__owner_hold(lash_backend *b, const char *owner, const char *inc);
+void pg__owner_release(lash_backend *b);
+int pg__owner_alive(lash_backend *b, const char *owner, const char *inc);
 
 /* scans (scans.c) */
 int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,

@@ -94,6 +94,23 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
         b, "SELECT 0, id, %s FROM rows WHERE awaits = ", keys ? "NULL" : "rec");
     if (rc == 0) rc = pg__buf_bytea(b, q->id, q->idlen);
     break;
+  /* ---- version 4: the side table (kv) ---- */
+  case LASH_SCAN_KV:
+    rc = pg__buf_fmt(b, "SELECT 0, key, %s FROM kv WHERE ns = %d",
+                     keys ? "NULL" : "val", q->ns);
+    if (rc == 0 && q->idlen > 0) {
+      rc = pg__buf_str(b, " AND key >= ");
+      if (rc == 0) rc = pg__buf_bytea(b, q->id, q->idlen);
+      if (rc == 0)
+        rc = pg__buf_fmt(b, " AND substring(key from 1 for %zu) = ", q->idlen);
+      if (rc == 0) rc = pg__buf_bytea(b, q->id, q->idlen);
+    }
+    if (rc == 0 && !last && after != NULL && afterlen > 0) {
+      rc = pg__buf_str(b, " AND key > ");
+      if (rc == 0) rc = pg__buf_bytea(b, after, afterlen);
+    }
+    if (rc == 0) rc = pg__buf_fmt(b, " ORDER BY key %s", order);
+    return rc;
   default:
     return LASH_EINVAL;
   }
@@ -164,8 +181,9 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   uint64_t after_seq = q->after_seq;
   int rc = 0, i, n;
   (void)t;
-  if (q->what < LASH_SCAN_EVENTS || q->what > LASH_SCAN_WAITERS)
+  if (q->what < LASH_SCAN_EVENTS || q->what > LASH_SCAN_KV)
     return lash_backend_fail(b, LASH_EINVAL, "scan: unknown scan %d", q->what);
+  if (q->what == LASH_SCAN_KV && s->no_kv) return 0; /* (kv) nothing there */
   if (!s->in_write && s->pc) {
     int got = from_cache(s, q, fn, ud, &rc);
     if (got) return rc;

@@ -129,7 +129,16 @@ static const char *const tables =
     "DO $$BEGIN IF to_regclass('rows_timers') IS NULL THEN CREATE INDEX "
     "rows_timers ON rows (wake_at, id) WHERE wake_at IS NOT NULL; END IF; "
     "IF to_regclass('rows_waiters') IS NULL THEN CREATE INDEX rows_waiters "
-    "ON rows (awaits, id) WHERE awaits IS NOT NULL; END IF; END$$;";
+    "ON rows (awaits, id) WHERE awaits IS NOT NULL; END IF; END$$;"
+    /* ---- version 4: the side table (kv), only when missing ---- */
+    "DO $$BEGIN IF to_regclass('kv') IS NULL THEN CREATE TABLE kv (ns "
+    "smallint NOT NULL, key bytea NOT NULL, val bytea NOT NULL, PRIMARY KEY "
+    "(ns, key)); END IF; END$$;"
+    /* ---- owner liveness (kv): the pairs ever held here, so that a pair
+     * whose advisory lock is free reads as gone, not unknown ---- */
+    "DO $$BEGIN IF to_regclass('owners') IS NULL THEN CREATE TABLE owners "
+    "(owner bytea NOT NULL, inc bytea NOT NULL, held_at bigint NOT NULL, "
+    "PRIMARY KEY (owner, inc)); END IF; END$$;";
 
 /* Creates the schema if missing (not read-only), then checks its version
  * row: another layout or format is EFORMAT naming both. */
@@ -192,6 +201,12 @@ int pg__schema_open(pg__store *s, uint32_t format, char *err, size_t errlen) {
              s->name, fmt, layout, (unsigned)format, PG__LAYOUT);
     return LASH_EFORMAT;
   }
+  if (s->read_only) { /* (kv) a schema from before the side table */
+    r = PQexec(s->w, "SELECT to_regclass('kv') IS NULL");
+    s->no_kv = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+               PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+  }
   return 0;
 }
 
@@ -232,16 +247,32 @@ int pg__prepare(pg__store *s) {
       "PREPARE lash_ev_scan (bytea, bigint) AS SELECT seq, id, ev FROM "
       "events WHERE id = $1 AND seq > $2 ORDER BY seq LIMIT 256;"
       "PREPARE lash_tomb_drop (bytea) AS DELETE FROM tombs WHERE id = $1;"
+
       "PREPARE lash_remove (bytea, bytea, bigint) AS WITH e AS (DELETE FROM "
       "events WHERE id = $1 RETURNING 1), l AS (DELETE FROM leases WHERE id "
       "= $1), r AS (DELETE FROM rows WHERE id = $1), t AS (INSERT INTO tombs "
       "VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET tomb = "
       "EXCLUDED.tomb, change_seq = EXCLUDED.change_seq) SELECT count(*) "
       "FROM e;";
+  /* version 4: the side table (kv), unless a schema from before it is
+   * open read-only */
+  static const char kv_sql[] =
+      "PREPARE lash_kv_get (smallint, bytea) AS SELECT val FROM kv WHERE ns "
+      "= $1 AND key = $2;"
+      "PREPARE lash_kv_put (smallint, bytea, bytea) AS INSERT INTO kv VALUES "
+      "($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET val = EXCLUDED.val;"
+      "PREPARE lash_kv_del (smallint, bytea) AS DELETE FROM kv WHERE ns = $1 "
+      "AND key = $2;";
   PGresult *r = PQexec(s->w, sql);
   int rc = 0;
   if (PQresultStatus(r) != PGRES_COMMAND_OK)
     rc = pg__fail_res(s, s->w, r, "preparing its statements");
   PQclear(r);
+  if (rc == 0 && !s->no_kv) {
+    r = PQexec(s->w, kv_sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      rc = pg__fail_res(s, s->w, r, "preparing its statements");
+    PQclear(r);
+  }
   return rc;
 }

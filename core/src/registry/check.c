@@ -128,6 +128,7 @@ static int check_fold(chk *c, const char *id, size_t idlen, const lash__rec *r,
   f.prev = f.floor = r->floor;
   lash__rec_base(&f.d, r->id, r->kind, r->input, r->disposition,
                  r->max_attempts, r->created_at, r->floor);
+  lash__retry_base(&f.d, r); /* issue 13: its delay and policy */
   rc = lash__scan_events(s, NULL, c->bt, id, idlen, 0, fold_cb, &f);
   if (rc < 0) return rc;
 

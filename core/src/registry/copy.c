@@ -33,6 +33,10 @@ typedef struct copier {
   lash__evlist evs;            /* the events of the row being copied */
   lash__buf lease;
   int rc_src; /* the failure was the source's (its message is in src) */
+  /* the side table: the namespace and the last key copied */
+  int ns;
+  lash__buf kvkey;
+  int kvmore; /* the batch stopped with entries left */
 } copier;
 
 static int src_fail(copier *c, int rc) {
@@ -198,6 +202,7 @@ static int copy_change(void *ud, const lash_bitem *it) {
 
 static void add_report(lash_copy_report *to, const lash_copy_report *a) {
   int i;
+  to->side += a->side;
   to->rows += a->rows;
   to->events += a->events;
   to->tombstones += a->tombstones;
@@ -259,6 +264,90 @@ static int copy_batch(copier *c, uint64_t final_cs) {
   return c->nbatch < COPY_BATCH ? 1 : 0;
 }
 
+/* ------------------------------------------------------ the side table */
+
+/* Namespaces copied: all but the live workers (of the source's hosts). */
+static int kv_copied(int ns) {
+  return ns != LASH_KV_WORKER;
+}
+
+static int copy_kv(void *ud, const lash_bitem *it) {
+  copier *c = ud;
+  lash_bytes val;
+  int rc;
+  if (c->nbatch >= COPY_BATCH) {
+    c->kvmore = 1;
+    return 1;
+  }
+  val = it->rec;
+  if (val.data == NULL) val.data = ""; /* present, empty */
+  rc = c->dst->b->m->kv_put(c->dst->b, c->wt, c->ns, it->id, it->idlen, val);
+  if (rc < 0) return rc;
+  c->kvkey.len = 0;
+  if (lash__buf_reserve(&c->kvkey, it->idlen) < 0) return LASH_ENOMEM;
+  memcpy(c->kvkey.p, it->id, it->idlen);
+  c->kvkey.len = it->idlen;
+  c->nbatch++;
+  c->batch.side++;
+  return 0;
+}
+
+/* Copies namespace c->ns after c->kvkey, COPY_BATCH entries per write. */
+static int copy_ns(copier *c) {
+  lash_backend *b = c->dst->b;
+  lash_bscan q;
+  int rc;
+  c->kvkey.len = 0;
+  do {
+    memset(&c->batch, 0, sizeof c->batch);
+    c->nbatch = 0;
+    c->kvmore = 0;
+    if ((rc = b->m->begin(b, LASH_BTXN_WRITE, &c->wt)) < 0) return rc;
+    memset(&q, 0, sizeof q);
+    q.what = LASH_SCAN_KV;
+    q.ns = c->ns;
+    q.id = "";
+    q.after = c->kvkey.len > 0 ? c->kvkey.p : NULL;
+    q.afterlen = c->kvkey.len;
+    rc = c->src->b->m->scan(c->src->b, c->rt, &q, copy_kv, c);
+    if (rc < 0 && !c->rc_src && rc != LASH_ENOMEM && c->nbatch == 0)
+      c->rc_src = 1;
+    if (rc == 0 && c->nbatch > 0) {
+      rc = b->m->commit(b, c->wt);
+      c->wt = NULL;
+    }
+    if (rc < 0) return rc;
+    if (c->wt != NULL) {
+      b->m->abort(b, c->wt);
+      c->wt = NULL;
+    }
+    add_report(&c->rep, &c->batch);
+  } while (c->kvmore);
+  return 0;
+}
+
+static int kv_seen(void *ud, const lash_bitem *it) {
+  (void)it;
+  *(int *)ud = 1;
+  return 1;
+}
+
+/* 1 when the target's side table holds an entry of a copied namespace. */
+static int kv_any(lash_store *s, lash_btxn *t) {
+  lash_bscan q;
+  int ns, rc, seen = 0;
+  for (ns = 1; ns <= 255 && !seen; ns++) {
+    if (!kv_copied(ns)) continue;
+    memset(&q, 0, sizeof q);
+    q.what = LASH_SCAN_KV;
+    q.flags = LASH_SCAN_LAST | LASH_SCAN_KEYS;
+    q.ns = ns;
+    q.id = "";
+    if ((rc = s->b->m->scan(s->b, t, &q, kv_seen, &seen)) < 0) return rc;
+  }
+  return seen;
+}
+
 /* 0 when the target holds nothing (no row, tombstone or change); else an
  * error naming what it holds. */
 static int target_empty(copier *c) {
@@ -266,23 +355,24 @@ static int target_empty(copier *c) {
   lash_bstats st;
   lash_bmeta m;
   uint64_t rows = 0;
-  int rc, i;
+  int rc, i, kv = 0;
   if ((rc = b->m->begin(b, LASH_BTXN_READ, &c->wt)) < 0) return rc;
   rc = b->m->meta_get(b, c->wt, &m);
   if (rc == 0) rc = b->m->stats(b, c->wt, &st);
+  if (rc == 0 && (kv = kv_any(c->dst, c->wt)) < 0) rc = kv;
   b->m->abort(b, c->wt);
   c->wt = NULL;
   if (rc < 0) return rc;
   for (i = 0; i <= LASH_STATUS_COUNT; i++)
     rows += m.counts[i];
-  if (rows == 0 && st.tombstones == 0 && m.change_seq == 0) return 0;
-  return lash__fail(c->dst, LASH_EINVAL,
-                    "the target %s is not empty (%llu processes, %llu "
-                    "tombstones, change_seq %llu): migrate copies into an "
-                    "empty store only; give a new directory or schema",
-                    c->dst->path, (unsigned long long)rows,
-                    (unsigned long long)st.tombstones,
-                    (unsigned long long)m.change_seq);
+  if (rows == 0 && st.tombstones == 0 && m.change_seq == 0 && !kv) return 0;
+  return lash__fail(
+      c->dst, LASH_EINVAL,
+      "the target %s is not empty (%llu processes, %llu "
+      "tombstones, change_seq %llu%s): migrate copies into an "
+      "empty store only; give a new directory or schema",
+      c->dst->path, (unsigned long long)rows, (unsigned long long)st.tombstones,
+      (unsigned long long)m.change_seq, kv ? ", side-table entries" : "");
 }
 
 int lash_copy(lash_store *from, lash_store *to, lash_copy_report *out) {
@@ -322,6 +412,8 @@ int lash_copy(lash_store *from, lash_store *to, lash_copy_report *out) {
     rc = copy_batch(&c, sm.change_seq);
   } while (rc == 0);
   if (rc > 0) rc = 0;
+  for (c.ns = 1; rc == 0 && c.ns <= 255; c.ns++)
+    if (kv_copied(c.ns)) rc = copy_ns(&c);
   if (rc < 0) goto out;
   /* Every row and tombstone has one change entry: the counts must match
    * what the source's bookkeeping says it holds. */
@@ -359,5 +451,6 @@ out_unlocked_src:
   lash__unlock(to);
   lash__evlist_free(&c.evs);
   lash__buf_free(&c.lease);
+  lash__buf_free(&c.kvkey);
   return rc;
 }

@@ -329,6 +329,17 @@ const char *lash__event_key(lash_store *s, lash_btxn *bt, const char *id,
                  id, (unsigned long long)n);
         out = buf;
       }
+    } else if (lash__sv_is(ev->type, LASH__EV_ATTEMPT_FAILED) ||
+               lash__sv_is(ev->type, LASH__EV_RETRIED)) {
+      /* issue 13: one of each per attempt */
+      uint64_t n;
+      if (lash__mp_u64(lash__mp_map_get(&o, "attempt"), &n) == 0) {
+        snprintf(buf, LASH__DKEY_MAX, "process:%s:%s:attempt:%llu", id,
+                 lash__sv_is(ev->type, LASH__EV_RETRIED) ? "retried"
+                                                         : "attempt-failed",
+                 (unsigned long long)n);
+        out = buf;
+      }
     } else if (lash__sv_is(ev->type, LASH__EV_CANCEL_REQ)) {
       lash__sv reason;
       if (lash__mp_sv(lash__mp_map_get(&o, "reason"), &reason, 1) == 0) {

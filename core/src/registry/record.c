@@ -22,6 +22,7 @@
 
 #define REC_FIELDS 21     /* + 1 (timeout_ms) when a budget is set */
 #define REC_FIELDS_MAX 24 /* [23] parent, [24] suspension (issue 9) */
+/* issue 13 (retry): [25]..[29] (LASH__REC_FIELDS_RETRY) */
 
 /* ------------------------------------------------------------ buffers */
 
@@ -293,6 +294,81 @@ static int unpack_sealed(const void *p, size_t n, msgpack_zone *z,
   return unpack(p, n, z, o);
 }
 
+/* ---- issue 13 (retry): record fields [25]..[29] ---- */
+
+size_t lash__retry_fields(const lash__rec *r) {
+  if (r->unique_for_ms > 0) return 29;
+  if (r->unique_key.p != NULL) return 28;
+  if (r->failures > 0 || r->retry_due) return 27;
+  if (r->run_at > 0) return 26;
+  if (r->retry.max_attempts > 0) return 25;
+  return 0;
+}
+
+int lash__retry_pack_fields(msgpack_packer *pk, const lash__rec *r, size_t nf) {
+  int e = 0;
+  /* [25] [max_attempts, initial_ms, factor, max_ms, jitter] or nil */
+  if (r->retry.max_attempts > 0) {
+    e |= msgpack_pack_array(pk, 5);
+    e |= msgpack_pack_uint32(pk, r->retry.max_attempts);
+    e |= msgpack_pack_int64(pk, r->retry.initial_ms);
+    e |= msgpack_pack_double(pk, r->retry.factor);
+    e |= msgpack_pack_int64(pk, r->retry.max_ms);
+    e |= msgpack_pack_double(pk, r->retry.jitter);
+  } else {
+    e |= msgpack_pack_nil(pk);
+  }
+  if (nf > 25) e |= msgpack_pack_int64(pk, r->run_at); /* [26] */
+  if (nf > 26) {                                       /* [27] */
+    e |= msgpack_pack_array(pk, 2);
+    e |= msgpack_pack_uint32(pk, r->failures);
+    e |= r->retry_due ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+  }
+  if (nf > 27) e |= pack_sv(pk, r->unique_key);               /* [28] */
+  if (nf > 28) e |= msgpack_pack_int64(pk, r->unique_for_ms); /* [29] */
+  return e;
+}
+
+static int mp_double(const msgpack_object *o, double *out) {
+  if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+    *out = o->via.f64;
+  else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    *out = (double)o->via.u64;
+  else
+    return LASH_ECORRUPT;
+  return 0;
+}
+
+int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r) {
+  uint64_t u;
+  if (n > 24 && f[24].type != MSGPACK_OBJECT_NIL) {
+    const msgpack_object *a = f[24].via.array.ptr;
+    if (f[24].type != MSGPACK_OBJECT_ARRAY || f[24].via.array.size != 5 ||
+        lash__mp_u64(&a[0], &u) < 0 || u > UINT32_MAX ||
+        lash__mp_i64(&a[1], &r->retry.initial_ms) < 0 ||
+        mp_double(&a[2], &r->retry.factor) < 0 ||
+        lash__mp_i64(&a[3], &r->retry.max_ms) < 0 ||
+        mp_double(&a[4], &r->retry.jitter) < 0)
+      return LASH_ECORRUPT;
+    r->retry.max_attempts = (uint32_t)u;
+  }
+  if (n > 25 && lash__mp_i64(&f[25], &r->run_at) < 0) return LASH_ECORRUPT;
+  if (n > 26) {
+    const msgpack_object *a = f[26].via.array.ptr;
+    if (f[26].type != MSGPACK_OBJECT_ARRAY || f[26].via.array.size != 2 ||
+        lash__mp_u64(&a[0], &u) < 0 || u > UINT32_MAX ||
+        a[1].type != MSGPACK_OBJECT_BOOLEAN)
+      return LASH_ECORRUPT;
+    r->failures = (uint32_t)u;
+    r->retry_due = a[1].via.boolean ? 1 : 0;
+  }
+  if (n > 27 && lash__mp_sv(&f[27], &r->unique_key, 1) < 0)
+    return LASH_ECORRUPT;
+  if (n > 28 && lash__mp_i64(&f[28], &r->unique_for_ms) < 0)
+    return LASH_ECORRUPT;
+  return 0;
+}
+
 /* ------------------------------------------------------------ records */
 
 static void clear_suspension(lash__rec *r);
@@ -320,6 +396,13 @@ void lash__rec_reset_projection(lash__rec *r) {
   r->last_seq = 0;
   r->term_unleased = 0;
   clear_suspension(r);
+  /* ---- issue 13 (retry): a delayed row waits from its registration ---- */
+  r->failures = 0;
+  r->retry_due = 0;
+  if (r->run_at > r->created_at) {
+    r->suspended = 1;
+    r->wake_at = r->run_at;
+  }
 }
 
 void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
@@ -337,16 +420,23 @@ void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
   r->change_seq = 0;
 }
 
+/* The shortest array that holds every non-default trailing field. */
+static size_t rec_fields(const lash__rec *r) {
+  size_t nf = lash__retry_fields(r);
+  if (nf > 0) return nf;
+  if (r->suspended || r->woken) return REC_FIELDS_MAX;
+  if (r->parent.p != NULL) return REC_FIELDS + 2;
+  return REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
+}
+
 int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
+  size_t nf;
   int e = 0;
   lash__packer(&pk, b);
   {
     /* The shortest array that holds every non-default trailing field. */
-    size_t nf = REC_FIELDS + (r->timeout_ms > 0 ? 1 : 0);
-    if (r->parent.p != NULL) nf = REC_FIELDS + 2;
-    if (r->suspended || r->woken) nf = REC_FIELDS_MAX;
-    e |= msgpack_pack_array(&pk, nf);
+    e |= msgpack_pack_array(&pk, rec_fields(r));
   }
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
   e |= pack_sv(&pk, r->id);
@@ -378,22 +468,23 @@ int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   e |= msgpack_pack_int64(&pk, r->updated_at);
   e |= msgpack_pack_uint64(&pk, r->last_seq);
   e |= msgpack_pack_uint64(&pk, r->change_seq);
-  if (r->timeout_ms > 0 || r->parent.p != NULL || r->suspended || r->woken)
-    e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  /* replay keys (A): [23] parent (nil when none but [24] follows) */
-  if (r->parent.p != NULL)
-    e |= pack_sv(&pk, r->parent);
-  else if (r->suspended || r->woken)
-    e |= msgpack_pack_nil(&pk);
+  nf = rec_fields(r);
+  if (nf > 21) e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  /* replay keys (A): [23] parent (nil when none but a later one follows) */
+  if (nf > 22) e |= pack_sv(&pk, r->parent);
   /* ---- suspension (B): [24] [state, event, process, at], state 1
    * suspended, 2 woken ---- */
-  if (r->suspended || r->woken) {
+  if (nf > 23 && (r->suspended || r->woken)) {
     e |= msgpack_pack_array(&pk, 4);
     e |= msgpack_pack_int(&pk, r->suspended ? 1 : 2);
     e |= pack_sv(&pk, r->wake_event);
     e |= pack_sv(&pk, r->wake_process);
     e |= msgpack_pack_int64(&pk, r->wake_at);
+  } else if (nf > 23) {
+    e |= msgpack_pack_nil(&pk);
   }
+  /* ---- issue 13 (retry): [25]..[29] ---- */
+  if (nf > 24) e |= lash__retry_pack_fields(&pk, r, nf);
   return seal(b, e);
 }
 
@@ -401,7 +492,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f, *a;
   uint32_t version;
   if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIELDS ||
-      o->via.array.size > REC_FIELDS_MAX)
+      o->via.array.size > LASH__REC_FIELDS_RETRY)
     return LASH_ECORRUPT;
   f = o->via.array.ptr;
   memset(r, 0, sizeof *r);
@@ -463,6 +554,10 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
     r->suspended = state == 1;
     r->woken = state == 2;
   }
+  /* ---- issue 13 (retry): [25]..[29] ---- */
+  if (o->via.array.size > REC_FIELDS_MAX &&
+      lash__retry_unpack_fields(f, o->via.array.size, r) < 0)
+    return LASH_ECORRUPT;
   return 0;
 }
 
@@ -503,7 +598,7 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
           1 + str_size(r->wait) + str_size(r->cancel_reason) +
           str_size(r->abandon_by) + str_size(r->abandon_reason) +
           str_size(r->parent) + str_size(r->wake_event) +
-          str_size(r->wake_process);
+          str_size(r->wake_process) + str_size(r->unique_key);
   memset(out, 0, sizeof *out);
   if (arena == NULL) {
     base = malloc(total);
@@ -537,6 +632,13 @@ int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena) {
     out->wake_process = put_str(base, &pos, r->wake_process);
     out->wake_at = r->wake_at;
   }
+  /* ---- issue 13 (retry) ---- */
+  out->unique_key = put_str(base, &pos, r->unique_key);
+  out->unique_for_ms = r->unique_for_ms;
+  out->retry = r->retry;
+  out->run_at = r->run_at;
+  out->failures = r->failures;
+  out->retry_due = r->retry_due;
   out->disposition = r->disposition;
   out->max_attempts = r->max_attempts;
   out->timeout_ms = r->timeout_ms;
@@ -977,6 +1079,7 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
     r->att_fence = fence;
     r->att_number = number;
     r->att_started_at = at;
+    r->retry_due = 0; /* issue 13 */
     if (!terminal) {
       r->status = LASH_RUNNING;
       clear_wait(r);
@@ -1041,6 +1144,30 @@ int lash__fold(lash__rec *r, const lash__ev *ev, msgpack_zone *z) {
     if (!terminal && r->suspended) {
       clear_suspension(r);
       r->woken = 1;
+    }
+  } else if (sv_is(ev->type, LASH__EV_ATTEMPT_FAILED)) {
+    /* ---- issue 13 (retry): pending, unlisted until retry_at ---- */
+    int64_t at;
+    if ((rc = lash__mp_i64(lash__mp_map_get(&o, "retry_at"), &at)) < 0)
+      goto out;
+    if (!terminal) {
+      r->status = LASH_PENDING;
+      clear_wait(r);
+      clear_suspension(r);
+      r->suspended = 1;
+      r->wake_at = at;
+      r->failures++;
+      r->retry_due = 1;
+    }
+  } else if (sv_is(ev->type, LASH__EV_RETRIED)) {
+    /* ---- issue 13 (retry): a failed row is live again ---- */
+    if (r->status == LASH_FAILED) {
+      r->status = LASH_PENDING;
+      r->outcome.p = NULL;
+      r->outcome.n = 0;
+      r->term_unleased = 0;
+      r->failures++;
+      r->retry_due = 1;
     }
   } else {
     rc = LASH_ECORRUPT; /* an unknown reserved type */

@@ -99,7 +99,38 @@ typedef struct lash__rec {
   lash__sv wake_event;
   lash__sv wake_process;
   int64_t wake_at;
+  /* ---- issue 13: retries, delays, unique keys (retry): record fields
+   * [25] policy, [26] run_at, [27] [failures, retry_due], [28] unique key,
+   * [29] unique_for_ms ---- */
+  lash_retry_policy retry; /* base */
+  int64_t run_at;          /* base: suspended from registration until */
+  lash__sv unique_key;     /* base */
+  int64_t unique_for_ms;   /* base */
+  uint32_t failures;       /* attempt_failed and retried events folded */
+  int retry_due;           /* one of them folded, no start since */
 } lash__rec;
+
+/* ---- issue 13: retries, delays, unique keys ----
+ * The record fields [25]..[29] are record.c's (the codec); the policy
+ * and the payloads retry.c's. */
+#define LASH__REC_FIELDS_RETRY 29 /* the longest record array */
+/* The record array length its [25]..[29] need, 0: none of them. */
+size_t lash__retry_fields(const lash__rec *r);
+int lash__retry_pack_fields(msgpack_packer *pk, const lash__rec *r, size_t nf);
+int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r);
+/* Copies the issue-13 base fields of src into d and resets d's projection
+ * (the fold's start, lash_check). */
+void lash__retry_base(lash__rec *d, const lash__rec *src);
+/* 1 when a failure of the current attempt may wait for another. */
+int lash__retry_left(const lash_retry_policy *p, const lash__rec *r);
+
+/* unique.c (issue 13): 1 when key is held (by *holder: live, or ended
+ * within its unique_for_ms of now), 0 free, or an error. */
+int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
+                        size_t keylen, int64_t now, lash__rec *holder);
+/* Notes that row id holds key now (in t). */
+int lash__unique_take(lash_store *s, lash_txn *t, const char *key,
+                      size_t keylen, const char *id, size_t idlen);
 
 /* One event to append or being folded. */
 typedef struct lash__ev {
@@ -118,6 +149,8 @@ typedef struct lash__ev {
 #define LASH__EV_ABANDON_REQ "process.abandon_requested"
 #define LASH__EV_SUSPENDED "process.suspended"
 #define LASH__EV_WOKEN "process.woken"
+#define LASH__EV_ATTEMPT_FAILED "process.attempt_failed" /* issue 13 */
+#define LASH__EV_RETRIED "process.retried"               /* issue 13 */
 
 /* Fresh base record (status pending, no events). */
 void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
@@ -159,6 +192,9 @@ int lash__pl_started(lash__buf *b, const char *owner, const char *inc,
 /* process.suspended {wait, event?, process?, at?} and process.woken {by,
  * seq?, id?} (suspension, issue 9). */
 int lash__pl_suspended(lash__buf *b, const char *wait, const lash_wake *w);
+int lash__pl_attempt_failed(lash__buf *b, uint32_t attempt, lash_bytes error,
+                            int64_t retry_at);        /* issue 13 */
+int lash__pl_retried(lash__buf *b, uint32_t attempt); /* issue 13 */
 int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
                    lash__sv process);
 /* Where a record is listed (the core's side of lash_bindex): listed,
@@ -314,6 +350,7 @@ struct lash_txn {
   int meta_loaded;
   int meta_dirty;
   uint64_t change_seq;
+  uint64_t change_seq0; /* the stored change_seq when the meta was loaded */
   uint64_t counts[LASH_STATUS_COUNT + 1];
   uint64_t suspended; /* rows suspended (meta, issue 9) */
   /* rows that became terminal in this transaction: their waiters are
@@ -334,6 +371,10 @@ struct lash_txn {
   size_t outcap;
   lash_bevent *bev; /* events of one row, built at flush */
   size_t bevcap;
+  /* ---- version 4: the side table (kv): puts not yet handed to the
+   * backend, in order (kv.c) ---- */
+  lash__buf kv;
+  size_t nkv;
 };
 
 /* Where a walk is (isolate.c): set as it goes, read by a parent process
@@ -355,6 +396,9 @@ struct lash_store {
   void *clock_ud;
   lash_commit_fn on_commit;
   void *on_commit_ud;
+  /* The change_seq range (from, to] of the commit being reported to
+   * on_commit (lash_store_commit_range). */
+  uint64_t report_from, report_to;
   lash_txn own; /* the transaction of an operation given txn == NULL */
   int64_t longest_write_us; /* the longest begin -> commit of a write */
   lash__progress *progress; /* NULL, or where a walk reports (isolate.c) */
@@ -365,6 +409,7 @@ struct lash_store {
   lash__buf pbuf[LASH__OP_EVENTS]; /* lifecycle payloads */
   lash__buf vbuf;                  /* lease / tombstone values */
   lash__buf wbuf;                  /* process.woken payloads */
+  lash__buf kvbuf; /* the side table (kv): a value read without a txn */
   uint64_t tok_seed;
   uint64_t tok_ctr;
   char errmsg[LASH__ERRMSG_MAX];
@@ -396,6 +441,10 @@ uint64_t lash__token(lash_store *s);
 /* Starts an operation that writes: txn NULL opens the store's own write
  * txn, else the batch is checked (same store, active, not poisoned). */
 int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out);
+/* A transaction handed in (a batch, or the own txn of an operation under
+ * way) must be this store's, open and not poisoned: 0, or an error with
+ * a message. */
+int lash__txn_usable(lash_store *s, const lash_txn *txn);
 /* Ends it: the own txn commits if rc >= 0 and something was written, else
  * aborts. Returns the final code. */
 int lash__wend(lash_store *s, lash_txn *t, int rc);
@@ -489,5 +538,42 @@ int lash__ids_add(lash__buf *b, const char *id, size_t n);
 int lash__wake_ended(lash_txn *t);
 /* The same for one row, pruned or ended now. */
 int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen);
+
+/* ------------------------------------------- the side table (kv.c) */
+
+/* Small keyed values beside the rows (lash_backend.h, LASH_KV_*), in the
+ * same transactions as the rows. Keys are 1..LASH_KV_KEY_MAX bytes; ns is
+ * 1..255. With a txn (the store's own write of an operation, a user
+ * batch, the engine's group commit) a put is kept in the txn and reaches
+ * the backend with its commit (an abort leaves nothing); a get sees the
+ * txn's own puts. */
+/* txn NULL: an own read txn, and *val is a copy valid until the next
+ * lash__kv_* call on s. 0 (*val set), LASH_ENOENT (no message), or an
+ * error with a message. */
+int lash__kv_get(lash_store *s, lash_txn *txn, int ns, const char *key,
+                 size_t keylen, lash_bytes *val);
+/* val NULL: delete (absent is 0). txn NULL: an own write txn. */
+int lash__kv_put(lash_store *s, lash_txn *txn, int ns, const char *key,
+                 size_t keylen, const void *val, size_t vallen);
+/* Calls fn for each entry of ns whose key starts with prefix (plen 0:
+ * all), key > after (alen 0: from the start), ascending bytewise; fn
+ * returns 0 to go on, > 0 to stop, < 0 to stop with that error. With a
+ * txn its own puts are handed to the backend first. */
+typedef int (*lash__kv_fn)(void *ud, const char *key, size_t keylen,
+                           lash_bytes val);
+int lash__kv_scan(lash_store *s, lash_txn *txn, int ns, const char *prefix,
+                  size_t plen, const char *after, size_t alen, lash__kv_fn fn,
+                  void *ud);
+/* One pending put in lash_txn.kv: this head, then the key, then the
+ * value (written by kv.c, handed to the backend by txn.c). */
+typedef struct lash__kvent {
+  unsigned char ns;
+  unsigned char del; /* 1: a delete */
+  uint16_t keylen;
+  uint32_t vallen;
+} lash__kvent;
+/* txn.c: hands t's pending puts to the backend (keep: leave them cached,
+ * for a replay after the store grew). 0 or an error (t poisoned). */
+int lash__kv_flush(lash_txn *t, int keep);
 
 #endif /* LASH_REGISTRY_INT_H */

@@ -353,6 +353,28 @@ static int check_parent(lash_store *s, const lash_def *def) {
   return 0;
 }
 
+/* issue 13 (retry): the retry policy, the delay and the unique key. */
+static int check_issue13(lash_store *s, const lash_def *def) {
+  char msg[LASH__ERRMSG_MAX];
+  if (lash_retry_check(&def->retry, msg, sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  if (def->run_at < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "run_at %lld of process %s must be a time (ms since "
+                      "the epoch) or 0",
+                      (long long)def->run_at, def->id);
+  if (def->unique_for_ms < 0)
+    return lash__fail(s, LASH_EINVAL,
+                      "unique_for_ms %lld of process %s must be >= 0",
+                      (long long)def->unique_for_ms, def->id);
+  if (def->unique_key != NULL &&
+      lash_check_string(LASH_RULE_ID, "unique_key", def->unique_key,
+                        strnlen(def->unique_key, LASH_ID_MAX + 1), msg,
+                        sizeof msg) < 0)
+    return lash__fail(s, LASH_EINVAL, "%s (process %s)", msg, def->id);
+  return 0;
+}
+
 int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                   int *created, lash_record *out) {
   lash_txn *t = NULL;
@@ -383,6 +405,7 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                       "timeout_ms %lld of process %s must be >= 0 (0: none)",
                       (long long)def->timeout_ms, def->id);
   if (def->parent != NULL && (rc = check_parent(s, def)) < 0) return rc;
+  if ((rc = check_issue13(s, def)) < 0) return rc;
   if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
   op_init(&o, t, def->id, (size_t)idn);
   memset(&tomb, 0, sizeof tomb);
@@ -415,16 +438,43 @@ int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
   } else if (rc != LASH_ENOENT) {
     goto out;
   }
+  if (def->unique_key != NULL) {
+    /* issue 13: a key held by another row gives that row, writes nothing */
+    rc = lash__unique_holder(s, t, def->unique_key, strlen(def->unique_key),
+                             lash__now(s), &o.r);
+    if (rc < 0) goto out;
+    if (rc == 1) {
+      rc = out != NULL ? lash__rec_export(&o.r, &tmp, NULL) : 0;
+      if (rc < 0)
+        rc = lash__fail(s, rc, "out of memory copying process %s", def->id);
+      else
+        rc = LASH_APPLIED;
+      goto out;
+    }
+  }
   lash__rec_base(&o.r, lash__sv_of(def->id, (size_t)idn),
                  lash__sv_str(def->kind),
                  lash__sv_of(def->input.data, def->input.len), def->disposition,
                  def->max_attempts, lash__now(s), floor);
   o.r.timeout_ms = def->timeout_ms;
   o.r.parent = lash__sv_str(def->parent); /* replay keys (A) */
+  /* issue 13 (retry): the policy and the delay are part of the base; a
+   * delay in the future suspends the row from its registration. */
+  o.r.retry = def->retry;
+  o.r.run_at = def->run_at > o.r.created_at ? def->run_at : 0;
+  o.r.unique_key = lash__sv_str(def->unique_key);
+  o.r.unique_for_ms = def->unique_key != NULL ? def->unique_for_ms : 0;
+  lash__rec_reset_projection(&o.r);
   /* The new row shadows the tombstone; the floor lives on in the row. */
   o.drop_tomb = has_tomb;
   o.tomb_cs = tomb.change_seq;
   if ((rc = op_save(&o, 1)) < 0) goto out;
+  if (def->unique_key != NULL &&
+      (rc = lash__unique_take(s, t, def->unique_key, strlen(def->unique_key),
+                              def->id, (size_t)idn)) < 0) {
+    t->rc = rc; /* the row is already written: a batch cannot keep it */
+    goto out;
+  }
   if (created != NULL) *created = 1;
   if (out != NULL && (rc = lash__rec_export(&o.r, &tmp, NULL)) < 0)
     /* The row is already written: a batch cannot keep it silently. */
@@ -659,10 +709,12 @@ int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
       (rc = op_event_lit(&o, LASH__EV_CANCEL_REQ, &s->pbuf[0], now, &first)) <
           0)
     goto out;
-  if (o.r.status == LASH_PENDING && !o.r.has_attempt &&
+  if (o.r.status == LASH_PENDING && (!o.r.has_attempt || o.r.retry_due) &&
       o.r.disposition != LASH_EXTERNAL) {
-    /* Never started here: nobody will notice the request, so cancel now.
-     * External rows run elsewhere: their owner honours the request. */
+    /* Never started here (or waiting for its next attempt after a failure,
+     * issue 13: no body holds it): nobody will notice the request, so
+     * cancel now. External rows run elsewhere: their owner honours the
+     * request. */
     if ((rc = lash__pl_str_or_nil(&s->pbuf[1], reason)) < 0 ||
         (rc = op_event_lit(&o, lash__terminal_type(LASH_CANCELLED), &s->pbuf[1],
                            now, NULL)) < 0)
@@ -774,10 +826,14 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
                    (int)o.r.att_inc.n, o.r.att_inc.p, (unsigned)o.r.att_number);
     goto out;
   }
-  /* A woken row resumes its attempt (issue 9): not counted again. */
-  resumed = o.r.woken && o.r.has_attempt;
+  /* A woken row resumes its attempt (issue 9): not counted again; one
+   * woken from a retry wait (issue 13) starts the next. max_attempts
+   * counts crash re-runs: attempts that ended in a retry wait or were
+   * re-queued (failures) are not counted against it. */
+  resumed = o.r.woken && o.r.has_attempt && !o.r.retry_due;
   number = o.r.has_attempt ? o.r.att_number + (resumed ? 0 : 1) : 1;
-  if (!resumed && o.r.max_attempts > 0 && number > o.r.max_attempts) {
+  if (!resumed && o.r.max_attempts > 0 &&
+      number > o.r.max_attempts + o.r.failures) {
     rc = lash__fail(s, LASH_EEXHAUSTED,
                     "process %s has used all %u of its attempts "
                     "(max_attempts): attempt %u is refused",
@@ -870,8 +926,13 @@ static int terminal_verdict(const lash__rec *r, int status,
   return LASH_SUPERSEDED_OUTCOME;
 }
 
-int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
-                  int status, lash_bytes outcome) {
+/* lash_complete, and lash_fail_attempt when @p retry_at is not NULL (a
+ * failure may then wait for its next attempt instead, issue 13). */
+static int complete_leased(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                           int status, lash_bytes outcome, int fatal,
+                           const lash_retry_policy *fallback,
+                           int64_t *retry_at) {
+  const lash_retry_policy *policy;
   lash_txn *t = NULL;
   lash_lease row;
   op o;
@@ -880,6 +941,7 @@ int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
   int64_t now;
 
   lash__clear(s);
+  if (retry_at != NULL) *retry_at = 0;
   if ((rc = lash__check_lease_arg(s, ls)) < 0) return rc;
   id = ls->process_id;
   if ((rc = check_terminal_status(s, status, id)) < 0 ||
@@ -900,7 +962,20 @@ int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
   }
   now = lash__now(s);
   if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
-  {
+  /* issue 13: the row's own policy, else its kind's */
+  policy = o.r.retry.max_attempts > 0 ? &o.r.retry : fallback;
+  if (retry_at != NULL && !fatal && o.r.disposition == LASH_RERUNNABLE &&
+      !o.r.cancel_requested && lash__retry_left(policy, &o.r)) {
+    /* issue 13: the attempt failed; the row waits for its next one. */
+    double u = (double)(lash__token(s) >> 11) / 9007199254740992.0;
+    int64_t at = now + lash_retry_backoff(policy, o.r.failures + 1, u);
+    if ((rc = lash__pl_attempt_failed(&s->pbuf[0], o.r.att_number, outcome,
+                                      at)) < 0 ||
+        (rc = op_event_lit(&o, LASH__EV_ATTEMPT_FAILED, &s->pbuf[0], now,
+                           NULL)) < 0)
+      goto out;
+    *retry_at = at;
+  } else {
     const char *type = lash__terminal_type(status);
     if ((rc = op_event(&o, type, strlen(type), outcome.data, outcome.len, now,
                        NULL)) < 0)
@@ -913,6 +988,61 @@ int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
 out:
   if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
     lash__fail(s, rc, "out of memory completing %s", id);
+  return lash__wend(s, t, rc);
+}
+
+int lash_complete(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                  int status, lash_bytes outcome) {
+  return complete_leased(s, txn, ls, status, outcome, 0, NULL, NULL);
+}
+
+/* ---- issue 13: retries (retry) ---- */
+
+int lash_fail_attempt(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                      lash_bytes outcome, int fatal,
+                      const lash_retry_policy *fallback, int64_t *retry_at) {
+  int64_t at = 0;
+  int rc =
+      complete_leased(s, txn, ls, LASH_FAILED, outcome, fatal, fallback, &at);
+  if (retry_at != NULL) *retry_at = rc == 0 ? at : 0;
+  return rc;
+}
+
+int lash_retry(lash_store *s, lash_txn *txn, const char *id, uint64_t *seq) {
+  lash_txn *t = NULL;
+  op o;
+  int rc, idn;
+
+  lash__clear(s);
+  if (seq != NULL) *seq = 0;
+  if ((idn = lash__check_id(s, id)) < 0) return idn;
+  if ((rc = lash__wbegin(s, txn, &t)) < 0) return rc;
+  op_init(&o, t, id, (size_t)idn);
+  if ((rc = op_load(&o, NULL)) < 0) goto out;
+  if (o.r.disposition == LASH_EXTERNAL) {
+    rc = lash__fail(s, LASH_EEXTERNAL,
+                    "process %s is externally owned: it is never run here, "
+                    "so it cannot be retried",
+                    id);
+    goto out;
+  }
+  if (o.r.status != LASH_FAILED) {
+    rc = lash__fail(s, LASH_EINVAL,
+                    "process %s is %s: only a failed process can be retried%s",
+                    id, lash_status_name(o.r.status),
+                    LASH_IS_TERMINAL(o.r.status)
+                        ? ""
+                        : " (it has not ended; cancel it first to stop it)");
+    goto out;
+  }
+  if ((rc = lash__pl_retried(&s->pbuf[0], o.r.att_number)) < 0 ||
+      (rc = op_event_lit(&o, LASH__EV_RETRIED, &s->pbuf[0], lash__now(s),
+                         seq)) < 0 ||
+      (rc = op_save(&o, 0)) < 0)
+    goto out;
+out:
+  if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
+    lash__fail(s, rc, "out of memory retrying %s", id);
   return lash__wend(s, t, rc);
 }
 

@@ -124,7 +124,9 @@ static int methods_complete(const lash_backend_methods *m) {
          m->meta_get != NULL && m->meta_put != NULL && m->change_seq != NULL &&
          m->scan != NULL && m->wake_source != NULL && m->stats != NULL &&
          /* version 3: replay keys (A) */
-         m->key_get != NULL;
+         m->key_get != NULL &&
+         /* version 4: the side table (kv) */
+         m->kv_get != NULL && m->kv_put != NULL;
 }
 
 static void store_free(lash_store *s) {
@@ -135,6 +137,7 @@ static void store_free(lash_store *s) {
   lash__buf_free(&s->rbuf);
   lash__buf_free(&s->wbuf);
   lash__buf_free(&s->vbuf);
+  lash__buf_free(&s->kvbuf); /* the side table (kv) */
   for (i = 0; i < LASH__OP_EVENTS; i++) {
     lash__buf_free(&s->ebuf[i]);
     lash__buf_free(&s->pbuf[i]);
@@ -313,6 +316,12 @@ void lash_store_close(lash_store *s) {
 }
 
 /* ------------------------------------------------------ point reads */
+
+void lash_store_commit_range(const lash_store *s, uint64_t *from,
+                             uint64_t *to) {
+  *from = s != NULL ? s->report_from : 0;
+  *to = s != NULL ? s->report_to : 0;
+}
 
 uint64_t lash_change_seq(lash_store *s) {
   uint64_t seq = 0;

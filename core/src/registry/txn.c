@@ -63,6 +63,7 @@ int lash__meta_load(lash_txn *t) {
   if (t->meta_loaded) return 0;
   if ((rc = b->m->meta_get(b, t->bt, &m)) < 0) return rc;
   t->change_seq = m.change_seq;
+  t->change_seq0 = m.change_seq;
   memcpy(t->counts, m.counts, sizeof t->counts);
   t->suspended = m.suspended;
   t->meta_loaded = 1;
@@ -287,6 +288,33 @@ int lash__wb_flush_events(lash_txn *t, const char *id, size_t idlen) {
   return c != NULL && c->nev > 0 ? lash__wb_flush(t, 0) : 0;
 }
 
+/* ------------------------------------------ the side table's puts (kv) */
+
+int lash__kv_flush(lash_txn *t, int keep) {
+  lash_backend *b = t->s->b;
+  size_t off = 0;
+  int rc;
+  if (t->nkv == 0) return 0;
+  while (off < t->kv.len) {
+    lash__kvent h;
+    lash_bytes v;
+    const char *k;
+    memcpy(&h, t->kv.p + off, sizeof h);
+    k = t->kv.p + off + sizeof h;
+    v.data = h.del ? NULL : k + h.keylen;
+    v.len = h.vallen;
+    if ((rc = b->m->kv_put(b, t->bt, h.ns, k, h.keylen, v)) < 0)
+      return t->rc = rc;
+    off += sizeof h + h.keylen + h.vallen;
+  }
+  if (!keep) {
+    t->kv.len = 0;
+    t->nkv = 0;
+    t->spilled = 1; /* in the backend before the commit: no replay */
+  }
+  return 0;
+}
+
 /* -------------------------------------------------------- transactions */
 
 void lash__txn_free(lash_txn *t) {
@@ -302,6 +330,7 @@ void lash__txn_free(lash_txn *t) {
   free(t->bev);
   lash__buf_free(&t->ids);
   lash__buf_free(&t->ended);
+  lash__buf_free(&t->kv);
   memset(t, 0, sizeof *t);
 }
 
@@ -316,6 +345,8 @@ static void txn_reset(lash_txn *t) {
   t->nch = 0;
   t->ids.len = 0;
   t->ended.len = 0;
+  t->kv.len = 0;
+  t->nkv = 0;
   t->pre_commit = NULL;
   t->awaits_cached = 0;
   if (t->hused) {
@@ -371,9 +402,13 @@ static void report(lash_txn *t) {
     t->out[n].registered = c->registered;
     t->out[n].cancel_requested = c->cancel_requested;
     t->out[n].woken = c->woken;
+    t->out[n].wake_at = c->cur_wake_at; /* issue 13 */
     n++;
   }
-  if (n > 0) s->on_commit(s->on_commit_ud, t->out, n);
+  if (n == 0) return;
+  s->report_from = t->change_seq0;
+  s->report_to = t->change_seq;
+  s->on_commit(s->on_commit_ud, t->out, n);
 }
 
 /* The last flush of t: every cached row and the meta, leaving the cache
@@ -388,6 +423,7 @@ static int flush_final(lash_txn *t) {
     if ((rc = save_of(t, &t->ch[i], &row)) < 0) return rc;
     if (rc == 0 && (rc = b->m->save(b, t->bt, &row)) < 0) return rc;
   }
+  if ((rc = lash__kv_flush(t, 1)) < 0) return rc; /* the side table (kv) */
   if (!t->meta_dirty) return 0;
   m.change_seq = t->change_seq;
   memcpy(m.counts, t->counts, sizeof m.counts);
@@ -504,7 +540,7 @@ void lash_txn_abort(lash_txn *txn) {
 }
 
 /* A caller's batch must be this store's, open, and not poisoned. */
-static int batch_usable(lash_store *s, const lash_txn *txn) {
+int lash__txn_usable(lash_store *s, const lash_txn *txn) {
   if (txn->s != s || !txn->active)
     return lash__fail(s, LASH_EINVAL,
                       "the write batch does not belong to store %s or is "
@@ -524,7 +560,7 @@ static int batch_usable(lash_store *s, const lash_txn *txn) {
 int lash__wbegin(lash_store *s, lash_txn *txn, lash_txn **out) {
   int rc;
   if (txn != NULL) {
-    rc = batch_usable(s, txn);
+    rc = lash__txn_usable(s, txn);
     if (rc < 0) return rc;
     *out = txn;
     return 0;
@@ -564,7 +600,7 @@ int lash__rbegin(lash_store *s, lash_txn *txn, lash_btxn **bt) {
   int rc;
   *bt = NULL;
   if (txn != NULL) {
-    if ((rc = batch_usable(s, txn)) < 0) return rc;
+    if ((rc = lash__txn_usable(s, txn)) < 0) return rc;
     *bt = txn->bt;
     return 0;
   }
