@@ -232,9 +232,6 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res) {
   int rc;
   *res = NULL;
-  if (pg__pending_flush(s) < 0)
-    return lash_backend_fail(&s->base, LASH_ENOMEM,
-                             "out of memory writing store %s", s->name);
   if (!s->end_due && !s->begin_due) {
     if (s->nq == 0) return sql != NULL ? pg__exec(s, s->w, sql, doing, res) : 0;
     if (sql != NULL && pg__buf_str(&s->q, sql) < 0)

@@ -138,6 +138,8 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing);
 int pg__pending_flush(pg__store *s);
 /* Forgets them (the transaction ended). */
 void pg__pending_reset(pg__store *s);
+/* Queues the events, row and lease of one save (pending.c). */
+int pg__pending_save(pg__store *s, const lash_bsave *row);
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res);
 /* Decodes a bytea text value into a blob kept until the txn ends. */
 int pg__bytea(pg__store *s, const PGresult *r, int row, int col,

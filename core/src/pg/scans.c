@@ -194,6 +194,9 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
     if (page_sql(s, q, after, afterlen, after_seq) < 0)
       return lash_backend_fail(b, LASH_ENOMEM, "out of memory scanning %s",
                                s->name);
+    if (pg__pending_flush(s) < 0) /* queued writes go first */
+      return lash_backend_fail(b, LASH_ENOMEM, "out of memory scanning %s",
+                               s->name);
     if ((rc = pg__run(s, s->sql.p, "scanning", &r)) < 0) return rc;
     n = PQntuples(r);
     for (i = 0; i < n && rc == 0; i++) {
