@@ -16,6 +16,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -137,6 +138,60 @@ static int l_salvage(lua_State *L) {
   return 1;
 }
 
+/* Pushes the report of lash_copy as a table. */
+static void push_copy_report(lua_State *L, const lash_copy_report *rep) {
+  int i;
+  lua_newtable(L);
+  llash_setint(L, "processes", (lua_Integer)rep->rows);
+  llash_setint(L, "events", (lua_Integer)rep->events);
+  llash_setint(L, "tombstones", (lua_Integer)rep->tombstones);
+  llash_setint(L, "leases_released", (lua_Integer)rep->leases_released);
+  llash_setint(L, "suspended", (lua_Integer)rep->suspended);
+  llash_setint(L, "change_seq", (lua_Integer)rep->change_seq);
+  llash_setint(L, "side", (lua_Integer)rep->side);
+  lua_newtable(L);
+  for (i = 1; i <= LASH_STATUS_COUNT; i++) {
+    lua_pushinteger(L, (lua_Integer)rep->counts[i]);
+    lua_setfield(L, -2, lash_status_name(i));
+  }
+  lua_setfield(L, -2, "statuses");
+}
+
+/* core.migrate(from, to) -> report | nil, msg, code, report: opens the
+ * source read-only and the target (created when missing), lash_copy. */
+static int l_migrate(lua_State *L) {
+  const char *from = llash_checkstr(L, 1, "from");
+  const char *to = llash_checkstr(L, 2, "to");
+  char err[1024] = "";
+  lash_store_opts o;
+  lash_store *a = NULL, *b = NULL;
+  lash_copy_report rep;
+  int rc;
+  memset(&rep, 0, sizeof rep);
+  lash_store_opts_init(&o);
+  o.read_only = 1;
+  rc = lash_store_open(from, &o, &a, err, sizeof err);
+  if (rc == 0) {
+    lash_store_opts_init(&o);
+    rc = lash_store_open(to, &o, &b, err, sizeof err);
+  }
+  if (rc == 0) {
+    rc = lash_copy(a, b, &rep);
+    if (rc < 0) snprintf(err, sizeof err, "%s", lash_errmsg(b));
+  }
+  lash_store_close(b);
+  lash_store_close(a);
+  push_copy_report(L, &rep);
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err[0] ? err : lash_strerror(rc));
+    lua_pushstring(L, lash_err_name(rc));
+    lua_pushvalue(L, -4);
+    return 4;
+  }
+  return 1;
+}
+
 /* Pushes the array of the names @p name gives for first..last. */
 static void push_names(lua_State *L, const char *(*name)(int), int first,
                        int last, int terminal_only) {
@@ -174,6 +229,8 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   lua_setfield(L, -2, "check");
   lua_pushcfunction(L, l_salvage);
   lua_setfield(L, -2, "salvage");
+  lua_pushcfunction(L, l_migrate);
+  lua_setfield(L, -2, "migrate");
   lua_pushstring(L, lash_version());
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, LLASH_MAX_DEPTH);

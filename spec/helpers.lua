@@ -135,15 +135,18 @@ end
 
 -- Starts `lua5.4 spec/workers/<script>.lua args...` as a separate OS process
 -- in the background, output appended to `log` (or /dev/null: the worker may
--- log into the same file). Returns its pid.
-function M.spawn_worker(script, args, log)
+-- log into the same file). `wrap` (optional) is a shell command prefix the
+-- worker is run under (one that execs its arguments, so that the pid is
+-- the worker's: `ip netns exec NS ...`). Returns its pid.
+function M.spawn_worker(script, args, log, wrap)
   local parts = {}
   for i, a in ipairs(args or {}) do parts[i] = M.q(a) end
   local path = M.root .. "/spec/workers/" .. script .. ".lua"
   local cmd = string.format(
-    "cd %s && env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s >>%s 2>&1 </dev/null & echo $!",
-    M.q(M.root), M.q(package.path), M.q(package.cpath), M.q(path),
+    "cd %s && exec %s env LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s >>%s 2>&1 </dev/null",
+    M.q(M.root), wrap or "", M.q(package.path), M.q(package.cpath), M.q(path),
     table.concat(parts, " "), M.q(log or "/dev/null"))
+  cmd = "(" .. cmd .. ") & echo $!"
   local p = assert(io.popen("sh -c " .. M.q(cmd), "r"))
   local pid = tonumber(p:read("l"))
   p:close()

@@ -1010,6 +1010,41 @@ typedef int (*lash_worker_fn)(void *ud, const lash_worker_info *w);
 LASH_API int lash_workers_list(lash_store *s, lash_txn *txn, lash_worker_fn fn,
                                void *ud);
 
+/* ------------------------------------------------------------- migrate */
+
+/* What lash_copy wrote into the target. */
+typedef struct lash_copy_report {
+  uint64_t rows;                          /* processes (records) copied */
+  uint64_t counts[LASH_STATUS_COUNT + 1]; /* of them, per lash_status */
+  uint64_t events;                        /* events, with their replay keys */
+  uint64_t tombstones;
+  uint64_t leases_released; /* leases held at the source, released in the
+                               copy (their rows are claimable at once) */
+  uint64_t suspended;       /* rows suspended (issue 9) */
+  uint64_t change_seq;      /* the target's change_seq after the copy */
+  uint64_t side;            /* side-table entries (kind definitions,
+                               schedules, unique keys, ...; live workers
+                               are not copied: none runs on the target) */
+} lash_copy_report;
+
+/* Copies the store @p from into the empty store @p to, of any backend
+ * (lash migrate): every record with its events (seqs and replay keys as
+ * stored), its lease row released (owner and token cleared, the fence
+ * kept, so the next claim on the target fences above every token the
+ * source handed out: a running row is re-run on the target), its listing
+ * in the live, timer and waiter indexes (a suspended row resumes there),
+ * every tombstone, each at its change_seq, the meta counters, and the
+ * side table but its live-worker entries. The
+ * source is read in one read transaction (stop its workers first); the
+ * target is written in batches. Messages are the target's (lash_errmsg
+ * of @p to). *out (may be NULL) counts what was written.
+ * @return 0; LASH_EINVAL (the same store, @p to read-only, or @p to not
+ *   empty: nothing written); LASH_ECORRUPT (a source row cannot be decoded,
+ *   or its change index misses rows: what was copied stays); or a storage
+ *   error of either (the message says which store, and that the target
+ *   holds a partial copy when it does). */
+LASH_API int lash_copy(lash_store *from, lash_store *to, lash_copy_report *out);
+
 
 /* ================================================================ engine
  *

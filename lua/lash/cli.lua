@@ -283,6 +283,21 @@ closes). ALIVE is "no" once the store knows its process is gone (its owner
 lock was released by its death: a kill -9 included); such an entry is
 removed by the next worker that writes anyway.]],
   },
+  migrate = {
+    opts = { from = "string", to = "string", json = "flag" },
+    required = { "from", "to" },
+    usage = "migrate --from STORE --to STORE [--json]",
+    summary = "copy a store into an empty one (LMDB directory <-> postgresql://...)",
+    help = [[
+Copies every process (record, events with their replay keys, timers and
+waits), every tombstone and the counters of --from into --to, which must be
+empty (a new directory or schema; it is created). Leases are released in the
+copy: a row running at the source is claimable on the target at once (its
+fence keeps growing from the copied value), a suspended row resumes there.
+Stop the workers of --from first. Then both stores are checked (lash check)
+and the counts printed: processes per status, events, tombstones, leases
+released. Exit 1 when the copy failed or a check found a problem.]],
+  },
   help = {
     args = { "[COMMAND]" },
     summary = "show the help of a command",
@@ -291,7 +306,7 @@ removed by the next worker that writes anyway.]],
 
 local ORDER = { "repl", "run", "worker", "start", "ps", "show", "events", "tree", "top",
   "await", "signal", "cancel", "abandon", "prune", "stats", "metrics", "ui", "check", "kinds",
-  "workers", "help", "retry", "schedules", "schedule", "unschedule" }
+  "workers", "migrate", "help", "retry", "schedules", "schedule", "unschedule" }
 
 -- Options of the store, taken by every command (before or after it):
 -- lash.open's max_bytes, max_readers and lease_ttl_ms.
@@ -1223,6 +1238,59 @@ function run.check(ctx, _, opts)
     say(string.format("%d problem%s found", #problems, #problems == 1 and "" or "s"))
   end
   if #problems > 0 then return 1 end
+end
+
+-- lash check of one store, for migrate: its problem lines, or nil, msg.
+local function check_lines(target)
+  local problems, msg = lash.check(target)
+  if not problems then return nil, tostring(msg) end
+  return problems
+end
+
+function run.migrate(_, _, opts)
+  local from, to = opts.from, opts.to
+  if from == "" or to == "" then failure("migrate", "--from and --to must not be empty") end
+  if from == to then failure("migrate", "--from and --to name the same store " .. from) end
+  local rep, msg, code, partial = lash.migrate(from, to)
+  rep = rep or partial
+  local checks, bad = {}, msg ~= nil
+  if not msg then
+    for _, t in ipairs { { "from", from }, { "to", to } } do
+      local lines, cmsg = check_lines(t[2])
+      if not lines then lines = { cmsg } end
+      if #lines > 0 then bad = true end
+      checks[t[1]] = lines
+    end
+  end
+  if opts.json then
+    say(format.json({ ok = not bad, from = from, to = to, error = msg, code = code,
+      processes = rep.processes, statuses = rep.statuses, events = rep.events,
+      tombstones = rep.tombstones, leases_released = rep.leases_released,
+      suspended = rep.suspended, change_seq = rep.change_seq, side_table = rep.side,
+      check = { from = lash.array(checks.from or {}), to = lash.array(checks.to or {}) } }))
+    return bad and 1 or nil
+  end
+  if msg then failure("migrate", tostring(msg)) end
+  say(string.format("migrated %s -> %s", from, to))
+  local rows = {}
+  for _, st in ipairs(STATUSES) do rows[#rows + 1] = { st, tostring(rep.statuses[st] or 0) } end
+  rows[#rows + 1] = { "processes", tostring(rep.processes) }
+  rows[#rows + 1] = { "suspended", tostring(rep.suspended) }
+  rows[#rows + 1] = { "events", tostring(rep.events) }
+  rows[#rows + 1] = { "tombstones", tostring(rep.tombstones) }
+  rows[#rows + 1] = { "leases_released", tostring(rep.leases_released) }
+  rows[#rows + 1] = { "change_seq", tostring(rep.change_seq) }
+  rows[#rows + 1] = { "side_table", tostring(rep.side) }
+  say(format.columns({ "COPIED", "COUNT" }, rows))
+  for _, t in ipairs { { "from", from }, { "to", to } } do
+    local lines = checks[t[1]]
+    if #lines == 0 then
+      say("check " .. t[2] .. ": ok")
+    else
+      for _, l in ipairs(lines) do say("check " .. t[2] .. ": " .. l) end
+    end
+  end
+  if bad then return 1 end
 end
 
 local function traceback(msg)

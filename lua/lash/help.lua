@@ -6,6 +6,8 @@ local M = {}
 M.entries = {
   ["lash.open"] = "lash.open(target, opts) -> eng -- open (creating) a store",
   ["lash.check"] = "lash.check(dir, {max_readers}) -> problems -- audit in a child process",
+  ["lash.migrate"] = "lash.migrate(from, to) -> report -- copy a store into an empty one " ..
+    "(any backend)",
   ["lash.salvage"] = "lash.salvage(dir, dest) -> {copied, skipped, lines} -- copy readable rows",
   ["lash.array"] = "lash.array(t) -> t -- mark a table as an array ([] when empty)",
   ["lash.encode"] = "lash.encode(v) -> string -- a value as MessagePack",

@@ -262,6 +262,23 @@ function M.salvage(dir, dest, opts)
   return core.salvage(dir, dest, opts.max_readers)
 end
 
+--- Copies the store `from` into the empty store `to`, of any backend (an
+--- LMDB directory, postgresql://...): records, events with their replay
+--- keys, leases released (running rows are claimable at once on the
+--- target), tombstones, the timer and waiter indexes and the counters.
+---@param from string
+---@param to string
+---@return table|nil report {processes, statuses, events, tombstones, leases_released,
+---  suspended, change_seq, side}, string? msg, string? code, table? report
+function M.migrate(from, to)
+  check("migrate", "from", from, "string")
+  check("migrate", "to", to, "string")
+  if from == to then
+    return nil, "cannot copy the store " .. from .. " into itself: give another target", "EINVAL"
+  end
+  return core.migrate(from, to)
+end
+
 -- -------------------------------------------------------------- kinds
 
 local function defs_of(eng)

@@ -109,9 +109,9 @@ int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
  * writer's commit is noticed (its NOTIFY) or a read reaches the database
  * (which may see newer commits: later reads must not go back). Without a
  * listening connection nothing would tell: no pc then. */
-void pg__pc_keep(pg__store *s) {
+void pg__pc_retain(pg__store *s) {
   pg__blob **tail = &s->cblobs;
-  if (!s->l_ready || s->ncache == 0) {
+  if (s->ncache == 0) {
     pg__pc_drop(s);
     return;
   }
@@ -119,6 +119,16 @@ void pg__pc_keep(pg__store *s) {
     tail = &(*tail)->next;
   *tail = s->blobs;
   s->blobs = NULL;
+  s->pc = 0;
+}
+
+void pg__pc_off(pg__store *s) {
+  s->pc = 0;
+}
+
+void pg__pc_keep(pg__store *s) {
+  pg__pc_retain(s);
+  if (!s->l_ready || s->ncache == 0) return; /* for the next write only */
   s->pc = 1;
   s->pc_synced = 0;
   s->pc_seq = s->meta.change_seq;
@@ -159,7 +169,7 @@ int pg__notes(pg__store *s) {
       if (s->pc && strtoull(n->extra, NULL, 10) == s->pc_seq) s->pc_synced = 1;
     } else {
       any = 1;
-      if (s->pc && s->pc_synced) pg__pc_drop(s);
+      if (s->pc && s->pc_synced) pg__pc_off(s);
     }
     PQfreemem(n);
   }
@@ -184,5 +194,5 @@ void pg__pc_check(pg__store *s) {
     p.events = POLLIN;
     if (poll(&p, 1, 1) < 0) break;
   }
-  if (s->pc && !s->pc_synced) pg__pc_drop(s);
+  if (s->pc && !s->pc_synced) pg__pc_off(s);
 }

@@ -144,7 +144,7 @@ int pg__connect(pg__store *s, PGconn **c, char *err, size_t errlen) {
                               "keepalives_count", "tcp_user_timeout",
                               "dbname",           NULL};
   const char *vals[] = {"5", "lash", "5", "2", "3", "5000", s->conninfo, NULL};
-  char sql[256];
+  char sql[512];
   PGresult *r;
   if (*c != NULL) PQfinish(*c);
   *c = PQconnectdbParams(keys, vals, 1);
@@ -164,7 +164,11 @@ int pg__connect(pg__store *s, PGconn **c, char *err, size_t errlen) {
   }
   snprintf(sql, sizeof sql,
            "SET search_path TO \"%s\"; SET bytea_output = hex; SET "
-           "client_min_messages = warning; SET synchronous_commit = %s",
+           "client_min_messages = warning; SET synchronous_commit = %s; "
+           /* the server's side of a lost network: a session whose host
+            * went away ends (and its locks with it) within seconds */
+           "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
+           "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000",
            s->schema, s->async_commit ? "off" : "DEFAULT");
   r = PQexec(*c, sql);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {

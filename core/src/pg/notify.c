@@ -55,7 +55,7 @@ int pg__change_seq(lash_backend *b, uint64_t *out) {
   if (rc < 0) return rc;
   if (PQntuples(r) == 1) *out = pg__u64(r, 0, 0);
   PQclear(r);
-  if (s->pc && *out != s->meta.change_seq) pg__pc_drop(s);
+  if (s->pc && *out != s->meta.change_seq) pg__pc_off(s);
   return 0;
 }
 

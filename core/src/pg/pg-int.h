@@ -49,6 +49,7 @@ typedef struct pg__ent {
    * date by save): a key not among them is absent without a round trip */
   int keys_known;
   pg__buf keys;
+  uint64_t pgen; /* == the store's pgen: in the multi-row writes pending */
 } pg__ent;
 
 typedef struct pg__store {
@@ -89,9 +90,22 @@ typedef struct pg__store {
   int pc_synced;    /* our last commit's own NOTIFY has arrived */
   uint64_t pc_seq;  /* its change_seq */
   pg__blob *cblobs; /* bytes the cache keeps after that commit */
+  /* Every commit that wrote updates the meta row, so the meta row's xmin
+   * names the last writer: a write that finds it is our last commit's
+   * transaction keeps the cache (nobody wrote in between, mig). */
+  uint32_t cur_xid;  /* the open write's transaction id */
+  uint32_t last_xid; /* our last commit that wrote (last_xid_ok) */
+  int last_xid_ok;
+  int meta_touched; /* the open write queued an update of the meta row */
   size_t ncache, capcache;
   pg__buf q; /* queued writes */
   size_t nq;
+  /* Multi-row writes (mig): the rows, events and leases saves wait here
+   * as VALUES lists and join s->q as one INSERT per table before it is
+   * sent (pg__pending_flush); a row saved twice flushes the first. */
+  pg__buf prow, pev, plea;
+  size_t nprow, npev, nplea;
+  uint64_t pgen;
   pg__blob *blobs; /* bytes handed out in the open transaction */
   pg__buf sql;     /* scratch */
 } pg__store;
@@ -120,6 +134,12 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
              PGresult **res);
 int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing);
 /* Sends the queued writes with @p sql appended (NULL: none). */
+/* Moves the pending multi-row writes into s->q: 0 or LASH_ENOMEM. */
+int pg__pending_flush(pg__store *s);
+/* Forgets them (the transaction ended). */
+void pg__pending_reset(pg__store *s);
+/* Queues the events, row and lease of one save (pending.c). */
+int pg__pending_save(pg__store *s, const lash_bsave *row);
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res);
 /* Decodes a bytea text value into a blob kept until the txn ends. */
 int pg__bytea(pg__store *s, const PGresult *r, int row, int col,
@@ -139,6 +159,11 @@ int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
  * a read leaves its bytes valid until that read ends. */
 void pg__pc_keep(pg__store *s);
 void pg__pc_drop(pg__store *s);
+/* Reads stop trusting the cache; its rows stay for the next write, which
+ * keeps them when nobody wrote in between (the meta row's xmin). */
+void pg__pc_off(pg__store *s);
+/* After a write that committed without writing: the rows stay (pc off). */
+void pg__pc_retain(pg__store *s);
 /* At a read's start: whether another writer committed after our last
  * commit (drops pc). */
 void pg__pc_check(pg__store *s);

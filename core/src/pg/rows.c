@@ -79,7 +79,8 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
     parts(e, what, out);
     return 0;
   }
-  if (!s->in_write) pg__pc_drop(s); /* this read may see newer commits */
+  if (!s->in_write) pg__pc_off(s); /* this read may see newer commits */
+  if (pg__pending_flush(s) < 0) return oom(s); /* queued writes go first */
   s->sql.len = 0;
   if (pg__buf_str(&s->sql, s->in_write ? "EXECUTE lash_load_w("
                                        : "EXECUTE lash_load_r(") < 0 ||
@@ -107,10 +108,6 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
   return rc;
 }
 
-static int live(const lash_bindex *x) {
-  return x->exists && x->listed;
-}
-
 static int bytes_arg(pg__buf *q, const lash_bytes *v) {
   int rc = pg__buf_str(q, ", ");
   return rc == 0 ? pg__buf_bytea(q, v->data, v->len) : rc;
@@ -135,47 +132,16 @@ static int put_stmt(pg__store *s, const char *name, const lash_bsave *row,
 int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   pg__store *s = PG__S(b);
   pg__ent *e;
-  char arg[96];
   size_t i;
   int rc = 0;
   (void)t;
-  for (i = 0; i < row->nevents && rc == 0; i++) {
-    const lash_bevent *ev = &row->events[i];
-    snprintf(arg, sizeof arg, ", %llu", (unsigned long long)ev->seq);
-    /* replay keys (A): the key column, NULL when none */
-    rc = put_stmt(s, "lash_ev_put", row, NULL, arg, &ev->data,
-                  ev->key.data != NULL ? NULL : ", NULL");
-    if (rc == 0 && ev->key.data != NULL) {
-      s->q.len -= 2; /* reopen the statement: ");" */
-      rc = bytes_arg(&s->q, &ev->key);
-      if (rc == 0) rc = pg__buf_str(&s->q, ");");
-    }
-  }
-  if (rc == 0 && row->rec.data != NULL) {
-    /* ---- suspension and timers (issue 9): wake_at, awaits ---- */
-    char at[32];
-    if (row->after.wake_at > 0)
-      snprintf(at, sizeof at, "%lld", (long long)row->after.wake_at);
-    else
-      snprintf(at, sizeof at, "NULL");
-    snprintf(arg, sizeof arg, ", %d, %s, %llu, %s", row->after.status,
-             live(&row->after) ? "true" : "false",
-             (unsigned long long)row->after.change_seq, at);
-    rc = put_stmt(s, "lash_row_put", row, &row->kind, NULL, &row->rec, arg);
-    if (rc == 0) {
-      /* put_stmt ended with ");": the last argument goes before it */
-      s->q.len -= 2;
-      rc = row->after.awaits.data != NULL ? bytes_arg(&s->q, &row->after.awaits)
-                                          : pg__buf_str(&s->q, ", NULL");
-      /* issue 13 (claim): the live order, rank = -priority */
-      if (rc == 0)
-        rc = pg__buf_fmt(&s->q, ", %lld, %llu);",
-                         (long long)-row->after.priority,
-                         (unsigned long long)row->after.order);
-    }
-  }
-  if (rc == 0 && row->lease.data != NULL)
-    rc = put_stmt(s, "lash_lease_put", row, NULL, NULL, &row->lease, NULL);
+  /* One INSERT may not touch a row twice: a row already pending goes
+   * first. */
+  if (s->pgen == 0) s->pgen = 1; /* a new entry's 0 is never pending */
+  if ((e = pg__cache_put(s, row->id, row->idlen)) == NULL) return oom(s);
+  if (e->pgen == s->pgen && pg__pending_flush(s) < 0) return oom(s);
+  if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL) e->pgen = s->pgen;
+  rc = pg__pending_save(s, row);
   if (rc == 0 && row->drop_tomb)
     rc = put_stmt(s, "lash_tomb_drop", row, NULL, NULL, NULL, NULL);
   if (rc < 0) return oom(s);
@@ -224,6 +190,7 @@ int pg__key_get(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
       pg__buf_bytea(&s->sql, id, idlen) < 0 || pg__buf_str(&s->sql, ", ") < 0 ||
       pg__buf_bytea(&s->sql, key, keylen) < 0 || pg__buf_str(&s->sql, ")") < 0)
     return oom(s);
+  if (pg__pending_flush(s) < 0) return oom(s); /* queued writes go first */
   if ((rc = pg__run(s, s->sql.p, "looking up a replay key", &r)) < 0) return rc;
   if (PQntuples(r) != 1) {
     rc = LASH_ENOENT;
@@ -243,6 +210,7 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
   int rc;
   (void)t;
   *events = 0;
+  if (pg__pending_flush(s) < 0) return oom(s); /* the row's writes first */
   s->sql.len = 0;
   if (pg__buf_str(&s->sql, "EXECUTE lash_remove(") < 0 ||
       pg__buf_bytea(&s->sql, row->id, row->idlen) < 0 ||
@@ -343,5 +311,6 @@ int pg__meta_put(lash_backend *b, lash_btxn *t, const lash_bmeta *m) {
   s->nq++;
   s->meta = *m;
   s->wrote = 1;
+  s->meta_touched = 1;
   return 0;
 }

@@ -199,11 +199,14 @@ int pg__scan(lash_backend *b, lash_btxn *t, const lash_bscan *q,
   if (!s->in_write && s->pc) {
     int got = from_cache(s, q, fn, ud, &rc);
     if (got) return rc;
-    pg__pc_drop(s); /* this read may see newer commits */
+    pg__pc_off(s); /* this read may see newer commits */
   }
   for (;;) {
     PGresult *r = NULL;
     if (page_sql(s, q, after, afterlen, after_seq, after_prio) < 0)
+      return lash_backend_fail(b, LASH_ENOMEM, "out of memory scanning %s",
+                               s->name);
+    if (pg__pending_flush(s) < 0) /* queued writes go first */
       return lash_backend_fail(b, LASH_ENOMEM, "out of memory scanning %s",
                                s->name);
     if ((rc = pg__run(s, s->sql.p, "scanning", &r)) < 0) return rc;

@@ -151,7 +151,14 @@ int pg__schema_open(pg__store *s, uint32_t format, char *err, size_t errlen) {
   int rc;
   pg__buf b = {0};
   long layout, fmt;
-  if (!s->read_only) {
+  int exists = 0;
+  /* A schema already there is not created again: CREATE INDEX IF NOT
+   * EXISTS locks its table against the writers of a running store, which
+   * hold the meta row this open would wait for (a deadlock). */
+  r = PQexec(s->w, "SELECT layout, format FROM meta WHERE id = 1");
+  exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+  PQclear(r);
+  if (!s->read_only && !exists) {
     rc =
         pg__buf_fmt(&b,
                     "BEGIN; SELECT pg_advisory_xact_lock(74, "
@@ -211,7 +218,8 @@ int pg__schema_open(pg__store *s, uint32_t format, char *err, size_t errlen) {
 int pg__prepare(pg__store *s) {
   static const char sql[] =
       "PREPARE lash_meta_lock AS SELECT change_seq, counts, "
-      "(extract(epoch from clock_timestamp()) * 1000)::bigint FROM meta "
+      "(extract(epoch from clock_timestamp()) * 1000)::bigint, "
+      "xmin::text::bigint, txid_current() % 4294967296 FROM meta "
       "WHERE id = 1 FOR UPDATE;"
       "PREPARE lash_meta_read AS SELECT change_seq, counts, "
       "(extract(epoch from clock_timestamp()) * 1000)::bigint FROM meta "

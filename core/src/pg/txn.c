@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#define PG__KEEP_MAX 65536 /* rows a write keeps from the last commit */
+
 static void set_clock(pg__store *s, const PGresult *r, int col) {
   if (PQgetisnull(r, 0, col)) return;
   s->clock_off = strtoll(PQgetvalue(r, 0, col), NULL, 10) - pg__mono_ms();
@@ -38,19 +40,22 @@ int64_t pg__now(lash_backend *b) {
 /* Ends the transaction; @p committed: a write that committed (its cache
  * is kept for the reads that follow, see cache.c). */
 static void end(pg__store *s, int committed) {
-  int write = s->in_write;
-  /* Only a commit that wrote sends the NOTIFY pc waits for. */
-  committed = committed && s->wrote;
+  int write = s->in_write, wrote = s->wrote;
   s->depth = 0;
   s->in_write = 0;
   s->wrote = 0;
   s->meta_loaded = 0;
   s->q.len = 0;
   s->nq = 0;
-  if (write && committed)
+  pg__pending_reset(s);
+  /* Only a commit that wrote sends the NOTIFY pc waits for. A read
+   * leaves the cache as it is (pc_off when it went to the database). */
+  if (write && committed && wrote)
     pg__pc_keep(s);
-  else if (write || !s->pc)
-    pg__pc_drop(s);
+  else if (write && committed)
+    pg__pc_retain(s);
+  else if (write)
+    pg__pc_drop(s); /* it may hold what was not committed */
   pg__blobs_free(s);
 }
 
@@ -58,7 +63,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   pg__store *s = PG__S(b);
   lash_btxn *t;
   PGresult *r = NULL;
-  int rc;
+  int rc, keep;
   *out = NULL;
   if (s->depth > 0) {
     if (mode == LASH_BTXN_WRITE)
@@ -90,7 +95,10 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
     *out = t;
     return 0;
   }
-  pg__pc_drop(s); /* a write reads afresh under the lock */
+  /* The cache our last commit left stays only while no other writer
+   * committed since (the meta row's xmin, read under its lock, below). */
+  keep = s->last_xid_ok && s->ncache > 0 && s->ncache <= PG__KEEP_MAX;
+  if (!keep) pg__pc_drop(s);
   rc = pg__run(s, "BEGIN; EXECUTE lash_meta_lock", "beginning a write", &r);
   if (rc == 0 && PQntuples(r) != 1)
     rc = lash_backend_fail(b, LASH_ECORRUPT,
@@ -105,6 +113,12 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
     return rc;
   }
   set_clock(s, r, 2);
+  s->cur_xid = (uint32_t)pg__u64(r, 0, 4);
+  if (keep && (uint32_t)pg__u64(r, 0, 3) == s->last_xid)
+    s->pc = 0; /* the write goes on with the cache, as its own */
+  else
+    pg__pc_drop(s); /* a write reads afresh under the lock */
+  s->meta_touched = 0;
   PQclear(r);
   t->write = 1;
   s->depth = 1;
@@ -128,8 +142,11 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
     pg__abort(b, t);
     return 0;
   }
-  rc = 0;
-  if (s->wrote)
+  rc = pg__pending_flush(s);
+  if (rc == 0 && s->wrote && !s->meta_touched)
+    rc = pg__buf_str(&s->q, "UPDATE meta SET change_seq = change_seq WHERE "
+                            "id = 1;");
+  if (rc == 0 && s->wrote)
     rc = pg__buf_fmt(&s->q, "SELECT pg_notify('%s', '%llu');", s->chan,
                      (unsigned long long)s->meta.change_seq);
   if (rc == 0) rc = pg__buf_str(&s->q, "COMMIT");
@@ -144,6 +161,12 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
   if (rc < 0 && PQstatus(s->w) == CONNECTION_OK &&
       PQtransactionStatus(s->w) != PQTRANS_IDLE)
     PQclear(PQexec(s->w, "ROLLBACK"));
+  if (rc == 0 && s->wrote) {
+    s->last_xid = s->cur_xid;
+    s->last_xid_ok = 1;
+  } else if (rc < 0) {
+    s->last_xid_ok = 0;
+  }
   end(s, rc == 0);
   free(t);
   return rc;

@@ -262,13 +262,7 @@ typedef struct salv {
   lash_txn *t;   /* the open write of dst */
   size_t nrows;
   char last[LASH_ID_MAX + 1];
-  /* the events of the row being read */
-  lash__buf evbuf;
-  lash_bevent *ev;
-  size_t nev, evcap;
-  size_t *evoff;
-  size_t *evkoff; /* replay keys (A): where each event's key starts in its
-                     bytes (0: none) */
+  lash__evlist evs; /* the events of the row being read */
   int bad;
 } salv;
 
@@ -279,28 +273,7 @@ static int salv_event(void *ud, const lash_bitem *it) {
     v->bad = 1;
     return 1;
   }
-  if (v->nev == v->evcap) {
-    size_t cap = v->evcap ? v->evcap * 2 : 64;
-    lash_bevent *n = realloc(v->ev, cap * sizeof *n);
-    size_t *o = realloc(v->evoff, cap * sizeof *o);
-    size_t *k = realloc(v->evkoff, cap * sizeof *k);
-    if (n != NULL) v->ev = n;
-    if (o != NULL) v->evoff = o;
-    if (k != NULL) v->evkoff = k;
-    if (n == NULL || o == NULL || k == NULL) return LASH_ENOMEM;
-    v->evcap = cap;
-  }
-  if (lash__buf_reserve(&v->evbuf, it->ev.len) < 0) return LASH_ENOMEM;
-  v->evoff[v->nev] = v->evbuf.len;
-  memcpy(v->evbuf.p + v->evbuf.len, it->ev.data, it->ev.len);
-  v->evbuf.len += it->ev.len;
-  v->ev[v->nev].seq = it->seq;
-  v->ev[v->nev].data.len = it->ev.len;
-  v->ev[v->nev].key.len = ev.key.p != NULL ? ev.key.n : 0;
-  v->evkoff[v->nev] =
-      ev.key.p != NULL ? (size_t)(ev.key.p - (const char *)it->ev.data) : 0;
-  v->nev++;
-  return 0;
+  return lash__evlist_add(&v->evs, it, &ev);
 }
 
 static int salv_commit(salv *v) {
@@ -340,8 +313,8 @@ static int salv_row(void *ud, const lash_bitem *it) {
     if (strcmp(v->sh->skip[i], id) == 0) return 0; /* killed a child */
   if (lash__rec_decode(it->rec.data, it->rec.len, &r, &s->zone) < 0)
     return salv_skip(v, id, "its record is damaged");
-  v->nev = 0;
-  v->evbuf.len = 0;
+  v->evs.n = 0;
+  v->evs.buf.len = 0;
   v->bad = 0;
   memset(&q, 0, sizeof q);
   q.what = LASH_SCAN_EVENTS;
@@ -353,11 +326,7 @@ static int salv_row(void *ud, const lash_bitem *it) {
   /* The record again: decoding the events reused the zone. */
   if (lash__rec_decode(it->rec.data, it->rec.len, &r, &s->zone) < 0)
     return salv_skip(v, id, "its record is damaged");
-  for (i = 0; i < v->nev; i++) {
-    v->ev[i].data.data = v->evbuf.p + v->evoff[i];
-    v->ev[i].key.data =
-        v->ev[i].key.len > 0 ? v->evbuf.p + v->evoff[i] + v->evkoff[i] : NULL;
-  }
+  lash__evlist_fix(&v->evs);
   if (v->t == NULL) {
     if ((rc = lash__wbegin(v->dst, NULL, &v->t)) < 0) return rc;
     v->t->spilled = 1; /* rows go to the backend directly */
@@ -373,8 +342,8 @@ static int salv_row(void *ud, const lash_bitem *it) {
   row.after.status = r.status;
   row.after.change_seq = r.change_seq;
   lash__rec_index(&r, &row.after); /* suspension: listed, timers, waiters */
-  row.events = v->ev;
-  row.nevents = v->nev;
+  row.events = v->evs.ev;
+  row.nevents = v->evs.n;
   if ((rc = v->dst->b->m->save(v->dst->b, v->t->bt, &row)) < 0) return rc;
   v->t->counts[r.status]++;
   if (r.suspended) v->t->suspended++;
@@ -424,10 +393,7 @@ static int salvage_body(const job *j, shared *sh, int fd) {
     lash__rend(c, NULL, v.bt);
   }
   if (rc >= 0) sh->finished = 1;
-  lash__buf_free(&v.evbuf);
-  free(v.ev);
-  free(v.evoff);
-  free(v.evkoff);
+  lash__evlist_free(&v.evs);
   lash_store_close(d);
   lash_store_close(c);
   return rc;

@@ -274,6 +274,22 @@ int lash__key_audit(lash_store *s, lash_btxn *bt, const char *id, size_t idlen,
                     const lash__ev *ev,
                     void (*problem)(void *ud, const char *line), void *ud);
 
+/* ------------------------------------------- copying rows (copy.c) */
+
+/* The events of one row read for a copy (lash_copy, lash_salvage): their
+ * bytes kept across the reads of the row, handed to a save as ev[0..n). */
+typedef struct lash__evlist {
+  lash__buf buf;
+  lash_bevent *ev;
+  size_t *off, *koff; /* where each event, and its key (0: none), starts */
+  size_t n, cap;
+} lash__evlist;
+/* Appends the scanned event @p it (decoded as @p ev): 0 or LASH_ENOMEM. */
+int lash__evlist_add(lash__evlist *l, const lash_bitem *it, const lash__ev *ev);
+/* Points ev[i].data and .key into the bytes (after the last add). */
+void lash__evlist_fix(lash__evlist *l);
+void lash__evlist_free(lash__evlist *l);
+
 /* -------------------------------------------------------- transactions */
 
 /* One event waiting in the write-back cache: its bytes in lash__chg.evs. */
