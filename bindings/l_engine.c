@@ -324,7 +324,7 @@ static int l_define(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   const char *kind;
   lua_Integer budget = llash_optcount(L, 4, "timeout_ms", 0);
-  lash_retry_policy retry = llash_policy(L, 5); /* issue 13 (retry) */
+  lash_retry_policy retry = llash_policy(L, 5);           /* issue 13 (retry) */
   lua_Integer rate_n = llash_optcount(L, 6, "rate.n", 0); /* (claim) */
   lua_Integer rate_per = llash_optcount(L, 7, "rate.per_ms", 0);
   int rc;

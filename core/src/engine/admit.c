@@ -241,7 +241,7 @@ typedef struct lash__scan_row {
   int abandon_requested;
   int cancel_requested;
   int has_attempt;
-  size_t kind_i; /* issue 13 (claim): its kind's index (SIZE_MAX: none) */
+  size_t kind_i;   /* issue 13 (claim): its kind's index (SIZE_MAX: none) */
   int foreign_run; /* running or parked (not suspended) under another
                       incarnation's attempt: a claim takes it over */
 } scan_row;

@@ -22,11 +22,11 @@
 
 #define REC_FIELDS 21 /* + 1 (timeout_ms) when a budget is set */
 #define REC_FIELDS_MAX                                                         \
-  37                    /* [23] parent, [24] suspension (issue 9),             \
-                           [25]..[31] (issue 13, retry), [32]..[37]            \
-                           (issue 13, claim) */
-#define REC_CLAIM_AT 31 /* 0-based index of [32] */
-#define REC_CLAIM_N 36  /* fields written: through [36] conc_state */
+  37                       /* [23] parent, [24] suspension (issue 9),          \
+                              [25]..[31] (issue 13, retry), [32]..[37]         \
+                              (issue 13, claim) */
+#define REC_CLAIM_AT 31    /* 0-based index of [32] */
+#define REC_CLAIM_N 36     /* fields written: through [36] conc_state */
 #define REC_FIELDS_SUSP 24 /* through [24] suspension */
 
 /* ------------------------------------------------------------ buffers */
