@@ -37,6 +37,9 @@ local function capture(cmd)
 end
 
 -- The network namespaces of the hosts, or nil and why they cannot be made.
+-- The checkout this spec runs from (busted runs from its root).
+local ROOT = (io.popen("pwd"):read("l"))
+
 local function namespaces(target, n)
   if not h.pg then return nil, "LMDB: the hosts share a directory" end
   if capture("id -u"):match("^%s*(%d+)") ~= "0" then return nil, "not root" end
@@ -82,8 +85,14 @@ local function namespaces(target, n)
     end
     -- what a host runs under: its network namespace, then a mount
     -- namespace with a /tmp of its own
+    -- namespace with a /tmp of its own. A checkout that lives under /tmp
+    -- (a CI clone) is bound back into it, so the host still finds lash
+    -- and its worker script, and nothing else of the root's /tmp.
     x.wrap = string.format("ip netns exec %s unshare -m --propagation private sh -c %s sh",
-      x.name, h.q('mount -t tmpfs tmpfs /tmp && exec "$@"'))
+      x.name, h.q('R=' .. h.q(ROOT) .. '; case "$R" in /tmp/*) ' ..
+        'mount --bind "$R" /mnt && mount -t tmpfs tmpfs /tmp && mkdir -p "$R" && ' ..
+        'mount --bind /mnt "$R" && umount /mnt ;; *) mount -t tmpfs tmpfs /tmp ;; esac && ' ..
+        'exec "$@"'))
   end
   return ns
 end
@@ -117,10 +126,13 @@ describe("many hosts", function()
       local tmp = h.tmpdir()
       local owners, pids, logs = {}, {}, {}
       if ns then
-        -- the proof of isolation: a host sees an empty /tmp, and the
-        -- server is not on its loopback, only over its veth
+        -- the proof of isolation: a host sees none of the root's /tmp (a
+        -- file the spec puts there), and the server is not on its
+        -- loopback, only over its veth
         local x = ns.hosts[1]
-        assert.are.equal("0", capture(x.wrap .. " sh -c 'ls -A /tmp | wc -l'"):match("%d+"))
+        assert(io.open(tmp .. "/root-only", "w")):close()
+        assert.is_false(sh(x.wrap .. " test -e " .. h.q(tmp .. "/root-only")))
+        assert.is_true(sh("test -e " .. h.q(tmp .. "/root-only")))
         assert.is_false(sh(x.wrap .. " bash -c " ..
           h.q("exec 3<>/dev/tcp/127.0.0.1/" .. ns.port)))
         assert.is_true(sh(x.wrap .. " bash -c " ..
