@@ -122,7 +122,8 @@ describe("ctx:exec", function()
     end)
     local id = assert(eng:start("k", nil))
     assert.is_truthy(h.wait_until(eng, function()
-      return h.read_file(pidfile) and eng:get(id).wait == "exec:sh"
+      -- (the file exists before the shell has written its pid into it)
+      return tonumber(h.read_file(pidfile) or "") and eng:get(id).wait == "exec:sh"
     end, 5000))
     assert.is_truthy(eng:cancel(id, "stop it"))
     local o = await(eng, id, 10000)
@@ -141,7 +142,8 @@ describe("ctx:exec", function()
     end)
     local id = assert(eng:start("k", nil))
     assert.is_truthy(h.wait_until(eng, function()
-      return h.read_file(pidfile) and eng:get(id).wait == "exec:sh"
+      -- (the file exists before the shell has written its pid into it)
+      return tonumber(h.read_file(pidfile) or "") and eng:get(id).wait == "exec:sh"
     end, 5000))
     local t0 = h.mono_ms()
     eng:close()

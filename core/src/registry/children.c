@@ -192,7 +192,7 @@ int lash_children(lash_store *s, lash_txn *txn, const char *parent,
   if (rc == LASH_ENOMEM)
     rc = lash__fail(s, rc, "out of memory listing the children of %s", parent);
   if (rc >= 0) {
-    qsort(a.v, a.n, sizeof *a.v, by_id);
+    if (a.n > 1) qsort(a.v, a.n, sizeof *a.v, by_id);
     for (i = 0; i < a.n && rc >= 0; i++) {
       lash_record r;
       lash__rec rec;
