@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "llash.h"
@@ -28,6 +29,24 @@ static int l_strerror(lua_State *L) {
   lua_pushstring(L, lash_strerror(rc));
   lua_pushstring(L, lash_err_name(rc));
   return 2;
+}
+
+/* core.random_bytes(n) -> n bytes from the kernel's generator (1..256):
+ * generated ids and uuids must differ across processes, which Lua's
+ * math.random (seeded from the time and addresses) does not promise. */
+static int l_random_bytes(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  unsigned char buf[256];
+  size_t got = 0;
+  luaL_argcheck(L, n >= 1 && n <= (lua_Integer)sizeof buf, 1, "1 to 256 bytes");
+  while (got < (size_t)n) {
+    ssize_t r = getrandom(buf + got, (size_t)n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return luaL_error(L, "getrandom: %s", strerror(errno));
+    got += (size_t)r;
+  }
+  lua_pushlstring(L, (const char *)buf, (size_t)n);
+  return 1;
 }
 
 static void close_dir(void *p) {
@@ -223,6 +242,8 @@ LASH_API int luaopen_lash_core(lua_State *L) {
   llash_sched_open(L);
   lua_pushcfunction(L, l_strerror);
   lua_setfield(L, -2, "strerror");
+  lua_pushcfunction(L, l_random_bytes);
+  lua_setfield(L, -2, "random_bytes");
   lua_pushcfunction(L, l_dir_files);
   lua_setfield(L, -2, "dir_files");
   lua_pushcfunction(L, l_check_dir);

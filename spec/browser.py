@@ -53,8 +53,12 @@ class Driver:
         self.port = free_port()
         exe = shutil.which("chromedriver") or "/usr/bin/chromedriver"
         self.log = tempfile.NamedTemporaryFile(prefix="chromedriver-", suffix=".log", delete=False)
+        # The sanitizer build preloads its runtime into the specs' processes:
+        # the browser is not ours and must not inherit it.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")}
         self.proc = subprocess.Popen([exe, "--port=%d" % self.port], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=env)
         self.base = "http://127.0.0.1:%d" % self.port
         deadline = time.time() + 30
         while True:

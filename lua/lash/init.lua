@@ -493,8 +493,10 @@ local function new_id(eng)
   else
     id_ms, id_n = ms, 0
   end
+  -- the random part from the kernel: two processes starting rows in the
+  -- same millisecond must not make the same id
   return string.format("%013x-%04x-%08x", ms, id_n % 0x10000,
-    math.random(0, 0xffffffff))
+    string.unpack(">I4", core.random_bytes(4)))
 end
 
 -- engine -> { kind -> { def = the stored definition or false, at = ms } }:
@@ -1163,8 +1165,7 @@ end
 --- A random (version 4) UUID, journaled: a re-run gets the same.
 function Ctx:uuid()
   return value_command(self, "uuid", function()
-    local b = {}
-    for i = 1, 16 do b[i] = math.random(0, 255) end
+    local b = { string.byte(core.random_bytes(16), 1, 16) }
     b[7] = (b[7] & 0x0f) | 0x40
     b[9] = (b[9] & 0x3f) | 0x80
     return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-" ..
