@@ -766,12 +766,13 @@ function run.show(ctx, pos, opts)
   local more = { lease = eng:lease(r.id), events = eng:events(r.id, 0) or {},
     children = eng:children(r.id) or {} }
   if r.parent then more.parent = eng:get(r.parent) end
-  -- the lease holder's heartbeat, where the store lists its live workers
-  if more.lease and type(eng.workers) == "function" then
-    local okw, list = pcall(eng.workers, eng)
-    for _, w in ipairs(okw and type(list) == "table" and list or {}) do
+  -- the store's live workers, read once: the lease holder's heartbeat and
+  -- whether any worker defines the row's kind
+  local workers = eng:workers()
+  if more.lease then
+    for _, w in ipairs(workers or {}) do
       if w.owner == more.lease.owner and w.incarnation == more.lease.incarnation then
-        more.heartbeat = w.heartbeat_at or w.seen_at or w.renewed_at or w.at
+        more.heartbeat = w.heartbeat_at
       end
     end
   end
@@ -796,7 +797,7 @@ function run.show(ctx, pos, opts)
     r.children = lash.array(kids)
     say(format.json(r))
   else
-    mark_orphans(eng, { r })
+    mark_orphans(eng, { r }, workers)
     say(format.record(r, eng:now(), more))
   end
 end
@@ -804,9 +805,10 @@ end
 -- ----------------------------------------- kinds and workers (issue 11)
 
 -- Marks the pending rows of `list` whose kind no live worker defines
--- (r.no_worker = true); returns those kinds, sorted.
-mark_orphans = function(eng, list)
-  local workers = eng:workers()
+-- (r.no_worker = true); returns those kinds, sorted. `workers`: the list of
+-- eng:workers() when the caller has read it already.
+mark_orphans = function(eng, list, workers)
+  workers = workers or eng:workers()
   if not workers then return {} end
   local live, kinds, found = {}, {}, {}
   for _, w in ipairs(workers) do

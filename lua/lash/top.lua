@@ -101,16 +101,13 @@ local function scan(eng, st, now)
   -- leases of running rows (their heartbeat: the last renewal)
   local workers = {}
   local defined = nil
-  if type(eng.workers) == "function" then
-    local ok, list = pcall(eng.workers, eng)
-    if ok and type(list) == "table" then
-      defined = {}
-      for _, w in ipairs(list) do
-        local beat = w.heartbeat_at or w.seen_at or w.renewed_at or w.at
-        workers[#workers + 1] = { owner = w.owner, incarnation = w.incarnation,
-          beat = beat, kinds = w.kinds }
-        for _, k in ipairs(type(w.kinds) == "table" and w.kinds or {}) do defined[k] = true end
-      end
+  local list = eng:workers()
+  if list then
+    defined = {}
+    for _, w in ipairs(list) do
+      workers[#workers + 1] = { owner = w.owner, incarnation = w.incarnation,
+        beat = w.heartbeat_at, kinds = w.kinds }
+      for _, k in ipairs(w.kinds) do defined[k] = true end
     end
   end
   if defined == nil then
