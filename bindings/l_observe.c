@@ -55,6 +55,8 @@ static int p_observe(lua_State *L) {
     llash_setstr(L, "status", lash_status_name(ob->status));
     llash_pushoutcome(L, ob->status, ob->payload);
     lua_setfield(L, -2, "outcome");
+    if (ob->retry_at > 0)
+      llash_setint(L, "retry_at", (lua_Integer)ob->retry_at);
   }
   if (ob->type == LASH_OBS_SUMMARY) {
     llash_setint(L, "suspended", (lua_Integer)ob->count);

@@ -1629,6 +1629,9 @@ typedef struct lash_observation {
                           lapsed (the TTL) */
   uint64_t count;      /* SUMMARY: suspensions in the period */
   int64_t period_ms;   /* SUMMARY: the period */
+  int64_t retry_at;    /* FINISHED, failed: > 0 when the store answered the
+                          failure with a retry at this time (ms; the row
+                          is not terminal) */
 } lash_observation;
 
 /* Called on the loop thread; pointers are valid during the call only. */

@@ -1378,15 +1378,12 @@ function run.worker(ctx, _, opts)
   local function wlog(fmt, ...)
     return logger { type = "worker", msg = "worker: " .. string.format(fmt, ...) }
   end
-  -- A failed attempt that the store answered with a retry (the row is not
-  -- terminal after the commit) is logged as a retry, with when it runs.
+  -- A failed attempt that the store answered with a retry (the observation
+  -- carries its time) is logged as a retry, with when it runs.
   eng:on_log(function(ob)
-    if ob.type == "finished" and ob.status == "failed" then
-      local r = eng:get(ob.id)
-      if r and not TERMINAL[r.status] then
-        ob = { type = "retry", id = ob.id, kind = ob.kind, attempt = ob.attempt,
-          outcome = ob.outcome, retry_at = r.retry_at or r.run_at or r.next_attempt_at }
-      end
+    if ob.type == "finished" and ob.retry_at then
+      ob = { type = "retry", id = ob.id, kind = ob.kind, attempt = ob.attempt,
+        outcome = ob.outcome, retry_at = ob.retry_at }
     end
     return logger(ob)
   end, { summary_ms = 60000 })

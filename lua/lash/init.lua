@@ -1246,7 +1246,8 @@ end
 -- ------------------------------------------------- looking (issue 14)
 
 --- Calls fn(observation) for each notable moment of this engine: a body's
---- end ({type = "finished", id, kind, attempt, status, outcome}), a lost
+--- end ({type = "finished", id, kind, attempt, status, outcome, retry_at when
+--- the failure waits for a retry}), a lost
 --- lease ("lease_lost"), a row taken over from a gone owner ("taken_over",
 --- owner), a suspension ("suspended") and, every opts.summary_ms, the
 --- suspensions of that period ({type = "summary", suspended, period_ms}).

@@ -55,6 +55,8 @@ struct lash_run {
                           when the run goes first */
   int fin_status;
   int fin_fatal;           /* issue 13: a failure that is not retried */
+  int64_t fin_retry_at;    /* issue 13: > 0, the failure was answered with
+                              a retry at this time (ms) */
   lash_retry_policy retry; /* issue 13: its kind's policy, for a row that
                               carries none (max_attempts 0: none) */
   lash_bytes fin_outcome;

@@ -139,6 +139,7 @@ static void finish_done(void *ud, int rc) {
     ob.attempt = r->rec.has_attempt ? r->rec.attempt.number : 0;
     ob.status = r->fin_status;
     ob.payload = r->fin_outcome;
+    ob.retry_at = r->fin_retry_at;
     lash__observe(o, &ob);
   }
   run_done_free(ud, rc);
@@ -202,7 +203,7 @@ static int complete_fn(lash_store *s, lash_txn *txn, void *ud) {
   LASH_INJECT("engine.before_complete");
   if (r->fin_status == LASH_FAILED) /* issue 13: its retry policy */
     rc = lash_fail_attempt(s, txn, &r->held.lease, r->fin_outcome, r->fin_fatal,
-                           &r->retry, NULL);
+                           &r->retry, &r->fin_retry_at);
   else
     rc = lash_complete(s, txn, &r->held.lease, r->fin_status, r->fin_outcome);
   LASH_INJECT("engine.after_complete");
