@@ -294,6 +294,13 @@ LASH_API int lash_txn_begin(lash_store *s, lash_txn **out);
 LASH_API int lash_txn_commit(lash_txn *txn);
 /* Discards every write of the batch and frees it. NULL is a no-op. */
 LASH_API void lash_txn_abort(lash_txn *txn);
+/* Keyed concurrency: hands the slots freed so far in @p txn to their keys'
+ * next rows now (the commit does it otherwise) and calls @p fn with the id
+ * of each row that got one; such a row is claimable in this transaction,
+ * so a worker can start it in the commit that ended the row before it.
+ * @return 0 or the error that poisons the transaction. */
+typedef void (*lash_handoff_fn)(void *ud, const char *id);
+LASH_API int lash_txn_handoff(lash_txn *txn, lash_handoff_fn fn, void *ud);
 
 /* One committed change to one process, reported to the commit hook. */
 typedef struct lash_change {

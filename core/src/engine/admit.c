@@ -600,10 +600,38 @@ static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
   return rc;
 }
 
-/* The writer's in-txn hook: the scan step, when one is due. */
+/* issue 13 (claim): a row handed a freed slot (out of memory: it stays
+ * listed, and a scan claims it). */
+static void handed_cb(void *ud, const char *id) {
+  lash__admit *a = ud;
+  (void)strv_push(&a->handed, &a->nhanded, &a->handed_cap, id);
+}
+
+/* The slots freed so far in this transaction (by the bodies that ended in
+ * it) go to their keys' next rows now, and those of the kinds run here
+ * start in this same commit instead of one commit later. */
+static int take_handed(lash__admit *a, lash_txn *txn) {
+  size_t i;
+  int rc;
+  if (a->closed || a->paused || !can_run(a) || free_slots(a) == 0) return 0;
+  rc = lash_txn_handoff(txn, handed_cb, a);
+  for (i = 0; i < a->nhanded; i++) {
+    if (rc >= 0) {
+      int one = lash__admit_one(a, txn, a->handed[i]);
+      if (one < 0 && fatal(one)) rc = one;
+    }
+    free(a->handed[i]);
+  }
+  a->nhanded = 0;
+  return rc < 0 ? rc : 0;
+}
+
+/* The writer's in-txn hook: the handed slots, then the scan step when one
+ * is due. */
 static int in_txn_hook(void *ud, lash_txn *txn) {
   lash__admit *a = ud;
-  if (!a->step_due) return 0;
+  int rc = take_handed(a, txn);
+  if (rc < 0 || !a->step_due) return rc;
   return scan_step(a, txn, a->rep);
 }
 
@@ -895,6 +923,8 @@ void lash__admit_free(lash__admit *a) {
   free(a->rate_n);
   free(a->rate_per);
   free(a->rows);
+  free(a->handed);
+  a->handed = NULL;
   /* After the last commit (our leases released): only now may a peer see
    * this owner as gone. */
   if (a->owner_held) lash_owner_release(a->s);

@@ -63,7 +63,10 @@ typedef struct lash__admit {
   int closed;
   uint64_t drives;
   struct lash__scan_row *rows; /* one page, per engine */
-  struct lash__observer *obs;  /* set by the engine after init */
+  /* issue 13 (claim): rows handed a freed concurrency slot in this txn */
+  char **handed;
+  size_t nhanded, handed_cap;
+  struct lash__observer *obs; /* set by the engine after init */
 } lash__admit;
 
 /* 0 or LASH_ENOMEM. Registers the writer hooks. */

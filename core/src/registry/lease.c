@@ -30,7 +30,7 @@ int lash__lease_put(lash_txn *t, const char *id, size_t idlen,
   c->lease.process_id[idlen] = '\0';
   c->lease_state = 3; /* saved at flush */
   t->wrote = 1;
-  return 0;
+  return lash__chg_dirty(t, c);
 }
 
 void lash__lease_released(lash_lease *row) {

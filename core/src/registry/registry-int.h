@@ -139,6 +139,10 @@ int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
 /* Notes that row id holds key now (in t). */
 int lash__unique_take(lash_store *s, lash_txn *t, const char *key,
                       size_t keylen, const char *id, size_t idlen);
+/* A pruned row's key: its entry goes, unless another row took it over.
+ * 0 or an error. */
+int lash__unique_forget(lash_store *s, lash_txn *t, const char *key,
+                        size_t keylen, const char *id, size_t idlen);
 
 /* One event to append or being folded. */
 typedef struct lash__ev {
@@ -336,6 +340,7 @@ typedef struct lash__chg {
   uint64_t tomb_cs;
   /* lease write-back: 0 unknown, 1 absent, 2 cached clean, 3 dirty */
   int lease_state;
+  int dirty; /* in the transaction's dirty list (lash__chg_dirty) */
   lash_lease lease;
   /* ---- suspension (B): the rest of the index transition ---- */
   int orig_listed, cur_listed;
@@ -373,10 +378,17 @@ struct lash_txn {
   /* ---- issue 13 (claim): concurrency keys whose slot freed in this
    * transaction: handed to their waiters before the commit ---- */
   lash__buf conc_freed; /* keys, each NUL-terminated */
-  int awaits_cached;    /* a cached row awaits another (lash__wake_waiters) */
+  /* lash_txn_handoff's callback while it runs (NULL otherwise) */
+  lash_handoff_fn handoff_fn;
+  void *handoff_ud;
+  int awaits_cached; /* a cached row awaits another (lash__wake_waiters) */
   /* change list for the commit hook */
   lash__chg *ch;
   size_t nch, chcap;
+  /* the indexes of the rows written since the last flush: a flush before
+   * a read (lash__wb_flush) saves these instead of looking at every row */
+  uint32_t *dirty;
+  size_t ndirty, dirtycap;
   uint32_t *hash; /* open addressing: index + 1, 0 empty */
   size_t hcap;
   int hused;
@@ -477,6 +489,9 @@ lash__chg *lash__chg_get(lash_txn *t, const char *id, size_t idlen);
  * (one save per row). drop: forget the cache afterwards. Failures poison
  * t. */
 int lash__wb_flush(lash_txn *t, int drop);
+/* Notes that @p c has something to save (its record, lease or events):
+ * 0 or LASH_ENOMEM (the transaction is then poisoned). */
+int lash__chg_dirty(lash_txn *t, lash__chg *c);
 /* Flushes t if it holds unsaved events of id (before reading its log). */
 int lash__wb_flush_events(lash_txn *t, const char *id, size_t idlen);
 void lash__txn_free(lash_txn *t);

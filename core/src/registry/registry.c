@@ -192,7 +192,15 @@ static int op_save(op *o, int registered) {
     return lash__fail(s, LASH_ENOMEM, "out of memory saving process %s", o->id);
   r->change_seq = t->change_seq + 1;
   /* issue 13 (claim): the exact creation order */
-  if (registered) r->created_seq = r->change_seq;
+  if (registered) {
+    r->created_seq = r->change_seq;
+    /* A claimable row takes its key's slot at once, or waits in the key's
+     * queue from its registration (off the worklist: no claim has to meet
+     * it to move it there). A delayed row does so when it wakes. */
+    if (r->conc_key.p != NULL && !r->suspended &&
+        (rc = lash__conc_acquire(t, r)) < 0)
+      return t->rc = rc; /* the side table is written: no batch keeps it */
+  }
   if ((rc = lash__rec_encode(r, &s->rbuf)) < 0)
     return lash__fail(s, rc, "out of memory encoding process %s", o->id);
   for (i = 0; i < o->nev; i++) {
@@ -222,6 +230,7 @@ static int op_save(op *o, int registered) {
     memcpy(c->kind, r->kind.p, r->kind.n);
     c->kind_n = r->kind.n;
   }
+  if ((rc = lash__chg_dirty(t, c)) < 0) return rc;
   /* Nothing can fail from here on. */
   op_index(o, c);
   c->prio = r->priority;
@@ -1382,7 +1391,29 @@ int lash__conc_relist(lash_txn *t, const char *id, size_t idlen, uint64_t held,
   o.r.conc_state = LASH_CONC_HOLDS;
   o.relisted = 1;
   rc = op_save(&o, 0);
-  return rc < 0 ? rc : 1;
+  if (rc < 0) return rc;
+  if (t->handoff_fn != NULL) {
+    char buf[LASH_ID_MAX + 1];
+    size_t n = idlen < LASH_ID_MAX ? idlen : LASH_ID_MAX;
+    memcpy(buf, id, n);
+    buf[n] = '\0';
+    t->handoff_fn(t->handoff_ud, buf);
+  }
+  return 1;
+}
+
+int lash_txn_handoff(lash_txn *t, lash_handoff_fn fn, void *ud) {
+  int rc;
+  if (t == NULL) return LASH_EINVAL;
+  if (t->rc < 0) return t->rc;
+  if (t->conc_freed.len == 0) return 0;
+  t->handoff_fn = fn;
+  t->handoff_ud = ud;
+  rc = lash__conc_handoff(t, lash__conc_relist);
+  t->handoff_fn = NULL;
+  t->handoff_ud = NULL;
+  if (rc < 0 && t->rc == 0) t->rc = rc;
+  return rc;
 }
 
 int lash__each_name(lash_txn *t, lash__buf *list,

@@ -251,13 +251,32 @@ static int save_of(lash_txn *t, lash__chg *c, lash_bsave *row) {
   return 0;
 }
 
+int lash__chg_dirty(lash_txn *t, lash__chg *c) {
+  if (c->dirty) return 0;
+  if (t->ndirty == t->dirtycap) {
+    size_t cap = t->dirtycap ? t->dirtycap * 2 : 64;
+    uint32_t *n = realloc(t->dirty, cap * sizeof *n);
+    if (n == NULL)
+      return t->rc = lash__fail(t->s, LASH_ENOMEM,
+                                "out of memory noting a written row");
+    t->dirty = n;
+    t->dirtycap = cap;
+  }
+  t->dirty[t->ndirty++] = (uint32_t)(c - t->ch);
+  c->dirty = 1;
+  return 0;
+}
+
 int lash__wb_flush(lash_txn *t, int drop) {
   lash_backend *b = t->s->b;
   lash_bsave row;
-  size_t i;
+  size_t i, n = drop ? t->nch : t->ndirty;
   int rc;
-  for (i = 0; i < t->nch; i++) {
-    lash__chg *c = &t->ch[i];
+  /* Only the rows written since the last flush have anything to save,
+   * unless the whole cache is to be dropped. */
+  for (i = 0; i < n; i++) {
+    lash__chg *c = &t->ch[drop ? i : t->dirty[i]];
+    c->dirty = 0;
     if ((rc = save_of(t, c, &row)) < 0) return rc;
     if (rc == 0) {
       if ((rc = b->m->save(b, t->bt, &row)) < 0) return t->rc = rc;
@@ -283,6 +302,7 @@ int lash__wb_flush(lash_txn *t, int drop) {
       c->lease_state = 0;
     }
   }
+  t->ndirty = 0;
   return 0;
 }
 
@@ -328,6 +348,7 @@ void lash__txn_free(lash_txn *t) {
     free(t->ch[i].ev);
   }
   free(t->ch);
+  free(t->dirty);
   free(t->hash);
   free(t->out);
   free(t->bev);
@@ -347,6 +368,7 @@ static void txn_reset(lash_txn *t) {
   t->meta_loaded = 0;
   t->meta_dirty = 0;
   t->nch = 0;
+  t->ndirty = 0;
   t->ids.len = 0;
   t->ended.len = 0;
   t->kv.len = 0;
