@@ -9,6 +9,7 @@
  * key held by a live row (or one ended within unique_for_ms) gives that
  * row; bad input writes nothing; lash_check stays clean, a reopen keeps it
  * all. */
+#include "registry/registry-int.h" /* the side table (lash__kv_get) */
 #include "testutil.h"
 
 #define TTL 30000
@@ -330,6 +331,35 @@ static void test_reopen(tu_env *e) {
   tu_check(e->s, "check clean after reopen");
 }
 
+/* A pruned holder's entry goes with it; a live holder's stays. */
+static void test_unique_prune(tu_env *e) {
+  lash_store *s = e->s;
+  lash_def d = tu_def("p-1", "uk", LASH_RERUNNABLE, 0);
+  lash_prune_report rep;
+  lash_lease ls;
+  lash_bytes v;
+  d.unique_key = "cust-9";
+  is_rc(s, lash_register(s, NULL, &d, NULL, NULL), 0, "p-1 takes cust-9");
+  is(lash__kv_get(s, NULL, LASH_KV_UNIQUE, "cust-9", 6, &v), 0,
+     "cust-9 has an entry");
+  is_rc(s, claim_start(s, "p-1", "A", &ls, NULL), 0, "p-1 runs");
+  is_rc(s, lash_complete(s, NULL, &ls, LASH_COMPLETED, err_payload()), 0,
+        "p-1 ends");
+  tu_clock_add(&e->now, 10);
+  memset(&rep, 0, sizeof rep);
+  is_rc(s, lash_prune(s, NULL, lash_store_now(s), 0, &rep), 0, "prune");
+  is(tu_status(s, "p-1"), LASH_EPRUNED, "p-1 pruned");
+  is(lash__kv_get(s, NULL, LASH_KV_UNIQUE, "cust-9", 6, &v), LASH_ENOENT,
+     "... and the entry of its key with it");
+  is(tu_status(s, "u-1"), LASH_EPRUNED, "u-1 (ended) pruned");
+  is(lash__kv_get(s, NULL, LASH_KV_UNIQUE, "cust-1", 6, &v), 0,
+     "... but cust-1 is u-2's now (taken over): its entry stays");
+  is(tu_status(s, "w-2"), LASH_PENDING, "w-2 is live (not pruned)");
+  is(lash__kv_get(s, NULL, LASH_KV_UNIQUE, "cust-2", 6, &v), 0,
+     "... and keeps its key's entry");
+  tu_check(s, "check clean after pruning unique keys");
+}
+
 int main(void) {
   tu_env e;
   test_backoff();
@@ -338,6 +368,7 @@ int main(void) {
   test_delays(&e);
   test_unique(&e);
   test_reopen(&e);
+  test_unique_prune(&e);
   tu_close(&e);
   return done_testing();
 }

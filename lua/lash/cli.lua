@@ -76,12 +76,13 @@ warnings, --verbose adds every completion, cancellation and suspension.]],
     opts = { id = "string", disposition = "string", ["max-attempts"] = "int", json = "flag",
       ["if-exists"] = "string",
       delay = "duration", at = "string", retry = "string", -- issue 13 (retry)
-      priority = "string", ["concurrency-key"] = "string", ["concurrency-limit"] = "int" },
+      priority = "string", ["concurrency-key"] = "string", ["concurrency-limit"] = "int",
+      ["unique-key"] = "string", ["unique-for"] = "duration" },
     creates = true,
     usage = "start KIND [JSON] [--id ID] [--disposition D] [--max-attempts N] " ..
       "[--delay D] [--at TIME] [--retry N|JSON] " ..
       "[--priority N] [--concurrency-key K] [--concurrency-limit N] " ..
-      "[--if-exists ok] [--json]",
+      "[--unique-key K [--unique-for D]] [--if-exists ok] [--json]",
     summary = "register a process of KIND with input JSON; prints its id",
     help = [[
 JSON is the input (default null). --disposition is one of
@@ -96,7 +97,10 @@ attempts in all (backoff 1s, doubling); --retry '{"max_attempts":5,
 --priority N (an integer, may be negative; default 0): higher is claimed
 first, in creation order within one priority. --concurrency-key K with
 --concurrency-limit N (default 1): at most N processes of key K run at
-once across every worker; the others wait without holding a slot.]],
+once across every worker; the others wait without holding a slot.
+--unique-key K: while a process started with key K is live (or, with
+--unique-for 10m, ended less than that ago), start creates nothing and
+prints that process's id.]],
   },
   retry = { -- issue 13 (retry)
     args = { "ID" }, opts = { json = "flag" },
@@ -662,10 +666,14 @@ function run.start(ctx, pos, opts)
   if opts["concurrency-limit"] ~= nil and opts["concurrency-key"] == nil then
     usage_error("start", "--concurrency-limit needs --concurrency-key (the limit is per key)")
   end
+  if opts["unique-for"] ~= nil and opts["unique-key"] == nil then
+    usage_error("start", "--unique-for needs --unique-key (the window is the key's)")
+  end
   local sopts = { id = opts.id, disposition = opts.disposition,
     max_attempts = opts["max-attempts"], priority = prio,
     concurrency_key = opts["concurrency-key"],
-    concurrency_limit = opts["concurrency-limit"] }
+    concurrency_limit = opts["concurrency-limit"],
+    unique_key = opts["unique-key"], unique_for_ms = opts["unique-for"] }
   start_issue13("start", opts, sopts) -- (retry): --delay, --at, --retry
   local eng = ctx.open(true)
   local id, msg, code = eng:start(kind, input, sopts)
@@ -676,7 +684,9 @@ function run.start(ctx, pos, opts)
   -- This program defines no kind, so a row it just created is still pending:
   -- a terminal one was there before, and nothing was started.
   local r = eng:get(id)
-  if r and TERMINAL[r.status] and opts["if-exists"] ~= "ok" then
+  -- A unique key's holder is the answer asked for, ended or not.
+  local deduped = opts["unique-key"] ~= nil and id ~= opts.id
+  if r and TERMINAL[r.status] and opts["if-exists"] ~= "ok" and not deduped then
     failure("start", id .. ": already " .. r.status ..
       " (nothing started; give another --id, or --if-exists ok)")
   end

@@ -399,7 +399,8 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
   /* Pass 2: tombstones in id order, with consecutive change seqs. */
   for (i = 0; i < c.nents; i++) {
     char id[LASH_ID_MAX + 1], kind[LASH_NAME_MAX], parent[LASH_ID_MAX + 1];
-    size_t plen = 0;
+    char ukey[LASH_ID_MAX + 1];
+    size_t plen = 0, ulen = 0;
     size_t idlen = c.ents[i].len;
     lash__rec r;
     lash_tombstone tomb;
@@ -433,6 +434,11 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
       plen = r.parent.n; /* the children index entry goes with it */
       memcpy(parent, r.parent.p, plen);
     }
+    if (r.unique_key.p != NULL && r.unique_key.n > 0 &&
+        r.unique_key.n <= LASH_ID_MAX) {
+      ulen = r.unique_key.n; /* so does its unique key's entry */
+      memcpy(ukey, r.unique_key.p, ulen);
+    }
     memset(&row, 0, sizeof row);
     row.id = id;
     row.idlen = idlen;
@@ -449,6 +455,8 @@ int lash_prune(lash_store *s, lash_txn *txn, int64_t before_ms, int status,
     t->wrote = 1;
     if (plen > 0 &&
         (rc = lash__child_forget(s, t, parent, plen, id, idlen)) < 0)
+      goto out;
+    if (ulen > 0 && (rc = lash__unique_forget(s, t, ukey, ulen, id, idlen)) < 0)
       goto out;
     if (t->counts[r.status] > 0) t->counts[r.status]--;
     rep.events += nev;

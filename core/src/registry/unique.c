@@ -15,15 +15,15 @@ static int pack_str(msgpack_packer *pk, const char *s, size_t n) {
   return msgpack_pack_str_body(pk, s, n);
 }
 
-int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
-                        size_t keylen, int64_t now, lash__rec *holder) {
-  char id[LASH_ID_MAX + 1];
+/* The row id in the entry of key (into id: idn bytes and a NUL): 0, 1
+ * no entry, or an error. */
+static int entry_id(lash_store *s, lash_txn *t, const char *key, size_t keylen,
+                    char *id, size_t *idn) {
   const msgpack_object *v;
   msgpack_object o;
   lash_bytes val;
-  size_t idn;
   int rc = lash__kv_get(s, t, LASH_KV_UNIQUE, key, keylen, &val);
-  if (rc == LASH_ENOENT) return 0;
+  if (rc == LASH_ENOENT) return 1;
   if (rc < 0) return rc;
   if (lash__mp_unpack(val.data, val.len, &s->zone, &o) < 0 ||
       (v = lash__mp_map_get(&o, "id")) == NULL ||
@@ -34,10 +34,19 @@ int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
                       "the side table's entry of unique key %.*s is damaged",
                       (int)keylen, key);
   }
-  idn = v->via.str.size;
-  memcpy(id, v->via.str.ptr, idn);
-  id[idn] = '\0';
+  *idn = v->via.str.size;
+  memcpy(id, v->via.str.ptr, *idn);
+  id[*idn] = '\0';
   msgpack_zone_clear(&s->zone);
+  return 0;
+}
+
+int lash__unique_holder(lash_store *s, lash_txn *t, const char *key,
+                        size_t keylen, int64_t now, lash__rec *holder) {
+  char id[LASH_ID_MAX + 1];
+  size_t idn = 0;
+  int rc = entry_id(s, t, key, keylen, id, &idn);
+  if (rc != 0) return rc == 1 ? 0 : rc;
   rc = lash__rec_lookup(s, t, t->bt, id, idn, holder);
   if (rc < 0) return rc;
   if (rc == 1) return 0; /* gone (pruned): free */
@@ -60,4 +69,14 @@ int lash__unique_take(lash_store *s, lash_txn *t, const char *key,
                       (int)keylen, key);
   return lash__kv_put(s, t, LASH_KV_UNIQUE, key, keylen, s->pbuf[1].p,
                       s->pbuf[1].len);
+}
+
+int lash__unique_forget(lash_store *s, lash_txn *t, const char *key,
+                        size_t keylen, const char *id, size_t idlen) {
+  char held[LASH_ID_MAX + 1];
+  size_t hn = 0;
+  int rc = entry_id(s, t, key, keylen, held, &hn);
+  if (rc != 0) return rc == 1 ? 0 : rc;
+  if (hn != idlen || memcmp(held, id, idlen) != 0) return 0; /* taken over */
+  return lash__kv_put(s, t, LASH_KV_UNIQUE, key, keylen, NULL, 0);
 }
