@@ -349,6 +349,7 @@ void llash_pushstats(lua_State *L, const lash_stats *s,
   llash_setint(L, "change_seq", (lua_Integer)s->change_seq);
   llash_setint(L, "bytes_used", (lua_Integer)s->bytes_used);
   llash_setint(L, "bytes_available", (lua_Integer)s->bytes_available);
+  llash_setint(L, "bytes_data", (lua_Integer)s->bytes_data);
   if (s->no_lock) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "no_lock");

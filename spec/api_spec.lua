@@ -993,6 +993,22 @@ return {
       assert.are.equal(1, s2.pending)
       assert.is_true(s2.change_seq > s1.change_seq)
     end)
+
+    it("bytes_data counts the pages holding data: it grows with rows, below bytes_used", function()
+      local eng = h.open(nil, { eager_start = false })
+      local s0 = eng:stats()
+      assert.are.equal("integer", math.type(s0.bytes_data))
+      assert.is_true(s0.bytes_data > 0)
+      assert.is_true(s0.bytes_data <= s0.bytes_used or h.pg, "bytes_data beyond bytes_used")
+      eng:batch(function()
+        for i = 1, 2000 do assert(eng:start("k", { i = i, pad = ("x"):rep(200) })) end
+      end)
+      local s1 = eng:stats()
+      -- 2000 inputs of 200+ bytes each: at least 400 kB more data
+      assert.is_true(s1.bytes_data - s0.bytes_data >= 400000,
+        ("bytes_data %d -> %d"):format(s0.bytes_data, s1.bytes_data))
+      assert.is_true(s1.bytes_data <= s1.bytes_used or h.pg)
+    end)
   end)
 
   describe("payloads that cannot be stored", function()

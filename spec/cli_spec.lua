@@ -221,6 +221,8 @@ describe("lash executable", function()
       assert.are.equal(0, code)
       assert.matches("pending%s+1\n", out)
       assert.matches("change_seq%s+%d+\n", out)
+      assert.matches("bytes_per_row%s+%d+\n", out)
+      assert.are.equal(s.bytes_data // s.total, s.bytes_per_row)
     end)
 
     it("check passes on a sound store (text and --json)", function()

@@ -31,6 +31,12 @@ end
 local secs = (t1 - t0) / 1e6
 C.note("drained %d in %.3f s", N, secs)
 print(("engine drain  N=%d  full  %.0f processes/s  (target >= 30000)"):format(N, N / secs))
+-- What a completed no-op row costs on disk: the pages holding data (its
+-- record, events, lease, index entries; not the free pages) over the rows.
+if (st.bytes_data or 0) > 0 then
+  print(("engine bytes per completed no-op row  %.0f bytes  (data pages %d / %d rows)")
+    :format(st.bytes_data / N, st.bytes_data, N))
+end
 -- While a write transaction runs, every other writer of the store waits
 -- (LMDB's one writer lock): the longest one of this drain.
 print(("engine longest write transaction  %.2f ms  (drain N=%d)")

@@ -906,6 +906,9 @@ typedef struct lash_stats {
                                 cannot write went without the reader lock:
                                 reads are not protected from a writer
                                 running meanwhile (lash_store_opts) */
+  uint64_t bytes_data; /* bytes of the pages holding data now (bytes_used
+                          less the free pages; PostgreSQL: the relations'
+                          sizes); divided by total: bytes per row */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);

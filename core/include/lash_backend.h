@@ -250,6 +250,8 @@ typedef struct lash_bstats {
   int no_lock; /* opened read-only without the backend's reader lock (a
                   store this user can read but not write): a writer
                   running meanwhile is not kept from what a read walks */
+  uint64_t bytes_data; /* bytes of the pages that hold data now (free
+                          pages not counted); 0: not known */
 } lash_bstats;
 
 /* ------------------------------------------------------------ the table */

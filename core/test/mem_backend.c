@@ -726,6 +726,7 @@ static int mem_stats(lash_backend *b, lash_btxn *x, lash_bstats *out) {
   mstore *s = (mstore *)b;
   out->tombstones = x->t[T_TOMBS]->n;
   out->bytes_used = x->bytes;
+  out->bytes_data = x->bytes;
   out->bytes_available = s->opts.max_bytes - x->bytes;
   return 0;
 }

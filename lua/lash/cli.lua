@@ -1159,12 +1159,16 @@ end
 local STAT_ORDER = {}
 for _, k in ipairs(STATUSES) do STAT_ORDER[#STAT_ORDER + 1] = k end
 for _, k in ipairs { "live", "suspended", "total", "tombstones", "change_seq", "bytes_used",
-  "bytes_available" } do
+  "bytes_available", "bytes_data", "bytes_per_row" } do
   STAT_ORDER[#STAT_ORDER + 1] = k
 end
 
 function run.stats(ctx, _, opts)
   local s = read_store(ctx, "stats", "stats")
+  -- The pages holding data (not the free ones) per row, tombstones not counted.
+  if (s.bytes_data or 0) > 0 and (s.total or 0) > 0 then
+    s.bytes_per_row = s.bytes_data // s.total
+  end
   if opts.json then
     say(format.json(s))
     return

@@ -557,6 +557,21 @@ static int env_stats(lash_backend *b, lash_btxn *t, lash_bstats *out) {
     out->bytes_available = room > out->bytes_used ? room - out->bytes_used : 0;
   }
   out->no_lock = s->no_lock;
+  /* The pages of every sub-database (and the main one naming them). */
+  out->bytes_data =
+      ((uint64_t)st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+      st.ms_psize;
+  {
+    int i;
+    for (i = 0; i < LMDB__DB_COUNT; i++) {
+      MDB_stat ds;
+      if ((mrc = mdb_stat(t->mt, s->dbi[i], &ds)) != 0)
+        return lmdb__fail(s, mrc, "reading sub-database statistics");
+      out->bytes_data += ((uint64_t)ds.ms_branch_pages + ds.ms_leaf_pages +
+                          ds.ms_overflow_pages) *
+                         ds.ms_psize;
+    }
+  }
   return 0;
 }
 

@@ -277,6 +277,7 @@ int pg__stats(lash_backend *b, lash_btxn *t, lash_bstats *out) {
   if (rc < 0) return rc;
   out->tombstones = pg__u64(r, 0, 0);
   out->bytes_used = pg__u64(r, 0, 1);
+  out->bytes_data = out->bytes_used; /* the relations' sizes */
   out->bytes_available = UINT64_C(1) << 40; /* the server's disk decides */
   PQclear(r);
   return 0;

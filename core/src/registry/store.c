@@ -364,6 +364,7 @@ int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out) {
   if ((rc = s->b->m->stats(s->b, bt, &bs)) < 0) goto out;
   out->tombstones = bs.tombstones;
   out->bytes_used = bs.bytes_used;
+  out->bytes_data = bs.bytes_data;
   out->bytes_available = bs.bytes_available;
   out->no_lock = bs.no_lock;
   out->longest_write_us = (uint64_t)s->longest_write_us;
