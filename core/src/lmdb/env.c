@@ -277,10 +277,15 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
   if ((rc = env_make(s, opts)) < 0) goto out;
   flags = MDB_NOTLS;
   if (opts->read_only) flags |= MDB_RDONLY;
-  if (opts->durability == LASH_DURABILITY_NOMETA)
+  /* Full durability flushes the meta page after the commit, outside the
+   * writer lock (env_commit): the next writer of another process need not
+   * wait for that second flush. */
+  if (opts->durability == LASH_DURABILITY_NOMETA ||
+      (opts->durability == LASH_DURABILITY_FULL && !opts->read_only))
     flags |= MDB_NOMETASYNC;
   else if (opts->durability == LASH_DURABILITY_NONE)
     flags |= MDB_NOSYNC;
+  s->sync_meta = opts->durability == LASH_DURABILITY_FULL && !opts->read_only;
   mrc = mdb_env_open(s->env, dir, flags, 0600);
   if (mrc == EACCES && opts->read_only) {
     /* A store this user may read but not write: the lock file cannot be
@@ -493,6 +498,7 @@ static int env_commit(lash_backend *b, lash_btxn *t) {
   lmdb__store *s = LMDB__S(b);
   int mrc = mdb_txn_commit(t->mt);
   t->mt = NULL;
+  if (mrc == 0 && s->sync_meta) mrc = mdb_env_sync(s->env, 1);
   if (mrc == 0) return 0;
   return lmdb__fail(s, mrc, "committing");
 }
