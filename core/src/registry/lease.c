@@ -270,8 +270,36 @@ void lash_owner_release(lash_store *s) {
 int lash_owner_alive(lash_store *s, const char *owner,
                      const char *incarnation) {
   const lash_backend_methods *m = s != NULL ? owner_methods(s) : NULL;
+  size_t i, on, in;
+  int alive, cache;
   if (m == NULL || m->owner_alive == NULL || owner == NULL ||
       incarnation == NULL || owner[0] == '\0' || incarnation[0] == '\0')
     return -1;
-  return m->owner_alive(s->b, owner, incarnation);
+  on = strlen(owner);
+  in = strlen(incarnation);
+  lash__lock(s);
+  /* Inside a write transaction the answer holds for its rest: its claims
+   * see one moment of the owners (a later one probes again). */
+  cache = (s->own.active || s->batch.active) && on <= LASH_NAME_MAX &&
+          in <= LASH_NAME_MAX;
+  for (i = 0; cache && i < s->nalive; i++)
+    if (strcmp(s->alive[i].owner, owner) == 0 &&
+        strcmp(s->alive[i].incarnation, incarnation) == 0) {
+      alive = s->alive[i].alive;
+      lash__unlock(s);
+      return alive;
+    }
+  alive = m->owner_alive(s->b, owner, incarnation);
+  if (cache) {
+    size_t n = sizeof s->alive / sizeof s->alive[0];
+    if (s->nalive < n)
+      i = s->nalive++;
+    else
+      i = s->alive_next++ % n;
+    memcpy(s->alive[i].owner, owner, on + 1);
+    memcpy(s->alive[i].incarnation, incarnation, in + 1);
+    s->alive[i].alive = alive;
+  }
+  lash__unlock(s);
+  return alive;
 }

@@ -445,6 +445,15 @@ struct lash_store {
    * the common path (one thread). */
   pthread_mutex_t mu;
   int mu_depth; /* lock depth of the holder (only the holder reads it) */
+  /* Owner liveness answers of the write transaction in progress (lease.c):
+   * a claim page meeting many rows of one live owner probes it once.
+   * Emptied when a write transaction opens. */
+  struct {
+    char owner[LASH_NAME_MAX + 1];
+    char incarnation[LASH_NAME_MAX + 1];
+    int alive;
+  } alive[8];
+  size_t nalive, alive_next;
 };
 
 /* ------------------------------------------------------------ errors */

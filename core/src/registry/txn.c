@@ -405,6 +405,7 @@ static int txn_open(lash_store *s, lash_txn *t) {
   }
   t->active = 1;
   t->began_us = mono_us();
+  s->nalive = 0; /* liveness is asked afresh in each transaction */
   return 0;
 }
 
