@@ -94,6 +94,26 @@ static uint64_t seed64(void) {
                       ((uint64_t)getpid() << 40));
 }
 
+/* The pid, asked once per process (getpid is a system call, and a claim
+ * mints a token): a fork's child asks again. */
+static int tok_pid; /* 0: not asked since the process began or forked */
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+static void tok_forked(void) {
+  __atomic_store_n(&tok_pid, 0, __ATOMIC_RELAXED);
+}
+static void tok_init(void) {
+  (void)pthread_atfork(NULL, NULL, tok_forked);
+}
+static uint64_t tok_pid_now(void) {
+  int p;
+  pthread_once(&tok_once, tok_init);
+  if ((p = __atomic_load_n(&tok_pid, __ATOMIC_RELAXED)) == 0) {
+    p = (int)getpid();
+    __atomic_store_n(&tok_pid, p, __ATOMIC_RELAXED);
+  }
+  return (uint64_t)(unsigned)p;
+}
+
 /* A random non-zero token: the seed (random once per store), a counter,
  * the pid and the time, mixed, so two stores or processes never agree. */
 uint64_t lash__token(lash_store *s) {
@@ -101,7 +121,7 @@ uint64_t lash__token(lash_store *s) {
   uint64_t t;
   clock_gettime(CLOCK_REALTIME, &ts);
   t = mix64(s->tok_seed ^ mix64(++s->tok_ctr) ^
-            mix64(((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^
+            mix64((tok_pid_now() << 32) ^ (uint64_t)ts.tv_nsec ^
                   (uint64_t)ts.tv_sec));
   return t != 0 ? t : 1;
 }
