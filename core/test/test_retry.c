@@ -9,8 +9,9 @@
  * key held by a live row (or one ended within unique_for_ms) gives that
  * row; bad input writes nothing; lash_check stays clean, a reopen keeps it
  * all. */
+#include "testutil.h" /* first: its _GNU_SOURCE (nftw) */
+
 #include "registry/registry-int.h" /* the side table (lash__kv_get) */
-#include "testutil.h"
 
 #define TTL 30000
 
