@@ -61,6 +61,8 @@ typedef struct pg__store {
   int read_only;
   int no_kv;        /* (kv) read-only, and the schema has no side table */
   int async_commit; /* durability none/nometa */
+  int idle_ms;      /* a write idle this long is ended by the server (its
+                       idle_in_transaction_session_timeout); 0: never */
   PGconn *w;        /* transactions */
   PGconn *l;        /* LISTEN + change_seq */
   /* ---- owner liveness (owners.c, kv) ---- */
