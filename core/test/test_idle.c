@@ -6,7 +6,8 @@
  * stopped there (SIGSTOP). The parent's write completes within a bounded
  * time all the same (the server ends the idle write and frees its lock);
  * after SIGCONT the child's commit is LASH_EIO, nothing of it was written,
- * and its handle writes again (it reconnects). A held batch
+ * and its handle writes again (it reconnects). An engine's writes take
+ * the limit from its lease TTL (the 2 s floor here). A held batch
  * (lash_txn_begin_held: eng:batch) idle for longer than the limit still
  * commits, and so does a write of a store opened with write_idle_ms < 0.
  *
@@ -32,6 +33,17 @@ static void sleep_ms(int64_t ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }
+
+/* LMDB and the mem backend: one skip line, and return. */
+#define SKIP_UNLESS_PG()                                                       \
+  do {                                                                         \
+    if (!TU_PG) {                                                              \
+      printf("ok %d # skip on the " TU_BACKEND                                 \
+             " backend: PostgreSQL ends idle writes\n",                        \
+             ++tap_n_);                                                        \
+      return;                                                                  \
+    }                                                                          \
+  } while (0)
 
 static pid_t child_pid = -1;
 
@@ -79,54 +91,73 @@ static void stopped_writer(const char *target, const lash_store_opts *opts,
   _exit(0);
 }
 
-static void test_stopped_writer(tu_env *e) {
-  lash_store *s = e->s;
-  int ready[2], out[2], st = 0, crc = 0, rrc = 0, wrc = 0, n = 0, at = 0;
-  char c, line[700] = "";
-  const char *msg = NULL;
-  int64_t t0, took;
-  ssize_t got;
-  if (!TU_PG) {
-    printf("ok %d # skip on the " TU_BACKEND
-           " backend: PostgreSQL ends idle writes\n",
-           ++tap_n_);
-    return;
-  }
+/* A child that writes 1 byte on ready once it is inside its write, stops
+ * itself there, and reports on out when it goes on. */
+typedef void (*child_fn)(const char *target, const lash_store_opts *opts,
+                         int ready, int out);
+
+/* Forks @p fn and waits until it is stopped inside its write: the read end
+ * of its report. */
+static int fork_stopped(tu_env *e, child_fn fn, const char *what) {
+  int ready[2], out[2], st = 0;
+  char c;
   ok(pipe(ready) == 0 && pipe(out) == 0, "pipes");
   fflush(stdout);
   if ((child_pid = fork()) == 0) {
     close(ready[0]);
     close(out[0]);
-    stopped_writer(lash_store_path(s), &e->opts, ready[1], out[1]);
+    fn(lash_store_path(e->s), &e->opts, ready[1], out[1]);
   }
   close(ready[1]);
   close(out[1]);
-  ok(read(ready[0], &c, 1) == 1, "the child wrote inside its transaction");
+  ok(read(ready[0], &c, 1) == 1, "%s wrote inside its write", what);
+  close(ready[0]);
   ok(waitpid(child_pid, &st, WUNTRACED) == child_pid && WIFSTOPPED(st),
      "... and is stopped there (SIGSTOP)");
+  return out[0];
+}
 
+/* The parent's write of @p id behind the stopped child ends, in time. */
+static void write_behind(lash_store *s, const char *id, const char *bound) {
+  int64_t t0, took;
   signal(SIGALRM, on_alarm);
   alarm(30);
   t0 = mono_ms();
-  is_rc(s, tu_reg(s, "parent-1", "k", LASH_RERUNNABLE, 0), 0,
+  is_rc(s, tu_reg(s, id, "k", LASH_RERUNNABLE, 0), 0,
         "the parent's write completes all the same");
   took = mono_ms() - t0;
   alarm(0);
-  ok(took < BOUND_MS, "... within %d ms (took %lld ms; the limit is %d ms)",
-     BOUND_MS, (long long)took, IDLE_MS);
-  is(tu_status(s, "child-1"), LASH_ENOENT,
-     "the stopped child's write is not in the store");
+  ok(took < BOUND_MS, "... within %d ms, %s (took %lld ms)", BOUND_MS, bound,
+     (long long)took);
+}
 
+/* SIGCONT; the child's report into @p line; its exit. */
+static void cont_child(int out, char *line, size_t cap) {
+  size_t n = 0;
+  ssize_t got;
+  int st = 0;
   kill(child_pid, SIGCONT);
-  while ((got = read(out[0], line + n, sizeof line - 1 - (size_t)n)) > 0)
-    n += (int)got;
+  while (n + 1 < cap && (got = read(out, line + n, cap - 1 - n)) > 0)
+    n += (size_t)got;
   line[n] = '\0';
-  close(out[0]);
-  close(ready[0]);
+  close(out);
   ok(waitpid(child_pid, &st, 0) == child_pid && WIFEXITED(st) &&
          WEXITSTATUS(st) == 0,
      "the child went on and exited");
   child_pid = -1;
+}
+
+static void test_stopped_writer(tu_env *e) {
+  lash_store *s = e->s;
+  int out, crc = 0, rrc = 0, wrc = 0, at = 0;
+  char line[700] = "";
+  const char *msg = NULL;
+  SKIP_UNLESS_PG();
+  out = fork_stopped(e, stopped_writer, "the child");
+  write_behind(s, "parent-1", "the limit is 1000 ms");
+  is(tu_status(s, "child-1"), LASH_ENOENT,
+     "the stopped child's write is not in the store");
+  cont_child(out, line, sizeof line);
   if (sscanf(line, "%d %d %d %n", &crc, &rrc, &wrc, &at) == 3) msg = line + at;
   is(crc, LASH_EIO, "after SIGCONT its commit is LASH_EIO, not a commit");
   ok(msg != NULL && tu_has(msg, "idle"),
@@ -139,18 +170,64 @@ static void test_stopped_writer(tu_env *e) {
   tu_check(s, "lash_check is clean");
 }
 
+/* The engine's writes take their limit from the lease TTL: a child's
+ * engine (TTL 300 ms: the limit is the 2 s floor) is stopped inside the
+ * write of a lash_engine_write_sync. */
+static int stop_inside(lash_store *s, lash_txn *t, void *ud) {
+  lash_def d = tu_def("eng-1", "k", LASH_RERUNNABLE, 0);
+  lash_record r;
+  int rc = lash_register(s, t, &d, NULL, NULL);
+  memset(&r, 0, sizeof r);
+  if (rc == 0) rc = lash_get(s, t, "eng-1", &r, NULL);
+  lash_record_free(&r);
+  if (write(*(int *)ud, "w", 1) != 1) _exit(6);
+  raise(SIGSTOP);
+  return rc;
+}
+
+static void stopped_engine(const char *target, const lash_store_opts *opts,
+                           int ready, int out) {
+  lash_engine_opts o;
+  lash_engine *e = NULL;
+  const char *msg = "";
+  char err[512], line[700];
+  int rc, src;
+  (void)opts; /* the engine's own: write_idle_ms from its TTL */
+  lash_engine_opts_init(&o);
+  o.owner = "stopped";
+  o.lease_ttl_ms = 300;
+  o.renew_ms = 100;
+  if (lash_engine_open(target, &o, &e, err, sizeof err) != 0) _exit(2);
+  rc = lash_engine_write_sync(e, stop_inside, &ready);
+  src = lash_engine_storage_error(e, &msg);
+  snprintf(line, sizeof line, "%d %d %s", rc, src, msg);
+  if (write(out, line, strlen(line)) < 0) _exit(7);
+  lash_engine_close(e);
+  _exit(0);
+}
+
+static void test_stopped_engine(tu_env *e) {
+  lash_store *s = e->s;
+  int out, rc = 0, src = 0, at = 0;
+  char line[700] = "";
+  SKIP_UNLESS_PG();
+  out = fork_stopped(e, stopped_engine, "the child's engine");
+  write_behind(s, "parent-2", "not the 30 s of a plain store");
+  cont_child(out, line, sizeof line);
+  if (sscanf(line, "%d %d %n", &rc, &src, &at) != 2) at = 0;
+  is(rc, LASH_EIO, "its write_sync is LASH_EIO");
+  is(src, LASH_EIO, "... the engine's storage error (the worker exits)");
+  ok(tu_has(line + at, "idle"), "... naming the idle limit: %s", line + at);
+  is(tu_status(s, "eng-1"), LASH_ENOENT, "nothing of its write is there");
+}
+
 /* A held batch (eng:batch) idle for longer than the limit commits. */
 static void test_held_batch(tu_env *e) {
   lash_store *s = e->s;
   lash_txn *t = NULL;
   lash_def d = tu_def("held-1", "k", LASH_RERUNNABLE, 0);
   lash_record r;
-  if (!TU_PG) {
-    printf("ok %d # skip on the " TU_BACKEND
-           " backend: PostgreSQL ends idle writes\n",
-           ++tap_n_);
-    return;
-  }
+  SKIP_UNLESS_PG();
   is_rc(s, lash_txn_begin_held(s, &t), 0, "a held batch begins");
   is_rc(s, lash_register(s, t, &d, NULL, NULL), 0, "it writes held-1");
   memset(&r, 0, sizeof r);
@@ -185,12 +262,7 @@ static void test_never(tu_env *e) {
   lash_txn *t = NULL;
   lash_def d = tu_def("never-1", "k", LASH_RERUNNABLE, 0);
   char err[512];
-  if (!TU_PG) {
-    printf("ok %d # skip on the " TU_BACKEND
-           " backend: PostgreSQL ends idle writes\n",
-           ++tap_n_);
-    return;
-  }
+  SKIP_UNLESS_PG();
   o.write_idle_ms = -1;
   ok(lash_store_open(lash_store_path(e->s), &o, &s2, err, sizeof err) == 0,
      "a handle with write_idle_ms -1");
@@ -209,6 +281,7 @@ int main(void) {
   o.write_idle_ms = IDLE_MS;
   tu_open(&e, &o);
   test_stopped_writer(&e);
+  test_stopped_engine(&e);
   test_held_batch(&e);
   test_never(&e);
   tu_close(&e);

@@ -208,9 +208,11 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing) {
         "store %s: lost the connection to PostgreSQL while %s (%s)%s; "
         "nothing of this transaction was written, lash reconnects",
         s->name, doing, msg,
-        strstr(msg, "idle-in-transaction") != NULL
+        strstr(msg, "idle-in-transaction") != NULL ||
+                (c == s->w && s->in_write && s->cur_idle_ms > 0 &&
+                 s->w_gap >= s->cur_idle_ms)
             ? ": the write sat idle for longer than write_idle_ms (was its "
-              "process stopped?)"
+              "process stopped?), and the server ended it"
             : "");
   }
   if (state != NULL && strcmp(state, "53100") == 0) rc = LASH_EFULL;
@@ -226,7 +228,9 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
              PGresult **res) {
   PGresult *r;
   ExecStatusType st;
+  if (c == s->w) s->w_gap = pg__mono_ms() - s->w_last;
   r = PQexec(c, sql);
+  if (c == s->w) s->w_last = pg__mono_ms();
   st = PQresultStatus(r);
   *res = NULL;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {

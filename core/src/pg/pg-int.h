@@ -63,6 +63,9 @@ typedef struct pg__store {
   int async_commit; /* durability none/nometa */
   int idle_ms;      /* a write idle this long is ended by the server (its
                        idle_in_transaction_session_timeout); 0: never */
+  int cur_idle_ms;  /* the open write's limit (0: none, or held) */
+  int64_t w_last;   /* monotonic ms: w's last round trip ended */
+  int64_t w_gap;    /* ms w sat idle before the round trip under way */
   PGconn *w;        /* transactions */
   PGconn *l;        /* LISTEN + change_seq */
   /* ---- owner liveness (owners.c, kv) ---- */

@@ -104,11 +104,12 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
    * it) is ended by the server, so that its lock on the meta row does not
    * keep every other writer waiting: not one its caller holds open across
    * code of its own (b->held: eng:batch). */
-  if (s->idle_ms > 0 && !b->held)
+  s->cur_idle_ms = b->held ? 0 : s->idle_ms;
+  if (s->cur_idle_ms > 0)
     snprintf(begin, sizeof begin,
              "BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d; "
              "EXECUTE lash_meta_lock",
-             s->idle_ms);
+             s->cur_idle_ms);
   else
     snprintf(begin, sizeof begin, "BEGIN; EXECUTE lash_meta_lock");
   rc = pg__run(s, begin, "beginning a write", &r);
