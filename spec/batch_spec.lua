@@ -63,7 +63,7 @@ describe("eng:batch", function()
   end)
 
   -- On PostgreSQL the server ends a write idle for longer than the lease TTL
-  -- (at least 2 s), so that a worker stopped inside one cannot hold the
+  -- less two renewals (at least 2 s), so that a worker stopped inside one cannot hold the
   -- store; a batch is exempt: its Lua runs between its statements.
   it("commits although fn runs for longer than a write may sit idle", function()
     local eng = h.open(nil, { lease_ttl_ms = 300, renew_ms = 100 })

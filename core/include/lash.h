@@ -218,8 +218,9 @@ typedef struct lash_store_opts {
                             and reconnects. PostgreSQL only (its
                             idle_in_transaction_session_timeout; LMDB's writer
                             holds its lock while its process lives). 0 =
-                            30000 (lash_engine_open: the lease TTL, at least
-                            2000), < 0 = never. A batch of
+                            30000 (lash_engine_open: lease_ttl_ms - 2 *
+                            renew_ms, at least 2000: the other owners'
+                            leases outlive the wait), < 0 = never. A batch of
                             lash_txn_begin_held is never ended. */
 } lash_store_opts;
 

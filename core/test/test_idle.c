@@ -7,7 +7,8 @@
  * time all the same (the server ends the idle write and frees its lock);
  * after SIGCONT the child's commit is LASH_EIO, nothing of it was written,
  * and its handle writes again (it reconnects). An engine's writes take
- * the limit from its lease TTL (the 2 s floor here). A held batch
+ * the limit from their lease TTL (TTL - 2 * renew_ms, at least 2 s: both
+ * cases). A held batch
  * (lash_txn_begin_held: eng:batch) idle for longer than the limit still
  * commits, and so does a write of a store opened with write_idle_ms < 0.
  *
@@ -118,7 +119,7 @@ static int fork_stopped(tu_env *e, child_fn fn, const char *what) {
 }
 
 /* The parent's write of @p id behind the stopped child ends, in time. */
-static void write_behind(lash_store *s, const char *id, const char *bound) {
+static int64_t write_behind(lash_store *s, const char *id, const char *bound) {
   int64_t t0, took;
   signal(SIGALRM, on_alarm);
   alarm(30);
@@ -129,6 +130,7 @@ static void write_behind(lash_store *s, const char *id, const char *bound) {
   alarm(0);
   ok(took < BOUND_MS, "... within %d ms, %s (took %lld ms)", BOUND_MS, bound,
      (long long)took);
+  return took;
 }
 
 /* SIGCONT; the child's report into @p line; its exit. */
@@ -170,9 +172,11 @@ static void test_stopped_writer(tu_env *e) {
   tu_check(s, "lash_check is clean");
 }
 
-/* The engine's writes take their limit from the lease TTL: a child's
- * engine (TTL 300 ms: the limit is the 2 s floor) is stopped inside the
- * write of a lash_engine_write_sync. */
+/* The engine's writes take their limit from the lease TTL: TTL - 2 *
+ * renew_ms, at least 2 s. A child's engine is stopped inside the write of
+ * a lash_engine_write_sync. */
+static int64_t child_ttl, child_renew;
+
 static int stop_inside(lash_store *s, lash_txn *t, void *ud) {
   lash_def d = tu_def("eng-1", "k", LASH_RERUNNABLE, 0);
   lash_record r;
@@ -195,8 +199,8 @@ static void stopped_engine(const char *target, const lash_store_opts *opts,
   (void)opts; /* the engine's own: write_idle_ms from its TTL */
   lash_engine_opts_init(&o);
   o.owner = "stopped";
-  o.lease_ttl_ms = 300;
-  o.renew_ms = 100;
+  o.lease_ttl_ms = child_ttl;
+  o.renew_ms = child_renew;
   if (lash_engine_open(target, &o, &e, err, sizeof err) != 0) _exit(2);
   rc = lash_engine_write_sync(e, stop_inside, &ready);
   src = lash_engine_storage_error(e, &msg);
@@ -206,13 +210,25 @@ static void stopped_engine(const char *target, const lash_store_opts *opts,
   _exit(0);
 }
 
-static void test_stopped_engine(tu_env *e) {
+static void test_stopped_engine(tu_env *e, int64_t ttl, int64_t renew,
+                                const char *id) {
   lash_store *s = e->s;
   int out, rc = 0, src = 0, at = 0;
-  char line[700] = "";
+  int64_t limit = ttl - 2 * renew < 2000 ? 2000 : ttl - 2 * renew, took;
+  char line[700] = "", what[64];
   SKIP_UNLESS_PG();
-  out = fork_stopped(e, stopped_engine, "the child's engine");
-  write_behind(s, "parent-2", "not the 30 s of a plain store");
+  child_ttl = ttl;
+  child_renew = renew;
+  snprintf(what, sizeof what, "the child's engine (TTL %lld ms)",
+           (long long)ttl);
+  out = fork_stopped(e, stopped_engine, what);
+  took = write_behind(s, id, "not the 30 s of a plain store");
+  /* not before the server ended the child's write: limit ms after the
+   * child's last statement, which came before it said it was ready */
+  ok(took >= limit - 500,
+     "... and not before the engine's limit (%lld ms) neared: the limit is "
+     "the TTL less two renewals, at least 2 s",
+     (long long)limit);
   cont_child(out, line, sizeof line);
   if (sscanf(line, "%d %d %n", &rc, &src, &at) != 2) at = 0;
   is(rc, LASH_EIO, "its write_sync is LASH_EIO");
@@ -281,7 +297,8 @@ int main(void) {
   o.write_idle_ms = IDLE_MS;
   tu_open(&e, &o);
   test_stopped_writer(&e);
-  test_stopped_engine(&e);
+  test_stopped_engine(&e, 300, 100, "parent-2");   /* the floor: 2 s */
+  test_stopped_engine(&e, 6000, 1000, "parent-3"); /* 6000 - 2000: 4 s */
   test_held_batch(&e);
   test_never(&e);
   tu_close(&e);

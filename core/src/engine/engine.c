@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define BATCH 1024
-#define LASH__WRITE_IDLE_MIN_MS 2000 /* the least write_idle_ms from a TTL */
+#define LASH__WRITE_IDLE_MIN_MS 2000 /* an engine's least write_idle_ms */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -287,12 +287,14 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
     lash_engine_opts_init(&o);
   apply_defaults(&o);
   if ((rc = check_opts(&o, err, errlen)) < 0) return rc;
-  /* A write idle for longer than the lease TTL is an owner's whose leases
-   * have lapsed anyway; the floor spares a live writer slowed by its host. */
-  if (o.store.write_idle_ms == 0)
-    o.store.write_idle_ms = o.lease_ttl_ms > LASH__WRITE_IDLE_MIN_MS
-                                ? o.lease_ttl_ms
-                                : LASH__WRITE_IDLE_MIN_MS;
+  /* While a stopped writer holds the store, no other owner renews: ended
+   * after TTL - 2 renewals, their leases keep one renewal of slack; the
+   * floor spares a live writer that its host slowed down. */
+  if (o.store.write_idle_ms == 0) {
+    int64_t idle = o.lease_ttl_ms - 2 * o.renew_ms;
+    o.store.write_idle_ms =
+        idle > LASH__WRITE_IDLE_MIN_MS ? idle : LASH__WRITE_IDLE_MIN_MS;
+  }
 
   if ((e = calloc(1, sizeof *e)) == NULL) {
     set_err(err, errlen, "out of memory opening the engine on %s", dir);
