@@ -219,8 +219,10 @@ typedef struct lash_store_opts {
                             idle_in_transaction_session_timeout; LMDB's writer
                             holds its lock while its process lives). 0 =
                             30000 (lash_engine_open: lease_ttl_ms - 2 *
-                            renew_ms, at least 2000: the other owners'
-                            leases outlive the wait), < 0 = never. A batch of
+                            renew_ms, at least 5000: the other owners'
+                            leases outlive the wait, a network cut the
+                            sessions survive (tcp_user_timeout 5 s) is
+                            survived here too), < 0 = never. A batch of
                             lash_txn_begin_held is never ended. */
 } lash_store_opts;
 

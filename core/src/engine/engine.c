@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #define BATCH 1024
-#define LASH__WRITE_IDLE_MIN_MS 2000 /* an engine's least write_idle_ms */
+/* An engine's least write_idle_ms: the sessions' bound on a lost network
+ * (pg: tcp_user_timeout 5 s), so a cut they survive a write survives too. */
+#define LASH__WRITE_IDLE_MIN_MS 5000
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -289,7 +291,7 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
   if ((rc = check_opts(&o, err, errlen)) < 0) return rc;
   /* While a stopped writer holds the store, no other owner renews: ended
    * after TTL - 2 renewals, their leases keep one renewal of slack; the
-   * floor spares a live writer that its host slowed down. */
+   * floor spares a live writer that its host or its network slowed down. */
   if (o.store.write_idle_ms == 0) {
     int64_t idle = o.lease_ttl_ms - 2 * o.renew_ms;
     o.store.write_idle_ms =
