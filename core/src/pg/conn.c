@@ -228,9 +228,12 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
              PGresult **res) {
   PGresult *r;
   ExecStatusType st;
-  if (c == s->w) s->w_gap = pg__mono_ms() - s->w_last;
   r = PQexec(c, sql);
-  if (c == s->w) s->w_last = pg__mono_ms();
+  if (c == s->w) { /* a stop between two statements, or inside this one */
+    int64_t now = pg__mono_ms();
+    s->w_gap = now - s->w_last;
+    s->w_last = now;
+  }
   st = PQresultStatus(r);
   *res = NULL;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {

@@ -65,7 +65,7 @@ typedef struct pg__store {
                        idle_in_transaction_session_timeout); 0: never */
   int cur_idle_ms;  /* the open write's limit (0: none, or held) */
   int64_t w_last;   /* monotonic ms: w's last round trip ended */
-  int64_t w_gap;    /* ms w sat idle before the round trip under way */
+  int64_t w_gap;    /* ms from w's round trip before the last to its end */
   PGconn *w;        /* transactions */
   PGconn *l;        /* LISTEN + change_seq */
   /* ---- owner liveness (owners.c, kv) ---- */
