@@ -62,6 +62,20 @@ describe("eng:batch", function()
     assert.are.same({ status = "completed", value = 2 }, eng:await(id, { timeout_ms = 5000 }))
   end)
 
+  -- On PostgreSQL the server ends a write idle for longer than the lease TTL
+  -- less two renewals (at least 5 s), so that a worker stopped inside one cannot hold the
+  -- store; a batch is exempt: its Lua runs between its statements.
+  it("commits although fn runs for longer than a write may sit idle", function()
+    local eng = h.open(nil, { lease_ttl_ms = 300, renew_ms = 100 })
+    eng:batch(function()
+      assert(eng:start("k", 1, { id = "slow-1" }))
+      h.sleep_ms(5500) -- over the 5 s floor of the idle limit
+      assert(eng:start("k", 2, { id = "slow-2" }))
+    end)
+    assert.are.equal("pending", assert(eng:get("slow-1")).status)
+    assert.are.equal("pending", assert(eng:get("slow-2")).status)
+  end)
+
   it("another OS process sees none of a batch's writes before it commits, all after", function()
     local dir = h.store_path()
     local eng = h.open(dir)

@@ -210,6 +210,20 @@ typedef struct lash_store_opts {
   int damaged_ok;        /* with read_only: open even a store whose data
                             file is shorter than its meta pages say (what
                             lash_salvage does in its child processes) */
+  int64_t write_idle_ms; /* a write transaction that sits idle this long (no
+                            statement from its handle: its process stopped,
+                            its host frozen) is ended by the server and rolled
+                            back, so it cannot keep the store's other writers
+                            waiting for longer; its handle then gets LASH_EIO
+                            and reconnects. PostgreSQL only (its
+                            idle_in_transaction_session_timeout; LMDB's writer
+                            holds its lock while its process lives). 0 =
+                            30000 (lash_engine_open: lease_ttl_ms - 2 *
+                            renew_ms, at least 5000: the other owners'
+                            leases outlive the wait, a network cut the
+                            sessions survive (tcp_user_timeout 5 s) is
+                            survived here too), < 0 = never. A batch of
+                            lash_txn_begin_held is never ended. */
 } lash_store_opts;
 
 /* Fills *o with the defaults above. */
@@ -288,6 +302,13 @@ LASH_API int lash_store_wake_consume(lash_store *s);
  * uncommitted writes.
  * @return 0, LASH_EINVAL, LASH_EIO, LASH_EPANIC, LASH_EACCES (read-only). */
 LASH_API int lash_txn_begin(lash_store *s, lash_txn **out);
+/* lash_txn_begin for a batch its caller holds open while code of its own
+ * runs between the batch's calls, for as long as that takes (eng:batch:
+ * the user's Lua): the server never ends it for sitting idle
+ * (lash_store_opts.write_idle_ms). Such a batch stopped half-way keeps the
+ * store's other writers waiting until it goes on or its process ends.
+ * @return as lash_txn_begin. */
+LASH_API int lash_txn_begin_held(lash_store *s, lash_txn **out);
 /* Commits every write of the batch and frees it (even on failure). The
  * commit hook (below) runs after a successful commit.
  * @return 0, the poisoning error, LASH_EFULL, LASH_EIO. */

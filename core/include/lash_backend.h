@@ -58,6 +58,10 @@ struct lash_backend {
    * failed commit) when the store must be reopened. A backend that
    * reopens by itself (PostgreSQL reconnecting) clears it once it has. */
   int panicked;
+  /* Set by the core while it begins a write that its caller holds open
+   * across code of its own (lash_txn_begin_held): a backend whose server
+   * ends idle writes (lash_store_opts.write_idle_ms) must not end it. */
+  int held;
 };
 
 /* Writes the message of a failure into @p b (if it has a buffer) and

@@ -27,9 +27,10 @@ function M.log(path)
   end
 end
 
--- Runs eng:run() until done() is true or deadline_ms passes, checking every
--- step_ms from an engine coroutine. The pause is an await with a timeout on a
--- private external row that never completes.
+-- Runs eng:run() until done() is true or deadline_ms passes (or the engine
+-- meets a storage error: false), checking every step_ms from an engine
+-- coroutine. The pause is an await with a timeout on a private external row
+-- that never completes.
 function M.run_until(eng, owner, done, deadline_ms, step_ms)
   local sentinel = assert(eng:start("sentinel", nil,
     { id = "sentinel-" .. owner, disposition = "external" }))
@@ -43,7 +44,14 @@ function M.run_until(eng, owner, done, deadline_ms, step_ms)
     eng:stop()
   end)
   while not finished do
-    eng:run()
+    local ok, msg, code = eng:run()
+    if not ok then
+      -- a storage error: the engine cannot go on (lash_engine_storage_error;
+      -- on PostgreSQL, a write of a worker stopped inside it that the server
+      -- ended): a worker says so and exits
+      io.stderr:write("storage error: ", tostring(msg), " ", tostring(code), "\n")
+      return false
+    end
   end
   return done()
 end

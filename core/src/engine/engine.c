@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #define BATCH 1024
+/* An engine's least write_idle_ms: the sessions' bound on a lost network
+ * (pg: tcp_user_timeout 5 s), so a cut they survive a write survives too. */
+#define LASH__WRITE_IDLE_MIN_MS 5000
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -286,6 +289,14 @@ int lash_engine_open(const char *dir, const lash_engine_opts *opts,
     lash_engine_opts_init(&o);
   apply_defaults(&o);
   if ((rc = check_opts(&o, err, errlen)) < 0) return rc;
+  /* While a stopped writer holds the store, no other owner renews: ended
+   * after TTL - 2 renewals, their leases keep one renewal of slack; the
+   * floor spares a live writer that its host or its network slowed down. */
+  if (o.store.write_idle_ms == 0) {
+    int64_t idle = o.lease_ttl_ms - 2 * o.renew_ms;
+    o.store.write_idle_ms =
+        idle > LASH__WRITE_IDLE_MIN_MS ? idle : LASH__WRITE_IDLE_MIN_MS;
+  }
 
   if ((e = calloc(1, sizeof *e)) == NULL) {
     set_err(err, errlen, "out of memory opening the engine on %s", dir);

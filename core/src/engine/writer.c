@@ -152,7 +152,8 @@ int lash__writer_batch_begin(lash__writer *w) {
   int rc;
   if (w->batch != NULL || w->in_txn) return LASH_EINVAL;
   if (w->closed) return LASH_ECLOSED;
-  rc = lash_txn_begin(w->s, &w->batch);
+  /* the user's code runs between its writes: never ended for idling */
+  rc = lash_txn_begin_held(w->s, &w->batch);
   if (rc < 0) w->batch = NULL;
   return rc;
 }

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1
 #include "pg-int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ static void pg_close(lash_backend *b) {
 
 static const lash_backend_methods pg_methods;
 
+#define PG__WRITE_IDLE_MS 30000 /* lash_store_opts.write_idle_ms 0 */
+
 static int pg_open(const char *target, lash_store_opts *opts, uint32_t format,
                    lash_backend **out, char *err, size_t errlen) {
   pg__store *s;
@@ -47,6 +50,10 @@ static int pg_open(const char *target, lash_store_opts *opts, uint32_t format,
   snprintf(s->chan, sizeof s->chan, "lash_%s", s->schema);
   s->read_only = opts->read_only;
   s->async_commit = opts->durability != LASH_DURABILITY_FULL;
+  s->idle_ms = opts->write_idle_ms == 0        ? PG__WRITE_IDLE_MS
+               : opts->write_idle_ms < 0       ? 0
+               : opts->write_idle_ms > INT_MAX ? INT_MAX
+                                               : (int)opts->write_idle_ms;
   if ((rc = pg__connect(s, &s->w, err, errlen)) < 0 ||
       (rc = pg__schema_open(s, format, err, errlen)) < 0)
     goto fail;

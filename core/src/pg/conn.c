@@ -168,7 +168,11 @@ int pg__connect(pg__store *s, PGconn **c, char *err, size_t errlen) {
            /* the server's side of a lost network: a session whose host
             * went away ends (and its locks with it) within seconds */
            "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
-           "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000",
+           "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000; "
+           /* a finished read's transaction stays open until the next
+            * statement (pg__run): never ended for idling; each write sets
+            * its own limit (pg__begin) */
+           "SET idle_in_transaction_session_timeout = 0",
            s->schema, s->async_commit ? "off" : "DEFAULT");
   r = PQexec(*c, sql);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -194,13 +198,22 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing) {
                                                    : PQerrorMessage(c));
   msg[strcspn(msg, "\n")] = '\0';
   if (PQstatus(c) != CONNECTION_OK) {
+    /* the connection's message: the server's last word comes first */
+    snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+    msg[strcspn(msg, "\n")] = '\0';
     if (c == s->w) s->w_ready = 0;
     if (c == s->l) s->l_ready = 0;
-    return lash_backend_fail(&s->base, LASH_EIO,
-                             "store %s: lost the connection to PostgreSQL "
-                             "while %s (%s); nothing of this transaction was "
-                             "written, lash reconnects",
-                             s->name, doing, msg);
+    return lash_backend_fail(
+        &s->base, LASH_EIO,
+        "store %s: lost the connection to PostgreSQL while %s (%s)%s; "
+        "nothing of this transaction was written, lash reconnects",
+        s->name, doing, msg,
+        strstr(msg, "idle-in-transaction") != NULL ||
+                (c == s->w && s->in_write && s->cur_idle_ms > 0 &&
+                 s->w_gap >= s->cur_idle_ms)
+            ? ": the write sat idle for longer than write_idle_ms (was its "
+              "process stopped?), and the server ended it"
+            : "");
   }
   if (state != NULL && strcmp(state, "53100") == 0) rc = LASH_EFULL;
   if (state != NULL && strcmp(state, "53200") == 0) rc = LASH_ENOMEM;
@@ -216,6 +229,11 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
   PGresult *r;
   ExecStatusType st;
   r = PQexec(c, sql);
+  if (c == s->w) { /* a stop between two statements, or inside this one */
+    int64_t now = pg__mono_ms();
+    s->w_gap = now - s->w_last;
+    s->w_last = now;
+  }
   st = PQresultStatus(r);
   *res = NULL;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {

@@ -61,6 +61,11 @@ typedef struct pg__store {
   int read_only;
   int no_kv;        /* (kv) read-only, and the schema has no side table */
   int async_commit; /* durability none/nometa */
+  int idle_ms;      /* a write idle this long is ended by the server (its
+                       idle_in_transaction_session_timeout); 0: never */
+  int cur_idle_ms;  /* the open write's limit (0: none, or held) */
+  int64_t w_last;   /* monotonic ms: w's last round trip ended */
+  int64_t w_gap;    /* ms from w's round trip before the last to its end */
   PGconn *w;        /* transactions */
   PGconn *l;        /* LISTEN + change_seq */
   /* ---- owner liveness (owners.c, kv) ---- */

@@ -63,6 +63,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   pg__store *s = PG__S(b);
   lash_btxn *t;
   PGresult *r = NULL;
+  char begin[128];
   int rc, keep;
   *out = NULL;
   if (s->depth > 0) {
@@ -99,7 +100,19 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
    * committed since (the meta row's xmin, read under its lock, below). */
   keep = s->last_xid_ok && s->ncache > 0 && s->ncache <= PG__KEEP_MAX;
   if (!keep) pg__pc_drop(s);
-  rc = pg__run(s, "BEGIN; EXECUTE lash_meta_lock", "beginning a write", &r);
+  /* A write idle for longer than s->idle_ms (its process stopped inside
+   * it) is ended by the server, so that its lock on the meta row does not
+   * keep every other writer waiting: not one its caller holds open across
+   * code of its own (b->held: eng:batch). */
+  s->cur_idle_ms = b->held ? 0 : s->idle_ms;
+  if (s->cur_idle_ms > 0)
+    snprintf(begin, sizeof begin,
+             "BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d; "
+             "EXECUTE lash_meta_lock",
+             s->cur_idle_ms);
+  else
+    snprintf(begin, sizeof begin, "BEGIN; EXECUTE lash_meta_lock");
+  rc = pg__run(s, begin, "beginning a write", &r);
   if (rc == 0 && PQntuples(r) != 1)
     rc = lash_backend_fail(b, LASH_ECORRUPT,
                            "store %s: its meta row is missing", s->name);

@@ -1,5 +1,6 @@
 /* store.c - opening a store (a target names its backend), closing it, the
- * clock, lease tokens, the wake source, the change_seq point read, stats. */
+ * clock, lease tokens, the wake source, a held batch's begin, the
+ * change_seq point read, stats. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strnlen, strdup, clock_gettime, getrandom */
 #endif
@@ -333,6 +334,19 @@ void lash_store_close(lash_store *s) {
   lash__txn_abort(&s->batch);
   lash__txn_abort(&s->own);
   store_free(s);
+}
+
+/* A batch held across its caller's code: the backend's begin sees
+ * b->held (under the store's mutex, so no other thread's write does). */
+int lash_txn_begin_held(lash_store *s, lash_txn **out) {
+  int rc;
+  if (s == NULL) return lash_txn_begin(s, out);
+  lash__lock(s);
+  s->b->held = 1;
+  rc = lash_txn_begin(s, out);
+  s->b->held = 0;
+  lash__unlock(s);
+  return rc;
 }
 
 /* ------------------------------------------------------ point reads */
