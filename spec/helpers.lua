@@ -70,6 +70,10 @@ end
 -- LMDB, each store in a fresh temp dir.
 M.target = os.getenv("LASH_TEST_TARGET")
 if M.target == "" then M.target = nil end
+if M.target ~= nil and not M.target:match("^postgres") then
+  -- (anything else would become an LMDB directory named after it, here)
+  error("LASH_TEST_TARGET must be a postgresql://... URL (unset: LMDB), got " .. M.target)
+end
 M.pg = M.target ~= nil
 local schemas = 0
 
