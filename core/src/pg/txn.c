@@ -99,6 +99,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
    * committed since (the meta row's xmin, read under its lock, below). */
   keep = s->last_xid_ok && s->ncache > 0 && s->ncache <= PG__KEEP_MAX;
   if (!keep) pg__pc_drop(s);
+  if (keep && pg__pc_compact(s) < 0) keep = 0;
   rc = pg__run(s, "BEGIN; EXECUTE lash_meta_lock", "beginning a write", &r);
   if (rc == 0 && PQntuples(r) != 1)
     rc = lash_backend_fail(b, LASH_ECORRUPT,
