@@ -141,7 +141,7 @@ int pg__pc_compact(pg__store *s) {
   pg__blob *old = s->cblobs;
   size_t i, j;
   if (s->depth > 0 || s->blobs != NULL ||
-      s->ncblobs <= 8 * s->ncache + PG__COMPACT_MIN)
+      s->ncblobs <= 2 * s->nclive + PG__COMPACT_MIN)
     return 0;
   for (i = 0; i < s->capcache; i++) {
     pg__ent *e = &s->cache[i];
@@ -159,6 +159,7 @@ int pg__pc_compact(pg__store *s) {
   s->cblobs = NULL;
   s->ncblobs = 0;
   splice_blobs(s);
+  s->nclive = s->ncblobs; /* what the rows use: compact at twice that */
   while (old != NULL) {
     pg__blob *n = old->next;
     free(old);
@@ -199,7 +200,7 @@ void pg__pc_drop(pg__store *s) {
     }
   }
   s->cblobs = NULL;
-  s->ncblobs = 0;
+  s->ncblobs = s->nclive = 0;
 }
 
 /* Notifications come in commit order: a foreign one before our own last

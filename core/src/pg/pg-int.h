@@ -98,6 +98,7 @@ typedef struct pg__store {
   uint64_t pc_seq;  /* its change_seq */
   pg__blob *cblobs; /* bytes the cache keeps after that commit */
   size_t ncblobs;   /* how many (pg__pc_compact) */
+  size_t nclive;    /* how many the last compaction kept */
   /* Every commit that wrote updates the meta row, so the meta row's xmin
    * names the last writer: a write that finds it is our last commit's
    * transaction keeps the cache (nobody wrote in between, mig). */
@@ -176,7 +177,7 @@ void pg__pc_off(pg__store *s);
 void pg__pc_retain(pg__store *s);
 /* Frees the kept bytes no cached row uses any more, when they are many
  * (between transactions; a failure drops the cache): 0 or LASH_ENOMEM. */
-#define PG__COMPACT_MIN 65536
+#define PG__COMPACT_MIN 1024
 int pg__pc_compact(pg__store *s);
 /* At a read's start: whether another writer committed after our last
  * commit (drops pc). */
