@@ -7,8 +7,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <lmdb.h>
+#include <malloc.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
