@@ -82,10 +82,8 @@ void pg__cache_clear(pg__store *s) {
   s->ncache = 0;
 }
 
-int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
-                    lash_bytes data) {
-  pg__ent *e = pg__cache_get(s, id, idlen);
-  if (e == NULL || !e->known) return 0;
+int pg__cache_event(pg__store *s, pg__ent *e, uint64_t seq, lash_bytes data) {
+  if (!e->known) return 0;
   if (e->nev > 0 && e->ev[e->nev - 1].seq + 1 != seq) {
     e->nev = 0; /* not a contiguous tail: forget it */
     return 0;

@@ -50,15 +50,18 @@ static int el_sep(pg__buf *b, size_t n) {
 static int el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = data;
+  char *o;
   size_t i;
   if (el_sep(b, n) < 0) return LASH_ENOMEM;
   if (data == NULL) return pg__buf_str(b, "NULL");
   if (len == 0) return pg__buf_str(b, "\"\"");
   if (pg__buf_reserve(b, 2 * len) < 0) return LASH_ENOMEM;
+  o = b->p + b->len;
   for (i = 0; i < len; i++) {
-    b->p[b->len++] = hex[p[i] >> 4];
-    b->p[b->len++] = hex[p[i] & 15];
+    o[2 * i] = hex[p[i] >> 4];
+    o[2 * i + 1] = hex[p[i] & 15];
   }
+  b->len += 2 * len;
   b->p[b->len] = '\0';
   return 0;
 }

@@ -163,9 +163,8 @@ pg__ent *pg__cache_get(pg__store *s, const void *id, size_t idlen);
 /* The entry of id, created (with all parts absent) when missing. */
 pg__ent *pg__cache_put(pg__store *s, const void *id, size_t idlen);
 void pg__cache_clear(pg__store *s);
-/* Appends a written event to id's entry (if the row is cached). */
-int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
-                    lash_bytes data);
+/* Appends a written event to a row's entry (if the row is known). */
+int pg__cache_event(pg__store *s, pg__ent *e, uint64_t seq, lash_bytes data);
 /* Keeps the cache past a commit (pc), or drops what it kept; a drop inside
  * a read leaves its bytes valid until that read ends. */
 void pg__pc_keep(pg__store *s);
