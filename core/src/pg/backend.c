@@ -18,9 +18,7 @@ static void pg_close(lash_backend *b) {
   if (s->l != NULL) PQfinish(s->l);
   if (s->o != NULL) PQfinish(s->o); /* its advisory lock goes with it */
   pg__buf_free(&s->q);
-  pg__buf_free(&s->prow);
-  pg__buf_free(&s->pev);
-  pg__buf_free(&s->plea);
+  pg__pending_free(s);
   pg__buf_free(&s->sql);
   free(s->conninfo);
   free(s->name);

@@ -82,10 +82,8 @@ void pg__cache_clear(pg__store *s) {
   s->ncache = 0;
 }
 
-int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
-                    lash_bytes data) {
-  pg__ent *e = pg__cache_get(s, id, idlen);
-  if (e == NULL || !e->known) return 0;
+int pg__cache_event(pg__store *s, pg__ent *e, uint64_t seq, lash_bytes data) {
+  if (!e->known) return 0;
   if (e->nev > 0 && e->ev[e->nev - 1].seq + 1 != seq) {
     e->nev = 0; /* not a contiguous tail: forget it */
     return 0;
@@ -109,17 +107,67 @@ int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
  * writer's commit is noticed (its NOTIFY) or a read reaches the database
  * (which may see newer commits: later reads must not go back). Without a
  * listening connection nothing would tell: no pc then. */
+/* Moves the open transaction's bytes in front of the kept ones: a walk of
+ * this transaction's list only (walking the kept list made every commit
+ * cost all earlier ones: half the drain's client time, docs/perf.md). */
+static void splice_blobs(pg__store *s) {
+  pg__blob *last = s->blobs;
+  if (last == NULL) return;
+  s->ncblobs++;
+  while (last->next != NULL) {
+    last = last->next;
+    s->ncblobs++;
+  }
+  last->next = s->cblobs;
+  s->cblobs = s->blobs;
+  s->blobs = NULL;
+}
+
 void pg__pc_retain(pg__store *s) {
-  pg__blob **tail = &s->cblobs;
   if (s->ncache == 0) {
     pg__pc_drop(s);
     return;
   }
-  while (*tail != NULL)
-    tail = &(*tail)->next;
-  *tail = s->blobs;
-  s->blobs = NULL;
+  splice_blobs(s);
   s->pc = 0;
+}
+
+/* The kept bytes hold every version a row had since the cache was made;
+ * past a bound, the cache's current bytes are copied and the rest freed
+ * (only between transactions: nothing handed out is in use then). */
+int pg__pc_compact(pg__store *s) {
+  pg__blob *old = s->cblobs;
+  size_t i, j;
+  if (s->depth > 0 || s->blobs != NULL ||
+      s->ncblobs <= 2 * s->nclive + PG__COMPACT_MIN)
+    return 0;
+  for (i = 0; i < s->capcache; i++) {
+    pg__ent *e = &s->cache[i];
+    lash_bytes id;
+    if (e->id == NULL) continue;
+    id.data = e->id;
+    id.len = e->idlen;
+    if (pg__keep(s, &id) < 0 || pg__keep(s, &e->rec) < 0 ||
+        pg__keep(s, &e->lease) < 0 || pg__keep(s, &e->tomb) < 0)
+      goto oom;
+    e->id = id.data;
+    for (j = 0; j < e->nev; j++)
+      if (pg__keep(s, &e->ev[j].data) < 0) goto oom;
+  }
+  s->cblobs = NULL;
+  s->ncblobs = 0;
+  splice_blobs(s);
+  s->nclive = s->ncblobs; /* what the rows use: compact at twice that */
+  while (old != NULL) {
+    pg__blob *n = old->next;
+    free(old);
+    old = n;
+  }
+  return 0;
+oom: /* the entries point into both lists now: drop them all */
+  splice_blobs(s);
+  pg__pc_drop(s);
+  return LASH_ENOMEM;
 }
 
 void pg__pc_off(pg__store *s) {
@@ -150,6 +198,7 @@ void pg__pc_drop(pg__store *s) {
     }
   }
   s->cblobs = NULL;
+  s->ncblobs = s->nclive = 0;
 }
 
 /* Notifications come in commit order: a foreign one before our own last

@@ -31,6 +31,13 @@ typedef struct pg__blob {
   unsigned char b[];
 } pg__blob;
 
+/* A table's pending rows: each column's array literal so far (pending.c). */
+#define PG__PCOLS 10
+typedef struct pg__pend {
+  pg__buf col[PG__PCOLS];
+  size_t n;
+} pg__pend;
+
 /* A row as this write transaction knows it (loaded, or written by it). */
 typedef struct pg__ev {
   uint64_t seq;
@@ -95,6 +102,8 @@ typedef struct pg__store {
   int pc_synced;    /* our last commit's own NOTIFY has arrived */
   uint64_t pc_seq;  /* its change_seq */
   pg__blob *cblobs; /* bytes the cache keeps after that commit */
+  size_t ncblobs;   /* how many (pg__pc_compact) */
+  size_t nclive;    /* how many the last compaction kept */
   /* Every commit that wrote updates the meta row, so the meta row's xmin
    * names the last writer: a write that finds it is our last commit's
    * transaction keeps the cache (nobody wrote in between, mig). */
@@ -106,10 +115,10 @@ typedef struct pg__store {
   pg__buf q; /* queued writes */
   size_t nq;
   /* Multi-row writes (mig): the rows, events and leases saves wait here
-   * as VALUES lists and join s->q as one INSERT per table before it is
-   * sent (pg__pending_flush); a row saved twice flushes the first. */
-  pg__buf prow, pev, plea;
-  size_t nprow, npev, nplea;
+   * as one array literal per column and join s->q as one EXECUTE per
+   * table before it is sent (pg__pending_flush); a row saved twice
+   * flushes the first. */
+  pg__pend prow, pev, plea;
   uint64_t pgen;
   pg__blob *blobs; /* bytes handed out in the open transaction */
   pg__buf sql;     /* scratch */
@@ -143,6 +152,8 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing);
 int pg__pending_flush(pg__store *s);
 /* Forgets them (the transaction ended). */
 void pg__pending_reset(pg__store *s);
+/* Frees their buffers (the handle closes). */
+void pg__pending_free(pg__store *s);
 /* Queues the events, row and lease of one save (pending.c). */
 int pg__pending_save(pg__store *s, const lash_bsave *row);
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res);
@@ -157,9 +168,8 @@ pg__ent *pg__cache_get(pg__store *s, const void *id, size_t idlen);
 /* The entry of id, created (with all parts absent) when missing. */
 pg__ent *pg__cache_put(pg__store *s, const void *id, size_t idlen);
 void pg__cache_clear(pg__store *s);
-/* Appends a written event to id's entry (if the row is cached). */
-int pg__cache_event(pg__store *s, const void *id, size_t idlen, uint64_t seq,
-                    lash_bytes data);
+/* Appends a written event to a row's entry (if the row is known). */
+int pg__cache_event(pg__store *s, pg__ent *e, uint64_t seq, lash_bytes data);
 /* Keeps the cache past a commit (pc), or drops what it kept; a drop inside
  * a read leaves its bytes valid until that read ends. */
 void pg__pc_keep(pg__store *s);
@@ -169,6 +179,10 @@ void pg__pc_drop(pg__store *s);
 void pg__pc_off(pg__store *s);
 /* After a write that committed without writing: the rows stay (pc off). */
 void pg__pc_retain(pg__store *s);
+/* Frees the kept bytes no cached row uses any more, when they are many
+ * (between transactions; a failure drops the cache): 0 or LASH_ENOMEM. */
+#define PG__COMPACT_MIN 1024
+int pg__pc_compact(pg__store *s);
 /* At a read's start: whether another writer committed after our last
  * commit (drops pc). */
 void pg__pc_check(pg__store *s);

@@ -138,9 +138,10 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   /* One INSERT may not touch a row twice: a row already pending goes
    * first. */
   if (s->pgen == 0) s->pgen = 1; /* a new entry's 0 is never pending */
+  /* e stays where it is below: nothing adds an entry until the end */
   if ((e = pg__cache_put(s, row->id, row->idlen)) == NULL) return oom(s);
   if (e->pgen == s->pgen && pg__pending_flush(s) < 0) return oom(s);
-  if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL) e->pgen = s->pgen;
+  e->pgen = s->pgen;
   rc = pg__pending_save(s, row);
   if (rc == 0 && row->drop_tomb)
     rc = put_stmt(s, "lash_tomb_drop", row, NULL, NULL, NULL, NULL);
@@ -149,16 +150,15 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   /* What this transaction now knows of the row (only a row it loaded: of
    * another, the parts not written are unknown). */
   for (i = 0; i < row->nevents; i++)
-    if (pg__cache_event(s, row->id, row->idlen, row->events[i].seq,
-                        row->events[i].data) < 0)
+    if (pg__cache_event(s, e, row->events[i].seq, row->events[i].data) < 0)
       return oom(s);
   /* replay keys (A): the row's key set follows its new events */
-  if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL && e->keys_known)
+  if (e->keys_known)
     for (i = 0; i < row->nevents; i++)
       if (row->events[i].key.data != NULL &&
           keys_add(e, row->events[i].key.data, row->events[i].key.len) < 0)
         return oom(s);
-  if ((e = pg__cache_get(s, row->id, row->idlen)) != NULL) {
+  {
     lash_bytes rec = row->rec, lease = row->lease;
     if ((rec.data != NULL && pg__keep(s, &rec) < 0) ||
         (lease.data != NULL && pg__keep(s, &lease) < 0))

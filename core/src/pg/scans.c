@@ -47,16 +47,27 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
      * the claims that follow load them from the cache. */
     /* issue 13 (claim): in live order (rank = -priority, cseq, id); the
      * last two columns are the position. */
-    rc = pg__buf_fmt(b,
-                     "SELECT 0, rows.id, %s, rows.rank, rows.cseq FROM "
-                     "rows%s WHERE live AND kind = ",
-                     keys          ? "NULL"
-                     : prefetch(s) ? "rec, l.lease, t.tomb"
-                                   : "rec",
-                     !keys && prefetch(s) ? " LEFT JOIN leases l ON l.id = "
-                                            "rows.id LEFT JOIN tombs t ON "
-                                            "t.id = rows.id"
-                                          : "");
+    /* The plan walks the live index in order and stops at the page's
+     * end (lease and tombstone by their keys). Left to itself the planner
+     * sorts the whole kind when the table has no statistics yet (a new or
+     * just filled store: `kind = X` is guessed to match 0.5% of the rows),
+     * which made each page cost the whole backlog (docs/perf.md). SET
+     * LOCAL: to the end of this transaction, whose other statements are
+     * key look-ups and writes. */
+    rc = pg__buf_str(b, "SET LOCAL enable_sort = off; SET LOCAL "
+                        "enable_bitmapscan = off; SET LOCAL enable_hashjoin "
+                        "= off; SET LOCAL enable_mergejoin = off; ");
+    if (rc == 0)
+      rc = pg__buf_fmt(b,
+                       "SELECT 0, rows.id, %s, rows.rank, rows.cseq FROM "
+                       "rows%s WHERE live AND kind = ",
+                       keys          ? "NULL"
+                       : prefetch(s) ? "rec, l.lease, t.tomb"
+                                     : "rec",
+                       !keys && prefetch(s) ? " LEFT JOIN leases l ON l.id = "
+                                              "rows.id LEFT JOIN tombs t ON "
+                                              "t.id = rows.id"
+                                            : "");
     if (rc == 0) rc = pg__buf_bytea(b, q->kind.data, q->kind.len);
     if (rc == 0 && !last && after != NULL && afterlen > 0) {
       rc =
@@ -277,7 +288,7 @@ int pg__stats(lash_backend *b, lash_btxn *t, lash_bstats *out) {
   if (rc < 0) return rc;
   out->tombstones = pg__u64(r, 0, 0);
   out->bytes_used = pg__u64(r, 0, 1);
-  out->bytes_data = out->bytes_used; /* the relations' sizes */
+  out->bytes_data = out->bytes_used;        /* the relations' sizes */
   out->bytes_available = UINT64_C(1) << 40; /* the server's disk decides */
   PQclear(r);
   return 0;

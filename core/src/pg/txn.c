@@ -100,6 +100,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
    * committed since (the meta row's xmin, read under its lock, below). */
   keep = s->last_xid_ok && s->ncache > 0 && s->ncache <= PG__KEEP_MAX;
   if (!keep) pg__pc_drop(s);
+  if (keep && pg__pc_compact(s) < 0) keep = 0;
   /* A write idle for longer than s->idle_ms (its process stopped inside
    * it) is ended by the server, so that its lock on the meta row does not
    * keep every other writer waiting: not one its caller holds open across
