@@ -251,9 +251,9 @@ typedef struct lash_bstats {
   uint64_t tombstones;
   uint64_t bytes_used;      /* bytes the store occupies */
   uint64_t bytes_available; /* bytes it may still grow by before EFULL */
-  int no_lock; /* opened read-only without the backend's reader lock (a
-                  store this user can read but not write): a writer
-                  running meanwhile is not kept from what a read walks */
+  int no_lock;         /* opened read-only without the backend's reader lock (a
+                          store this user can read but not write): a writer
+                          running meanwhile is not kept from what a read walks */
   uint64_t bytes_data; /* bytes of the pages that hold data now (free
                           pages not counted); 0: not known */
 } lash_bstats;

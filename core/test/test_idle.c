@@ -20,9 +20,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define IDLE_MS 1000   /* the stores' write_idle_ms here */
-#define BOUND_MS 15000 /* "ends at all" behind a stop (the limits: 1 to 6 s)   \
-                        */
+#define IDLE_MS 1000 /* the stores' write_idle_ms here */
+#define BOUND_MS                                                               \
+  15000 /* "ends at all" behind a stop (the limits: 1 to 6 s)                  \
+         */
 
 static int64_t mono_ms(void) {
   struct timespec ts;
