@@ -62,6 +62,10 @@ struct lash_backend {
    * across code of its own (lash_txn_begin_held): a backend whose server
    * ends idle writes (lash_store_opts.write_idle_ms) must not end it. */
   int held;
+  /* Set by a backend that reopens by itself (PostgreSQL reconnects): a
+   * write after `panicked` goes to its begin, which reconnects or fails,
+   * instead of being refused with LASH_EPANIC until the store reopens. */
+  int reopens;
 };
 
 /* Writes the message of a failure into @p b (if it has a buffer) and

@@ -83,8 +83,8 @@ static void stopped_writer(const char *target, const lash_store_opts *opts,
   raise(SIGSTOP); /* ... until the parent's SIGCONT */
   crc = lash_txn_commit(t);
   snprintf(msg, sizeof msg, "%s", lash_errmsg(cs));
-  /* a read reconnects (a write right after a failed commit is EPANIC
-   * until then: the core marks the store, the backend's begin clears it) */
+  /* the handle reads again (a read or a write reconnects: the backend's
+   * begin, which also clears the core's mark of the failed commit) */
   rrc = tu_status(cs, "child-1");
   d = tu_def("child-2", "k", LASH_RERUNNABLE, 0);
   wrc = lash_register(cs, NULL, &d, NULL, NULL);

@@ -42,6 +42,7 @@ static int pg_open(const char *target, lash_store_opts *opts, uint32_t format,
   *out = NULL;
   if ((s = calloc(1, sizeof *s)) == NULL) return LASH_ENOMEM;
   s->base.m = &pg_methods;
+  s->base.reopens = 1; /* a lost connection is reconnected (session.c) */
   if ((rc = pg__parse_target(target, &s->conninfo, s->schema, &s->name, err,
                              errlen)) < 0)
     goto fail;

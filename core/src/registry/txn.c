@@ -391,7 +391,7 @@ void lash__txn_abort(lash_txn *t) {
 
 static int txn_open(lash_store *s, lash_txn *t) {
   int rc;
-  if (s->b->panicked)
+  if (s->b->panicked && !s->b->reopens)
     return lash__fail(s, LASH_EPANIC,
                       "store %s had a fatal storage error: close and reopen it",
                       s->path);
