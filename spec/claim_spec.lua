@@ -126,6 +126,17 @@ describe("claim: bad input writes nothing", function()
   end)
 end)
 
+-- Defines @p kind: a body that notes its id in the list returned, then
+-- waits for signal "go".
+local function gated(eng, kind)
+  local gate = {}
+  assert(eng:define(kind, function(ctx)
+    gate[#gate + 1] = ctx.id
+    return ctx:await_signal("go")
+  end))
+  return gate
+end
+
 describe("claim: keyed concurrency", function()
   after_each(h.cleanup)
 
@@ -164,11 +175,7 @@ describe("claim: keyed concurrency", function()
   it("a waiting row is not started while its key is full, and starts when a slot frees",
     function()
       local eng = h.open()
-      local gate = {}
-      assert(eng:define("gk", function(ctx)
-        gate[#gate + 1] = ctx.id
-        return ctx:await_signal("go")
-      end))
+      local gate = gated(eng, "gk")
       for i = 1, 3 do
         assert(eng:start("gk", { i = i }, { id = "g-" .. i, concurrency_key = "one" }))
       end
@@ -187,11 +194,7 @@ describe("claim: keyed concurrency", function()
     "its key's queue (the next one gets the slot)", function()
       local store = h.store_path()
       local eng = h.open(store)
-      local gate = {}
-      assert(eng:define("ck", function(ctx)
-        gate[#gate + 1] = ctx.id
-        return ctx:await_signal("go")
-      end))
+      local gate = gated(eng, "ck")
       for i = 1, 3 do
         assert(eng:start("ck", i, { id = "c-" .. i, concurrency_key = "one" }))
       end

@@ -51,27 +51,6 @@ local function seeded()
   return db
 end
 
--- Starts `lash --db DB worker ARGS...` in the background; returns a handle
--- with pid, log path and wait() -> exit code (nil on timeout).
-local function worker(db, args)
-  local dir = h.tmpdir()
-  local parts = {}
-  for i, a in ipairs(args) do parts[i] = h.q(a) end
-  local script = string.format("%s --db %s worker %s >%s/log 2>&1 </dev/null & echo $! >%s/pid; " ..
-    "wait $!; echo $? >%s/rc", h.q(BIN), h.q(db), table.concat(parts, " "), h.q(dir), h.q(dir),
-    h.q(dir))
-  os.execute("sh -c " .. h.q(script) .. " >/dev/null 2>&1 &")
-  local pid = h.poll(function() return tonumber(h.read_file(dir .. "/pid") or "") end, 3000)
-  assert(pid, "the worker did not start")
-  local w = { pid = pid, log = dir .. "/log" }
-  function w.wait(ms)
-    local rc = h.poll(function() return tonumber(h.read_file(dir .. "/rc") or "") end, ms or 5000)
-    return rc or nil
-  end
-  function w.kill(sig) h.kill(pid, sig) end
-  return w
-end
-
 local KINDS = [[
 return {
   greet = function(ctx, input)
@@ -94,15 +73,9 @@ return {
 }
 ]]
 
-local function kinds_file()
-  local p = h.tmpdir() .. "/kinds.lua"
-  h.write_file(p, KINDS)
-  return p
-end
-
 local workers = {}
 local function start_worker(db, ...)
-  local w = worker(db, { "--load", kinds_file(), ... })
+  local w = h.cli_worker(db, { "--load", h.kinds_file(KINDS), ... })
   workers[#workers + 1] = w
   return w
 end

@@ -335,10 +335,51 @@ function M.cleanup()
   dirs = {}
 end
 
+-- The build's lash executable ($LASH_BIN wins).
+local function lash_bin() return os.getenv("LASH_BIN") or (M.root .. "/build/bindings/lash") end
+
+-- Writes @p text to a fresh kinds.lua (for `lash worker --load`); its path.
+function M.kinds_file(text)
+  local p = M.tmpdir() .. "/kinds.lua"
+  M.write_file(p, text)
+  return p
+end
+
+-- Starts `lash --db DB worker ARGS...` in the background, stdout and stderr
+-- into w.log: a handle with pid, log, wait(ms) -> exit code (nil when it
+-- did not exit within ms, default @p wait_ms), text(), line(pat, ms) ->
+-- the first log line matching pat, kill(sig).
+function M.cli_worker(db, args, wait_ms)
+  local dir = M.tmpdir()
+  local parts = {}
+  for i, a in ipairs(args) do parts[i] = M.q(a) end
+  local script = string.format("%s --db %s worker %s >%s/log 2>&1 </dev/null & echo $! >%s/pid; " ..
+    "wait $!; echo $? >%s/rc", M.q(lash_bin()), M.q(db), table.concat(parts, " "), M.q(dir),
+    M.q(dir), M.q(dir))
+  os.execute("sh -c " .. M.q(script) .. " >/dev/null 2>&1 &")
+  local pid = M.poll(function() return tonumber(M.read_file(dir .. "/pid") or "") end, 5000)
+  assert(pid, "the worker did not start")
+  local w = { pid = pid, log = dir .. "/log" }
+  function w.wait(ms)
+    return M.poll(function() return tonumber(M.read_file(dir .. "/rc") or "") end,
+      ms or wait_ms or 5000) or nil
+  end
+  function w.text() return M.read_file(w.log) or "" end
+  function w.line(pat, ms)
+    return M.poll(function()
+      for _, l in ipairs(M.lines(w.log)) do
+        if l:find(pat) then return l end
+      end
+    end, ms or 15000)
+  end
+  function w.kill(sig) M.kill(pid, sig) end
+  return w
+end
+
 -- Runs `lash --db DB ARGS...` (the build's executable, $LASH_BIN) with no
 -- input; returns the exit code, stdout and stderr.
 function M.cli(db, ...)
-  local bin = os.getenv("LASH_BIN") or (M.root .. "/build/bindings/lash")
+  local bin = lash_bin()
   local dir = M.tmpdir()
   local parts = { M.q(bin), "--db", M.q(db) }
   for _, a in ipairs({ ... }) do parts[#parts + 1] = M.q(a) end

@@ -6,7 +6,6 @@
 local h = require "spec.helpers"
 local cjson = require "cjson"
 
-local BIN = os.getenv("LASH_BIN") or (h.root .. "/build/bindings/lash")
 
 local KINDS = [[
 return {
@@ -23,40 +22,12 @@ return {
 }
 ]]
 
-local function kinds_file()
-  local p = h.tmpdir() .. "/kinds.lua"
-  h.write_file(p, KINDS)
-  return p
-end
-
 local workers = {}
 
 -- `lash --db DB worker --load KINDS ARGS...` in the background; its stdout
 -- and stderr go to w.log.
 local function worker(db, ...)
-  local dir = h.tmpdir()
-  local parts = {}
-  for i, a in ipairs({ "--load", kinds_file(), ... }) do parts[i] = h.q(a) end
-  local script = string.format("%s --db %s worker %s >%s/log 2>&1 </dev/null & echo $! >%s/pid; " ..
-    "wait $!; echo $? >%s/rc", h.q(BIN), h.q(db), table.concat(parts, " "), h.q(dir), h.q(dir),
-    h.q(dir))
-  os.execute("sh -c " .. h.q(script) .. " >/dev/null 2>&1 &")
-  local pid = h.poll(function() return tonumber(h.read_file(dir .. "/pid") or "") end, 5000)
-  assert(pid, "the worker did not start")
-  local w = { pid = pid, log = dir .. "/log" }
-  function w.wait(ms)
-    return h.poll(function() return tonumber(h.read_file(dir .. "/rc") or "") end, ms or 15000)
-      or nil
-  end
-  function w.text() return h.read_file(w.log) or "" end
-  -- Waits until the log has a line matching pat; returns that line.
-  function w.line(pat, ms)
-    return h.poll(function()
-      for _, l in ipairs(h.lines(w.log)) do
-        if l:find(pat) then return l end
-      end
-    end, ms or 15000)
-  end
+  local w = h.cli_worker(db, { "--load", h.kinds_file(KINDS), ... }, 15000)
   workers[#workers + 1] = w
   return w
 end
@@ -225,10 +196,10 @@ describe("worker logs", function()
 
   it("refuses an unknown --log-format and --quiet with --verbose", function()
     local db = h.store_path()
-    local code, _, err = h.cli(db, "worker", "--load", kinds_file(), "--log-format", "xml")
+    local code, _, err = h.cli(db, "worker", "--load", h.kinds_file(KINDS), "--log-format", "xml")
     assert.are.equal(2, code)
     assert.matches("%-%-log%-format takes human or json, got \"xml\"", err)
-    code, _, err = h.cli(db, "worker", "--load", kinds_file(), "--quiet", "--verbose")
+    code, _, err = h.cli(db, "worker", "--load", h.kinds_file(KINDS), "--quiet", "--verbose")
     assert.are.equal(2, code)
     assert.matches("exclude each other", err)
   end)
