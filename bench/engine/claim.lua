@@ -15,38 +15,13 @@ local lash = require "lash"
 
 local N = tonumber(arg[1]) or 100000
 
-local function register(eng, opts_of)
-  local i = 1
-  while i <= N do
-    local last = math.min(N, i + 4999)
-    local from = i
-    local r, err, code = eng:batch(function()
-      for j = from, last do
-        local opts = opts_of(j)
-        opts.id = ("n%08d"):format(j)
-        C.check(("eng:start(noop, %d)"):format(j), eng:start("noop", j, opts))
-      end
-    end)
-    if r == nil and err ~= nil then error(("eng:batch: %s %s"):format(err, tostring(code))) end
-    i = last + 1
-  end
-end
-
 local function drain(tag, opts_of)
   local rate
   C.with_store("claim-" .. tag, function(dir)
     local eng = C.open(lash, dir, { durability = "full" }, 4 << 30)
-    register(eng, opts_of)
+    C.register(eng, "noop", N, "n%08d", nil, nil, 5000, opts_of)
     eng:close()
-    local cmd = ("%s %s %s %d"):format(C.shquote(C.lua_bin()),
-      C.shquote(here .. "drain_worker.lua"), C.shquote(dir), N)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
-    local ok, how, rc = p:close()
-    if not ok then
-      error(("drain worker failed (%s %s): %s"):format(tostring(how), tostring(rc), out))
-    end
-    rate = tonumber(out:match("([%d.]+) processes/s"))
+    rate = tonumber(C.run_worker("drain_worker.lua", dir, N):match("([%d.]+) processes/s"))
   end)
   return assert(rate, "no rate from the drain worker")
 end

@@ -162,17 +162,22 @@ function M.percentile(xs, p)
 end
 
 -- Registers n rows of @p kind (ids idfmt:format(i), or idfmt(i) when a
--- function; input input_of(i))
--- in eng:batch chunks. The kind is only defined here (with @p body) when
--- the engine refuses to start an undefined kind; the rows carry
--- disposition "rerunnable" either way. Returns the number registered.
-function M.register(eng, kind, n, idfmt, input_of, body, chunk)
+-- function; input input_of(i); start options opts_of(i), a fresh table,
+-- when given) in eng:batch chunks. The kind is only defined here (with
+-- @p body) when the engine refuses to start an undefined kind; the rows
+-- carry disposition "rerunnable" unless opts_of says otherwise. Returns the
+-- number registered.
+function M.register(eng, kind, n, idfmt, input_of, body, chunk, opts_of)
   chunk = chunk or 5000
   input_of = input_of or function(i) return i end
   local opts = { disposition = "rerunnable" }
   local idof = idfmt
   if type(idfmt) ~= "function" then idof = function(i) return idfmt:format(i) end end
   local function start(i)
+    if opts_of then
+      opts = opts_of(i)
+      opts.disposition = opts.disposition or "rerunnable"
+    end
     opts.id = idof(i)
     return eng:start(kind, input_of(i), opts)
   end
@@ -214,6 +219,20 @@ function M.register(eng, kind, n, idfmt, input_of, body, chunk)
     i = last + 1
   end
   return n
+end
+
+-- Runs `lua5.4 bench/engine/SCRIPT ARGS...` (a worker OS process of a
+-- bench) to its end; returns its output, or raises with it when it failed.
+function M.run_worker(script, ...)
+  local parts = { M.shquote(M.lua_bin()), M.shquote(M.script_dir() .. script) }
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = M.shquote(tostring(a)) end
+  local p = assert(io.popen(table.concat(parts, " "), "r"))
+  local out = p:read("a")
+  local ok, how, rc = p:close()
+  if not ok then
+    error(("%s failed (%s %s): %s"):format(script, tostring(how), tostring(rc), out), 2)
+  end
+  return out
 end
 
 -- Runs eng:run_once() until pred() holds; fails after @p timeout_s

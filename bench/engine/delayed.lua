@@ -15,20 +15,7 @@ local N = tonumber(arg[1]) or 100000
 local function produce(dir, run_at)
   local eng = C.open(lash, dir, { durability = "full" }, 4 << 30)
   local at = run_at and eng:now() + run_at or nil
-  local opts = { disposition = "rerunnable", run_at = at }
-  local i = 1
-  while i <= N do
-    local last = math.min(N, i + 4999)
-    local from = i
-    local r, err, code = eng:batch(function()
-      for j = from, last do
-        opts.id = ("n%08d"):format(j)
-        C.check("eng:start", eng:start("noop", j, opts))
-      end
-    end)
-    if r == nil and err ~= nil then error(("eng:batch: %s %s"):format(err, tostring(code))) end
-    i = last + 1
-  end
+  C.register(eng, "noop", N, "n%08d", nil, nil, 5000, function() return { run_at = at } end)
   if at and eng:now() >= at then
     error(("registering %d rows took past their run_at: give a larger lead"):format(N))
   end
@@ -37,14 +24,7 @@ local function produce(dir, run_at)
 end
 
 local function drain(dir, at)
-  local cmd = ("%s %s %s %d %d"):format(C.shquote(C.lua_bin()),
-    C.shquote(here .. "delayed_worker.lua"), C.shquote(dir), N, at or 0)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local ok, how, rc = p:close()
-  if not ok then
-    error(("delayed worker failed (%s %s): %s"):format(tostring(how), tostring(rc), out))
-  end
+  local out = C.run_worker("delayed_worker.lua", dir, N, at or 0)
   return assert(tonumber(out:match("rate (%S+)")), out)
 end
 

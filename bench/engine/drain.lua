@@ -21,14 +21,6 @@ C.with_store("drain", function(dir)
     error(("after registration: stats pending = %d, want %d"):format(pending, N))
   end
 
-  local cmd = ("%s %s %s %d"):format(C.shquote(C.lua_bin()), C.shquote(here .. "drain_worker.lua"),
-    C.shquote(dir), N)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local ok, how, rc = p:close()
-  io.write(out)
+  io.write(C.run_worker("drain_worker.lua", dir, N))
   io.flush()
-  if not ok then
-    error(("drain worker failed (%s %s)"):format(tostring(how), tostring(rc)))
-  end
 end)
