@@ -285,7 +285,6 @@ static int env_open(const char *dir, lash_store_opts *opts, uint32_t format,
     flags |= MDB_NOMETASYNC;
   else if (opts->durability == LASH_DURABILITY_NONE)
     flags |= MDB_NOSYNC;
-  s->sync_meta = opts->durability == LASH_DURABILITY_FULL && !opts->read_only;
   mrc = mdb_env_open(s->env, dir, flags, 0600);
   if (mrc == EACCES && opts->read_only) {
     /* A store this user may read but not write: the lock file cannot be
@@ -498,7 +497,9 @@ static int env_commit(lash_backend *b, lash_btxn *t) {
   lmdb__store *s = LMDB__S(b);
   int mrc = mdb_txn_commit(t->mt);
   t->mt = NULL;
-  if (mrc == 0 && s->sync_meta) mrc = mdb_env_sync(s->env, 1);
+  /* durability full: the meta page's flush (MDB_NOMETASYNC, env_open) */
+  if (mrc == 0 && s->opts.durability == LASH_DURABILITY_FULL)
+    mrc = mdb_env_sync(s->env, 1);
   if (mrc == 0) return 0;
   return lmdb__fail(s, mrc, "committing");
 }

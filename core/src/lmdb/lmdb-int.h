@@ -74,7 +74,6 @@ typedef struct lmdb__store {
   int no_keys;    /* replay keys (A): a store opened read-only from before
                      the key index: no key is stored */
   int no_lock;    /* read-only, opened with MDB_NOLOCK (no writable lock) */
-  int sync_meta;  /* durability full: env_commit flushes the meta page */
   int has_susp;   /* the timer and waiter databases exist (a store made
                      before them, opened read-only, has none) */
   int has_kv;     /* the side table exists (the same for it) */
