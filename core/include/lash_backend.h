@@ -223,7 +223,8 @@ enum {
   LASH_KV_RATE = 5,     /* kind -> its rate-limit bucket (claim) */
   LASH_KV_CHILD = 6,    /* parent "\0" child id -> "": children index (obs) */
   LASH_KV_SCHEDULE = 7, /* schedule name -> the schedule (cron) */
-  LASH_KV_COUNT_ = 8    /* 8..255 free: take the next, say so in a report */
+  LASH_KV_CONC_COUNT = 8, /* concurrency key -> its slots, queue head */
+  LASH_KV_COUNT_ = 9      /* 9..255 free: take the next, say so in a report */
 };
 #define LASH_KV_KEY_MAX (LASH_NAME_MAX * 2 + 1)
 

@@ -7,6 +7,7 @@
  * and .pg. */
 #include "testutil.h"
 
+#include "kvcount.h"
 #include "registry/registry-int.h"
 
 typedef struct kids {
@@ -31,20 +32,9 @@ static const char *children_of(lash_store *s, const char *parent) {
   return k.all;
 }
 
-static int count_cb(void *ud, const char *key, size_t keylen, lash_bytes v) {
-  (void)key;
-  (void)keylen;
-  (void)v;
-  (*(int *)ud)++;
-  return 0;
-}
-
 static int entries(lash_store *s) {
-  int n = 0;
-  if (lash__kv_scan(s, NULL, LASH_KV_CHILD, NULL, 0, NULL, 0, count_cb, &n) !=
-      0)
-    return -1;
-  return n;
+  int n = tu_kv_count(s, LASH_KV_CHILD, NULL, 0);
+  return n < 0 ? -1 : n;
 }
 
 static int reg(lash_store *s, lash_txn *t, const char *id, const char *parent) {

@@ -5,6 +5,7 @@
  * and is listed again when a slot frees (terminal, suspension). */
 #include "testutil.h"
 
+#include "kvcount.h"
 #include "registry/registry-int.h" /* lash__kv_put: damage for the audit */
 
 #define TTL 30000
@@ -310,11 +311,107 @@ static void test_concurrency(tu_env *e) {
   /* The audit sees a slot count that disagrees with the rows. */
   {
     int np = 0;
-    is_rc(s, lash__kv_put(s, NULL, LASH_KV_CONC, "acct-m", 6, NULL, 0), 0,
+    is_rc(s, lash__kv_put(s, NULL, LASH_KV_CONC_COUNT, "acct-m", 6, NULL, 0), 0,
           "the slot count of acct-m dropped (damage)");
     ok(lash_check(s, tu_problem_, &np) > 0 && np >= 1,
-       "lash_check reports the rows holding slots of acct-m (%d)", np);
+       "lash_check reports the rows holding slots of acct-m");
+    is_rc(s,
+          lash__kv_put(s, NULL, LASH_KV_CONC_COUNT, "acct-m", 6,
+                       "\x81\xa1n\x03", 4),
+          0, "acct-m's count mended");
+    tu_check(s, "check clean again");
   }
+}
+
+/* A key's queue is consumed from its head: handed entries stay until a
+ * batch of them (or the emptied queue) goes at once; a row queued before
+ * the head (a higher priority) moves it back; a store with the count of
+ * the layout before (in the queues' namespace) goes on and moves it. */
+static void test_queue_head(tu_env *e) {
+  lash_store *s = e->s;
+  lash_lease cur, x;
+  char id[32], want[32];
+  int i, in_order = 1, n;
+  for (i = 0; i < 150; i++) {
+    snprintf(id, sizeof id, "q-%03d", i);
+    if (reg_conc(s, id, "acct-q", 1, 0) < 0) in_order = 0;
+  }
+  ok(in_order, "150 rows of acct-q registered");
+  is(conc_state(s, "q-000"), LASH_CONC_HOLDS, "q-000 holds the slot");
+  is(tu_kv_count(s, LASH_KV_CONC, "acct-q", 7), 149, "149 in the queue");
+  /* 100 handoffs, each to the next in creation order */
+  for (i = 0; i < 100 && in_order; i++) {
+    snprintf(id, sizeof id, "q-%03d", i);
+    snprintf(want, sizeof want, "q-%03d", i + 1);
+    in_order = claim_start(s, id, "A", &cur) == 0 && done_ok(s, &cur) == 0 &&
+               conc_state(s, want) == LASH_CONC_HOLDS;
+  }
+  ok(in_order, "100 rows ran in turn, each handing its slot to the next");
+  n = tu_kv_count(s, LASH_KV_CONC, "acct-q", 7);
+  ok(n >= 49 && n <= 49 + 64,
+     "the consumed entries went in batches (%d entries for 49 waiters)", n);
+  /* A higher priority comes before the head: it is next. */
+  is_rc(s, reg_conc(s, "q-hi", "acct-q", 1, 9), 0, "q-hi (priority 9)");
+  is(conc_state(s, "q-hi"), LASH_CONC_WAITS, "q-hi waits");
+  is_rc(s, claim_start(s, "q-100", "A", &cur), 0, "q-100 runs");
+  is_rc(s, done_ok(s, &cur), 0, "q-100 completes");
+  is(conc_state(s, "q-hi"), LASH_CONC_HOLDS, "q-hi got the slot first");
+  is(conc_state(s, "q-101"), LASH_CONC_WAITS, "q-101 waits on");
+  tu_check(s, "check clean with a moved head");
+  is_rc(s, claim_start(s, "q-hi", "A", &cur), 0, "q-hi runs");
+  is_rc(s, done_ok(s, &cur), 0, "q-hi completes");
+  is(conc_state(s, "q-101"), LASH_CONC_HOLDS,
+     "q-101 next (the consumed entries between are skipped)");
+  for (i = 101; i < 150 && in_order; i++) {
+    snprintf(id, sizeof id, "q-%03d", i);
+    in_order = claim_start(s, id, "A", &cur) == 0 && done_ok(s, &cur) == 0;
+  }
+  ok(in_order, "the rest ran");
+  is(tu_kv_count(s, LASH_KV_CONC, "acct-q", 7), 0,
+     "the emptied queue left no entries");
+  is(tu_kv_count(s, LASH_KV_CONC_COUNT, "acct-q", 6), 0,
+     "nor a count (the key is idle)");
+  tu_check(s, "check clean after the queue emptied");
+
+  /* The audit sees a waiter behind its queue's head. */
+  is_rc(s, reg_conc(s, "h-1", "acct-h", 1, 0), 0, "h-1");
+  is_rc(s, reg_conc(s, "h-2", "acct-h", 1, 0), 0, "h-2 (waits)");
+  {
+    /* {n = 1, h = 16 bytes of 0xff}: every position is before it */
+    static const char dmg[] = "\x82\xa1n\x01\xa1h\xc4\x10"
+                              "\xff\xff\xff\xff\xff\xff\xff\xff"
+                              "\xff\xff\xff\xff\xff\xff\xff\xff";
+    int np = 0;
+    is_rc(s,
+          lash__kv_put(s, NULL, LASH_KV_CONC_COUNT, "acct-h", 6, dmg,
+                       sizeof dmg - 1),
+          0, "acct-h's head moved past h-2 (damage)");
+    ok(lash_check(s, tu_problem_, &np) > 0 && np == 1,
+       "lash_check reports h-2 behind the head");
+    is_rc(s,
+          lash__kv_put(s, NULL, LASH_KV_CONC_COUNT, "acct-h", 6,
+                       "\x81\xa1n\x01", 4),
+          0, "acct-h's count mended");
+    tu_check(s, "check clean again");
+  }
+
+  /* The layout before: {n} under the key in LASH_KV_CONC. */
+  is_rc(s, reg_conc(s, "o-1", "acct-o", 1, 0), 0, "o-1");
+  is_rc(s, reg_conc(s, "o-2", "acct-o", 1, 0), 0, "o-2 (waits)");
+  is_rc(s, lash__kv_put(s, NULL, LASH_KV_CONC_COUNT, "acct-o", 6, NULL, 0), 0,
+        "acct-o's count dropped from its place");
+  is_rc(s, lash__kv_put(s, NULL, LASH_KV_CONC, "acct-o", 6, "\x81\xa1n\x01", 4),
+        0, "... and written the way the layout before did");
+  is_rc(s, claim_start(s, "o-1", "A", &x), 0, "o-1 runs");
+  is_rc(s, done_ok(s, &x), 0, "o-1 completes");
+  is(conc_state(s, "o-2"), LASH_CONC_HOLDS, "o-2 got the slot");
+  {
+    lash_bytes v;
+    is_rc(s, lash__kv_get(s, NULL, LASH_KV_CONC, "acct-o", 6, &v), LASH_ENOENT,
+          "the count of the layout before is gone");
+  }
+  is(tu_kv_count(s, LASH_KV_CONC_COUNT, "acct-o", 6), 1, "it moved");
+  tu_check(s, "check clean after the count moved");
 }
 
 /* ---------------------------------------------------------- rate limits */
@@ -371,6 +468,7 @@ int main(void) {
   test_priority_order(&e);
   test_bad_input(&e);
   test_concurrency(&e);
+  test_queue_head(&e);
   test_rate(&e);
   tu_close(&e);
   return done_testing();
