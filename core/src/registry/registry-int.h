@@ -57,7 +57,9 @@ int lash__sv_eq(lash__sv a, lash__sv b);       /* absent == absent only */
 
 /* The decoded form of a stored record. Views point into the bytes the
  * backend handed out or into scratch buffers: valid only until the next
- * write in the txn. */
+ * write in the txn. The field numbers in the comments ([24], [25]..) are
+ * places in the older record layout, which record.c still reads; the
+ * records it writes hold only the fields off their defaults. */
 typedef struct lash__rec {
   /* registration base (immutable) */
   lash__sv id;
