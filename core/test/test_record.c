@@ -2,14 +2,15 @@
  * only what is off its default, and records and events written by the
  * older encoder (the fixtures below: bytes made by that encoder, the
  * version before issue 10's compact records) still decode to the same
- * fields. Codec only: no store. */
+ * fields; so do leases. Codec only: no store. */
 #include "testutil.h"
 
 #include "base/crc32c.h"
 #include "registry/registry-int.h"
 
-/* Made by lash__rec_encode / lash__ev_encode of the older layout (every
- * field in a fixed place, event types as strings). */
+/* Made by lash__rec_encode / lash__ev_encode / lash__lease_encode of the
+ * older layout (every field in a fixed place, event types as strings, a
+ * released lease with all five fields). */
 static const char OLD_NOOP[] =
     "\xdc\x00\x24\x03\xa9\x6e\x30\x30\x30\x30\x30\x30\x30\x31\xa4\x6e\x6f\x6f"
     "\x70\xc4\x01\x01\x01\x00\xcf\x00\x00\x01\x9a\xdb\x8c\x5b\x00\x00\x04\x95"
@@ -43,6 +44,12 @@ static const char OLD_EV_KEYED[] =
     "\x94\xb1\x70\x72\x6f\x63\x65\x73\x73\x2e\x63\x6f\x6d\x70\x6c\x65\x74\x65"
     "\x64\xc4\x01\x01\xcf\x00\x00\x01\x9a\xdb\x8c\x5d\x61\xa2\x6b\x31\x58\xa9"
     "\xf9\x56";
+static const char OLD_LEASE_HELD[] =
+    "\x95\xa8\x76\x6d\x3a\x31\x33\x30\x38\x38\xb0\x33\x33\x64\x66\x61\x65\x65"
+    "\x35\x32\x63\x33\x30\x33\x61\x66\x33\xcf\x12\x34\x56\x78\x90\xab\xcd\xef"
+    "\x03\xcf\x00\x00\x01\x9a\xdb\x8c\xd2\x88\x56\x3d\x0c\x47";
+static const char OLD_LEASE_RELEASED[] =
+    "\x95\xa0\xa0\x00\x03\x00\x12\x83\xb2\x2a";
 
 #define SV(lit) lash__sv_of(lit, sizeof lit - 1)
 #define FIX(a) (a), sizeof(a) - 1
@@ -337,6 +344,34 @@ static void test_events(msgpack_zone *z) {
   lash__buf_free(&buf);
 }
 
+/* Leases (an encoding this change keeps): the bytes of the older build
+ * decode. */
+static void test_leases(msgpack_zone *z) {
+  lash_lease a, b;
+  lash__buf buf = {0};
+  int rc;
+  memset(&a, 0, sizeof a);
+  ok(lash__lease_decode(FIX(OLD_LEASE_HELD), &a, z) == 0 &&
+         strcmp(a.owner, "vm:13088") == 0 &&
+         strcmp(a.incarnation, "33dfaee52c303af3") == 0 &&
+         a.token == 0x1234567890abcdefULL && a.fence == 3 &&
+         a.expires_at == 1764620030600,
+     "old held lease decodes");
+  rc = lash__lease_encode(&a, &buf);
+  memset(&b, 0, sizeof b);
+  ok(rc == 0 && lash__lease_decode(buf.p, buf.len, &b, z) == 0 &&
+         strcmp(b.owner, a.owner) == 0 &&
+         strcmp(b.incarnation, a.incarnation) == 0 && b.token == a.token &&
+         b.fence == a.fence && b.expires_at == a.expires_at,
+     "a held lease survives encode and decode");
+  memset(&a, 0, sizeof a);
+  ok(lash__lease_decode(FIX(OLD_LEASE_RELEASED), &a, z) == 0 &&
+         a.owner[0] == '\0' && a.incarnation[0] == '\0' && a.token == 0 &&
+         a.fence == 3 && a.expires_at == 0,
+     "old released lease decodes");
+  lash__buf_free(&buf);
+}
+
 int main(void) {
   msgpack_zone z;
   msgpack_zone_init(&z, 4096);
@@ -346,6 +381,7 @@ int main(void) {
   test_fields_one_by_one(&z);
   test_bad_mask(&z);
   test_events(&z);
+  test_leases(&z);
   msgpack_zone_destroy(&z);
   return done_testing();
 }
