@@ -1,8 +1,10 @@
 /* record.c - MessagePack encodings of records, events, leases and
  * tombstones, lifecycle payloads, and the fold of one event onto a record.
  *
- * Encodings are arrays in a fixed order, versioned by LASH_FORMAT_VERSION
- * (the store's meta and the first element of every record). Decoding uses
+ * Encodings are arrays, versioned by LASH_FORMAT_VERSION (the store's meta
+ * and the first element of every record). A record writes only what is
+ * not at its default (the compact layout below); records of the older
+ * layout, every field in a fixed place, are still read. Decoding uses
  * msgpack_unpack with the store's zone; strings and binaries reference the
  * input bytes, so a decoded value lives as long as those bytes.
  *
@@ -84,6 +86,11 @@ lash__sv lash__sv_str(const char *s) {
 int lash__sv_eq(lash__sv a, lash__sv b) {
   if (a.p == NULL || b.p == NULL) return a.p == NULL && b.p == NULL;
   return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static int sv_is(lash__sv v, const char *lit) {
+  size_t n = strlen(lit);
+  return v.n == n && memcmp(v.p, lit, n) == 0;
 }
 
 static int pack_sv(msgpack_packer *pk, lash__sv v) {
@@ -299,40 +306,7 @@ static int unpack_sealed(const void *p, size_t n, msgpack_zone *z,
   return unpack(p, n, z, o);
 }
 
-/* ---- issue 13 (retry): record fields [25]..[29] ---- */
-
-size_t lash__retry_fields(const lash__rec *r) {
-  if (r->unique_for_ms > 0) return 29;
-  if (r->unique_key.p != NULL) return 28;
-  if (r->failures > 0 || r->retry_due) return 27;
-  if (r->run_at > 0) return 26;
-  if (r->retry.max_attempts > 0) return 25;
-  return 0;
-}
-
-int lash__retry_pack_fields(msgpack_packer *pk, const lash__rec *r, size_t nf) {
-  int e = 0;
-  /* [25] [max_attempts, initial_ms, factor, max_ms, jitter] or nil */
-  if (r->retry.max_attempts > 0) {
-    e |= msgpack_pack_array(pk, 5);
-    e |= msgpack_pack_uint32(pk, r->retry.max_attempts);
-    e |= msgpack_pack_int64(pk, r->retry.initial_ms);
-    e |= msgpack_pack_double(pk, r->retry.factor);
-    e |= msgpack_pack_int64(pk, r->retry.max_ms);
-    e |= msgpack_pack_double(pk, r->retry.jitter);
-  } else {
-    e |= msgpack_pack_nil(pk);
-  }
-  if (nf > 25) e |= msgpack_pack_int64(pk, r->run_at); /* [26] */
-  if (nf > 26) {                                       /* [27] */
-    e |= msgpack_pack_array(pk, 2);
-    e |= msgpack_pack_uint32(pk, r->failures);
-    e |= r->retry_due ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-  }
-  if (nf > 27) e |= pack_sv(pk, r->unique_key);               /* [28] */
-  if (nf > 28) e |= msgpack_pack_int64(pk, r->unique_for_ms); /* [29] */
-  return e;
-}
+/* ---- issue 13 (retry), the older layout: record fields [25]..[29] ---- */
 
 static int mp_double(const msgpack_object *o, double *out) {
   if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
@@ -344,7 +318,8 @@ static int mp_double(const msgpack_object *o, double *out) {
   return 0;
 }
 
-int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r) {
+static int retry_unpack_fields(const msgpack_object *f, size_t n,
+                               lash__rec *r) {
   uint64_t u;
   if (n > 24 && f[24].type != MSGPACK_OBJECT_NIL) {
     const msgpack_object *a = f[24].via.array.ptr;
@@ -425,21 +400,9 @@ void lash__rec_base(lash__rec *r, lash__sv id, lash__sv kind, lash__sv input,
   r->change_seq = 0;
 }
 
-/* ---- issue 13 (claim): [25]..[29] are retry's, [30] and [31] nil, then [32]
+/* ---- issue 13 (claim), the older layout: [30] and [31] nil, then [32]
  * priority, [33] created_seq, [34] concurrency key (nil: none), [35] its
  * limit, [36] conc_state ---- */
-static int pack_claim(msgpack_packer *pk, const lash__rec *r) {
-  int i, e = 0;
-  for (i = LASH__REC_FIELDS_RETRY; i < REC_CLAIM_AT; i++)
-    e |= msgpack_pack_nil(pk);
-  e |= msgpack_pack_int64(pk, r->priority);
-  e |= msgpack_pack_uint64(pk, r->created_seq);
-  e |= pack_sv(pk, r->conc_key);
-  e |= msgpack_pack_int32(pk, r->conc_limit);
-  e |= msgpack_pack_int(pk, r->conc_state);
-  return e;
-}
-
 static int claim_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f = o->via.array.ptr;
   int64_t lim;
@@ -459,78 +422,275 @@ static int claim_from_obj(const msgpack_object *o, lash__rec *r) {
   return 0;
 }
 
+/* ---- the compact record (issue 10): what a record holds by default is
+ * not written ----
+ *
+ *   [version, mask, id, kind, input, status, created_at, updated_at -
+ * created_at, last_seq, change_seq, created_seq, <one element per set bit of
+ * mask that carries a value, in bit order>]
+ *
+ * The older layout (the version, then all 21..36 fields in a fixed order,
+ * id at [1]) is still read: its element [1] is a string, this one's an
+ * integer. Times after the creation are differences from created_at
+ * (small integers instead of 9-byte ones), wrapping in 64 bits. */
+enum {
+  RB_ATTEMPT = 1u << 0, /* [owner, inc, fence, number, started - created] */
+  RB_OUTCOME = 1u << 1, /* bin */
+  RB_DISP = 1u << 2,    /* disposition, absent: LASH_RERUNNABLE */
+  RB_MAXATT = 1u << 3,  /* max_attempts */
+  RB_FLOOR = 1u << 4,   /* floor */
+  RB_WAIT = 1u << 5,    /* wait */
+  RB_SINCE = 1u << 6,   /* wait_since */
+  RB_CANCEL = 1u << 7,  /* cancel requested: its reason (str or nil) */
+  RB_ABANDON = 1u << 8, /* abandon requested: [by, reason] */
+  RB_TIMEOUT = 1u << 9, /* timeout_ms */
+  RB_PARENT = 1u << 10, /* parent */
+  RB_SUSP = 1u << 11,   /* [state, event, process, wake_at] */
+  RB_RETRY = 1u << 12,  /* [max_attempts, initial_ms, factor, max_ms, jitter] */
+  RB_RUNAT = 1u << 13,  /* run_at */
+  RB_FAILS = 1u << 14,  /* failures */
+  RB_DUE = 1u << 15,    /* retry_due (no value) */
+  RB_UNIQUE = 1u << 16, /* unique_key */
+  RB_UFOR = 1u << 17,   /* unique_for_ms */
+  RB_PRIO = 1u << 18,   /* priority */
+  RB_CKEY = 1u << 19,   /* concurrency key */
+  RB_CLIMIT = 1u << 20, /* its limit */
+  RB_CSTATE = 1u << 21, /* conc_state */
+  RB_ALL = (1u << 22) - 1,
+  RB_FLAGS = RB_DUE /* bits without an element */
+};
+#define REC_FIXED 11 /* elements before the optional ones */
+
+static int64_t delta(int64_t t, int64_t base) {
+  return (int64_t)((uint64_t)t - (uint64_t)base);
+}
+
+static int64_t undelta(int64_t d, int64_t base) {
+  return (int64_t)((uint64_t)base + (uint64_t)d);
+}
+
+static uint32_t rec_mask(const lash__rec *r) {
+  uint32_t m = 0;
+  if (r->has_attempt) m |= RB_ATTEMPT;
+  if (r->outcome.p != NULL) m |= RB_OUTCOME;
+  if (r->disposition != LASH_RERUNNABLE) m |= RB_DISP;
+  if (r->max_attempts != 0) m |= RB_MAXATT;
+  if (r->floor != 0) m |= RB_FLOOR;
+  if (r->wait.p != NULL) m |= RB_WAIT;
+  if (r->wait_since != 0) m |= RB_SINCE;
+  if (r->cancel_requested) m |= RB_CANCEL;
+  if (r->abandon_requested) m |= RB_ABANDON;
+  if (r->timeout_ms != 0) m |= RB_TIMEOUT;
+  if (r->parent.p != NULL) m |= RB_PARENT;
+  if (r->suspended || r->woken) m |= RB_SUSP;
+  if (r->retry.max_attempts > 0) m |= RB_RETRY;
+  if (r->run_at != 0) m |= RB_RUNAT;
+  if (r->failures != 0) m |= RB_FAILS;
+  if (r->retry_due) m |= RB_DUE;
+  if (r->unique_key.p != NULL) m |= RB_UNIQUE;
+  if (r->unique_for_ms != 0) m |= RB_UFOR;
+  if (r->priority != 0) m |= RB_PRIO;
+  if (r->conc_key.p != NULL) m |= RB_CKEY;
+  if (r->conc_limit != 0) m |= RB_CLIMIT;
+  if (r->conc_state != LASH_CONC_NONE) m |= RB_CSTATE;
+  return m;
+}
+
+static uint32_t popcount32(uint32_t m) {
+  uint32_t n = 0;
+  for (; m != 0; m &= m - 1)
+    n++;
+  return n;
+}
+
 int lash__rec_encode(const lash__rec *r, lash__buf *b) {
   msgpack_packer pk;
+  uint32_t m = rec_mask(r);
   int e = 0;
   lash__packer(&pk, b);
-  {
-    /* issue 13 (claim): every record holds its creation order [33], so
-     * every record has the claim fields. */
-    e |= msgpack_pack_array(&pk, REC_CLAIM_N);
-  }
+  e |= msgpack_pack_array(&pk, REC_FIXED + popcount32(m & ~(uint32_t)RB_FLAGS));
   e |= msgpack_pack_uint32(&pk, LASH_FORMAT_VERSION);
+  e |= msgpack_pack_uint32(&pk, m);
   e |= pack_sv(&pk, r->id);
   e |= pack_sv(&pk, r->kind);
   e |= pack_bin(&pk, lash__sv_of(r->input.p, r->input.n));
-  e |= msgpack_pack_int(&pk, r->disposition);
-  e |= msgpack_pack_uint32(&pk, r->max_attempts);
-  e |= msgpack_pack_int64(&pk, r->created_at);
-  e |= msgpack_pack_uint64(&pk, r->floor);
   e |= msgpack_pack_int(&pk, r->status);
-  if (r->has_attempt) {
+  e |= msgpack_pack_int64(&pk, r->created_at);
+  e |= msgpack_pack_int64(&pk, delta(r->updated_at, r->created_at));
+  e |= msgpack_pack_uint64(&pk, r->last_seq);
+  e |= msgpack_pack_uint64(&pk, r->change_seq);
+  e |= msgpack_pack_uint64(&pk, r->created_seq);
+  if (m & RB_ATTEMPT) {
     e |= msgpack_pack_array(&pk, 5);
     e |= pack_sv(&pk, lash__sv_of(r->att_owner.p, r->att_owner.n));
     e |= pack_sv(&pk, lash__sv_of(r->att_inc.p, r->att_inc.n));
     e |= msgpack_pack_uint64(&pk, r->att_fence);
     e |= msgpack_pack_uint32(&pk, r->att_number);
-    e |= msgpack_pack_int64(&pk, r->att_started_at);
-  } else {
-    e |= msgpack_pack_nil(&pk);
+    e |= msgpack_pack_int64(&pk, delta(r->att_started_at, r->created_at));
   }
-  e |= pack_bin(&pk, r->outcome);
-  e |= pack_sv(&pk, r->wait);
-  e |= msgpack_pack_int64(&pk, r->wait_since);
-  e |= r->cancel_requested ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-  e |= pack_sv(&pk, r->cancel_reason);
-  e |= r->abandon_requested ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-  e |= pack_sv(&pk, r->abandon_by);
-  e |= pack_sv(&pk, r->abandon_reason);
-  e |= msgpack_pack_int64(&pk, r->updated_at);
-  e |= msgpack_pack_uint64(&pk, r->last_seq);
-  e |= msgpack_pack_uint64(&pk, r->change_seq);
-  e |= msgpack_pack_int64(&pk, r->timeout_ms);
-  /* replay keys (A): [23] parent (nil when none) */
-  if (r->parent.p != NULL)
-    e |= pack_sv(&pk, r->parent);
-  else
-    e |= msgpack_pack_nil(&pk);
-  /* ---- suspension (B): [24] [state, event, process, at], state 1
-   * suspended, 2 woken ---- */
-  if (r->suspended || r->woken) {
+  if (m & RB_OUTCOME) e |= pack_bin(&pk, r->outcome);
+  if (m & RB_DISP) e |= msgpack_pack_int(&pk, r->disposition);
+  if (m & RB_MAXATT) e |= msgpack_pack_uint32(&pk, r->max_attempts);
+  if (m & RB_FLOOR) e |= msgpack_pack_uint64(&pk, r->floor);
+  if (m & RB_WAIT) e |= pack_sv(&pk, r->wait);
+  if (m & RB_SINCE) e |= msgpack_pack_int64(&pk, r->wait_since);
+  if (m & RB_CANCEL) e |= pack_sv(&pk, r->cancel_reason);
+  if (m & RB_ABANDON) {
+    e |= msgpack_pack_array(&pk, 2);
+    e |= pack_sv(&pk, r->abandon_by);
+    e |= pack_sv(&pk, r->abandon_reason);
+  }
+  if (m & RB_TIMEOUT) e |= msgpack_pack_int64(&pk, r->timeout_ms);
+  if (m & RB_PARENT) e |= pack_sv(&pk, r->parent);
+  if (m & RB_SUSP) {
     e |= msgpack_pack_array(&pk, 4);
     e |= msgpack_pack_int(&pk, r->suspended ? 1 : 2);
     e |= pack_sv(&pk, r->wake_event);
     e |= pack_sv(&pk, r->wake_process);
     e |= msgpack_pack_int64(&pk, r->wake_at);
-  } else {
-    e |= msgpack_pack_nil(&pk);
   }
-  /* ---- issue 13 (retry): [25]..[29] ---- */
-  e |= lash__retry_pack_fields(&pk, r, LASH__REC_FIELDS_RETRY);
-  e |= pack_claim(&pk, r); /* (claim): [30]..[36] */
+  if (m & RB_RETRY) {
+    e |= msgpack_pack_array(&pk, 5);
+    e |= msgpack_pack_uint32(&pk, r->retry.max_attempts);
+    e |= msgpack_pack_int64(&pk, r->retry.initial_ms);
+    e |= msgpack_pack_double(&pk, r->retry.factor);
+    e |= msgpack_pack_int64(&pk, r->retry.max_ms);
+    e |= msgpack_pack_double(&pk, r->retry.jitter);
+  }
+  if (m & RB_RUNAT) e |= msgpack_pack_int64(&pk, r->run_at);
+  if (m & RB_FAILS) e |= msgpack_pack_uint32(&pk, r->failures);
+  if (m & RB_UNIQUE) e |= pack_sv(&pk, r->unique_key);
+  if (m & RB_UFOR) e |= msgpack_pack_int64(&pk, r->unique_for_ms);
+  if (m & RB_PRIO) e |= msgpack_pack_int64(&pk, r->priority);
+  if (m & RB_CKEY) e |= pack_sv(&pk, r->conc_key);
+  if (m & RB_CLIMIT) e |= msgpack_pack_int32(&pk, r->conc_limit);
+  if (m & RB_CSTATE) e |= msgpack_pack_int(&pk, r->conc_state);
   return seal(b, e);
+}
+
+static int rec_from_compact(const msgpack_object *o, lash__rec *r) {
+  const msgpack_object *f = o->via.array.ptr, *a, *x;
+  uint32_t m;
+  int64_t d, lim;
+  if (mp_u32(&f[1], &m) < 0 || (m & ~(uint32_t)RB_ALL) != 0 ||
+      o->via.array.size != REC_FIXED + popcount32(m & ~(uint32_t)RB_FLAGS))
+    return LASH_ECORRUPT;
+  r->disposition = LASH_RERUNNABLE;
+  if (lash__mp_sv(&f[2], &r->id, 0) < 0 ||
+      lash__mp_sv(&f[3], &r->kind, 0) < 0 ||
+      lash__mp_bin(&f[4], &r->input) < 0 ||
+      mp_int(&f[5], LASH_PENDING, LASH_ABANDONED, &r->status) < 0 ||
+      lash__mp_i64(&f[6], &r->created_at) < 0 || lash__mp_i64(&f[7], &d) < 0 ||
+      lash__mp_u64(&f[8], &r->last_seq) < 0 ||
+      lash__mp_u64(&f[9], &r->change_seq) < 0 ||
+      lash__mp_u64(&f[10], &r->created_seq) < 0)
+    return LASH_ECORRUPT;
+  r->updated_at = undelta(d, r->created_at);
+  x = f + REC_FIXED; /* the next optional element */
+  if (m & RB_ATTEMPT) {
+    if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 5)
+      return LASH_ECORRUPT;
+    a = x->via.array.ptr;
+    r->has_attempt = 1;
+    if (lash__mp_sv(&a[0], &r->att_owner, 0) < 0 ||
+        lash__mp_sv(&a[1], &r->att_inc, 0) < 0 ||
+        lash__mp_u64(&a[2], &r->att_fence) < 0 ||
+        mp_u32(&a[3], &r->att_number) < 0 || lash__mp_i64(&a[4], &d) < 0)
+      return LASH_ECORRUPT;
+    r->att_started_at = undelta(d, r->created_at);
+    x++;
+  }
+  if ((m & RB_OUTCOME) && lash__mp_bin(x++, &r->outcome) < 0)
+    return LASH_ECORRUPT;
+  if ((m & RB_DISP) &&
+      mp_int(x++, LASH_RERUNNABLE, LASH_EXTERNAL, &r->disposition) < 0)
+    return LASH_ECORRUPT;
+  if ((m & RB_MAXATT) && mp_u32(x++, &r->max_attempts) < 0)
+    return LASH_ECORRUPT;
+  if ((m & RB_FLOOR) && lash__mp_u64(x++, &r->floor) < 0) return LASH_ECORRUPT;
+  if ((m & RB_WAIT) && lash__mp_sv(x++, &r->wait, 0) < 0) return LASH_ECORRUPT;
+  if ((m & RB_SINCE) && lash__mp_i64(x++, &r->wait_since) < 0)
+    return LASH_ECORRUPT;
+  if (m & RB_CANCEL) {
+    r->cancel_requested = 1;
+    if (lash__mp_sv(x++, &r->cancel_reason, 1) < 0) return LASH_ECORRUPT;
+  }
+  if (m & RB_ABANDON) {
+    if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 2 ||
+        lash__mp_sv(&x->via.array.ptr[0], &r->abandon_by, 1) < 0 ||
+        lash__mp_sv(&x->via.array.ptr[1], &r->abandon_reason, 1) < 0)
+      return LASH_ECORRUPT;
+    r->abandon_requested = 1;
+    x++;
+  }
+  if ((m & RB_TIMEOUT) &&
+      (lash__mp_i64(x++, &r->timeout_ms) < 0 || r->timeout_ms < 0))
+    return LASH_ECORRUPT;
+  if ((m & RB_PARENT) && (lash__mp_sv(x++, &r->parent, 0) < 0 ||
+                          r->parent.n == 0 || r->parent.n > LASH_ID_MAX))
+    return LASH_ECORRUPT;
+  if (m & RB_SUSP) {
+    int state;
+    a = x->via.array.ptr;
+    if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 4 ||
+        mp_int(&a[0], 1, 2, &state) < 0 ||
+        lash__mp_sv(&a[1], &r->wake_event, 1) < 0 ||
+        lash__mp_sv(&a[2], &r->wake_process, 1) < 0 ||
+        lash__mp_i64(&a[3], &r->wake_at) < 0)
+      return LASH_ECORRUPT;
+    r->suspended = state == 1;
+    r->woken = state == 2;
+    x++;
+  }
+  if (m & RB_RETRY) {
+    a = x->via.array.ptr;
+    if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 5 ||
+        mp_u32(&a[0], &r->retry.max_attempts) < 0 ||
+        r->retry.max_attempts == 0 ||
+        lash__mp_i64(&a[1], &r->retry.initial_ms) < 0 ||
+        mp_double(&a[2], &r->retry.factor) < 0 ||
+        lash__mp_i64(&a[3], &r->retry.max_ms) < 0 ||
+        mp_double(&a[4], &r->retry.jitter) < 0)
+      return LASH_ECORRUPT;
+    x++;
+  }
+  if ((m & RB_RUNAT) && lash__mp_i64(x++, &r->run_at) < 0) return LASH_ECORRUPT;
+  if ((m & RB_FAILS) && mp_u32(x++, &r->failures) < 0) return LASH_ECORRUPT;
+  r->retry_due = (m & RB_DUE) != 0;
+  if ((m & RB_UNIQUE) && lash__mp_sv(x++, &r->unique_key, 0) < 0)
+    return LASH_ECORRUPT;
+  if ((m & RB_UFOR) && lash__mp_i64(x++, &r->unique_for_ms) < 0)
+    return LASH_ECORRUPT;
+  if ((m & RB_PRIO) && lash__mp_i64(x++, &r->priority) < 0)
+    return LASH_ECORRUPT;
+  if ((m & RB_CKEY) && (lash__mp_sv(x++, &r->conc_key, 0) < 0 ||
+                        r->conc_key.n == 0 || r->conc_key.n > LASH_NAME_MAX))
+    return LASH_ECORRUPT;
+  if (m & RB_CLIMIT) {
+    if (lash__mp_i64(x++, &lim) < 0 || lim < 0 || lim > INT32_MAX)
+      return LASH_ECORRUPT;
+    r->conc_limit = (int32_t)lim;
+  }
+  if ((m & RB_CSTATE) &&
+      mp_int(x++, LASH_CONC_NONE, LASH_CONC_WAITS, &r->conc_state) < 0)
+    return LASH_ECORRUPT;
+  return 0;
 }
 
 static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   const msgpack_object *f, *a;
   uint32_t version;
-  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIELDS ||
+  if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < REC_FIXED ||
       o->via.array.size > REC_FIELDS_MAX)
     return LASH_ECORRUPT;
   f = o->via.array.ptr;
   memset(r, 0, sizeof *r);
   if (mp_u32(&f[0], &version) < 0 || version != LASH_FORMAT_VERSION)
     return LASH_ECORRUPT;
+  if (f[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return rec_from_compact(o, r);
+  /* the older layout: every field in a fixed place */
+  if (o->via.array.size < REC_FIELDS) return LASH_ECORRUPT;
   if (lash__mp_sv(&f[1], &r->id, 0) < 0 ||
       lash__mp_sv(&f[2], &r->kind, 0) < 0 ||
       lash__mp_bin(&f[3], &r->input) < 0 ||
@@ -589,7 +749,7 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   }
   /* ---- issue 13 (retry): [25]..[29] ---- */
   if (o->via.array.size > REC_FIELDS_SUSP &&
-      lash__retry_unpack_fields(f, o->via.array.size, r) < 0)
+      retry_unpack_fields(f, o->via.array.size, r) < 0)
     return LASH_ECORRUPT;
   return claim_from_obj(o, r); /* (claim): [32]..[36] */
 }
@@ -709,17 +869,63 @@ void lash_record_free(lash_record *r) {
 
 /* ------------------------------------------------------------- events */
 
+/* The core's own event types are written as their number here (issue 10:
+ * one byte instead of 16-25); every other type as its string. Append
+ * only: a number, once written, names its type for good. */
+static const char *const ev_types[] = {NULL,
+                                       LASH__EV_STARTED,
+                                       "process.completed",
+                                       "process.failed",
+                                       "process.cancelled",
+                                       "process.abandoned",
+                                       LASH__EV_WAITING,
+                                       LASH__EV_RESUMED,
+                                       LASH__EV_CANCEL_REQ,
+                                       LASH__EV_ABANDON_REQ,
+                                       LASH__EV_SUSPENDED,
+                                       LASH__EV_WOKEN,
+                                       LASH__EV_ATTEMPT_FAILED,
+                                       LASH__EV_RETRIED,
+                                       "process.step",
+                                       "process.child",
+                                       "process.sleep",
+                                       "process.wait",
+                                       "process.timeout",
+                                       "process.value"};
+#define EV_TYPES (sizeof ev_types / sizeof ev_types[0])
+
+static unsigned ev_type_code(lash__sv type) {
+  unsigned i;
+  if (type.n < 8 || memcmp(type.p, "process.", 8) != 0) return 0;
+  for (i = 1; i < EV_TYPES; i++)
+    if (sv_is(type, ev_types[i])) return i;
+  return 0;
+}
+
 int lash__ev_encode(const lash__ev *ev, lash__buf *b) {
   msgpack_packer pk;
+  unsigned code = ev_type_code(ev->type);
   int e = 0;
   lash__packer(&pk, b);
   /* replay keys (A): a 4th element, the key, only when there is one */
   e |= msgpack_pack_array(&pk, ev->key.p != NULL ? 4 : 3);
-  e |= pack_sv(&pk, ev->type);
+  if (code != 0)
+    e |= msgpack_pack_unsigned_int(&pk, code);
+  else
+    e |= pack_sv(&pk, ev->type);
   e |= pack_bin(&pk, lash__sv_of(ev->payload.p, ev->payload.n));
   e |= msgpack_pack_int64(&pk, ev->at);
   if (ev->key.p != NULL) e |= pack_sv(&pk, ev->key);
   return seal(b, e);
+}
+
+static int ev_type_of(const msgpack_object *o, lash__sv *type) {
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 == 0 || o->via.u64 >= EV_TYPES) return LASH_ECORRUPT;
+    *type = lash__sv_str(ev_types[o->via.u64]);
+    return 0;
+  }
+  return lash__mp_sv(o, type, 0);
 }
 
 int lash__ev_decode(const void *p, size_t n, lash__ev *ev, msgpack_zone *z) {
@@ -730,7 +936,7 @@ int lash__ev_decode(const void *p, size_t n, lash__ev *ev, msgpack_zone *z) {
     ev->key.n = 0;
     if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 3 ||
         o.via.array.size > 4 ||
-        lash__mp_sv(&o.via.array.ptr[0], &ev->type, 0) < 0 ||
+        ev_type_of(&o.via.array.ptr[0], &ev->type) < 0 ||
         lash__mp_bin(&o.via.array.ptr[1], &ev->payload) < 0 ||
         lash__mp_i64(&o.via.array.ptr[2], &ev->at) < 0 ||
         (o.via.array.size == 4 &&
@@ -1010,11 +1216,6 @@ static const char *const terminal_types[LASH_STATUS_COUNT + 1] = {
 const char *lash__terminal_type(int status) {
   if (status < LASH_COMPLETED || status > LASH_ABANDONED) return NULL;
   return terminal_types[status];
-}
-
-static int sv_is(lash__sv v, const char *lit) {
-  size_t n = strlen(lit);
-  return v.n == n && memcmp(v.p, lit, n) == 0;
 }
 
 int lash__terminal_type_status(lash__sv type) {

@@ -57,7 +57,9 @@ int lash__sv_eq(lash__sv a, lash__sv b);       /* absent == absent only */
 
 /* The decoded form of a stored record. Views point into the bytes the
  * backend handed out or into scratch buffers: valid only until the next
- * write in the txn. */
+ * write in the txn. The field numbers in the comments ([24], [25]..) are
+ * places in the older record layout, which record.c still reads; the
+ * records it writes hold only the fields off their defaults. */
 typedef struct lash__rec {
   /* registration base (immutable) */
   lash__sv id;
@@ -119,13 +121,8 @@ typedef struct lash__rec {
 } lash__rec;
 
 /* ---- issue 13: retries, delays, unique keys ----
- * The record fields [25]..[29] are record.c's (the codec); the policy
- * and the payloads retry.c's. */
-#define LASH__REC_FIELDS_RETRY 29 /* the longest record array */
-/* The record array length its [25]..[29] need, 0: none of them. */
-size_t lash__retry_fields(const lash__rec *r);
-int lash__retry_pack_fields(msgpack_packer *pk, const lash__rec *r, size_t nf);
-int lash__retry_unpack_fields(const msgpack_object *f, size_t n, lash__rec *r);
+ * The record fields are record.c's (the codec); the policy and the
+ * payloads retry.c's. */
 /* Copies the issue-13 base fields of src into d and resets d's projection
  * (the fold's start, lash_check). */
 void lash__retry_base(lash__rec *d, const lash__rec *src);
