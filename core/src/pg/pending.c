@@ -47,7 +47,7 @@ static int el_sep(pg__buf *b, size_t n) {
 }
 
 /* Bytes as hex text ("" when empty, NULL when absent). */
-static int el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
+int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = data;
   char *o;
@@ -66,7 +66,7 @@ static int el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   return 0;
 }
 
-static int el_text(pg__buf *b, size_t n, const char *text) {
+int pg__el_text(pg__buf *b, size_t n, const char *text) {
   return el_sep(b, n) < 0 ? LASH_ENOMEM : pg__buf_str(b, text);
 }
 
@@ -113,46 +113,48 @@ int pg__pending_save(pg__store *s, const lash_bsave *row) {
     pg__buf *c = s->pev.col;
     n = s->pev.n;
     snprintf(num, sizeof num, "%llu", (unsigned long long)ev->seq);
-    rc = el_bytes(&c[C_ID], n, row->id, row->idlen);
-    if (rc == 0) rc = el_text(&c[C_SEQ], n, num);
-    if (rc == 0) rc = el_bytes(&c[C_EV], n, ev->data.data, ev->data.len);
+    rc = pg__el_bytes(&c[C_ID], n, row->id, row->idlen);
+    if (rc == 0) rc = pg__el_text(&c[C_SEQ], n, num);
+    if (rc == 0) rc = pg__el_bytes(&c[C_EV], n, ev->data.data, ev->data.len);
     /* replay keys (A): the key column, NULL when none */
-    if (rc == 0) rc = el_bytes(&c[C_KEY], n, ev->key.data, ev->key.len);
+    if (rc == 0) rc = pg__el_bytes(&c[C_KEY], n, ev->key.data, ev->key.len);
     s->pev.n++;
   }
   if (rc == 0 && row->rec.data != NULL) {
     pg__buf *c = s->prow.col;
     n = s->prow.n;
-    rc = el_bytes(&c[C_ID], n, row->id, row->idlen);
-    if (rc == 0) rc = el_bytes(&c[C_KIND], n, row->kind.data, row->kind.len);
-    if (rc == 0) rc = el_bytes(&c[C_REC], n, row->rec.data, row->rec.len);
+    rc = pg__el_bytes(&c[C_ID], n, row->id, row->idlen);
+    if (rc == 0)
+      rc = pg__el_bytes(&c[C_KIND], n, row->kind.data, row->kind.len);
+    if (rc == 0) rc = pg__el_bytes(&c[C_REC], n, row->rec.data, row->rec.len);
     snprintf(num, sizeof num, "%d", row->after.status);
-    if (rc == 0) rc = el_text(&c[C_STATUS], n, num);
-    if (rc == 0) rc = el_text(&c[C_LIVE], n, live(&row->after) ? "t" : "f");
+    if (rc == 0) rc = pg__el_text(&c[C_STATUS], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_LIVE], n, live(&row->after) ? "t" : "f");
     snprintf(num, sizeof num, "%llu",
              (unsigned long long)row->after.change_seq);
-    if (rc == 0) rc = el_text(&c[C_CS], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_CS], n, num);
     /* ---- suspension and timers (issue 9): wake_at, awaits ---- */
     if (row->after.wake_at > 0)
       snprintf(num, sizeof num, "%lld", (long long)row->after.wake_at);
     else
       snprintf(num, sizeof num, "NULL");
-    if (rc == 0) rc = el_text(&c[C_WAKE], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_WAKE], n, num);
     if (rc == 0)
-      rc = el_bytes(&c[C_AWAITS], n, row->after.awaits.data,
-                    row->after.awaits.len);
+      rc = pg__el_bytes(&c[C_AWAITS], n, row->after.awaits.data,
+                        row->after.awaits.len);
     /* issue 13 (claim): the live order, rank = -priority, cseq */
     snprintf(num, sizeof num, "%lld", (long long)-row->after.priority);
-    if (rc == 0) rc = el_text(&c[C_RANK], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_RANK], n, num);
     snprintf(num, sizeof num, "%llu", (unsigned long long)row->after.order);
-    if (rc == 0) rc = el_text(&c[C_RANK + 1], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_RANK + 1], n, num);
     s->prow.n++;
   }
   if (rc == 0 && row->lease.data != NULL) {
     pg__buf *c = s->plea.col;
     n = s->plea.n;
-    rc = el_bytes(&c[C_ID], n, row->id, row->idlen);
-    if (rc == 0) rc = el_bytes(&c[C_LEASE], n, row->lease.data, row->lease.len);
+    rc = pg__el_bytes(&c[C_ID], n, row->id, row->idlen);
+    if (rc == 0)
+      rc = pg__el_bytes(&c[C_LEASE], n, row->lease.data, row->lease.len);
     s->plea.n++;
   }
   return rc;

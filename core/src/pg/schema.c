@@ -272,6 +272,14 @@ int pg__prepare(pg__store *s) {
       "PREPARE lash_lease_putn (text[], text[]) AS INSERT INTO leases (id, "
       "lease) SELECT decode(i, 'hex'), decode(l, 'hex') FROM unnest($1, $2) "
       "AS u (i, l) ON CONFLICT (id) DO UPDATE SET lease = EXCLUDED.lease;"
+      /* pg__cache_verify: the ordinals of cached rows whose rows or
+       * leases tuple is no longer the version we wrote (its xmin) */
+      "PREPARE lash_verify (text[], bigint[], bigint[]) AS SELECT u.n FROM "
+      "(SELECT decode(i, 'hex') AS id, rx, lx, n FROM unnest($1, $2, $3) "
+      "WITH ORDINALITY AS a (i, rx, lx, n)) u WHERE (SELECT "
+      "xmin::text::bigint FROM rows WHERE id = u.id) IS DISTINCT FROM u.rx "
+      "OR (SELECT xmin::text::bigint FROM leases WHERE id = u.id) IS "
+      "DISTINCT FROM u.lx;"
       "PREPARE lash_ev_scan (bytea, bigint) AS SELECT seq, id, ev FROM "
       "events WHERE id = $1 AND seq > $2 ORDER BY seq LIMIT 256;"
       "PREPARE lash_tomb_drop (bytea) AS DELETE FROM tombs WHERE id = $1;"
