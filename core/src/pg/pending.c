@@ -6,9 +6,8 @@
  * statements, not three per row, and the server parses and plans three
  * short statements, not a VALUES list of thousands of literals (which
  * was a third of its time in the drain: docs/perf.md). Bytes travel as
- * hex text elements (decode(x, 'hex') on the server). One INSERT may not
- * touch a row twice: pg__save flushes before it queues a row already
- * pending. */
+ * hex bytea elements. One INSERT may not touch a row twice: pg__save
+ * flushes before it queues a row already pending. */
 #define _GNU_SOURCE 1
 #include "pg-int.h"
 
@@ -46,7 +45,10 @@ static int el_sep(pg__buf *b, size_t n) {
   return pg__buf_str(b, n == 0 ? "{" : ",");
 }
 
-/* Bytes as hex text ("" when empty, NULL when absent). */
+/* Bytes as a bytea element in hex ("\\x0a1b": the array literal's
+ * escaped backslash, inside a standard-conforming string literal, as
+ * pg__buf_bytea assumes too), read by byteain itself: no text element and
+ * no decode() call per element; "" when empty, NULL when absent. */
 int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = data;
@@ -55,13 +57,15 @@ int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   if (el_sep(b, n) < 0) return LASH_ENOMEM;
   if (data == NULL) return pg__buf_str(b, "NULL");
   if (len == 0) return pg__buf_str(b, "\"\"");
-  if (pg__buf_reserve(b, 2 * len) < 0) return LASH_ENOMEM;
+  if (pg__buf_reserve(b, 2 * len + 3) < 0) return LASH_ENOMEM;
   o = b->p + b->len;
+  memcpy(o, "\\\\x", 3);
+  o += 3;
   for (i = 0; i < len; i++) {
     o[2 * i] = hex[p[i] >> 4];
     o[2 * i + 1] = hex[p[i] & 15];
   }
-  b->len += 2 * len;
+  b->len += 2 * len + 3;
   b->p[b->len] = '\0';
   return 0;
 }

@@ -112,7 +112,9 @@ typedef struct pg__store {
   size_t nclive;    /* how many the last compaction kept */
   /* Every commit that wrote updates the meta row, so the meta row's xmin
    * names the last writer: a write that finds it is our last commit's
-   * transaction keeps the cache (nobody wrote in between, mig). */
+   * transaction keeps the cache (nobody wrote in between, mig); one that
+   * finds another's keeps the rows whose own tuples still carry the xmin
+   * of our write (pg__cache_verify). */
   uint32_t cur_xid;  /* the open write's transaction id */
   uint32_t last_xid; /* our last commit that wrote (last_xid_ok) */
   int last_xid_ok;
@@ -160,8 +162,8 @@ int pg__pending_flush(pg__store *s);
 void pg__pending_reset(pg__store *s);
 /* Frees their buffers (the handle closes). */
 void pg__pending_free(pg__store *s);
-/* One element of a column's array literal: bytes as hex text (data NULL:
- * NULL), or text as it is (pending.c). */
+/* One element of a column's array literal: bytes as a hex bytea element
+ * (data NULL: NULL), or text as it is (pending.c). */
 int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len);
 int pg__el_text(pg__buf *b, size_t n, const char *text);
 /* Queues the events, row and lease of one save (pending.c). */
