@@ -429,6 +429,87 @@ static void test_kept_cache_pg(void) {
   if (other != NULL) lash_store_close(other);
   tu_close(&e);
 }
+
+/* Two handles write the same store in turns, each holding the leases of
+ * its own rows (as two workers do): the rows each cached at its last
+ * commit stay cached across the other's commits only while the other did
+ * not write them (pg__cache_verify: their tuples' xmin). Every few turns a
+ * handle appends to one of the other's rows, unfenced (a signal): the
+ * holder's next fenced append must come after it, not overwrite it with
+ * the sequence number its stale copy would give. Every event is there, in
+ * order, read by both handles and by a third. */
+static void test_cache_two_writers_pg(void) {
+  enum { ROWS = 8, TURNS = 120 };
+  tu_env e;
+  lash_store *h[2], *third = NULL;
+  lash_lease ls[ROWS];
+  char id[16], err[1024] = "";
+  long want[ROWS], got;
+  int i, t, fails = 0, rc, all_ok = 1;
+  lash_bytes pl = {"\xc0", 1};
+  h[0] = tu_open(&e, NULL);
+  rc = lash_store_open(lash_store_path(h[0]), NULL, &h[1], err, sizeof err);
+  is_rc(NULL, rc, 0, "a second handle on the store");
+  if (rc != 0) {
+    tu_close(&e);
+    return;
+  }
+  lash_store_set_clock(h[1], tu_clock_fn, &e.now);
+  for (i = 0; i < ROWS; i++) {
+    snprintf(id, sizeof id, "tw-%d", i);
+    tu_reg(h[0], id, "k", LASH_RERUNNABLE, 0);
+    /* rows 0..3 are handle 0's, 4..7 handle 1's */
+    if (lash_lease_claim(h[i / 4], NULL, id, i < 4 ? "w0" : "w1", "i1", 600000,
+                         &ls[i]) != 0 ||
+        lash_start(h[i / 4], NULL, &ls[i], NULL) != 0)
+      fails++;
+  }
+  is(fails, 0, "each handle claims and starts its four rows");
+  for (i = 0; i < ROWS; i++) {
+    snprintf(id, sizeof id, "tw-%d", i);
+    want[i] = tu_event_count(h[0], id);
+  }
+  for (t = 0; t < TURNS; t++) {
+    int w = t % 2, mine = 4 * w + (t / 2) % 4, theirs = 4 * (1 - w) + t % 4;
+    /* the holder's fenced append: its cached copy of the row, if kept */
+    if (lash_append_fenced(h[w], NULL, &ls[mine], "progress", pl, NULL) != 0)
+      fails++;
+    want[mine]++;
+    if (t % 3 == 0) { /* and now and then one to the other's row */
+      snprintf(id, sizeof id, "tw-%d", theirs);
+      if (lash_append(h[w], NULL, id, "progress", pl, NULL) != 0) fails++;
+      want[theirs]++;
+    }
+  }
+  is(fails, 0, "%d turns of writes by two handles", TURNS);
+  rc = lash_store_open(lash_store_path(h[0]), NULL, &third, err, sizeof err);
+  is_rc(NULL, rc, 0, "a third handle on the store");
+  for (i = 0; i < ROWS; i++) {
+    int k;
+    snprintf(id, sizeof id, "tw-%d", i);
+    for (k = 0; k < 3; k++) {
+      lash_store *r = k < 2 ? h[k] : third;
+      tu_evs ev;
+      size_t j;
+      int gaps = 0;
+      if (r == NULL) continue;
+      memset(&ev, 0, sizeof ev);
+      got = tu_events(r, NULL, id, 0, 0, &ev) == 0 ? (long)ev.n : -1;
+      for (j = 0; j < ev.n; j++)
+        if (ev.v[j].seq != j + 1) gaps++;
+      tu_evs_free(&ev);
+      if (got != want[i] || gaps != 0) {
+        diag("%s read by handle %d: %ld events (want %ld), %d out of place", id,
+             k, got, want[i], gaps);
+        all_ok = 0;
+      }
+    }
+  }
+  ok(all_ok, "every row has all its events in order, read by three handles");
+  if (third != NULL) lash_store_close(third);
+  lash_store_close(h[1]);
+  tu_close(&e);
+}
 #endif
 
 /* ------------------------------------------------------------ map full */
@@ -944,6 +1025,7 @@ int main(void) {
   test_format_pg();
   test_connection_loss_pg();
   test_kept_cache_pg();
+  test_cache_two_writers_pg();
 #endif
   test_map_full();
   test_durability();

@@ -245,3 +245,92 @@ void pg__pc_check(pg__store *s) {
   }
   if (s->pc && !s->pc_synced) pg__pc_off(s);
 }
+
+/* Keeps the entries whose `keep` is set (the others' own memory freed):
+ * the table is rebuilt, as open addressing cannot delete in place. */
+static int cache_rebuild(pg__store *s, const unsigned char *keep) {
+  size_t cap = 256, n = 0, i, k = 0;
+  pg__ent *t;
+  for (i = 0; i < s->capcache; i++)
+    if (s->cache[i].id != NULL && keep[k++]) n++;
+  while (cap < 2 * (n + 1))
+    cap *= 2;
+  if ((t = calloc(cap, sizeof *t)) == NULL) return LASH_ENOMEM;
+  for (i = k = 0; i < s->capcache; i++) {
+    pg__ent *e = &s->cache[i];
+    if (e->id == NULL) continue;
+    if (keep[k++]) {
+      *slot(t, cap, e->id, e->idlen) = *e;
+    } else {
+      free(e->ev);
+      free(e->keys.p);
+    }
+  }
+  free(s->cache);
+  s->cache = t;
+  s->capcache = cap;
+  s->ncache = n;
+  return 0;
+}
+
+/* With several writers the meta row's xmin is another's at nearly every
+ * write, and dropping the whole cache then made each completion load its
+ * row again (a round trip per row: three workers drained slower than
+ * one). A row's own tuples tell instead: the rows and leases versions we
+ * wrote still have our xmin when nobody wrote the row since (an update,
+ * a prune or a re-registration makes a new tuple or none). Only live rows
+ * whose record and lease this handle wrote are asked for (the ones a
+ * later write of ours reads again: its claims); the rest are dropped.
+ * The event tail and replay keys follow the record (its last_seq). */
+int pg__cache_verify(pg__store *s) {
+  pg__buf ids = {0}, rxs = {0}, lxs = {0};
+  unsigned char *keep = NULL;
+  size_t *at = NULL, i, k, nc = 0;
+  PGresult *r = NULL;
+  int rc = 0, j;
+  char num[24];
+  if (s->ncache == 0) return 0;
+  keep = calloc(s->ncache, 1);
+  at = malloc(s->ncache * sizeof *at);
+  if (keep == NULL || at == NULL) goto drop;
+  for (i = k = 0; i < s->capcache; i++) {
+    const pg__ent *e = &s->cache[i];
+    if (e->id == NULL) continue;
+    if (e->known && e->rx_ok && e->lx_ok && e->live && e->tomb.data == NULL) {
+      snprintf(num, sizeof num, "%u", (unsigned)e->rx);
+      if (pg__el_bytes(&ids, nc, e->id, e->idlen) < 0 ||
+          pg__el_text(&rxs, nc, num) < 0)
+        goto drop;
+      snprintf(num, sizeof num, "%u", (unsigned)e->lx);
+      if (pg__el_text(&lxs, nc, num) < 0) goto drop;
+      keep[k] = 1;
+      at[nc++] = k;
+    }
+    k++;
+  }
+  if (nc == 0 || nc > PG__VERIFY_MAX) goto drop;
+  s->sql.len = 0;
+  if (pg__buf_fmt(&s->sql, "EXECUTE lash_verify('%s}', '%s}', '%s}')", ids.p,
+                  rxs.p, lxs.p) < 0)
+    goto drop;
+  if ((rc = pg__run(s, s->sql.p, "checking its cached rows", &r)) < 0)
+    goto drop;
+  /* the ordinals (1-based) of the rows another writer changed */
+  for (j = 0; j < PQntuples(r); j++) {
+    uint64_t n = pg__u64(r, j, 0);
+    if (n >= 1 && n <= nc) keep[at[n - 1]] = 0;
+  }
+  PQclear(r);
+  if (cache_rebuild(s, keep) < 0) goto drop;
+  s->pc = 0; /* the write goes on with the rows kept, as its own */
+  goto out;
+drop:
+  pg__pc_drop(s);
+out:
+  free(keep);
+  free(at);
+  pg__buf_free(&ids);
+  pg__buf_free(&rxs);
+  pg__buf_free(&lxs);
+  return rc;
+}

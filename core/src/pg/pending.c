@@ -6,9 +6,8 @@
  * statements, not three per row, and the server parses and plans three
  * short statements, not a VALUES list of thousands of literals (which
  * was a third of its time in the drain: docs/perf.md). Bytes travel as
- * hex text elements (decode(x, 'hex') on the server). One INSERT may not
- * touch a row twice: pg__save flushes before it queues a row already
- * pending. */
+ * hex bytea elements. One INSERT may not touch a row twice: pg__save
+ * flushes before it queues a row already pending. */
 #define _GNU_SOURCE 1
 #include "pg-int.h"
 
@@ -46,8 +45,11 @@ static int el_sep(pg__buf *b, size_t n) {
   return pg__buf_str(b, n == 0 ? "{" : ",");
 }
 
-/* Bytes as hex text ("" when empty, NULL when absent). */
-static int el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
+/* Bytes as a bytea element in hex ("\\x0a1b": the array literal's
+ * escaped backslash, inside a standard-conforming string literal, as
+ * pg__buf_bytea assumes too), read by byteain itself: no text element and
+ * no decode() call per element; "" when empty, NULL when absent. */
+int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = data;
   char *o;
@@ -55,18 +57,20 @@ static int el_bytes(pg__buf *b, size_t n, const void *data, size_t len) {
   if (el_sep(b, n) < 0) return LASH_ENOMEM;
   if (data == NULL) return pg__buf_str(b, "NULL");
   if (len == 0) return pg__buf_str(b, "\"\"");
-  if (pg__buf_reserve(b, 2 * len) < 0) return LASH_ENOMEM;
+  if (pg__buf_reserve(b, 2 * len + 3) < 0) return LASH_ENOMEM;
   o = b->p + b->len;
+  memcpy(o, "\\\\x", 3);
+  o += 3;
   for (i = 0; i < len; i++) {
     o[2 * i] = hex[p[i] >> 4];
     o[2 * i + 1] = hex[p[i] & 15];
   }
-  b->len += 2 * len;
+  b->len += 2 * len + 3;
   b->p[b->len] = '\0';
   return 0;
 }
 
-static int el_text(pg__buf *b, size_t n, const char *text) {
+int pg__el_text(pg__buf *b, size_t n, const char *text) {
   return el_sep(b, n) < 0 ? LASH_ENOMEM : pg__buf_str(b, text);
 }
 
@@ -113,46 +117,48 @@ int pg__pending_save(pg__store *s, const lash_bsave *row) {
     pg__buf *c = s->pev.col;
     n = s->pev.n;
     snprintf(num, sizeof num, "%llu", (unsigned long long)ev->seq);
-    rc = el_bytes(&c[C_ID], n, row->id, row->idlen);
-    if (rc == 0) rc = el_text(&c[C_SEQ], n, num);
-    if (rc == 0) rc = el_bytes(&c[C_EV], n, ev->data.data, ev->data.len);
+    rc = pg__el_bytes(&c[C_ID], n, row->id, row->idlen);
+    if (rc == 0) rc = pg__el_text(&c[C_SEQ], n, num);
+    if (rc == 0) rc = pg__el_bytes(&c[C_EV], n, ev->data.data, ev->data.len);
     /* replay keys (A): the key column, NULL when none */
-    if (rc == 0) rc = el_bytes(&c[C_KEY], n, ev->key.data, ev->key.len);
+    if (rc == 0) rc = pg__el_bytes(&c[C_KEY], n, ev->key.data, ev->key.len);
     s->pev.n++;
   }
   if (rc == 0 && row->rec.data != NULL) {
     pg__buf *c = s->prow.col;
     n = s->prow.n;
-    rc = el_bytes(&c[C_ID], n, row->id, row->idlen);
-    if (rc == 0) rc = el_bytes(&c[C_KIND], n, row->kind.data, row->kind.len);
-    if (rc == 0) rc = el_bytes(&c[C_REC], n, row->rec.data, row->rec.len);
+    rc = pg__el_bytes(&c[C_ID], n, row->id, row->idlen);
+    if (rc == 0)
+      rc = pg__el_bytes(&c[C_KIND], n, row->kind.data, row->kind.len);
+    if (rc == 0) rc = pg__el_bytes(&c[C_REC], n, row->rec.data, row->rec.len);
     snprintf(num, sizeof num, "%d", row->after.status);
-    if (rc == 0) rc = el_text(&c[C_STATUS], n, num);
-    if (rc == 0) rc = el_text(&c[C_LIVE], n, live(&row->after) ? "t" : "f");
+    if (rc == 0) rc = pg__el_text(&c[C_STATUS], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_LIVE], n, live(&row->after) ? "t" : "f");
     snprintf(num, sizeof num, "%llu",
              (unsigned long long)row->after.change_seq);
-    if (rc == 0) rc = el_text(&c[C_CS], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_CS], n, num);
     /* ---- suspension and timers (issue 9): wake_at, awaits ---- */
     if (row->after.wake_at > 0)
       snprintf(num, sizeof num, "%lld", (long long)row->after.wake_at);
     else
       snprintf(num, sizeof num, "NULL");
-    if (rc == 0) rc = el_text(&c[C_WAKE], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_WAKE], n, num);
     if (rc == 0)
-      rc = el_bytes(&c[C_AWAITS], n, row->after.awaits.data,
-                    row->after.awaits.len);
+      rc = pg__el_bytes(&c[C_AWAITS], n, row->after.awaits.data,
+                        row->after.awaits.len);
     /* issue 13 (claim): the live order, rank = -priority, cseq */
     snprintf(num, sizeof num, "%lld", (long long)-row->after.priority);
-    if (rc == 0) rc = el_text(&c[C_RANK], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_RANK], n, num);
     snprintf(num, sizeof num, "%llu", (unsigned long long)row->after.order);
-    if (rc == 0) rc = el_text(&c[C_RANK + 1], n, num);
+    if (rc == 0) rc = pg__el_text(&c[C_RANK + 1], n, num);
     s->prow.n++;
   }
   if (rc == 0 && row->lease.data != NULL) {
     pg__buf *c = s->plea.col;
     n = s->plea.n;
-    rc = el_bytes(&c[C_ID], n, row->id, row->idlen);
-    if (rc == 0) rc = el_bytes(&c[C_LEASE], n, row->lease.data, row->lease.len);
+    rc = pg__el_bytes(&c[C_ID], n, row->id, row->idlen);
+    if (rc == 0)
+      rc = pg__el_bytes(&c[C_LEASE], n, row->lease.data, row->lease.len);
     s->plea.n++;
   }
   return rc;

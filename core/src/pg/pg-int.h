@@ -57,6 +57,12 @@ typedef struct pg__ent {
   int keys_known;
   pg__buf keys;
   uint64_t pgen; /* == the store's pgen: in the multi-row writes pending */
+  /* The row version the cache holds, for pg__cache_verify: the xmin its
+   * rows and leases tuples have if nobody else wrote them since (ours: the
+   * transaction that saved them; rx_ok/lx_ok 0: not known, or the lease
+   * never written by us). live: the row is live as saved. */
+  uint32_t rx, lx;
+  unsigned char rx_ok, lx_ok, live;
 } pg__ent;
 
 typedef struct pg__store {
@@ -106,7 +112,9 @@ typedef struct pg__store {
   size_t nclive;    /* how many the last compaction kept */
   /* Every commit that wrote updates the meta row, so the meta row's xmin
    * names the last writer: a write that finds it is our last commit's
-   * transaction keeps the cache (nobody wrote in between, mig). */
+   * transaction keeps the cache (nobody wrote in between, mig); one that
+   * finds another's keeps the rows whose own tuples still carry the xmin
+   * of our write (pg__cache_verify). */
   uint32_t cur_xid;  /* the open write's transaction id */
   uint32_t last_xid; /* our last commit that wrote (last_xid_ok) */
   int last_xid_ok;
@@ -154,6 +162,10 @@ int pg__pending_flush(pg__store *s);
 void pg__pending_reset(pg__store *s);
 /* Frees their buffers (the handle closes). */
 void pg__pending_free(pg__store *s);
+/* One element of a column's array literal: bytes as a hex bytea element
+ * (data NULL: NULL), or text as it is (pending.c). */
+int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len);
+int pg__el_text(pg__buf *b, size_t n, const char *text);
 /* Queues the events, row and lease of one save (pending.c). */
 int pg__pending_save(pg__store *s, const lash_bsave *row);
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res);
@@ -189,6 +201,12 @@ void pg__pc_check(pg__store *s);
 /* Takes the notifications that arrived off the listening connection; 1 if
  * another writer committed (wake_consume's answer), updating pc. */
 int pg__notes(pg__store *s);
+/* Under a write's lock, after another writer committed since our last
+ * commit: keeps the cached rows whose rows and leases tuples are still the
+ * versions we wrote (one round trip; their xmin), drops the rest: 0, or
+ * an error (the connection failed; the cache is dropped). */
+#define PG__VERIFY_MAX 16384
+int pg__cache_verify(pg__store *s);
 /* A copy of borrowed bytes, kept until the transaction ends. */
 int pg__keep(pg__store *s, lash_bytes *b);
 

@@ -100,6 +100,7 @@ int pg__load(lash_backend *b, lash_btxn *t, const char *id, size_t idlen,
         e->rec = got.rec;
         e->lease = got.lease;
         e->tomb = got.tomb;
+        e->rx_ok = e->lx_ok = 0; /* versions not asked for */
         if (PQnfields(r) > 3 && keys_load(e, r, 3) < 0) rc = oom(s); /* (A) */
       }
     }
@@ -163,8 +164,18 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
     if ((rec.data != NULL && pg__keep(s, &rec) < 0) ||
         (lease.data != NULL && pg__keep(s, &lease) < 0))
       return oom(s);
-    if (rec.data != NULL) e->rec = rec;
-    if (lease.data != NULL) e->lease = lease;
+    /* the versions pg__cache_verify looks for: this transaction's */
+    if (rec.data != NULL) {
+      e->rec = rec;
+      e->rx = s->cur_xid;
+      e->rx_ok = 1;
+      e->live = row->after.exists && row->after.listed;
+    }
+    if (lease.data != NULL) {
+      e->lease = lease;
+      e->lx = s->cur_xid;
+      e->lx_ok = 1;
+    }
     if (row->drop_tomb) e->tomb.data = NULL, e->tomb.len = 0;
   }
   return 0;
@@ -230,6 +241,7 @@ int pg__remove(lash_backend *b, lash_btxn *t, const lash_bremove *row,
     memset(&e->lease, 0, sizeof e->lease);
     e->tomb = tomb;
     e->known = 1;
+    e->rx_ok = e->lx_ok = 0;
     e->nev = 0;      /* the log is gone */
     e->keys.len = 0; /* (A) and its keys */
     e->keys_known = 1;

@@ -64,7 +64,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   lash_btxn *t;
   PGresult *r = NULL;
   char begin[128];
-  int rc, keep;
+  int rc, keep, foreign;
   *out = NULL;
   if (s->depth > 0) {
     if (mode == LASH_BTXN_WRITE)
@@ -96,8 +96,9 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
     *out = t;
     return 0;
   }
-  /* The cache our last commit left stays only while no other writer
-   * committed since (the meta row's xmin, read under its lock, below). */
+  /* The cache our last commit left stays whole while no other writer
+   * committed since (the meta row's xmin, read under its lock, below);
+   * else the rows nobody else wrote since (pg__cache_verify). */
   keep = s->last_xid_ok && s->ncache > 0 && s->ncache <= PG__KEEP_MAX;
   if (!keep) pg__pc_drop(s);
   if (keep && pg__pc_compact(s) < 0) keep = 0;
@@ -128,12 +129,21 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   }
   set_clock(s, r, 2);
   s->cur_xid = (uint32_t)pg__u64(r, 0, 4);
-  if (keep && (uint32_t)pg__u64(r, 0, 3) == s->last_xid)
-    s->pc = 0; /* the write goes on with the cache, as its own */
-  else
-    pg__pc_drop(s); /* a write reads afresh under the lock */
-  s->meta_touched = 0;
+  foreign = (uint32_t)pg__u64(r, 0, 3) != s->last_xid;
   PQclear(r);
+  if (!keep)
+    pg__pc_drop(s); /* a write reads afresh under the lock */
+  else if (!foreign)
+    s->pc = 0; /* the write goes on with the cache, as its own */
+  else if ((rc = pg__cache_verify(s)) < 0) {
+    /* another writer committed since: only the rows it left alone stay */
+    if (PQstatus(s->w) == CONNECTION_OK &&
+        PQtransactionStatus(s->w) != PQTRANS_IDLE)
+      PQclear(PQexec(s->w, "ROLLBACK"));
+    free(t);
+    return rc;
+  }
+  s->meta_touched = 0;
   t->write = 1;
   s->depth = 1;
   s->in_write = 1;
