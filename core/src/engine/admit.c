@@ -102,6 +102,7 @@ int lash__admit_define(lash__admit *a, const char *kind) {
   memset(&a->retries[a->nkinds - 1], 0, sizeof a->retries[0]);
   a->rate_n[a->nkinds - 1] = 0;
   a->rate_per[a->nkinds - 1] = 0;
+  a->first_us[a->nkinds - 1] = INT64_MAX;
   return 1;
 }
 
@@ -133,6 +134,9 @@ static int rates_grow(lash__admit *a) {
   if ((p = realloc(a->rate_per, a->kinds_cap * sizeof *p)) == NULL)
     return LASH_ENOMEM;
   a->rate_per = p;
+  if ((p = realloc(a->first_us, a->kinds_cap * sizeof *p)) == NULL)
+    return LASH_ENOMEM;
+  a->first_us = p;
   return 0;
 }
 
@@ -626,13 +630,38 @@ static int take_handed(lash__admit *a, lash_txn *txn) {
   return rc < 0 ? rc : 0;
 }
 
+/* ---- issue 10: bodies that end at once complete in the claiming commit ----
+ */
+
+/* A first resume this short (us) holds the writer's transaction (and, on
+ * LMDB, every worker's writer lock) for no longer than its own claim and
+ * completion cost anyway. */
+#define EARLY_US 300
+/* at most so many early starts in one transaction */
+#define EARLY_MAX (2 * PAGE_MAX)
+
+static void learn_cb(void *ud, const char *kind, int64_t us) {
+  lash__admit *a = ud;
+  size_t i = kind_index(a, kind);
+  if (i != SIZE_MAX) a->first_us[i] = us;
+}
+
+static int early_ok(void *ud, const lash_run *r) {
+  lash__admit *a = ud;
+  size_t i = kind_index(a, r->rec.kind);
+  return i != SIZE_MAX && a->first_us[i] <= EARLY_US;
+}
+
 /* The writer's in-txn hook: the handed slots, then the scan step when one
- * is due. */
+ * is due; then the admitted bodies known to end at once start, before the
+ * commit, so their completions join it. */
 static int in_txn_hook(void *ud, lash_txn *txn) {
   lash__admit *a = ud;
   int rc = take_handed(a, txn);
-  if (rc < 0 || !a->step_due) return rc;
-  return scan_step(a, txn, a->rep);
+  if (rc >= 0 && a->step_due) rc = scan_step(a, txn, a->rep);
+  if (rc >= 0 && !a->closed && !a->paused && can_run(a))
+    lash__runs_start_early(a->runs, early_ok, a, EARLY_MAX);
+  return rc;
 }
 
 /* The writer's after-commit hook: admissions become starts (or vanish). */
@@ -898,6 +927,8 @@ int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
   /* Held for the engine's life: peers on this host see our death at once.
    * Not held (a backend without it, a read-only folder): the TTL only. */
   a->owner_held = lash_owner_hold(s, a->owner, a->incarnation) == 0;
+  runs->learn = learn_cb;
+  runs->learn_ud = a;
   return lash__writer_hook(w, in_txn_hook, committed_hook, a);
 }
 
@@ -922,6 +953,8 @@ void lash__admit_free(lash__admit *a) {
   free(a->retries);
   free(a->rate_n);
   free(a->rate_per);
+  free(a->first_us);
+  a->first_us = NULL;
   free(a->rows);
   free(a->handed);
   a->handed = NULL;

@@ -38,6 +38,11 @@ typedef struct lash__admit {
   /* ---- issue 13 (claim): per kind the rate limit, n 0: none ---- */
   uint32_t *rate_n;
   int64_t *rate_per;
+  /* per kind: what the first resume of its last body that ended in it
+   * took (us; INT64_MAX: unknown, or it parked). A kind whose bodies end
+   * that fast starts inside the claiming transaction (lash__runs_start_early).
+   */
+  int64_t *first_us;
   struct {
     int active; /* a scan is in flight */
     int rescan;
