@@ -102,7 +102,7 @@ int lash__admit_define(lash__admit *a, const char *kind) {
   memset(&a->retries[a->nkinds - 1], 0, sizeof a->retries[0]);
   a->rate_n[a->nkinds - 1] = 0;
   a->rate_per[a->nkinds - 1] = 0;
-  a->first_us[a->nkinds - 1] = INT64_MAX;
+  a->early_score[a->nkinds - 1] = 0;
   return 1;
 }
 
@@ -134,9 +134,11 @@ static int rates_grow(lash__admit *a) {
   if ((p = realloc(a->rate_per, a->kinds_cap * sizeof *p)) == NULL)
     return LASH_ENOMEM;
   a->rate_per = p;
-  if ((p = realloc(a->first_us, a->kinds_cap * sizeof *p)) == NULL)
-    return LASH_ENOMEM;
-  a->first_us = p;
+  {
+    int8_t *e = realloc(a->early_score, a->kinds_cap * sizeof *e);
+    if (e == NULL) return LASH_ENOMEM;
+    a->early_score = e;
+  }
   return 0;
 }
 
@@ -640,16 +642,28 @@ static int take_handed(lash__admit *a, lash_txn *txn) {
 /* at most so many early starts in one transaction */
 #define EARLY_MAX (2 * PAGE_MAX)
 
+/* A kind's score rises by one for each first resume within EARLY_US and
+ * falls by two for each longer one (a preempted resume alone does not
+ * stop a kind of short bodies; a kind of long ones stops at once and stays
+ * stopped until most of its resumes are short). */
+#define SCORE_MAX 4
+
 static void learn_cb(void *ud, const char *kind, int64_t us) {
   lash__admit *a = ud;
   size_t i = kind_index(a, kind);
-  if (i != SIZE_MAX) a->first_us[i] = us;
+  int8_t *sc;
+  if (i == SIZE_MAX) return;
+  sc = &a->early_score[i];
+  if (us <= EARLY_US)
+    *sc = (int8_t)(*sc < SCORE_MAX ? *sc + 1 : SCORE_MAX);
+  else
+    *sc = (int8_t)(*sc > 0 ? (*sc >= 2 ? *sc - 2 : 0) : -SCORE_MAX);
 }
 
 static int early_ok(void *ud, const lash_run *r) {
   lash__admit *a = ud;
   size_t i = kind_index(a, r->rec.kind);
-  return i != SIZE_MAX && a->first_us[i] <= EARLY_US;
+  return i != SIZE_MAX && a->early_score[i] > 0;
 }
 
 /* The writer's in-txn hook: the handed slots, then the scan step when one
@@ -953,8 +967,8 @@ void lash__admit_free(lash__admit *a) {
   free(a->retries);
   free(a->rate_n);
   free(a->rate_per);
-  free(a->first_us);
-  a->first_us = NULL;
+  free(a->early_score);
+  a->early_score = NULL;
   free(a->rows);
   free(a->handed);
   a->handed = NULL;

@@ -38,11 +38,11 @@ typedef struct lash__admit {
   /* ---- issue 13 (claim): per kind the rate limit, n 0: none ---- */
   uint32_t *rate_n;
   int64_t *rate_per;
-  /* per kind: what the first resume of its last body that ended in it
-   * took (us; INT64_MAX: unknown, or it parked). A kind whose bodies end
-   * that fast starts inside the claiming transaction (lash__runs_start_early).
-   */
-  int64_t *first_us;
+  /* per kind: how its bodies' first resumes went, until they ended or
+   * parked (> 0: mostly within EARLY_US; 0: none seen yet). A kind whose
+   * bodies resume that briefly starts inside the claiming transaction
+   * (lash__runs_start_early). */
+  int8_t *early_score;
   struct {
     int active; /* a scan is in flight */
     int rescan;

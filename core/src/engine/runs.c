@@ -232,7 +232,6 @@ int lash_run_finish(lash_run *r, int status, lash_bytes outcome) {
   }
   r->fin_outcome.len = outcome.len;
   r->fin_status = status;
-  if (rs->starting == r) rs->starting = NULL; /* ended in its first resume */
   if ((rc = lash__writer_queue(rs->w, complete_fn, r, finish_done)) < 0) {
     free(r->fin_buf);
     r->fin_buf = NULL;
@@ -277,21 +276,17 @@ static int64_t mono_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* runner->start for r; tells learn how long the first resume took when
- * the body ended in it (a body that parks tells nothing). */
+/* runner->start for r; tells learn how long its first resume took (until
+ * the body ended or parked). */
 static void run_start(lash__runs *rs, lash_run *r) {
   char kind[LASH_NAME_MAX + 1];
   int64_t t0 = rs->learn != NULL ? mono_us() : 0;
   int rc;
   r->state = LASH__RS_RUNNING;
   if (rs->learn != NULL) snprintf(kind, sizeof kind, "%s", r->rec.kind);
-  rs->starting = r;
   rc = rs->runner.start != NULL ? rs->runner.start(rs->runner.ud, r)
                                 : LASH_EINVAL;
-  if (rs->learn != NULL)
-    rs->learn(rs->learn_ud, kind,
-              rs->starting == NULL ? mono_us() - t0 : INT64_MAX);
-  rs->starting = NULL;
+  if (rs->learn != NULL) rs->learn(rs->learn_ud, kind, mono_us() - t0);
   if (rc < 0 && r->state != LASH__RS_FINISHING) run_abort(r);
 }
 

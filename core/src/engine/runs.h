@@ -33,7 +33,6 @@ typedef struct lash__runs {
    * told to learn (admit, which decides what starts early). */
   void (*learn)(void *ud, const char *kind, int64_t us);
   void *learn_ud;
-  lash_run *starting; /* the run whose runner->start is on the stack */
 } lash__runs;
 
 void lash__runs_init(lash__runs *rs, lash_engine *e, lash_store *s,
