@@ -674,7 +674,7 @@ static int in_txn_hook(void *ud, lash_txn *txn) {
   int rc = take_handed(a, txn);
   if (rc >= 0 && a->step_due) rc = scan_step(a, txn, a->rep);
   if (rc >= 0 && !a->closed && !a->paused && can_run(a))
-    lash__runs_start_early(a->runs, early_ok, a, EARLY_MAX);
+    lash__runs_start_early(a->runs, txn, early_ok, a, EARLY_MAX);
   return rc;
 }
 

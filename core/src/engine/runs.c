@@ -300,11 +300,13 @@ size_t lash__runs_start(lash__runs *rs, size_t max) {
   return k;
 }
 
-size_t lash__runs_start_early(lash__runs *rs,
+size_t lash__runs_start_early(lash__runs *rs, lash_txn *txn,
                               int (*ok)(void *ud, const lash_run *r), void *ud,
                               size_t max_txn) {
   size_t k = 0;
   lash__q *q, *next;
+  if (lash__q_empty(&rs->uncommitted)) return 0;
+  lash_store_set_ambient(rs->s, txn);
   for (q = rs->uncommitted.next; q != &rs->uncommitted && rs->early_n < max_txn;
        q = next) {
     lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);
@@ -318,6 +320,7 @@ size_t lash__runs_start_early(lash__runs *rs,
      * a start (a body's writes only queue) */
     run_start(rs, r);
   }
+  lash_store_set_ambient(rs->s, NULL);
   return k;
 }
 

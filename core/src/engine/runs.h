@@ -54,8 +54,10 @@ static inline int lash__runs_uncommitted(const lash__runs *rs) {
  * in the commit that claimed it (its writes queued meanwhile join that
  * transaction: lash__writer_txn). Their writes are durable with that
  * commit; a failed commit drops the runs that are still going, and the
- * rows stay claimable (a rerunnable row may run again). */
-size_t lash__runs_start_early(lash__runs *rs,
+ * rows stay claimable (a rerunnable row may run again). Meanwhile the
+ * store's reads that name no transaction read through @p txn (a body sees
+ * its own row as the transaction left it: lash_store_set_ambient). */
+size_t lash__runs_start_early(lash__runs *rs, lash_txn *txn,
                               int (*ok)(void *ud, const lash_run *r), void *ud,
                               size_t max_txn);
 /* The commit of the admitting transaction: @p rc 0 queues the starts,
