@@ -30,6 +30,25 @@ describe("process bodies", function()
     assert.is_false(seen.cancelled)
   end)
 
+  it("of a kind that ends at once complete in the commit that claims them", function()
+    local eng = h.open()
+    eng:define("quick", function(_, input) return input end)
+    -- the first body of a kind runs after its claim commits: it shows how fast it ends
+    assert.are.equal("completed", await(eng, assert(eng:start("quick", 1))).status)
+    local c0 = eng:stats().commits
+    local id = assert(eng:start("quick", 2))
+    assert.are.same({ status = "completed", value = 2 }, await(eng, id))
+    assert.are.equal(c0 + 1, eng:stats().commits)
+    assert.are.equal(1, #h.events_of(eng, id, "process.started"))
+    assert.are.equal(1, #h.events_of(eng, id, "process.completed"))
+    -- an owner_bound body runs only once its start is durable: two commits
+    eng:define("bound", function() return 1 end, { disposition = "owner_bound" })
+    assert.are.equal("completed", await(eng, assert(eng:start("bound"))).status)
+    c0 = eng:stats().commits
+    assert.are.equal("completed", await(eng, assert(eng:start("bound"))).status)
+    assert.is_true(eng:stats().commits >= c0 + 2)
+  end)
+
   it("complete the row with their return value", function()
     local eng = h.open()
     eng:define("k", function(_, input) return { sum = input.a + input.b } end)

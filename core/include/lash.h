@@ -263,6 +263,14 @@ LASH_API void lash_store_unlock(lash_store *s);
  * the message the store's main thread is about to read. */
 LASH_API void lash_thread_errbuf(char *buf, size_t cap);
 
+/* Reads that name no transaction (txn NULL), made by the calling thread,
+ * read through @p txn (an open write transaction: they see its writes)
+ * until this is called again with NULL: the engine sets it while a body
+ * runs inside the transaction that claimed its row (an early start), so
+ * the body sees its own row as the transaction left it. The readers:
+ * lash_get, lash_events_after, lash_children, lash_lease_get, lash_list. */
+LASH_API void lash_store_set_ambient(lash_store *s, lash_txn *txn);
+
 /* Replaces the clock (NULL restores the wall clock). */
 typedef int64_t (*lash_clock_fn)(void *ud);
 LASH_API void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud);

@@ -102,6 +102,7 @@ int lash__admit_define(lash__admit *a, const char *kind) {
   memset(&a->retries[a->nkinds - 1], 0, sizeof a->retries[0]);
   a->rate_n[a->nkinds - 1] = 0;
   a->rate_per[a->nkinds - 1] = 0;
+  a->early_score[a->nkinds - 1] = 0;
   return 1;
 }
 
@@ -133,6 +134,11 @@ static int rates_grow(lash__admit *a) {
   if ((p = realloc(a->rate_per, a->kinds_cap * sizeof *p)) == NULL)
     return LASH_ENOMEM;
   a->rate_per = p;
+  {
+    int8_t *e = realloc(a->early_score, a->kinds_cap * sizeof *e);
+    if (e == NULL) return LASH_ENOMEM;
+    a->early_score = e;
+  }
   return 0;
 }
 
@@ -626,13 +632,50 @@ static int take_handed(lash__admit *a, lash_txn *txn) {
   return rc < 0 ? rc : 0;
 }
 
+/* ---- issue 10: bodies that end at once complete in the claiming commit ----
+ */
+
+/* A first resume this short (us) holds the writer's transaction (and, on
+ * LMDB, every worker's writer lock) for no longer than its own claim and
+ * completion cost anyway. */
+#define EARLY_US 300
+/* at most so many early starts in one transaction */
+#define EARLY_MAX (2 * PAGE_MAX)
+
+/* A kind's score rises by one for each first resume within EARLY_US and
+ * falls by two for each longer one (a preempted resume alone does not
+ * stop a kind of short bodies; a kind of long ones stops at once and stays
+ * stopped until most of its resumes are short). */
+#define SCORE_MAX 4
+
+static void learn_cb(void *ud, const char *kind, int64_t us) {
+  lash__admit *a = ud;
+  size_t i = kind_index(a, kind);
+  int8_t *sc;
+  if (i == SIZE_MAX) return;
+  sc = &a->early_score[i];
+  if (us <= EARLY_US)
+    *sc = (int8_t)(*sc < SCORE_MAX ? *sc + 1 : SCORE_MAX);
+  else
+    *sc = (int8_t)(*sc > 0 ? (*sc >= 2 ? *sc - 2 : 0) : -SCORE_MAX);
+}
+
+static int early_ok(void *ud, const lash_run *r) {
+  lash__admit *a = ud;
+  size_t i = kind_index(a, r->rec.kind);
+  return i != SIZE_MAX && a->early_score[i] > 0;
+}
+
 /* The writer's in-txn hook: the handed slots, then the scan step when one
- * is due. */
+ * is due; then the admitted bodies known to end at once start, before the
+ * commit, so their completions join it. */
 static int in_txn_hook(void *ud, lash_txn *txn) {
   lash__admit *a = ud;
   int rc = take_handed(a, txn);
-  if (rc < 0 || !a->step_due) return rc;
-  return scan_step(a, txn, a->rep);
+  if (rc >= 0 && a->step_due) rc = scan_step(a, txn, a->rep);
+  if (rc >= 0 && !a->closed && !a->paused && can_run(a))
+    lash__runs_start_early(a->runs, txn, early_ok, a, EARLY_MAX);
+  return rc;
 }
 
 /* The writer's after-commit hook: admissions become starts (or vanish). */
@@ -898,6 +941,8 @@ int lash__admit_init(lash__admit *a, lash_store *s, uv_loop_t *loop,
   /* Held for the engine's life: peers on this host see our death at once.
    * Not held (a backend without it, a read-only folder): the TTL only. */
   a->owner_held = lash_owner_hold(s, a->owner, a->incarnation) == 0;
+  runs->learn = learn_cb;
+  runs->learn_ud = a;
   return lash__writer_hook(w, in_txn_hook, committed_hook, a);
 }
 
@@ -922,6 +967,8 @@ void lash__admit_free(lash__admit *a) {
   free(a->retries);
   free(a->rate_n);
   free(a->rate_per);
+  free(a->early_score);
+  a->early_score = NULL;
   free(a->rows);
   free(a->handed);
   a->handed = NULL;

@@ -38,6 +38,11 @@ typedef struct lash__admit {
   /* ---- issue 13 (claim): per kind the rate limit, n 0: none ---- */
   uint32_t *rate_n;
   int64_t *rate_per;
+  /* per kind: how its bodies' first resumes went, until they ended or
+   * parked (> 0: mostly within EARLY_US; 0: none seen yet). A kind whose
+   * bodies resume that briefly starts inside the claiming transaction
+   * (lash__runs_start_early). */
+  int8_t *early_score;
   struct {
     int active; /* a scan is in flight */
     int rescan;

@@ -6,8 +6,10 @@
 
 #include "base/inject.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static size_t slen(const char *s) {
   return s != NULL ? strlen(s) + 1 : 0;
@@ -248,6 +250,13 @@ int lash_run_fail_fatal(lash_run *r, lash_bytes outcome) {
 
 void lash__runs_committed(lash__runs *rs, int rc) {
   lash__q *q;
+  rs->early_n = 0;
+  while ((q = lash__q_pop(&rs->early)) != NULL) {
+    lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);
+    /* Started before the commit: on, or (the claim never became durable)
+     * dropped; a finished one goes with its completion's done callback. */
+    if (rc < 0 && r->state != LASH__RS_FINISHING) lash__run_drop(r, rc);
+  }
   while ((q = lash__q_pop(&rs->uncommitted)) != NULL) {
     lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);
     if (rc == 0) {
@@ -261,18 +270,57 @@ void lash__runs_committed(lash__runs *rs, int rc) {
   }
 }
 
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* runner->start for r; tells learn how long its first resume took (until
+ * the body ended or parked). */
+static void run_start(lash__runs *rs, lash_run *r) {
+  char kind[LASH_NAME_MAX + 1];
+  int64_t t0 = rs->learn != NULL ? mono_us() : 0;
+  int rc;
+  r->state = LASH__RS_RUNNING;
+  if (rs->learn != NULL) snprintf(kind, sizeof kind, "%s", r->rec.kind);
+  rc = rs->runner.start != NULL ? rs->runner.start(rs->runner.ud, r)
+                                : LASH_EINVAL;
+  if (rs->learn != NULL) rs->learn(rs->learn_ud, kind, mono_us() - t0);
+  if (rc < 0 && r->state != LASH__RS_FINISHING) run_abort(r);
+}
+
 size_t lash__runs_start(lash__runs *rs, size_t max) {
   size_t k = 0;
   lash__q *q;
   while (k < max && (q = lash__q_pop(&rs->starts)) != NULL) {
-    lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);
-    int rc;
     k++;
-    r->state = LASH__RS_RUNNING;
-    rc = rs->runner.start != NULL ? rs->runner.start(rs->runner.ud, r)
-                                  : LASH_EINVAL;
-    if (rc < 0 && r->state != LASH__RS_FINISHING) run_abort(r);
+    run_start(rs, LASH__CONTAINER_OF(q, lash_run, slink));
   }
+  return k;
+}
+
+size_t lash__runs_start_early(lash__runs *rs, lash_txn *txn,
+                              int (*ok)(void *ud, const lash_run *r), void *ud,
+                              size_t max_txn) {
+  size_t k = 0;
+  lash__q *q, *next;
+  if (lash__q_empty(&rs->uncommitted)) return 0;
+  lash_store_set_ambient(rs->s, txn);
+  for (q = rs->uncommitted.next; q != &rs->uncommitted && rs->early_n < max_txn;
+       q = next) {
+    lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);
+    next = q->next;
+    if (r->rec.disposition != LASH_RERUNNABLE || !ok(ud, r)) continue;
+    lash__q_remove(q);
+    lash__q_push(&rs->early, q);
+    rs->early_n++;
+    k++;
+    /* r may be gone when this returns; next is another run, untouched by
+     * a start (a body's writes only queue) */
+    run_start(rs, r);
+  }
+  lash_store_set_ambient(rs->s, NULL);
   return k;
 }
 
@@ -345,6 +393,7 @@ void lash__runs_init(lash__runs *rs, lash_engine *e, lash_store *s,
   lash__q_init(&rs->all);
   lash__q_init(&rs->starts);
   lash__q_init(&rs->uncommitted);
+  lash__q_init(&rs->early);
 }
 
 void lash__runs_free(lash__runs *rs) {

@@ -26,7 +26,13 @@ typedef struct lash__runs {
   lash__q all;
   lash__q starts;      /* committed admissions whose start is due */
   lash__q uncommitted; /* admitted by the open writer txn */
+  lash__q early;       /* admitted and started in the open writer txn */
+  size_t early_n;      /* how many so far in the open txn */
   lash__observer *obs; /* set by the engine after init; may be NULL */
+  /* What a body's first resume took (runner->start until it returned):
+   * told to learn (admit, which decides what starts early). */
+  void (*learn)(void *ud, const char *kind, int64_t us);
+  void *learn_ud;
 } lash__runs;
 
 void lash__runs_init(lash__runs *rs, lash_engine *e, lash_store *s,
@@ -40,8 +46,20 @@ lash_run *lash__run_admit(lash__runs *rs, const lash_record *rec,
                           const lash_lease *ls, int64_t budget_ms);
 /* 1 while admissions of an open transaction wait for its commit. */
 static inline int lash__runs_uncommitted(const lash__runs *rs) {
-  return !lash__q_empty(&rs->uncommitted);
+  return !lash__q_empty(&rs->uncommitted) || !lash__q_empty(&rs->early);
 }
+/* Starts now, inside the open writer transaction, up to @p max of its
+ * admissions of rerunnable rows that @p ok accepts (at most max_txn in
+ * one transaction): a body that ends in its first resume then completes
+ * in the commit that claimed it (its writes queued meanwhile join that
+ * transaction: lash__writer_txn). Their writes are durable with that
+ * commit; a failed commit drops the runs that are still going, and the
+ * rows stay claimable (a rerunnable row may run again). Meanwhile the
+ * store's reads that name no transaction read through @p txn (a body sees
+ * its own row as the transaction left it: lash_store_set_ambient). */
+size_t lash__runs_start_early(lash__runs *rs, lash_txn *txn,
+                              int (*ok)(void *ud, const lash_run *r), void *ud,
+                              size_t max_txn);
 /* The commit of the admitting transaction: @p rc 0 queues the starts,
  * otherwise the admissions are dropped (they never became durable). */
 void lash__runs_committed(lash__runs *rs, int rc);

@@ -85,14 +85,55 @@ static void committed(lash__writer *w, int rc) {
       w->hooks[i].committed(w->hooks[i].ud, rc);
 }
 
+/* Runs the writes of q in txn (each one's rc kept for its done). */
+static void run_writes(lash__wrv *q, lash__writer *w, lash_txn *txn) {
+  size_t i;
+  for (i = q->head; i < q->n; i++) {
+    if (i > q->head) LASH_INJECT("writer.between_writes");
+    q->v[i].rc = q->v[i].fn(w->s, txn, q->v[i].ud);
+  }
+}
+
+/* Queues the done callbacks of q with the commit's result. */
+static void writes_done(lash__writer *w, lash__wrv *q, int began, int crc) {
+  size_t i;
+  for (i = q->head; i < q->n; i++) {
+    lash__wr *r = &q->v[i];
+    int final = !began ? crc : (r->rc >= 0 && crc < 0 ? crc : r->rc);
+    if (r->done != NULL && wrv_push(&w->dq, NULL, r->ud, r->done, final) < 0)
+      r->done(r->ud, final); /* out of memory: deliver now, not lose it */
+  }
+}
+
+/* Moves the writes queued since q was taken (by bodies started inside the
+ * transaction) to the end of q. 1 when there were some. */
+static int take_more(lash__writer *w, lash__wrv *q) {
+  size_t i;
+  int any = 0;
+  for (i = w->wq.head; i < w->wq.n; i++) {
+    lash__wr *r = &w->wq.v[i];
+    if (wrv_push(q, r->fn, r->ud, r->done, 0) < 0) break; /* next flush */
+    any = 1;
+  }
+  if (i == w->wq.n)
+    w->wq.head = w->wq.n = 0;
+  else
+    w->wq.head = i;
+  return any;
+}
+
+/* Rounds of writes queued inside one transaction that join it. */
+#define TAIL_ROUNDS 4
+
 int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
   lash__wrv q = w->wq;
   lash_txn *txn = NULL;
-  int rc = 0, crc, fn_rc = 0, began = 0;
-  size_t i;
+  int rc = 0, crc, fn_rc = 0, began = 0, round;
+  size_t i, from;
 
   if (w->in_txn) return LASH_EINVAL;
-  /* Writes queued from here on (by a write fn) go to the next flush. */
+  /* Writes queued from here on (by a write fn) go to the next flush, or
+   * join this one when a body the hooks started queued them. */
   w->wq = w->wq_spare;
   w->wq.head = w->wq.n = 0;
   memset(&w->wq_spare, 0, sizeof w->wq_spare);
@@ -105,32 +146,38 @@ int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
   }
   began = 1;
   w->in_txn = 1;
-  for (i = q.head; i < q.n; i++) {
-    if (i > q.head) LASH_INJECT("writer.between_writes");
-    q.v[i].rc = q.v[i].fn(w->s, txn, q.v[i].ud);
-  }
+  w->cur = txn;
+  run_writes(&q, w, txn);
   if (fn != NULL) fn_rc = fn(w->s, txn, ud);
-  for (i = 0; i < w->nhooks; i++) {
-    if (w->hooks[i].in_txn == NULL) continue;
-    rc = w->hooks[i].in_txn(w->hooks[i].ud, txn);
-    if (rc < 0) note_storage(w, rc);
-    if (fn == NULL && rc < 0 && fn_rc == 0) fn_rc = rc;
+  for (round = 0;; round++) {
+    for (i = 0; i < w->nhooks; i++) {
+      if (w->hooks[i].in_txn == NULL) continue;
+      rc = w->hooks[i].in_txn(w->hooks[i].ud, txn);
+      if (rc < 0) note_storage(w, rc);
+      if (fn == NULL && rc < 0 && fn_rc == 0) fn_rc = rc;
+    }
+    /* Bodies the hooks started and that ended at once queued their
+     * completions: they join this transaction, and the hooks run again
+     * for the slots those freed. */
+    from = q.n;
+    if (round + 1 >= TAIL_ROUNDS || !take_more(w, &q)) break;
+    {
+      lash__wrv tail = q;
+      tail.head = from;
+      run_writes(&tail, w, txn);
+    }
   }
   LASH_INJECT("writer.before_commit");
   crc = lash_txn_commit(txn);
   LASH_INJECT("writer.after_commit");
   w->in_txn = 0;
+  w->cur = NULL;
   if (crc == 0) w->commits++;
   if (fn_rc >= 0 && crc < 0) fn_rc = crc;
 
 out:
   committed(w, crc);
-  for (i = q.head; i < q.n; i++) {
-    lash__wr *r = &q.v[i];
-    int final = !began ? crc : (r->rc >= 0 && crc < 0 ? crc : r->rc);
-    if (r->done != NULL && wrv_push(&w->dq, NULL, r->ud, r->done, final) < 0)
-      r->done(r->ud, final); /* out of memory: deliver now, not lose it */
-  }
+  writes_done(w, &q, began, crc);
   /* Keep the larger buffer as the spare for the next swap. */
   q.head = q.n = 0;
   if (w->wq_spare.v == NULL) {
@@ -145,6 +192,9 @@ out:
 int lash__writer_sync(lash__writer *w, lash_write_fn fn, void *ud) {
   if (w->closed) return LASH_ECLOSED;
   if (w->batch != NULL) return fn(w->s, w->batch, ud);
+  /* From a body started inside the open transaction, in code that cannot
+   * yield: the write joins that transaction (durable with its commit). */
+  if (w->in_txn && w->cur != NULL) return fn(w->s, w->cur, ud);
   return lash__writer_txn(w, fn, ud);
 }
 

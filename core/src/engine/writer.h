@@ -45,6 +45,7 @@ typedef struct lash__writer {
   lash__wrv dq;    /* done callbacks to deliver */
   lash_txn *batch; /* explicit batch (lash_engine_batch_begin) */
   int in_txn;      /* a writer transaction is open */
+  lash_txn *cur;   /* ... this one */
   int closed;
   uint64_t commits;
   /* The first storage error a write met (EFULL, EIO, EPANIC, ENOMEM,

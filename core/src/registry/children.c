@@ -167,6 +167,7 @@ int lash_children(lash_store *s, lash_txn *txn, const char *parent,
   size_t pl, i, n;
   child_ids a;
   int rc = 0;
+  txn = lash__read_txn(s, txn);
   if (s == NULL || parent == NULL || fn == NULL)
     return s != NULL ? lash__fail(s, LASH_EINVAL,
                                   "lash_children: no parent "

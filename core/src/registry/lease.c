@@ -227,6 +227,7 @@ int lash_lease_get(lash_store *s, lash_txn *txn, const char *id,
   lash_btxn *bt = NULL;
   lash_lease row;
   int rc, idn;
+  txn = lash__read_txn(s, txn);
 
   lash__clear(s);
   if (out != NULL) memset(out, 0, sizeof *out);

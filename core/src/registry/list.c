@@ -71,6 +71,7 @@ int lash_list(lash_store *s, lash_txn *txn, const lash_list_filter *f,
   emit_ctx c;
   size_t alen = 0;
   int rc = 0;
+  txn = lash__read_txn(s, txn);
 
   lash__clear(s);
   if (f == NULL) {

@@ -413,6 +413,9 @@ void lash__progress_set(lash_store *s, const char *phase, const char *id,
 
 struct lash_store {
   lash_backend *b;
+  /* lash_store_set_ambient: NULL-txn reads of that thread go through it */
+  lash_txn *ambient;
+  pthread_t ambient_thread;
   char *path; /* the target, as given */
   lash_store_opts opts;
   lash_clock_fn clock;
@@ -452,6 +455,13 @@ struct lash_store {
   } alive[8];
   size_t nalive, alive_next;
 };
+
+/* The transaction a read that named @p txn reads through: txn, or the
+ * store's ambient one on the thread that set it (lash_store_set_ambient). */
+static inline lash_txn *lash__read_txn(lash_store *s, lash_txn *txn) {
+  if (txn != NULL || s == NULL || s->ambient == NULL) return txn;
+  return pthread_equal(s->ambient_thread, pthread_self()) ? s->ambient : NULL;
+}
 
 /* ------------------------------------------------------------ errors */
 

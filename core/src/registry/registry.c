@@ -570,6 +570,7 @@ int lash_get(lash_store *s, lash_txn *txn, const char *id, lash_record *out,
   lash_btxn *bt = NULL;
   lash__rec r;
   int rc, idn;
+  txn = lash__read_txn(s, txn);
   if (out != NULL) memset(out, 0, sizeof *out);
   lash__clear(s);
   if ((idn = lash__check_id(s, id)) < 0) return idn;
@@ -629,6 +630,7 @@ int lash_events_after(lash_store *s, lash_txn *txn, const char *id,
   lash__rec r;
   size_t idlen;
   int rc, idn;
+  txn = lash__read_txn(s, txn);
 
   lash__clear(s);
   if ((idn = lash__check_id(s, id)) < 0) return idn;

@@ -37,6 +37,12 @@ void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud) {
   s->clock_ud = fn != NULL ? ud : NULL;
 }
 
+void lash_store_set_ambient(lash_store *s, lash_txn *txn) {
+  if (s == NULL) return;
+  s->ambient = txn;
+  if (txn != NULL) s->ambient_thread = pthread_self();
+}
+
 size_t lash_store_max_payload(const lash_store *s) {
   return s->opts.max_payload;
 }
