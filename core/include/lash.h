@@ -269,6 +269,10 @@ LASH_API void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud);
 LASH_API int64_t lash_store_now(lash_store *s);
 
 LASH_API size_t lash_store_max_payload(const lash_store *s);
+/* 1 when the store's backend reopens by itself after a lost connection
+ * (PostgreSQL reconnects): a failed write (LASH_EIO) may be retried, and
+ * the next one reconnects; 0 when an EIO ends the handle (LMDB). */
+LASH_API int lash_store_reopens(const lash_store *s);
 /* The target the store was opened with, as given ("app.lash",
  * "lmdb:app.lash"). */
 LASH_API const char *lash_store_path(const lash_store *s);

@@ -230,7 +230,9 @@ int lash_run_finish(lash_run *r, int status, lash_bytes outcome) {
   }
   r->fin_outcome.len = outcome.len;
   r->fin_status = status;
-  if ((rc = lash__writer_queue(rs->w, complete_fn, r, finish_done)) < 0) {
+  /* A completion a lost connection rolled back is written again: the row
+   * is still ours (or its lease lapsed, and the fence refuses it). */
+  if ((rc = lash__writer_queue_again(rs->w, complete_fn, r, finish_done)) < 0) {
     free(r->fin_buf);
     r->fin_buf = NULL;
     return rc;
