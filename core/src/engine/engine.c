@@ -87,7 +87,8 @@ static void on_retry(void *ud, int event, unsigned fails, int64_t ms,
     fprintf(stderr,
             "lash: %s: storage: %s; writing again in %lld ms (attempt %u; "
             "nothing of the failed write was kept)\n",
-            e->admit.owner, msg, (long long)ms, fails);
+            e->admit.owner, msg[0] ? msg : "a write failed (EIO)",
+            (long long)ms, fails);
     e->retry_said_ms = ms;
     e->retry_said_at = now;
     break;
