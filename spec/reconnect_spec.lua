@@ -11,18 +11,24 @@
 -- must still be alive, must not have spun the CPU while the server was
 -- away, must have dropped the bodies whose leases lapsed meanwhile, and
 -- must finish every row; each row is completed exactly once in its event
--- log (no process.started after its process.completed) and `lash check`
--- is clean. On LMDB there is no connection to lose (an EIO stays fatal
--- there): the spec says so and is pending.
+-- log (no process.started after its process.completed), its journaled
+-- steps are all there, each once (a write lost with the connection was
+-- written again, in order), and `lash check` is clean. On LMDB there is
+-- no connection to lose (an EIO stays fatal there): the spec says so and
+-- is pending.
 local h = require "spec.helpers"
 
 local TTL = 1500
 local APP = "lash_reconnect_worker"
 
-local KINDS = [[
+local STEPS = 3
+local KINDS = "local STEPS = " .. STEPS .. "\n" .. [[
 return {
   job = function(ctx, input)
-    ctx:sleep(input.ms or 20)
+    for i = 1, STEPS do
+      ctx:step("s" .. i, function() return i end)
+      ctx:sleep(input.ms or 20)
+    end
     return { n = input.n }
   end,
 }
@@ -119,7 +125,7 @@ describe("a worker on PostgreSQL that loses its connection", function()
     assert.is_true(h.alive(w.pid), "the worker died when its sessions were ended:\n" .. w.text())
 
     -- (b) the server away for three lease TTLs, bodies in flight
-    local long = produce(6, 6000)
+    local long = produce(6, 2000)
     local seen
     assert(h.poll(function()
       seen = {}
@@ -162,9 +168,13 @@ describe("a worker on PostgreSQL that loses its connection", function()
     for i = 1, total do
       local id = "row-" .. i
       local evs = retrying(function() return eng:events(id, 0) end)
-      local done_at
+      local done_at, steps = nil, {}
       for k, ev in ipairs(evs) do
-        if ev.type == "process.completed" then
+        if ev.type == "process.step" then
+          local name = ev.payload and ev.payload.name
+          assert.is_nil(steps[name], id .. ": step " .. tostring(name) .. " journaled twice")
+          steps[name] = true
+        elseif ev.type == "process.completed" then
           assert.is_nil(done_at, id .. " completed twice")
           done_at = k
         elseif ev.type == "process.started" then
@@ -172,6 +182,9 @@ describe("a worker on PostgreSQL that loses its connection", function()
         end
       end
       assert.is_not_nil(done_at, id .. " never completed")
+      for k = 1, STEPS do
+        assert.is_true(steps["s" .. k], id .. ": step s" .. k .. " is not in its journal")
+      end
     end
     local code, cout, cerr = h.cli(db, "check")
     assert.are.equal(0, code, "lash check: " .. cout .. cerr)

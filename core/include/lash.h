@@ -1208,6 +1208,15 @@ typedef void (*lash_done_fn)(void *ud, int rc);
  * no waiter is woken) before the commit. @return 0, LASH_ECLOSED. */
 LASH_API int lash_engine_write(lash_engine *e, lash_write_fn fn, void *ud,
                                lash_done_fn done);
+/* lash_engine_write for a write that must outlive a lost connection: when
+ * its transaction fails with an EIO the store gets over by itself
+ * (lash_store_reopens), it is queued again, in order, for the transaction
+ * after the backoff, instead of @p done getting LASH_EIO. @p fn must be
+ * safe to run again (the failed run wrote nothing). The engine writes
+ * completions so, the Lua bindings a coroutine's writes (a body's journal
+ * stays in order). Elsewhere it is lash_engine_write. */
+LASH_API int lash_engine_write_again(lash_engine *e, lash_write_fn fn,
+                                     void *ud, lash_done_fn done);
 /* Runs @p fn now in one transaction with everything already queued and
  * commits before returning (inside lash_engine_batch_begin: joins the open
  * batch, committed by batch_end). @return fn's result or the commit

@@ -481,6 +481,12 @@ int lash_engine_write(lash_engine *e, lash_write_fn fn, void *ud,
   return lash__writer_queue(&e->writer, fn, ud, done);
 }
 
+int lash_engine_write_again(lash_engine *e, lash_write_fn fn, void *ud,
+                            lash_done_fn done) {
+  if (e == NULL || fn == NULL) return LASH_EINVAL;
+  return lash__writer_queue_again(&e->writer, fn, ud, done);
+}
+
 int lash_engine_write_sync(lash_engine *e, lash_write_fn fn, void *ud) {
   if (e == NULL || fn == NULL) return LASH_EINVAL;
   return lash__writer_sync(&e->writer, fn, ud);
