@@ -589,6 +589,7 @@ int lash_engine_idle(lash_engine *e) {
   if (e == NULL) return 1;
   return e->runs.slots.running == 0 && lash__awaiter_idle(&e->awaiter) &&
          !lash__writer_pending(&e->writer) && !e->writer.in_txn &&
+         !lash__writer_waiting(&e->writer) && /* a failed turn to redo */
          !lash__changes_pending(&e->changes) && !lash__hub_has_ready(&e->hub) &&
          !lash__runs_starts_due(&e->runs) && !lash__admit_busy(&e->admit) &&
          (e->admit.nkinds == 0 || lash__suspender_idle(&e->susp));
