@@ -70,11 +70,14 @@ local function retrying(fn)
 end
 
 describe("a worker on PostgreSQL that loses its connection", function()
-  local cluster
+  local cluster, worker
   after_each(function()
-    h.cleanup()
+    if worker and h.alive(worker.pid) then worker.kill("KILL") end
+    worker = nil
+    -- the cluster first: cleanup removes the directory it runs in
     if cluster then os.execute(h.root .. "/scripts/pg stop " .. h.q(cluster)) end
     cluster = nil
+    h.cleanup()
   end)
 
   it("reconnects with backoff, keeps running, and completes every row exactly once", function()
@@ -110,6 +113,7 @@ describe("a worker on PostgreSQL that loses its connection", function()
     produce(50)
     local w = h.cli_worker(wdb, { "--load", h.kinds_file(KINDS), "--concurrency", "8",
       "--lease-ttl", TTL .. "ms" }, 20000)
+    worker = w
     assert(w.line("INFO worker:", 15000), "the worker did not start: " .. w.text())
 
     -- (a) its sessions ended under it, while it drains
