@@ -7,7 +7,9 @@
  * until the commit; from plain code (or inside eng:batch) it commits before
  * the call returns (lash_engine_write_sync). Its result is copied out of
  * the op when it commits, so an op is freed by whoever finishes it and a
- * coroutine never owns one.
+ * coroutine never owns one. A queued write lost with a PostgreSQL
+ * connection is queued again (lash_engine_write_again): a coroutine waits
+ * through the outage, and a body's journal stays in order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,7 +285,7 @@ int llash_write(lua_State *L, llash_engine *le, llash_co *c, llash_op *op) {
   /* A coroutine that cannot yield here (inside a C function) commits its
    * write before the call returns, like plain code. */
   if (c != NULL && !le->batch && lua_isyieldable(L)) {
-    rc = lash_engine_write(le->e, op_fn, op, op_done);
+    rc = lash_engine_write_again(le->e, op_fn, op, op_done);
     if (rc < 0) {
       op_settle(op, rc);
       res = op->res;
@@ -313,7 +315,7 @@ int llash_write_nowait(lua_State *L, llash_engine *le, llash_op *op) {
   /* Queued for this turn's commit; nobody waits for it. A later write of
    * the same run commits in the same transaction or a later one, so
    * whatever the body does after it that is durable finds it durable. */
-  if ((rc = lash_engine_write(le->e, op_fn, op, op_done)) < 0) {
+  if ((rc = lash_engine_write_again(le->e, op_fn, op, op_done)) < 0) {
     llash_result res;
     op_settle(op, rc);
     res = op->res;

@@ -277,6 +277,10 @@ LASH_API void lash_store_set_clock(lash_store *s, lash_clock_fn fn, void *ud);
 LASH_API int64_t lash_store_now(lash_store *s);
 
 LASH_API size_t lash_store_max_payload(const lash_store *s);
+/* 1 when the store's backend reopens by itself after a lost connection
+ * (PostgreSQL reconnects): a failed write (LASH_EIO) may be retried, and
+ * the next one reconnects; 0 when an EIO ends the handle (LMDB). */
+LASH_API int lash_store_reopens(const lash_store *s);
 /* The target the store was opened with, as given ("app.lash",
  * "lmdb:app.lash"). */
 LASH_API const char *lash_store_path(const lash_store *s);
@@ -1212,6 +1216,15 @@ typedef void (*lash_done_fn)(void *ud, int rc);
  * no waiter is woken) before the commit. @return 0, LASH_ECLOSED. */
 LASH_API int lash_engine_write(lash_engine *e, lash_write_fn fn, void *ud,
                                lash_done_fn done);
+/* lash_engine_write for a write that must outlive a lost connection: when
+ * its transaction fails with an EIO the store gets over by itself
+ * (lash_store_reopens), it is queued again, in order, for the transaction
+ * after the backoff, instead of @p done getting LASH_EIO. @p fn must be
+ * safe to run again (the failed run wrote nothing). The engine writes
+ * completions so, the Lua bindings a coroutine's writes (a body's journal
+ * stays in order). Elsewhere it is lash_engine_write. */
+LASH_API int lash_engine_write_again(lash_engine *e, lash_write_fn fn,
+                                     void *ud, lash_done_fn done);
 /* Runs @p fn now in one transaction with everything already queued and
  * commits before returning (inside lash_engine_batch_begin: joins the open
  * batch, committed by batch_end). @return fn's result or the commit

@@ -35,19 +35,25 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 
 /* ------------------------------------------------------------- the pump */
 
+/* Work that needs a transaction waits while the writer backs off after a
+ * transient failure (its timer kicks the pump): the loop does not spin
+ * while the server is away. */
 static int pump_needed(lash_engine *e) {
+  int writes;
   if (e->closing) return 0;
-  return lash__writer_pending(&e->writer) ||
+  writes = !lash__writer_waiting(&e->writer) &&
+           (lash__writer_queued(&e->writer) || lash__admit_pending(&e->admit) ||
+            (e->admit.nkinds > 0 && lash__suspender_pending(&e->susp)));
+  return writes || lash__writer_delivering(&e->writer) ||
          lash__changes_pending(&e->changes) || lash__hub_has_ready(&e->hub) ||
-         lash__awaiter_pending(&e->awaiter) ||
-         lash__runs_starts_due(&e->runs) || lash__admit_pending(&e->admit) ||
-         (e->admit.nkinds > 0 && lash__suspender_pending(&e->susp));
+         lash__awaiter_pending(&e->awaiter) || lash__runs_starts_due(&e->runs);
 }
 
 static int turn(void *ud) {
   lash_engine *e = ud;
+  int waiting = lash__writer_waiting(&e->writer);
   lash__changes_process(&e->changes);
-  if (lash__writer_free(&e->writer) && !e->closing) {
+  if (lash__writer_free(&e->writer) && !e->closing && !waiting) {
     int scan = lash__admit_pump(&e->admit);
     if (scan || lash__writer_queued(&e->writer))
       lash__writer_txn(&e->writer, NULL, NULL);
@@ -59,8 +65,44 @@ static int turn(void *ud) {
   lash__runs_start(&e->runs, BATCH);
   /* After the re-reads: what is still parked now may be suspended (its
    * write goes in the next turn's transaction). */
-  if (e->admit.nkinds > 0 && !e->closing) lash__suspender_pump(&e->susp);
+  if (e->admit.nkinds > 0 && !e->closing && !waiting)
+    lash__suspender_pump(&e->susp);
   return pump_needed(e);
+}
+
+/* The writer's transient failures (a lost connection, writer.c): one line
+ * on stderr per backoff step (then one every STILL_MS at the longest
+ * step), one when writes commit again; when a backoff ends, admission is
+ * asked again (the failed turn's scan was dropped). */
+#define STILL_MS 30000
+static void on_retry(void *ud, int event, unsigned fails, int64_t ms,
+                     const char *msg) {
+  lash_engine *e = ud;
+  uint64_t now = uv_now(e->loop);
+  switch (event) {
+  case LASH__RETRY_FAILED:
+    if (fails > 1 && ms == e->retry_said_ms &&
+        now - e->retry_said_at < STILL_MS)
+      break;
+    fprintf(stderr,
+            "lash: %s: storage: %s; writing again in %lld ms (attempt %u; "
+            "nothing of the failed write was kept)\n",
+            e->admit.owner, msg[0] ? msg : "a write failed (EIO)",
+            (long long)ms, fails);
+    e->retry_said_ms = ms;
+    e->retry_said_at = now;
+    break;
+  case LASH__RETRY_RECOVERED:
+    fprintf(stderr,
+            "lash: %s: storage: writing again after %u failed attempts "
+            "(%lld ms)\n",
+            e->admit.owner, fails, (long long)ms);
+    e->retry_said_ms = 0;
+    break;
+  default:
+    if (!e->closing) lash__admit_request(&e->admit);
+    break;
+  }
 }
 
 /* The feed polls while waits are parked, kinds are declared or a worker
@@ -206,6 +248,7 @@ static void parts_free(lash_engine *e) {
 /* Closes every part's handles (their flags say closed first). */
 static void parts_close(lash_engine *e) {
   lash__pump_close(&e->pump);
+  lash__writer_close_timer(&e->writer);
   lash__observer_close(&e->obs);
   lash__suspender_close(&e->susp);
   lash__sched_close(&e->sched);
@@ -235,7 +278,8 @@ static int parts_init(lash_engine *e, const lash_engine_opts *o) {
 
   lash__pump_init(&e->pump, e->loop, &e->handles, turn, e);
   lash__observer_init(&e->obs, e->loop, &e->handles);
-  lash__writer_init(&e->writer, e->s, &e->pump);
+  lash__writer_init(&e->writer, e->s, &e->pump, e->loop, &e->handles);
+  lash__writer_on_retry(&e->writer, on_retry, e);
   lash__hub_init(&e->hub, &e->pump);
   rc = lash__feed_init(&e->feed, e->s, e->loop, &e->handles,
                        (uint64_t)o->poll_min_ms, (uint64_t)o->poll_max_ms,
@@ -341,7 +385,9 @@ void lash_engine_close(lash_engine *e) {
   lash__renew_stop(&e->renew); /* no renewal races the releases below */
   lash__writer_abort_batch(&e->writer);
   lash__admit_stop(&e->admit);
-  /* Completions already queued still commit, with the lease releases. */
+  /* Completions already queued still commit, with the lease releases; one
+   * failing now is not queued again (its row is run again elsewhere). */
+  e->writer.no_again = 1;
   lash__runs_close(&e->runs);
   /* The worker entry goes with one more commit (issue 11). */
   if (lash__presence_leave(&e->presence))
@@ -433,6 +479,12 @@ int lash_engine_write(lash_engine *e, lash_write_fn fn, void *ud,
                       lash_done_fn done) {
   if (e == NULL || fn == NULL) return LASH_EINVAL;
   return lash__writer_queue(&e->writer, fn, ud, done);
+}
+
+int lash_engine_write_again(lash_engine *e, lash_write_fn fn, void *ud,
+                            lash_done_fn done) {
+  if (e == NULL || fn == NULL) return LASH_EINVAL;
+  return lash__writer_queue_again(&e->writer, fn, ud, done);
 }
 
 int lash_engine_write_sync(lash_engine *e, lash_write_fn fn, void *ud) {
@@ -537,6 +589,7 @@ int lash_engine_idle(lash_engine *e) {
   if (e == NULL) return 1;
   return e->runs.slots.running == 0 && lash__awaiter_idle(&e->awaiter) &&
          !lash__writer_pending(&e->writer) && !e->writer.in_txn &&
+         !lash__writer_waiting(&e->writer) && /* a failed turn to redo */
          !lash__changes_pending(&e->changes) && !lash__hub_has_ready(&e->hub) &&
          !lash__runs_starts_due(&e->runs) && !lash__admit_busy(&e->admit) &&
          (e->admit.nkinds == 0 || lash__suspender_idle(&e->susp));

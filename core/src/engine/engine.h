@@ -49,6 +49,9 @@ struct lash_engine {
   int run_default;
   int stop;
   int interrupted; /* lash_engine_interrupt: end run_until/run early */
+  /* The last storage retry said on stderr (one line per backoff step). */
+  int64_t retry_said_ms;
+  uint64_t retry_said_at;
 };
 
 #endif /* LASH_ENGINE_ENGINE_H */

@@ -37,7 +37,8 @@ void lash__renew_hold(lash__renew *r, lash__held *h) {
   int wake;
   pthread_mutex_lock(&r->mu);
   h->r = r;
-  if (h->budget_ms > 0) h->deadline = (int64_t)mono_ms() + h->budget_ms;
+  h->held_at = mono_ms();
+  if (h->budget_ms > 0) h->deadline = (int64_t)h->held_at + h->budget_ms;
   r->n++;
   wake = r->asleep;
   r->asleep = 0;
@@ -163,12 +164,41 @@ static void mark_lost(lash__renew *r, const lash_lease *ls) {
   pthread_mutex_unlock(&r->mu);
 }
 
+/* The store could not be reached this round (a lost connection that the
+ * store reconnects): a lease not renewed since TTL - one renewal ago may
+ * lapse before the store is back, and then another owner may claim its
+ * row, so its body is dropped now, before it can run twice at once (its
+ * writes would be refused by the fence anyway). 1 when one was. */
+static int lapsed(lash__renew *r, uint64_t now) {
+  lash__q *q;
+  unsigned k = 0;
+  pthread_mutex_lock(&r->mu);
+  for (q = r->held.next; q != &r->held; q = q->next) {
+    lash__held *h = LASH__CONTAINER_OF(q, lash__held, link);
+    uint64_t since = h->held_at > r->ok_at ? h->held_at : r->ok_at;
+    if (h->done || h->lost) continue;
+    if (now >= since + (uint64_t)(r->ttl_ms - r->every_ms)) {
+      h->lost = 1;
+      k++;
+    }
+  }
+  r->refused += k;
+  pthread_mutex_unlock(&r->mu);
+  if (k > 0)
+    fprintf(stderr,
+            "lash: %s: heartbeat: the store was unreachable for too long: "
+            "%u leases may lapse before it is back; their bodies are "
+            "dropped (their rows run again once the leases lapsed)\n",
+            r->owner, k);
+  return k > 0;
+}
+
 /* One round: each lease in its own short write of the store's (txn NULL),
  * under the store mutex for the whole round. 1 when a lease was lost. */
 static int renew_round(lash__renew *r, uint64_t now) {
   lash_lease *v;
   size_t n, i;
-  int lost = 0, rc;
+  int lost = 0, rc, unreached = 0;
   if ((v = snapshot(r, &n, now, 1)) == NULL) return 0;
   if ((rc = lash_store_lock(r->s, r->every_ms)) < 0) {
     fprintf(stderr,
@@ -189,9 +219,18 @@ static int renew_round(lash__renew *r, uint64_t now) {
     } else if (rc < 0) {
       fprintf(stderr, "lash: %s: heartbeat: renewing the lease of %s: %s\n",
               r->owner, v[i].process_id, lash_errmsg(r->s));
+      /* the store is away: the others would fail (and wait) alike */
+      if (fatal(rc) && lash_store_reopens(r->s)) {
+        unreached = 1;
+        break;
+      }
     }
   }
   lash_store_unlock(r->s);
+  if (!unreached)
+    r->ok_at = now;
+  else
+    lost |= lapsed(r, now);
   pthread_mutex_lock(&r->mu);
   r->renewals++;
   pthread_mutex_unlock(&r->mu);

@@ -36,7 +36,9 @@ typedef struct lash__held {
   lash_lease lease;
   struct lash__renew *r; /* while held */
   lash_run *holder;      /* the run (handed to the stall hook) */
-  int lost;              /* renewal saw ESUPERSEDED */
+  int lost;              /* renewal saw ESUPERSEDED, or could not reach
+                            the store until the lease may have lapsed */
+  uint64_t held_at;      /* ms (monotonic) it was claimed and held */
   int done;              /* its completion or release is queued: not renewed */
   int owner_bound;       /* abandoned, not released, at an emergency stop */
   int64_t budget_ms;     /* the body's time budget (0: none) */
@@ -72,6 +74,8 @@ typedef struct lash__renew {
   lash__stall_fn stall;
   void *stall_ud;
   uint64_t renewals, refused;
+  uint64_t ok_at; /* ms (monotonic): start of the last round the store
+                     answered (the leases renewed then live a TTL on) */
   /* the thread */
   pthread_t th;
   int th_on;

@@ -47,6 +47,7 @@ struct lash_run {
   lash__q slink;    /* start list, uncommitted-admission list */
   int state;
   int cancelled;
+  int claim_lost;  /* started early; the claiming commit failed */
   lash_record rec; /* deep copy: strings point into this block */
   lash__held held; /* the lease, renewed by the renew part */
   void *data;

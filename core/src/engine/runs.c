@@ -203,6 +203,7 @@ static int complete_fn(lash_store *s, lash_txn *txn, void *ud) {
   lash_run *r = ud;
   int rc;
   LASH_INJECT("engine.before_complete");
+  if (r->claim_lost) return LASH_ESUPERSEDED;
   if (r->fin_status == LASH_FAILED) /* issue 13: its retry policy */
     rc = lash_fail_attempt(s, txn, &r->held.lease, r->fin_outcome, r->fin_fatal,
                            &r->retry, &r->fin_retry_at);
@@ -232,7 +233,9 @@ int lash_run_finish(lash_run *r, int status, lash_bytes outcome) {
   }
   r->fin_outcome.len = outcome.len;
   r->fin_status = status;
-  if ((rc = lash__writer_queue(rs->w, complete_fn, r, finish_done)) < 0) {
+  /* A completion a lost connection rolled back is written again: the row
+   * is still ours (or its lease lapsed, and the fence refuses it). */
+  if ((rc = lash__writer_queue_again(rs->w, complete_fn, r, finish_done)) < 0) {
     free(r->fin_buf);
     r->fin_buf = NULL;
     return rc;
@@ -256,6 +259,10 @@ void lash__runs_committed(lash__runs *rs, int rc) {
     /* Started before the commit: on, or (the claim never became durable)
      * dropped; a finished one goes with its completion's done callback. */
     if (rc < 0 && r->state != LASH__RS_FINISHING) lash__run_drop(r, rc);
+    /* its completion, queued again after a lost connection, writes
+     * nothing: the claim it completes never became durable */
+    else if (rc < 0)
+      r->claim_lost = 1;
   }
   while ((q = lash__q_pop(&rs->uncommitted)) != NULL) {
     lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);

@@ -6,6 +6,16 @@
  * lash_engine_write_sync flushes the queue plus its own write right away.
  * The writer knows nothing of what the hooks do.
  *
+ * A transient failure (LASH_EIO on a store that reopens by itself: a lost
+ * PostgreSQL connection) is not the end of the engine: the transaction
+ * rolled back on the server, so nothing of the turn is written. The
+ * after-commit hooks see the EIO (admissions vanish), writes queued with
+ * queue_again (completions) are queued again for the next transaction,
+ * the others' done callbacks get LASH_EIO; the next transaction waits on
+ * a libuv timer, 10 ms doubling to 1 s, for as long as it fails (never a
+ * sleep in the loop). On a store that does not reopen (LMDB) an EIO stays
+ * the first storage error, which ends lash_engine_run.
+ *
  * Part: writer. May call: the registry (lash.h), pump. */
 #include "engine/writer.h"
 
@@ -16,7 +26,7 @@
 #include <string.h>
 
 static int wrv_push(lash__wrv *v, lash_write_fn fn, void *ud, lash_done_fn done,
-                    int rc) {
+                    int rc, int again) {
   lash__wr *w;
   if (v->head > 0 && v->head == v->n) {
     v->head = 0;
@@ -34,6 +44,7 @@ static int wrv_push(lash__wrv *v, lash_write_fn fn, void *ud, lash_done_fn done,
   w->ud = ud;
   w->done = done;
   w->rc = rc;
+  w->again = again;
   return 0;
 }
 
@@ -42,10 +53,33 @@ static void wrv_free(lash__wrv *v) {
   memset(v, 0, sizeof *v);
 }
 
-void lash__writer_init(lash__writer *w, lash_store *s, lash__pump *pump) {
+static void retry_cb(uv_timer_t *t) {
+  /* (the handle's data is the handle count's, pump.c) */
+  lash__writer *w =
+      (lash__writer *)(void *)((char *)t - offsetof(lash__writer, retry_timer));
+  w->waiting = 0;
+  if (w->on_retry != NULL)
+    w->on_retry(w->retry_ud, LASH__RETRY_DUE, w->fails, w->delay_ms, "");
+  lash__pump_kick(w->pump);
+}
+
+void lash__writer_init(lash__writer *w, lash_store *s, lash__pump *pump,
+                       uv_loop_t *loop, lash__handles *hs) {
   memset(w, 0, sizeof *w);
   w->s = s;
   w->pump = pump;
+  uv_timer_init(loop, &w->retry_timer);
+  lash__handle_opened(hs, (uv_handle_t *)&w->retry_timer);
+}
+
+void lash__writer_on_retry(lash__writer *w, lash__retry_fn fn, void *ud) {
+  w->on_retry = fn;
+  w->retry_ud = ud;
+}
+
+void lash__writer_close_timer(lash__writer *w) {
+  w->waiting = 0;
+  lash__handle_close((uv_handle_t *)&w->retry_timer);
 }
 
 int lash__writer_hook(lash__writer *w, lash__in_txn_fn in_txn,
@@ -58,18 +92,61 @@ int lash__writer_hook(lash__writer *w, lash__in_txn_fn in_txn,
   return 0;
 }
 
-int lash__writer_queue(lash__writer *w, lash_write_fn fn, void *ud,
-                       lash_done_fn done) {
+static int queue(lash__writer *w, lash_write_fn fn, void *ud, lash_done_fn done,
+                 int again) {
   int rc;
   if (w->closed) return LASH_ECLOSED;
-  if ((rc = wrv_push(&w->wq, fn, ud, done, 0)) < 0) return rc;
+  if ((rc = wrv_push(&w->wq, fn, ud, done, 0, again)) < 0) return rc;
   lash__pump_kick(w->pump);
   return 0;
 }
 
+int lash__writer_queue(lash__writer *w, lash_write_fn fn, void *ud,
+                       lash_done_fn done) {
+  return queue(w, fn, ud, done, 0);
+}
+
+int lash__writer_queue_again(lash__writer *w, lash_write_fn fn, void *ud,
+                             lash_done_fn done) {
+  return queue(w, fn, ud, done, 1);
+}
+
+/* An EIO the store gets over by itself: the next write reconnects. */
+static int transient(lash__writer *w, int rc) {
+  return rc == LASH_EIO && lash_store_reopens(w->s);
+}
+
+/* A transaction failed transiently: the next waits out the backoff. */
+static void backoff(lash__writer *w) {
+  uint64_t now = uv_now(w->retry_timer.loop);
+  if (w->fails++ == 0) {
+    w->failed_at = now;
+    w->delay_ms = LASH__RETRY_MIN_MS;
+  } else if (!w->waiting) {
+    w->delay_ms = w->delay_ms * 2 > LASH__RETRY_MAX_MS ? LASH__RETRY_MAX_MS
+                                                       : w->delay_ms * 2;
+  }
+  if (w->on_retry != NULL)
+    w->on_retry(w->retry_ud, LASH__RETRY_FAILED, w->fails, w->delay_ms,
+                lash_errmsg(w->s));
+  if (!w->waiting && !w->no_again) {
+    w->waiting = 1;
+    uv_timer_start(&w->retry_timer, retry_cb, (uint64_t)w->delay_ms, 0);
+  }
+}
+
+static void recovered(lash__writer *w) {
+  uint64_t now = uv_now(w->retry_timer.loop);
+  if (w->on_retry != NULL)
+    w->on_retry(w->retry_ud, LASH__RETRY_RECOVERED, w->fails,
+                (int64_t)(now - w->failed_at), "");
+  w->fails = 0;
+  w->delay_ms = 0;
+}
+
 /* Keeps the first storage error (with the store's message). */
 static void note_storage(lash__writer *w, int rc) {
-  if (w->storage_rc != 0 ||
+  if (w->storage_rc != 0 || transient(w, rc) ||
       !(rc == LASH_EIO || rc == LASH_EFULL || rc == LASH_EPANIC ||
         rc == LASH_ENOMEM || rc == LASH_ECORRUPT))
     return;
@@ -94,13 +171,18 @@ static void run_writes(lash__wrv *q, lash__writer *w, lash_txn *txn) {
   }
 }
 
-/* Queues the done callbacks of q with the commit's result. */
+/* Queues the done callbacks of q with the commit's result; after a
+ * transient failure the writes queued with queue_again go back to the
+ * queue instead, in order. */
 static void writes_done(lash__writer *w, lash__wrv *q, int began, int crc) {
   size_t i;
   for (i = q->head; i < q->n; i++) {
     lash__wr *r = &q->v[i];
     int final = !began ? crc : (r->rc >= 0 && crc < 0 ? crc : r->rc);
-    if (r->done != NULL && wrv_push(&w->dq, NULL, r->ud, r->done, final) < 0)
+    if (r->again && transient(w, final) && !w->no_again &&
+        wrv_push(&w->wq, r->fn, r->ud, r->done, 0, 1) == 0)
+      continue; /* written again by the next transaction */
+    if (r->done != NULL && wrv_push(&w->dq, NULL, r->ud, r->done, final, 0) < 0)
       r->done(r->ud, final); /* out of memory: deliver now, not lose it */
   }
 }
@@ -112,7 +194,8 @@ static int take_more(lash__writer *w, lash__wrv *q) {
   int any = 0;
   for (i = w->wq.head; i < w->wq.n; i++) {
     lash__wr *r = &w->wq.v[i];
-    if (wrv_push(q, r->fn, r->ud, r->done, 0) < 0) break; /* next flush */
+    if (wrv_push(q, r->fn, r->ud, r->done, 0, r->again) < 0)
+      break; /* next flush */
     any = 1;
   }
   if (i == w->wq.n)
@@ -168,7 +251,12 @@ int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
     }
   }
   LASH_INJECT("writer.before_commit");
-  crc = lash_txn_commit(txn);
+  if ((crc = LASH_INJECT("writer.commit")) < 0) {
+    /* a test's lost commit: nothing of the transaction is written */
+    lash_txn_abort(txn);
+  } else {
+    crc = lash_txn_commit(txn);
+  }
   LASH_INJECT("writer.after_commit");
   w->in_txn = 0;
   w->cur = NULL;
@@ -176,8 +264,10 @@ int lash__writer_txn(lash__writer *w, lash_write_fn fn, void *ud) {
   if (fn_rc >= 0 && crc < 0) fn_rc = crc;
 
 out:
+  if (crc == 0 && w->fails > 0) recovered(w);
   committed(w, crc);
   writes_done(w, &q, began, crc);
+  if (transient(w, crc)) backoff(w);
   /* Keep the larger buffer as the spare for the next swap. */
   q.head = q.n = 0;
   if (w->wq_spare.v == NULL) {
@@ -254,7 +344,7 @@ void lash__writer_close(lash__writer *w) {
     size_t i;
     for (i = w->wq.head; i < w->wq.n; i++)
       if (w->wq.v[i].done != NULL)
-        wrv_push(&w->dq, NULL, w->wq.v[i].ud, w->wq.v[i].done, LASH_ECLOSED);
+        wrv_push(&w->dq, NULL, w->wq.v[i].ud, w->wq.v[i].done, LASH_ECLOSED, 0);
     w->wq.head = w->wq.n = 0;
   } while (lash__writer_deliver(w, SIZE_MAX) > 0);
 }

@@ -6,6 +6,8 @@
 #endif
 #include "registry-int.h"
 
+#include "base/inject.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +47,11 @@ void lash_store_set_ambient(lash_store *s, lash_txn *txn) {
 
 size_t lash_store_max_payload(const lash_store *s) {
   return s->opts.max_payload;
+}
+
+int lash_store_reopens(const lash_store *s) {
+  /* a test build can make any store one that reopens (base/inject.h) */
+  return s->b->reopens || LASH_INJECT("store.reopens") > 0;
 }
 
 const char *lash_store_path(const lash_store *s) {
