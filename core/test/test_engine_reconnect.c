@@ -69,6 +69,35 @@ static void lose_commits(const char *what, unsigned long skip,
   et_close(&t, 1);
 }
 
+/* A body started inside its claiming transaction (early start: the kind's
+ * bodies end at once) whose commit is lost: nothing of the run is written;
+ * the row is claimed again and runs again, and completes once. */
+static void test_early_lost(void) {
+  et_env t;
+  lash_engine *e;
+  tr_runner tr;
+  int started, completed;
+
+  lash__inject_reset();
+  lash__inject_arm("store.reopens", 1, 0, 0);
+  e = et_open(&t, NULL);
+  tr_install(e, &tr, TR_FINISH, 0);
+  lash_engine_define(e, "job");
+  is(tu_reg(t.s, "r-1", "job", LASH_RERUNNABLE, 0), 0, "early: register r-1");
+  is(lash_engine_run(e, LASH_RUN_UNTIL_IDLE), 0, "early: r-1 ran (learnt)");
+  is(tu_reg(t.s, "r-2", "job", LASH_RERUNNABLE, 0), 0, "early: register r-2");
+  lash__inject_arm("writer.commit", LASH_EIO, 0, 1);
+  is(lash_engine_run(e, LASH_RUN_UNTIL_IDLE), 0, "early: the engine kept on");
+  is(tu_status(t.s, "r-2"), LASH_COMPLETED, "early: r-2 completed");
+  is(tr.finished, 3, "early: r-2's body ran twice (the lost run, the next)");
+  count_events(t.s, "r-2", &started, &completed);
+  is(started, 1, "early: one process.started");
+  is(completed, 1, "early: one process.completed");
+  lash__inject_reset();
+  tu_check(t.s, "early: store consistent");
+  et_close(&t, 1);
+}
+
 /* LMDB does not reopen: an EIO from a commit stays fatal. */
 static void test_lmdb_fatal(void) {
   et_env t;
@@ -97,6 +126,7 @@ int main(void) {
   lose_commits("admission lost", 0, 3);
   /* admitted; the completion's commit lost twice: written again */
   lose_commits("completion lost", 1, 2);
+  test_early_lost();
   test_lmdb_fatal();
   return done_testing();
 }

@@ -93,7 +93,7 @@ lash_run *lash__run_admit(lash__runs *rs, const lash_record *rec,
 
 static void run_free(lash_run *r) {
   lash__runs *rs = r->runs;
-  lash__map_del(&rs->by_id, &r->node);
+  if (!r->claim_lost) lash__map_del(&rs->by_id, &r->node);
   lash__q_remove(&r->link);
   lash__q_remove(&r->slink);
   if (r->susp_ref != NULL) *r->susp_ref = NULL;
@@ -261,8 +261,10 @@ void lash__runs_committed(lash__runs *rs, int rc) {
     if (rc < 0 && r->state != LASH__RS_FINISHING) lash__run_drop(r, rc);
     /* its completion, queued again after a lost connection, writes
      * nothing: the claim it completes never became durable */
-    else if (rc < 0)
+    else if (rc < 0) {
       r->claim_lost = 1;
+      lash__map_del(&rs->by_id, &r->node); /* the row may be admitted again */
+    }
   }
   while ((q = lash__q_pop(&rs->uncommitted)) != NULL) {
     lash_run *r = LASH__CONTAINER_OF(q, lash_run, slink);
