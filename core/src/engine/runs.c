@@ -6,7 +6,6 @@
 
 #include "base/inject.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -292,7 +291,13 @@ static void run_start(lash__runs *rs, lash_run *r) {
   int64_t t0 = rs->learn != NULL ? mono_us() : 0;
   int rc;
   r->state = LASH__RS_RUNNING;
-  if (rs->learn != NULL) snprintf(kind, sizeof kind, "%s", r->rec.kind);
+  if (rs->learn != NULL) {
+    /* r may be gone when the start returns: its kind is copied */
+    size_t n = strlen(r->rec.kind);
+    if (n >= sizeof kind) n = sizeof kind - 1;
+    memcpy(kind, r->rec.kind, n);
+    kind[n] = '\0';
+  }
   rc = rs->runner.start != NULL ? rs->runner.start(rs->runner.ud, r)
                                 : LASH_EINVAL;
   if (rs->learn != NULL) rs->learn(rs->learn_ud, kind, mono_us() - t0);
