@@ -42,9 +42,11 @@ local function sh(cmd)
 end
 
 -- Runs one SQL statement on the cluster (psql, as its own session): its
--- output, trimmed.
+-- output, trimmed. Not under the sanitizer preload of the ASan specs (an
+-- inherited LD_PRELOAD hangs psql).
 local function sql(uri, q)
-  local ok, out = sh("psql -X -Atq " .. h.q(uri) .. " -c " .. h.q(q))
+  local ok, out = sh("env -u LD_PRELOAD -u ASAN_OPTIONS psql -X -Atq " .. h.q(uri) .. " -c "
+    .. h.q(q))
   assert(ok, "psql: " .. out)
   return (out:gsub("%s+$", ""))
 end
