@@ -31,6 +31,18 @@ static void count_events(lash_store *s, const char *id, int *started,
   tu_evs_free(&ev);
 }
 
+/* An engine running kind "job" (finished at once by tr), on a store that
+ * reopens (injected) when @p reopens. */
+static lash_engine *open_job_engine(et_env *t, tr_runner *tr, int reopens) {
+  lash_engine *e;
+  lash__inject_reset();
+  if (reopens) lash__inject_arm("store.reopens", 1, 0, 0);
+  e = et_open(t, NULL);
+  tr_install(e, tr, TR_FINISH, 0);
+  lash_engine_define(e, "job");
+  return e;
+}
+
 /* Commits @p fail writer transactions fail with EIO after @p skip passed. */
 static void lose_commits(const char *what, unsigned long skip,
                          unsigned long fail) {
@@ -40,12 +52,8 @@ static void lose_commits(const char *what, unsigned long skip,
   int started, completed, rc;
   unsigned long hits;
 
-  lash__inject_reset();
-  lash__inject_arm("store.reopens", 1, 0, 0);
-  e = et_open(&t, NULL);
+  e = open_job_engine(&t, &tr, 1);
   ok(lash_store_reopens(t.s), "%s: the store reopens (injected)", what);
-  tr_install(e, &tr, TR_FINISH, 0);
-  lash_engine_define(e, "job");
   is(tu_reg(t.s, "r-1", "job", LASH_RERUNNABLE, 0), 0, "%s: register r-1",
      what);
   lash__inject_arm("writer.commit", LASH_EIO, skip, fail);
@@ -78,11 +86,7 @@ static void test_early_lost(void) {
   tr_runner tr;
   int started, completed;
 
-  lash__inject_reset();
-  lash__inject_arm("store.reopens", 1, 0, 0);
-  e = et_open(&t, NULL);
-  tr_install(e, &tr, TR_FINISH, 0);
-  lash_engine_define(e, "job");
+  e = open_job_engine(&t, &tr, 1);
   is(tu_reg(t.s, "r-1", "job", LASH_RERUNNABLE, 0), 0, "early: register r-1");
   is(lash_engine_run(e, LASH_RUN_UNTIL_IDLE), 0, "early: r-1 ran (learnt)");
   is(tu_reg(t.s, "r-2", "job", LASH_RERUNNABLE, 0), 0, "early: register r-2");
@@ -105,11 +109,8 @@ static void test_lmdb_fatal(void) {
   tr_runner tr;
   const char *msg = NULL;
 
-  lash__inject_reset();
-  e = et_open(&t, NULL);
+  e = open_job_engine(&t, &tr, 0);
   ok(!lash_store_reopens(t.s), "LMDB: the store does not reopen");
-  tr_install(e, &tr, TR_FINISH, 0);
-  lash_engine_define(e, "job");
   is(tu_reg(t.s, "r-1", "job", LASH_RERUNNABLE, 0), 0, "LMDB: register r-1");
   lash__inject_arm("writer.commit", LASH_EIO, 0, 1);
   is(lash_engine_run(e, LASH_RUN_UNTIL_IDLE), LASH_EIO,
