@@ -128,6 +128,7 @@ static int op_fn(lash_store *s, lash_txn *txn, void *ud) {
     } else {
       rc = lash_engine_register(op->le->e, txn, &def, &op->i2, NULL, NULL);
     }
+    op->res.created = rc >= 0 && op->i2;
     break;
   }
   case LLASH_OP_JOURNAL:
@@ -235,11 +236,14 @@ static int push_result(lua_State *L, const llash_result *r) {
     llash_setint(L, "processes", (lua_Integer)r->prune.processes);
     llash_setint(L, "events", (lua_Integer)r->prune.events);
     return 1;
-  case LLASH_OP_REGISTER: /* issue 13: true [, the row holding its key] */
+  case LLASH_OP_REGISTER: /* true, the row holding its key or nil, created */
     lua_pushboolean(L, 1);
-    if (r->uid[0] == '\0') return 1;
-    lua_pushstring(L, r->uid);
-    return 2;
+    if (r->uid[0] == '\0')
+      lua_pushnil(L);
+    else
+      lua_pushstring(L, r->uid);
+    lua_pushboolean(L, r->created);
+    return 3;
   default:
     lua_pushboolean(L, 1);
     return 1;
@@ -414,7 +418,8 @@ llash_op *llash_register_op(lua_State *L, llash_engine *le, int type, int at,
 }
 
 /* core.start(eng, kind, input, id, disposition, max_attempts, timeout_ms
- * [, {priority, concurrency_key, concurrency_limit}]) -> true */
+ * [, {priority, concurrency_key, concurrency_limit}]) -> true, the row
+ * holding its unique key (nil: none), created */
 static int l_start(lua_State *L) {
   llash_engine *le = llash_checkengine(L, 1);
   int n;

@@ -133,6 +133,7 @@ typedef struct llash_result {
   lash_prune_report prune;
   char msg[256];
   char uid[LASH_ID_MAX + 1]; /* issue 13: the row holding a unique key */
+  int created;               /* a start: 1 if this write created the row */
 } llash_result;
 
 /* What a coroutine yielded on (llash_co.parked). */

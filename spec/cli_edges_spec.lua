@@ -100,6 +100,30 @@ describe("lash start on an id that already ended", function()
     assert.truthy(err:find('"maybe"', 1, true), err)
   end)
 
+  it("a row it created that a worker ended before start returned was started: exit 0", function()
+    local db = store_with_ended_rows()
+    local w = h.cli_worker(db, { "--load",
+      h.kinds_file([[return { boom = function() error("it broke") end }]]) }, 15000)
+    local ok, why = pcall(function()
+      for i = 1, 20 do
+        local code, out, err = on(db, "start", "boom", "--id", "race-" .. i)
+        assert.are.equal(0, code, err)
+        assert.are.equal("race-" .. i .. "\n", out)
+      end
+      -- the worker ran them (some may have ended before their start returned)
+      local eng = h.open(db)
+      assert.is_true(h.wait_until(eng, function()
+        for i = 1, 20 do
+          local r = eng:get("race-" .. i)
+          if not r or r.status ~= "failed" then return false end
+        end
+        return true
+      end, 15000))
+    end)
+    h.kill(w.pid, "KILL")
+    assert(ok, why)
+  end)
+
   it("a live id started again still prints its id and exits 0", function()
     local db = h.store_path()
     assert.are.equal(0, (on(db, "start", "k", "--id", "live-1")))

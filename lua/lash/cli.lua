@@ -676,15 +676,15 @@ function run.start(ctx, pos, opts)
     unique_key = opts["unique-key"], unique_for_ms = opts["unique-for"] }
   start_issue13("start", opts, sopts) -- (retry): --delay, --at, --retry
   local eng = ctx.open(true)
-  local id, msg, code = eng:start(kind, input, sopts)
+  local id, created, code = eng:start(kind, input, sopts)
   if not id then
-    if code == "EINVAL" then usage_error("start", msg) end
-    failure("start", msg)
+    if code == "EINVAL" then usage_error("start", created) end
+    failure("start", created)
   end
-  -- This program defines no kind, so a row it just created is still pending:
-  -- a terminal one was there before, and nothing was started.
-  local r = eng:get(id)
-  -- A unique key's holder is the answer asked for, ended or not.
+  -- A row that was there already and has ended: nothing was started. (One
+  -- this call created may have ended by now too: a worker ran it.) A unique
+  -- key's holder is the answer asked for, ended or not.
+  local r = not created and eng:get(id)
   local deduped = opts["unique-key"] ~= nil and id ~= opts.id
   if r and TERMINAL[r.status] and opts["if-exists"] ~= "ok" and not deduped then
     failure("start", id .. ": already " .. r.status ..

@@ -586,21 +586,22 @@ local function start_def(eng, fname, kind, opts)
 end
 
 --- Registers a process of `kind` (need not be defined here); idempotent per
---- id + definition. Returns the id.
+--- id + definition. Returns the id and whether this call created the row
+--- (false: the same row was there, or its unique key's holder is returned).
 ---@param kind string
 ---@param input any payload
 ---@param opts? table id, disposition, max_attempts, timeout_ms (this
 ---  start's body time budget, stored on the row: a re-run keeps it)
----@return string|nil id, string? msg, string? code
+---@return string|nil id, boolean|string created (or msg), string? code
 function Engine:start(kind, input, opts)
   local def, why, dcode = start_def(self, "start", kind, opts)
   if not def then return nil, why, dcode or "EINVAL" end
   local id = def.id or new_id(self)
-  local ok, msg, code = core.start(self, kind, input, id, def.disposition,
+  local ok, held, created = core.start(self, kind, input, id, def.disposition,
     def.max_attempts, def.timeout_ms, def.extra)
-  if not ok then return nil, msg, code end
-  if type(msg) == "string" then return msg end -- issue 13: its unique key's holder
-  return id
+  if not ok then return nil, held, created end -- (nil, message, code)
+  if held then return held, false end -- issue 13: its unique key's holder
+  return id, created
 end
 
 -- The host appends of lash.core, given their replay key (opts.key).
