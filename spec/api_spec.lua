@@ -308,12 +308,13 @@ return {
 
     it("is idempotent per id and identical definition (S8.2)", function()
       local eng = h.open()
-      local id, created = eng:start("k", { v = 1 }, { id = "same" })
+      local id, created = eng:register("k", { v = 1 }, { id = "same" })
       assert.are.same({ "same", true }, { id, created })
       local before = eng:stats().change_seq
       local nev = #eng:events(id)
       local r1 = eng:get(id)
-      assert.are.same({ id, false }, { eng:start("k", { v = 1 }, { id = "same" }) })
+      assert.are.same({ id, false }, { eng:register("k", { v = 1 }, { id = "same" }) })
+      assert.are.same({ id }, { eng:start("k", { v = 1 }, { id = "same" }) })
       assert.are.equal(before, eng:stats().change_seq)
       assert.are.equal(nev, #eng:events(id))
       assert.are.same(r1, eng:get(id))

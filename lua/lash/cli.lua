@@ -676,7 +676,7 @@ function run.start(ctx, pos, opts)
     unique_key = opts["unique-key"], unique_for_ms = opts["unique-for"] }
   start_issue13("start", opts, sopts) -- (retry): --delay, --at, --retry
   local eng = ctx.open(true)
-  local id, created, code = eng:start(kind, input, sopts)
+  local id, created, code = eng:register(kind, input, sopts)
   if not id then
     if code == "EINVAL" then usage_error("start", created) end
     failure("start", created)

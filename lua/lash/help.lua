@@ -19,7 +19,9 @@ M.entries = {
   ["eng:load"] = "eng:load(path) -- define the kinds of a file or directory",
   ["eng:start"] = "eng:start(kind, input, {id, disposition, max_attempts, timeout_ms, retry, " ..
     "delay_ms, run_at, unique_key, unique_for_ms, priority, concurrency_key, " ..
-    "concurrency_limit}) -> id, created",
+    "concurrency_limit}) -> id",
+  ["eng:register"] = "eng:register(kind, input, opts) -> id, created -- eng:start, saying " ..
+    "whether this call wrote the row",
   ["eng:retry"] = "eng:retry(id) -> seq -- run a failed row again as a new attempt",
   ["lash.fatal"] = "lash.fatal(msg) -- raise an error that is not retried",
   ["eng:signal"] = "eng:signal(id, name, payload) -> seq, replayed -- append signal.<name>; " ..

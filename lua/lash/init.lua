@@ -593,7 +593,7 @@ end
 ---@param opts? table id, disposition, max_attempts, timeout_ms (this
 ---  start's body time budget, stored on the row: a re-run keeps it)
 ---@return string|nil id, boolean|string created (or msg), string? code
-function Engine:start(kind, input, opts)
+function Engine:register(kind, input, opts)
   local def, why, dcode = start_def(self, "start", kind, opts)
   if not def then return nil, why, dcode or "EINVAL" end
   local id = def.id or new_id(self)
@@ -602,6 +602,15 @@ function Engine:start(kind, input, opts)
   if not ok then return nil, held, created end -- (nil, message, code)
   if held then return held, false end -- issue 13: its unique key's holder
   return id, created
+end
+
+--- eng:register returning the id alone (so `eng:await(eng:start(...))`
+--- reads as it should).
+---@return string|nil id, string? msg, string? code
+function Engine:start(kind, input, opts)
+  local id, created, code = self:register(kind, input, opts)
+  if not id then return nil, created, code end
+  return id
 end
 
 -- The host appends of lash.core, given their replay key (opts.key).
