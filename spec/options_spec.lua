@@ -24,6 +24,8 @@ describe("unknown options", function()
       "retyr", "disposition, max_attempts, timeout_ms")
     raises_unknown(function() eng:start("k", {}, { delya_ms = 5 }) end,
       "delya_ms", "id, disposition, max_attempts, timeout_ms")
+    raises_unknown(function() eng:register("k", {}, { delya_ms = 5 }) end,
+      "delya_ms", "id, disposition, max_attempts, timeout_ms")
     raises_unknown(function() eng:await("x", { timeout = 5 }) end, "timeout", "timeout_ms")
     raises_unknown(function() eng:await_event("x", "t", 0, { timout_ms = 5 }) end,
       "timout_ms", "timeout_ms")

@@ -113,6 +113,7 @@ local OPTIONS = {
   schedule = { "tz", "catch_up" },
   cron_ticks = { "tz", "after", "n" },
 }
+OPTIONS.register = OPTIONS.start
 
 local function check_known(fname, opts, name, level)
   local names = OPTIONS[fname]
@@ -547,9 +548,9 @@ end
 
 -- The checked definition of a start: id (nil when not given), disposition,
 -- max_attempts, timeout_ms; or nil, msg, code.
-local function start_def(eng, fname, kind, opts)
+local function start_def(eng, fname, kind, opts, depth)
   check(fname, "kind", kind, "string")
-  opts = check_opts("start", opts, nil, 6)
+  opts = check_opts(fname, opts, nil, 6 + (depth or 0))
   local id = check(fname, "id", opts.id, "string", true)
   local valid, why = check_def(fname, opts)
   if not valid then return nil, why end
@@ -593,8 +594,8 @@ end
 ---@param opts? table id, disposition, max_attempts, timeout_ms (this
 ---  start's body time budget, stored on the row: a re-run keeps it)
 ---@return string|nil id, boolean|string created (or msg), string? code
-function Engine:register(kind, input, opts)
-  local def, why, dcode = start_def(self, "start", kind, opts)
+local function register(self, fname, kind, input, opts, depth)
+  local def, why, dcode = start_def(self, fname, kind, opts, depth)
   if not def then return nil, why, dcode or "EINVAL" end
   local id = def.id or new_id(self)
   local ok, held, created = core.start(self, kind, input, id, def.disposition,
@@ -604,11 +605,17 @@ function Engine:register(kind, input, opts)
   return id, created
 end
 
+--- See register above: returns id, created.
+---@return string|nil id, boolean|string created (or msg), string? code
+function Engine:register(kind, input, opts)
+  return register(self, "register", kind, input, opts) -- (a tail call: errors name the caller)
+end
+
 --- eng:register returning the id alone (so `eng:await(eng:start(...))`
 --- reads as it should).
 ---@return string|nil id, string? msg, string? code
 function Engine:start(kind, input, opts)
-  local id, created, code = self:register(kind, input, opts)
+  local id, created, code = register(self, "start", kind, input, opts, 1)
   if not id then return nil, created, code end
   return id
 end
