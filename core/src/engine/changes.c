@@ -108,10 +108,13 @@ void lash__changes_foreign(void *ud, const lash__feed_row *row, uint64_t from) {
   lash_run *run;
   lash__hub_publish(c->hub, row->id);
   if (row->deleted) return;
-  if (!LASH_IS_TERMINAL(row->status) &&
+  run = lash__run_find(c->runs, row->id);
+  /* A change to a row this engine runs (a signal to a parked body) is no
+   * new work to claim: no claim page (and its commit) before the body
+   * resumes. */
+  if (run == NULL && !LASH_IS_TERMINAL(row->status) &&
       lash__admit_declared(c->admit, row->kind))
     lash__admit_request(c->admit);
-  run = lash__run_find(c->runs, row->id);
   if (run != NULL && row->cancel_requested && !run->cancelled)
     lash__run_cancel(run);
   sink(c, row->id, from, row->last_seq, 0);

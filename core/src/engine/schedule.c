@@ -150,8 +150,13 @@ void lash__sched_soon(lash__sched *sc) {
 }
 
 void lash__sched_moved(lash__sched *sc) {
+  uint64_t now;
   if (sc->closed || sc->admit->nkinds == 0 || sc->reread) return;
   sc->reread = 1;
+  /* Not in the loop turn that read the move: the bodies it resumes go
+   * first (on a networked store each read is a round trip). */
+  now = uv_now(sc->loop);
+  if (sc->reread_after <= now) sc->reread_after = now + 1;
   arm(sc);
 }
 

@@ -109,9 +109,13 @@ void lash__suspender_note(void *ud, int64_t at) {
 }
 
 void lash__suspender_foreign(lash__suspender *sp) {
+  uint64_t now;
   if (sp->closed) return;
   if (!sp->reread) {
     sp->reread = 1;
+    /* After the loop turn that saw the change: its resumes go first. */
+    now = uv_now(sp->loop);
+    if (sp->reread_after <= now) sp->reread_after = now + 1;
     arm_fire(sp);
   }
 }

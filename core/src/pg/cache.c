@@ -217,7 +217,9 @@ int pg__notes(pg__store *s) {
     if (n->be_pid == self) {
       if (s->pc && strtoull(n->extra, NULL, 10) == s->pc_seq) s->pc_synced = 1;
     } else {
+      uint64_t seq = strtoull(n->extra, NULL, 10); /* 0: a relay */
       any = 1;
+      if (seq > s->note_seq) s->note_seq = seq;
       if (s->pc && s->pc_synced) pg__pc_off(s);
     }
     PQfreemem(n);

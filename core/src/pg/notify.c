@@ -38,6 +38,14 @@ int pg__change_seq(lash_backend *b, uint64_t *out) {
   PGresult *r = NULL;
   int rc;
   *out = 0;
+  /* A NOTIFY named a later commit than we last said: that commit is the
+   * answer, without a round trip (the feed reads from its cursor in any
+   * case, so a commit whose NOTIFY is still on its way is not lost). */
+  if (s->note_seq > s->told_seq) {
+    *out = s->told_seq = s->note_seq;
+    if (s->pc && *out != s->meta.change_seq) pg__pc_off(s);
+    return 0;
+  }
   /* The transaction connection when it is idle (reconnecting it if it was
    * lost), else the listening one. */
   if (s->depth == 0) {
@@ -55,6 +63,7 @@ int pg__change_seq(lash_backend *b, uint64_t *out) {
   if (rc < 0) return rc;
   if (PQntuples(r) == 1) *out = pg__u64(r, 0, 0);
   PQclear(r);
+  if (*out > s->told_seq) s->told_seq = *out;
   if (s->pc && *out != s->meta.change_seq) pg__pc_off(s);
   return 0;
 }

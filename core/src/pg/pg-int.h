@@ -97,19 +97,21 @@ typedef struct pg__store {
   int depth;
   int in_write;
   int wrote;
-  lash_bmeta meta;  /* the write txn's meta (read by its first statement) */
-  int begin_due;    /* a read whose BEGIN goes with its first statement */
-  int end_due;      /* a finished read whose ROLLBACK goes with the next */
-  int meta_loaded;  /* s->meta is this transaction's */
-  pg__ent *cache;   /* rows of the write transaction (open addressing) */
-  int pc;           /* the cache is the state our last commit left, and no
-                       other writer's commit has been seen since */
-  int foreign;      /* another writer's commit noticed outside wake_consume */
-  int pc_synced;    /* our last commit's own NOTIFY has arrived */
-  uint64_t pc_seq;  /* its change_seq */
-  pg__blob *cblobs; /* bytes the cache keeps after that commit */
-  size_t ncblobs;   /* how many (pg__pc_compact) */
-  size_t nclive;    /* how many the last compaction kept */
+  lash_bmeta meta;   /* the write txn's meta (read by its first statement) */
+  int begin_due;     /* a read whose BEGIN goes with its first statement */
+  int end_due;       /* a finished read whose ROLLBACK goes with the next */
+  int meta_loaded;   /* s->meta is this transaction's */
+  pg__ent *cache;    /* rows of the write transaction (open addressing) */
+  int pc;            /* the cache is the state our last commit left, and no
+                        other writer's commit has been seen since */
+  int foreign;       /* another writer's commit noticed outside wake_consume */
+  int pc_synced;     /* our last commit's own NOTIFY has arrived */
+  uint64_t pc_seq;   /* its change_seq */
+  uint64_t note_seq; /* the highest change_seq another writer's NOTIFY named */
+  uint64_t told_seq; /* the highest change_seq pg__change_seq returned */
+  pg__blob *cblobs;  /* bytes the cache keeps after that commit */
+  size_t ncblobs;    /* how many (pg__pc_compact) */
+  size_t nclive;     /* how many the last compaction kept */
   /* Every commit that wrote updates the meta row, so the meta row's xmin
    * names the last writer: a write that finds it is our last commit's
    * transaction keeps the cache (nobody wrote in between, mig); one that
