@@ -38,11 +38,13 @@ int pg__change_seq(lash_backend *b, uint64_t *out) {
   PGresult *r = NULL;
   int rc;
   *out = 0;
-  /* A NOTIFY named a later commit than we last said: that commit is the
-   * answer, without a round trip (the feed reads from its cursor in any
-   * case, so a commit whose NOTIFY is still on its way is not lost). */
+  /* A NOTIFY named a later commit than we last said: that commit (or our
+   * own last one, if later) is the answer, without a round trip (the feed
+   * reads from its cursor in any case, so a commit whose NOTIFY is still on
+   * its way is not lost). */
   if (s->note_seq > s->told_seq) {
-    *out = s->told_seq = s->note_seq;
+    *out = s->note_seq > s->own_seq ? s->note_seq : s->own_seq;
+    s->told_seq = *out;
     if (s->pc && *out != s->meta.change_seq) pg__pc_off(s);
     return 0;
   }

@@ -109,6 +109,7 @@ typedef struct pg__store {
   uint64_t pc_seq;   /* its change_seq */
   uint64_t note_seq; /* the highest change_seq another writer's NOTIFY named */
   uint64_t told_seq; /* the highest change_seq pg__change_seq returned */
+  uint64_t own_seq;  /* the change_seq of our last commit that wrote */
   pg__blob *cblobs;  /* bytes the cache keeps after that commit */
   size_t ncblobs;    /* how many (pg__pc_compact) */
   size_t nclive;     /* how many the last compaction kept */

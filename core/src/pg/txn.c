@@ -186,6 +186,7 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
       PQtransactionStatus(s->w) != PQTRANS_IDLE)
     PQclear(PQexec(s->w, "ROLLBACK"));
   if (rc == 0 && s->wrote) {
+    s->own_seq = s->meta.change_seq;
     s->last_xid = s->cur_xid;
     s->last_xid_ok = 1;
   } else if (rc < 0) {
