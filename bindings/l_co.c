@@ -26,7 +26,7 @@ static char cos_key;
 /* ---------------------------------------------------------- lifetimes */
 
 llash_co *llash_co_new(lua_State *L, llash_engine *le, int type) {
-  llash_co *c = lua_newuserdatauv(L, sizeof *c, 2);
+  llash_co *c = lua_newuserdatauv(L, sizeof *c, 3);
   memset(c, 0, sizeof *c);
   c->ref = LUA_NOREF;
   c->nondet_ref = LUA_NOREF;
@@ -426,24 +426,26 @@ static int p_start(lua_State *L) {
   }
   input = lua_gettop(L);
   c = llash_co_new(L, le, LLASH_CO_BODY);
-  c->id = llash_strdup(r->id);
-  if (c->id == NULL) {
-    llash_co_release(c);
-    return luaL_error(L, "out of memory");
+  {
+    size_t idn = strlen(r->id), kn = strlen(r->kind);
+    if ((c->id = malloc(idn + kn + 2)) == NULL) {
+      llash_co_release(c);
+      return luaL_error(L, "out of memory");
+    }
+    memcpy(c->id, r->id, idn + 1);
+    memcpy(c->id + idn + 1, r->kind, kn + 1);
+    c->kind = c->id + idn + 1;
   }
-  lua_createtable(L, 0, 6);
-  llash_setstr(L, "id", r->id);
-  llash_setstr(L, "kind", r->kind);
+  /* ctx's fields: the table waits for their first read (l_ctx.c) */
+  c->attempt = r->has_attempt ? (lua_Integer)r->attempt.number : 1;
+  c->fence = (lua_Integer)(ls != NULL ? ls->fence : 0);
+  c->ctx_lazy = 1;
   lua_pushvalue(L, input);
-  lua_setfield(L, -2, "input");
-  llash_setint(L, "attempt",
-               r->has_attempt ? (lua_Integer)r->attempt.number : 1);
-  llash_setint(L, "fence", (lua_Integer)(ls != NULL ? ls->fence : 0));
+  lua_setiuservalue(L, -2, 2);
   lua_getfield(L, fn - 2, "weak");
   lua_getfield(L, -1, "self");
-  lua_setfield(L, -3, "engine");
+  lua_setiuservalue(L, -3, 3);
   lua_pop(L, 1);
-  lua_setiuservalue(L, -2, 2);
   /* Nothing can fail from here on: the run is ours. */
   c->run = run;
   lash_run_set_data(run, c);

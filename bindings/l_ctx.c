@@ -274,11 +274,32 @@ static int l_ctx_cancelled(lua_State *L) {
   return 1;
 }
 
+/* Builds a body's ctx fields table at the first read of a field: {id,
+ * kind, input, attempt, fence, engine} (p_start left the input in user
+ * value 2 and the engine in 3). */
+static void ctx_fields(lua_State *L, llash_co *c) {
+  lua_createtable(L, 0, 6);
+  llash_setstr(L, "id", c->id);
+  llash_setstr(L, "kind", c->kind);
+  lua_getiuservalue(L, 1, 2);
+  lua_setfield(L, -2, "input");
+  llash_setint(L, "attempt", c->attempt);
+  llash_setint(L, "fence", c->fence);
+  lua_getiuservalue(L, 1, 3);
+  lua_setfield(L, -2, "engine");
+  lua_setiuservalue(L, 1, 2);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 3);
+  c->ctx_lazy = 0;
+}
+
 /* ctx.field: methods first, then the fields table. */
 static int l_ctx_index(lua_State *L) {
+  llash_co *c = lua_touserdata(L, 1);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
   lua_pop(L, 1);
+  if (c != NULL && c->ctx_lazy) ctx_fields(L, c);
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) return 0;
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
