@@ -148,17 +148,17 @@ enum { LLASH_CO_BODY = 1, LLASH_CO_SPAWN, LLASH_CO_HANDLER };
 struct llash_co {
   llash_engine *le;
   lua_State *th;
-  int ref;       /* registry ref to this userdata, LUA_NOREF when done */
-  int type;      /* LLASH_CO_* */
-  lash_run *run; /* bodies: the run, NULL once finished or dropped */
-  char *id;      /* bodies: the process id (one allocation with kind) */
+  int ref;          /* registry ref to this userdata, LUA_NOREF when done */
+  int type;         /* LLASH_CO_* */
+  lash_run *run;    /* bodies: the run, NULL once finished or dropped */
+  char *id;         /* bodies: the process id (one allocation with kind) */
   const char *kind; /* bodies: the kind, in id's allocation */
   /* Bodies: ctx's fields table is built at the first read of a field
    * (most bodies read none); until then user value 2 holds the input and
    * these the rest. */
   int ctx_lazy;
   lua_Integer attempt, fence;
-  int parked;    /* LLASH_PARK_*, 0 when not parked */
+  int parked; /* LLASH_PARK_*, 0 when not parked */
   int running;
   /* The watchdog (runner->stall, from the engine's heartbeat thread while
    * the body runs): written with __atomic builtins. */

@@ -17,17 +17,19 @@ int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                      size_t idlen, lash__rec *r) {
   lash__chg *c = t != NULL ? lash__chg_find(t, id, idlen) : NULL;
   lash_brow row;
-  int rc;
+  int rc, own = 0;
   if (c != NULL && c->rec_state != 0) {
     row.rec.data = c->rec.p;
     row.rec.len = c->rec.len;
+    own = 1; /* encoded by op_save in this transaction */
   } else {
     if ((rc = s->b->m->load(s->b, bt, id, idlen, LASH_ROW_RECORD, &row)) < 0)
       return rc;
     if (row.rec.data == NULL) return 1;
   }
   if (r == NULL) return 0;
-  if (lash__rec_decode(row.rec.data, row.rec.len, r, &s->zone) < 0)
+  if ((own ? lash__rec_decode_own(row.rec.data, row.rec.len, r, &s->zone)
+           : lash__rec_decode(row.rec.data, row.rec.len, r, &s->zone)) < 0)
     return lash__fail(s, LASH_ECORRUPT,
                       "record of process %s is damaged (checksum or "
                       "encoding): run lash check",

@@ -762,6 +762,20 @@ int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
   return rc;
 }
 
+int lash__rec_decode_own(const void *p, size_t n, lash__rec *r,
+                         msgpack_zone *z) {
+  msgpack_object o;
+  size_t off = 0;
+  int rc = LASH_ECORRUPT;
+  /* bytes this process encoded (and sealed) in this transaction: neither
+   * the seal nor the headers need checking */
+  if (p != NULL && n > SEAL &&
+      msgpack_unpack(p, n - SEAL, &off, z, &o) == MSGPACK_UNPACK_SUCCESS)
+    rc = rec_from_obj(&o, r);
+  msgpack_zone_clear(z);
+  return rc;
+}
+
 /* Appends a NUL-terminated copy of v to the block at *pos; NULL if absent. */
 static const char *put_str(char *base, size_t *pos, lash__sv v) {
   char *d;

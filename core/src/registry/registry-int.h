@@ -170,6 +170,10 @@ void lash__rec_reset_projection(lash__rec *r);
 int lash__rec_encode(const lash__rec *r, lash__buf *b);
 /* 0 or LASH_ECORRUPT (no message set). Clears the zone. */
 int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z);
+/* lash__rec_decode of a record this transaction encoded (its write-back
+ * cache): the seal and the container headers are not checked again. */
+int lash__rec_decode_own(const void *p, size_t n, lash__rec *r,
+                         msgpack_zone *z);
 /* Copies r into out. arena NULL: one malloc'd block owned by out->priv_;
  * else memory of arena (reset first), out->priv_ = NULL. */
 int lash__rec_export(const lash__rec *r, lash_record *out, lash__buf *arena);
