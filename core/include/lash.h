@@ -73,20 +73,20 @@ LASH_API const char *lash_version(void);
   XX(EEXHAUSTED, -13, "attempt budget exhausted")                              \
   XX(ESTARTED, -14, "owner-bound process was already started")                 \
   XX(EEXTERNAL, -15, "process is externally owned")                            \
-  XX(EAUTHORITY, -16, "completion authority not valid for this process")      \
+  XX(EAUTHORITY, -16, "completion authority not valid for this process")       \
   XX(EACCES, -17, "store directory is not accessible")                         \
   XX(ECORRUPT, -18, "store is corrupt")                                        \
   XX(ETIMEDOUT, -19, "timed out")                                              \
   XX(ECANCELED, -20, "cancelled")                                              \
   XX(ECLOSED, -21, "closed")                                                   \
-  XX(EPANIC, -22, "fatal storage error; reopen required")                     \
+  XX(EPANIC, -22, "fatal storage error; reopen required")                      \
   XX(ENONDETERMINISM, -23, "the body does not replay its journal")
 
 enum {
 #define LASH__ERR_ENUM(name, val, text) LASH_##name = (val),
   LASH_ERRNO_MAP(LASH__ERR_ENUM)
 #undef LASH__ERR_ENUM
-  LASH_ERR_LAST = -23
+      LASH_ERR_LAST = -23
 };
 
 /* Positive, non-error results of completion verbs on a terminal row. */
@@ -129,8 +129,8 @@ LASH_API int lash_disposition_parse(const char *name); /* 0 when unknown */
 
 /* Who may complete a row without holding its lease (SEMANTICS 3.5). */
 typedef enum lash_authority {
-  LASH_AUTH_EXTERNAL = 1,     /* external owner: LASH_EXTERNAL rows only */
-  LASH_AUTH_WORKFLOW,         /* host/workflow key: rerunnable, owner_bound */
+  LASH_AUTH_EXTERNAL = 1,      /* external owner: LASH_EXTERNAL rows only */
+  LASH_AUTH_WORKFLOW,          /* host/workflow key: rerunnable, owner_bound */
   LASH_AUTH_RECONCILED_ABANDON /* external rows, abandoned outcome only */
 } lash_authority;
 LASH_API const char *lash_authority_name(int authority);
@@ -154,8 +154,8 @@ typedef enum lash_durability {
 
 /* --------------------------------------------------------------- values */
 
-#define LASH_ID_MAX 255    /* ids are 1..255 bytes: LASH_RULE_ID below */
-#define LASH_NAME_MAX 127  /* kinds, owners, incarnations, event types */
+#define LASH_ID_MAX 255   /* ids are 1..255 bytes: LASH_RULE_ID below */
+#define LASH_NAME_MAX 127 /* kinds, owners, incarnations, event types */
 
 /* The rules for the strings lash stores (docs/lua-api.md, "Ids and
  * names"); every registry call enforces them with LASH_EINVAL:
@@ -337,17 +337,17 @@ LASH_API int lash_txn_handoff(lash_txn *txn, lash_handoff_fn fn, void *ud);
 
 /* One committed change to one process, reported to the commit hook. */
 typedef struct lash_change {
-  const char *id;         /* the process id */
-  uint64_t first_seq;     /* first event seq appended by the commit, 0: none */
-  uint64_t last_seq;      /* last event seq after the commit */
-  int status;             /* status after the commit */
-  int registered;         /* 1 if the commit created the row */
-  int cancel_requested;   /* the record's cancel_requested after the commit */
-  int woken;              /* the row is woken from a suspension (claimable
-                             again, not resumed yet) after the commit */
+  const char *id;       /* the process id */
+  uint64_t first_seq;   /* first event seq appended by the commit, 0: none */
+  uint64_t last_seq;    /* last event seq after the commit */
+  int status;           /* status after the commit */
+  int registered;       /* 1 if the commit created the row */
+  int cancel_requested; /* the record's cancel_requested after the commit */
+  int woken;            /* the row is woken from a suspension (claimable
+                           again, not resumed yet) after the commit */
   /* ---- issue 13: retries, delays (retry) ---- */
-  int64_t wake_at;        /* the row's time on the timer index after the
-                             commit (a retry wait, a delay, a sleep); 0 */
+  int64_t wake_at; /* the row's time on the timer index after the
+                      commit (a retry wait, a delay, a sleep); 0 */
 } lash_change;
 /* Called after every successful commit that changed records or events
  * (registration, appends, starts, waits, completions, requests; not lease
@@ -356,10 +356,8 @@ typedef struct lash_change {
  * must not call back into the store. It runs on the committing thread with
  * the store mutex held (lease-only commits, such as the engine heartbeat's
  * renewals, never call it). */
-typedef void (*lash_commit_fn)(void *ud, const lash_change *changes,
-                               size_t n);
-LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn,
-                                   void *ud);
+typedef void (*lash_commit_fn)(void *ud, const lash_change *changes, size_t n);
+LASH_API void lash_store_on_commit(lash_store *s, lash_commit_fn fn, void *ud);
 /* Inside the commit hook (and only there: it takes no lock): the store's
  * change_seq before (*from) and after (*to) the commit being reported, so
  * a reader of the change feed can skip the entries it made itself when no
@@ -386,7 +384,7 @@ typedef struct lash_attempt {
   char owner[LASH_NAME_MAX + 1];
   char incarnation[LASH_NAME_MAX + 1];
   uint64_t fence;
-  uint32_t number;     /* 1-based attempt number */
+  uint32_t number; /* 1-based attempt number */
   int64_t started_at;
 } lash_attempt;
 
@@ -395,33 +393,33 @@ typedef struct lash_attempt {
 typedef struct lash_record {
   const char *id;
   const char *kind;
-  lash_bytes input;          /* opaque payload (MessagePack by convention) */
-  int disposition;           /* lash_disposition */
-  uint32_t max_attempts;     /* 0 = unlimited */
-  int status;                /* lash_status */
+  lash_bytes input;      /* opaque payload (MessagePack by convention) */
+  int disposition;       /* lash_disposition */
+  uint32_t max_attempts; /* 0 = unlimited */
+  int status;            /* lash_status */
   int has_attempt;
-  lash_attempt attempt;      /* latest start, if has_attempt */
-  lash_bytes outcome;        /* terminal payload, iff terminal */
-  const char *wait;          /* what it is parked on, or NULL */
+  lash_attempt attempt; /* latest start, if has_attempt */
+  lash_bytes outcome;   /* terminal payload, iff terminal */
+  const char *wait;     /* what it is parked on, or NULL */
   int64_t wait_since;
   int cancel_requested;
   const char *cancel_reason; /* may be NULL */
   int abandon_requested;
-  const char *abandon_by;    /* may be NULL */
-  const char *abandon_reason;/* may be NULL */
+  const char *abandon_by;     /* may be NULL */
+  const char *abandon_reason; /* may be NULL */
   int64_t created_at;
-  int64_t updated_at;        /* `at` of the last event folded in */
-  uint64_t last_seq;         /* seq of the last event, 0 if none */
-  uint64_t change_seq;       /* store-wide change seq of the last save */
-  int64_t timeout_ms;        /* the start's body time budget; 0 = none */
+  int64_t updated_at;  /* `at` of the last event folded in */
+  uint64_t last_seq;   /* seq of the last event, 0 if none */
+  uint64_t change_seq; /* store-wide change seq of the last save */
+  int64_t timeout_ms;  /* the start's body time budget; 0 = none */
   /* ---- replay keys and the parent field (issue 9) ---- */
-  const char *parent;        /* id of the process that started it, or NULL */
+  const char *parent; /* id of the process that started it, or NULL */
   /* ---- suspension (issue 9, B) ---- */
-  int suspended;             /* 1: parked without a lease or a body,
-                                until its wake fires (lash_suspend) */
-  const char *wake_event;    /* what wakes it, when suspended: an event */
-  const char *wake_process;  /*   type, another row's terminal, a time */
-  int64_t wake_at;           /*   (0: none) */
+  int suspended;            /* 1: parked without a lease or a body,
+                               until its wake fires (lash_suspend) */
+  const char *wake_event;   /* what wakes it, when suspended: an event */
+  const char *wake_process; /*   type, another row's terminal, a time */
+  int64_t wake_at;          /*   (0: none) */
   /* ---- issue 13: retries, delays, unique keys (retry) ---- */
   lash_retry_policy retry; /* its retry policy (max_attempts 0: none) */
   int64_t run_at;          /* its delay: not claimable before (0: none) */
@@ -432,14 +430,14 @@ typedef struct lash_record {
   const char *unique_key;  /* its unique key, or NULL */
   int64_t unique_for_ms;   /* the key holds this long after its end */
   /* ---- issue 13: priority, keyed concurrency (claim) ---- */
-  int64_t priority;          /* higher first; 0 default */
-  uint64_t created_seq;      /* the change_seq of its registration: the
-                                exact creation order */
+  int64_t priority;            /* higher first; 0 default */
+  uint64_t created_seq;        /* the change_seq of its registration: the
+                                  exact creation order */
   const char *concurrency_key; /* NULL: none */
   int32_t concurrency_limit;   /* with a key: at most this many running */
-  int conc_state;            /* LASH_CONC_*: holds a slot of its key, or
-                                waits for one (not on the worklist) */
-  void *priv_;               /* owned memory; do not touch */
+  int conc_state;              /* LASH_CONC_*: holds a slot of its key, or
+                                  waits for one (not on the worklist) */
+  void *priv_;                 /* owned memory; do not touch */
 } lash_record;
 
 /* The range of lash_def.priority (issue 13). */
@@ -459,8 +457,8 @@ LASH_API int lash_rate_take(lash_store *s, lash_txn *txn, const char *kind,
                             uint32_t n, int64_t per_ms, int64_t *next_at);
 /* Returns a token taken in this transaction (its start did not happen).
  * @return 0 or an error. */
-LASH_API int lash_rate_give_back(lash_store *s, lash_txn *txn,
-                                 const char *kind, uint32_t n, int64_t per_ms);
+LASH_API int lash_rate_give_back(lash_store *s, lash_txn *txn, const char *kind,
+                                 uint32_t n, int64_t per_ms);
 
 /* Where a row with a concurrency key stands (lash_record.conc_state). */
 enum { LASH_CONC_NONE = 0, LASH_CONC_HOLDS = 1, LASH_CONC_WAITS = 2 };
@@ -470,27 +468,27 @@ LASH_API void lash_record_free(lash_record *r); /* NULL-safe; zeroes *r */
 /* A tombstone: what remains of a pruned process. */
 typedef struct lash_tombstone {
   char id[LASH_ID_MAX + 1];
-  int status;          /* terminal status at prune */
+  int status; /* terminal status at prune */
   int64_t pruned_at;
   uint64_t change_seq;
-  uint64_t last_seq;   /* sequence floor: a re-registered id continues here */
+  uint64_t last_seq; /* sequence floor: a re-registered id continues here */
 } lash_tombstone;
 
 /* What a new process is. Immutable after registration; registration is
  * idempotent per (id, kind, input, disposition, max_attempts, timeout_ms,
  * parent). */
 typedef struct lash_def {
-  const char *id;          /* 1..255 bytes */
-  const char *kind;        /* 1..127 bytes */
-  lash_bytes input;        /* <= max_payload */
-  int disposition;         /* required: a lash_disposition */
-  uint32_t max_attempts;   /* 0 = unlimited */
-  int64_t timeout_ms;      /* body time budget of each attempt, from the
-                              attempt's start; 0 = none (>= 0) */
+  const char *id;        /* 1..255 bytes */
+  const char *kind;      /* 1..127 bytes */
+  lash_bytes input;      /* <= max_payload */
+  int disposition;       /* required: a lash_disposition */
+  uint32_t max_attempts; /* 0 = unlimited */
+  int64_t timeout_ms;    /* body time budget of each attempt, from the
+                            attempt's start; 0 = none (>= 0) */
   /* ---- replay keys and the parent field (issue 9) ---- */
-  const char *parent;      /* id of the process that started it, or NULL
-                              (LASH_RULE_ID); part of the definition: the
-                              same id with another parent is ECONFLICT */
+  const char *parent; /* id of the process that started it, or NULL
+                         (LASH_RULE_ID); part of the definition: the
+                         same id with another parent is ECONFLICT */
   /* ---- issue 13: retries, delays, unique keys (retry) ---- */
   lash_retry_policy retry; /* zero: no retries. Not part of the identity:
                               a repeated registration keeps the first */
@@ -503,13 +501,13 @@ typedef struct lash_def {
   int64_t unique_for_ms;   /* the key stays held this long after the
                               holder ended (>= 0) */
   /* ---- issue 13: priority, keyed concurrency (claim) ---- */
-  int64_t priority;          /* higher is claimed first; 0 default
-                                (LASH_PRIORITY_MIN..MAX) */
+  int64_t priority;            /* higher is claimed first; 0 default
+                                  (LASH_PRIORITY_MIN..MAX) */
   const char *concurrency_key; /* NULL: none; 1..LASH_NAME_MAX bytes
                                   (LASH_RULE_ID): at most
                                   concurrency_limit rows of one key run at
                                   once, across every worker */
-  int32_t concurrency_limit; /* with a key: >= 1 (0 means 1); < 0 EINVAL */
+  int32_t concurrency_limit;   /* with a key: >= 1 (0 means 1); < 0 EINVAL */
 } lash_def;
 
 /* Registers a process (status pending).
@@ -521,9 +519,9 @@ typedef struct lash_def {
  * Unique keys (issue 13): when def->unique_key is held by another row (a
  * live one, or one that ended less than its unique_for_ms ago) nothing is
  * written and the call returns LASH_APPLIED with *out that row.
- * @return 0, LASH_APPLIED, LASH_EINVAL (empty/over-long id or kind, bad disposition),
- *   LASH_ETOOBIG, LASH_ECONFLICT (same id, other definition), LASH_EFULL,
- *   LASH_EIO, LASH_EPANIC. */
+ * @return 0, LASH_APPLIED, LASH_EINVAL (empty/over-long id or kind, bad
+ * disposition), LASH_ETOOBIG, LASH_ECONFLICT (same id, other definition),
+ * LASH_EFULL, LASH_EIO, LASH_EPANIC. */
 LASH_API int lash_register(lash_store *s, lash_txn *txn, const lash_def *def,
                            int *created, lash_record *out);
 
@@ -544,14 +542,13 @@ LASH_API int lash_retry_check(const lash_retry_policy *p, char *err,
 LASH_API int lash_get(lash_store *s, lash_txn *txn, const char *id,
                       lash_record *out, lash_tombstone *tomb);
 
-
 /* ------------------------------------------------------------------ events */
 
 typedef struct lash_event {
   const char *process_id;
   uint64_t seq;
-  const char *type;      /* "process.started", "signal.approve", "progress" */
-  lash_bytes payload;    /* MessagePack; lifecycle payloads written by core */
+  const char *type;   /* "process.started", "signal.approve", "progress" */
+  lash_bytes payload; /* MessagePack; lifecycle payloads written by core */
   int64_t at;
   /* ---- replay keys (issue 9) ---- */
   const char *key; /* its replay key (SEMANTICS 1.4), or NULL: the key of a
@@ -612,9 +609,9 @@ LASH_API int lash_request_cancel(lash_store *s, lash_txn *txn, const char *id,
  * Identical repeat: no-op; a different one: LASH_ECONFLICT (first kept).
  * @return 0, LASH_ENOENT, LASH_EPRUNED, LASH_ETERMINAL, LASH_ECONFLICT,
  *   LASH_EINVAL, LASH_EFULL, LASH_EIO. */
-LASH_API int lash_request_abandon(lash_store *s, lash_txn *txn,
-                                  const char *id, const char *by,
-                                  const char *reason, uint64_t *seq);
+LASH_API int lash_request_abandon(lash_store *s, lash_txn *txn, const char *id,
+                                  const char *by, const char *reason,
+                                  uint64_t *seq);
 
 /* ------------------------------------------------------------------ leases */
 
@@ -622,8 +619,8 @@ typedef struct lash_lease {
   char process_id[LASH_ID_MAX + 1];
   char owner[LASH_NAME_MAX + 1];
   char incarnation[LASH_NAME_MAX + 1];
-  uint64_t token;     /* minted at acquire, only ever compared; 0 = none */
-  uint64_t fence;     /* per process, starts at 1, only grows */
+  uint64_t token; /* minted at acquire, only ever compared; 0 = none */
+  uint64_t fence; /* per process, starts at 1, only grows */
   int64_t expires_at;
   int owner_gone; /* set by claim: 1 when it took over a live lease whose
                      owner is gone (lash_owner_alive 0); not stored */
@@ -692,6 +689,12 @@ LASH_API int lash_owner_alive(lash_store *s, const char *owner,
  *   nothing written), LASH_ENOENT, LASH_EPRUNED, LASH_EFULL, LASH_EIO. */
 LASH_API int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
                         uint32_t *attempt);
+/* lash_start, and on 0 *out is the row's record as the start left it (as
+ * lash_get returns it: free it with lash_record_free); on a failure *out is
+ * empty. Saves the caller a lash_get of the row it just started. */
+LASH_API int lash_start_record(lash_store *s, lash_txn *txn,
+                               const lash_lease *ls, uint32_t *attempt,
+                               lash_record *out);
 
 /* Fenced append of a user event by the execution holding @p ls.
  * @return as lash_append, plus LASH_ESUPERSEDED. */
@@ -731,8 +734,8 @@ LASH_API int lash_append_keyed(lash_store *s, lash_txn *txn, const char *id,
  * LASH_EINVAL, LASH_EFULL, LASH_EIO. */
 LASH_API int lash_wait_set(lash_store *s, lash_txn *txn, const lash_lease *ls,
                            const char *wait, uint64_t *seq);
-LASH_API int lash_wait_clear(lash_store *s, lash_txn *txn,
-                             const lash_lease *ls, uint64_t *seq);
+LASH_API int lash_wait_clear(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                             uint64_t *seq);
 
 /* Leased completion: appends the terminal event process.<status> whose
  * payload is @p outcome, sets status and outcome, clears the wait and
@@ -857,7 +860,7 @@ typedef struct lash_worklist_cursor {
   char last[LASH_ID_MAX + 1];
   char bound[LASH_ID_MAX + 1];
   int started;
-  int done;  /* set when the scan reached its bound */
+  int done; /* set when the scan reached its bound */
   /* ---- issue 13: the live index order (claim) ---- */
   int64_t last_prio, bound_prio;
   uint64_t last_order, bound_order;
@@ -872,18 +875,17 @@ LASH_API int lash_worklist_page(lash_store *s, lash_txn *txn, const char *kind,
                                 lash_record_fn fn, void *ud);
 
 typedef struct lash_list_filter {
-  int status;          /* 0 = any; a lash_status */
-  int live_only;       /* only pending/running/waiting */
-  const char *kind;    /* NULL = any */
-  const char *after;   /* ids strictly after this one; NULL = from start */
-  size_t limit;        /* 0 = no limit */
+  int status;        /* 0 = any; a lash_status */
+  int live_only;     /* only pending/running/waiting */
+  const char *kind;  /* NULL = any */
+  const char *after; /* ids strictly after this one; NULL = from start */
+  size_t limit;      /* 0 = no limit */
 } lash_list_filter;
 
 /* Calls fn for each matching record in id order. Uses the status index when
  * a status is given. @return the number of rows passed, or an error. */
-LASH_API int lash_list(lash_store *s, lash_txn *txn,
-                       const lash_list_filter *f, lash_record_fn fn,
-                       void *ud);
+LASH_API int lash_list(lash_store *s, lash_txn *txn, const lash_list_filter *f,
+                       lash_record_fn fn, void *ud);
 
 /* --------------------------------------------------------- change feed */
 
@@ -894,8 +896,8 @@ LASH_API uint64_t lash_change_seq(lash_store *s);
 typedef struct lash_change_entry {
   uint64_t change_seq;
   const char *id;
-  int deleted;             /* 1: pruned (tombstone), 0: upsert */
-  const lash_record *rec;  /* the record, if !deleted */
+  int deleted;                /* 1: pruned (tombstone), 0: upsert */
+  const lash_record *rec;     /* the record, if !deleted */
   const lash_tombstone *tomb; /* the tombstone, if deleted */
 } lash_change_entry;
 typedef int (*lash_change_fn)(void *ud, const lash_change_entry *c);
@@ -930,8 +932,8 @@ typedef struct lash_stats {
   uint64_t total;
   uint64_t tombstones;
   uint64_t change_seq;
-  uint64_t bytes_used;      /* bytes the store occupies */
-  uint64_t bytes_available; /* bytes it may still grow by before EFULL */
+  uint64_t bytes_used;       /* bytes the store occupies */
+  uint64_t bytes_available;  /* bytes it may still grow by before EFULL */
   uint64_t longest_write_us; /* the longest write transaction of this
                                 handle so far, begin to commit */
   uint64_t suspended;        /* waiting rows that are suspended (issue 9) */
@@ -939,9 +941,9 @@ typedef struct lash_stats {
                                 cannot write went without the reader lock:
                                 reads are not protected from a writer
                                 running meanwhile (lash_store_opts) */
-  uint64_t bytes_data; /* bytes of the pages holding data now (bytes_used
-                          less the free pages; PostgreSQL: the relations'
-                          sizes); divided by total: bytes per row */
+  uint64_t bytes_data;       /* bytes of the pages holding data now (bytes_used
+                                less the free pages; PostgreSQL: the relations'
+                                sizes); divided by total: bytes per row */
 } lash_stats;
 
 LASH_API int lash_store_stats(lash_store *s, lash_txn *txn, lash_stats *out);
@@ -970,10 +972,10 @@ LASH_API int lash_check_isolated(const char *dir, const lash_store_opts *opts,
                                  lash_problem_fn fn, void *ud, char *err,
                                  size_t errlen);
 
-/* Copies every readable row of the store at @p dir (its record and events; its lease is
- * dropped, so a running row is reclaimed after its attempt's lease would
- * have lapsed) into a new store at @p dest, in child processes: a row whose
- * record or an event fails its checksum is skipped, and so is a row whose
+/* Copies every readable row of the store at @p dir (its record and events; its
+ * lease is dropped, so a running row is reclaimed after its attempt's lease
+ * would have lapsed) into a new store at @p dest, in child processes: a row
+ * whose record or an event fails its checksum is skipped, and so is a row whose
  * reading killed a child (the copy then goes on after it). fn (may be
  * NULL) gets a line per row skipped and per signal.
  * @return 0, LASH_EINVAL (dest is the store itself), LASH_ECORRUPT (rows
@@ -1032,8 +1034,8 @@ typedef struct lash_worker_info {
   lash_bytes kinds_mp;
   int64_t started_at;   /* ms */
   int64_t heartbeat_at; /* ms: refreshed in commits it makes anyway */
-  int alive; /* listing: 1 its owner hold is alive, 0 its holder is gone,
-                -1 the backend cannot tell (see lash_owner_alive) */
+  int alive;      /* listing: 1 its owner hold is alive, 0 its holder is gone,
+                     -1 the backend cannot tell (see lash_owner_alive) */
   int if_writing; /* lash_worker_put in a batch: only when the batch has
                      written something already (a heartbeat riding on a
                      commit made anyway, never a commit of its own) */
@@ -1088,7 +1090,6 @@ typedef struct lash_copy_report {
  *   holds a partial copy when it does). */
 LASH_API int lash_copy(lash_store *from, lash_store *to, lash_copy_report *out);
 
-
 /* ================================================================ engine
  *
  * The engine runs on a libuv loop: it owns a store, the change hub, the
@@ -1104,26 +1105,26 @@ typedef struct lash_wait lash_wait; /* one parked wait */
 
 typedef struct lash_engine_opts {
   lash_store_opts store;
-  const char *owner;        /* stable worker identity; NULL: "<host>:<pid>" */
-  const char *incarnation;  /* per boot; NULL: random */
-  unsigned concurrency;     /* bodies running at once; 0 = 64 */
-  int64_t lease_ttl_ms;     /* 0 = 30000 */
-  int64_t renew_ms;         /* 0 = ttl / 3; must satisfy ttl >= 3 * renew */
-  int64_t poll_min_ms;      /* cross-process change poll backoff: 0 = 25 */
-  int64_t poll_max_ms;      /* 0 = 1000 */
-  int no_fs_wake;           /* 1: no wake source; other OS processes' writes
-                               are seen by the poll backoff alone */
-  int no_eager_start;       /* 1: lash_engine_register never admits */
-  int64_t stall_ms;         /* a body that has not yielded for this long is
-                               reported to runner->stall; 0 = 5000, < 0 =
-                               never */
+  const char *owner;       /* stable worker identity; NULL: "<host>:<pid>" */
+  const char *incarnation; /* per boot; NULL: random */
+  unsigned concurrency;    /* bodies running at once; 0 = 64 */
+  int64_t lease_ttl_ms;    /* 0 = 30000 */
+  int64_t renew_ms;        /* 0 = ttl / 3; must satisfy ttl >= 3 * renew */
+  int64_t poll_min_ms;     /* cross-process change poll backoff: 0 = 25 */
+  int64_t poll_max_ms;     /* 0 = 1000 */
+  int no_fs_wake;          /* 1: no wake source; other OS processes' writes
+                              are seen by the poll backoff alone */
+  int no_eager_start;      /* 1: lash_engine_register never admits */
+  int64_t stall_ms;        /* a body that has not yielded for this long is
+                              reported to runner->stall; 0 = 5000, < 0 =
+                              never */
   /* Suspension (lash_wait_suspendable): a body parked this long is
    * suspended: 0 = 60000, LASH_SUSPEND_AT_ONCE = at once,
    * LASH_SUSPEND_NEVER = only when over max_cached. */
   int64_t suspend_after_ms;
-  uint64_t max_cached;      /* suspendable parked bodies kept in memory
-                               (the longest parked goes first); 0 = 10000 */
-  struct uv_loop_s *loop;   /* NULL: a private loop owned by the engine */
+  uint64_t max_cached;    /* suspendable parked bodies kept in memory
+                             (the longest parked goes first); 0 = 10000 */
+  struct uv_loop_s *loop; /* NULL: a private loop owned by the engine */
 } lash_engine_opts;
 
 #define LASH_SUSPEND_AT_ONCE (-1)
@@ -1223,14 +1224,13 @@ LASH_API int lash_engine_write(lash_engine *e, lash_write_fn fn, void *ud,
  * safe to run again (the failed run wrote nothing). The engine writes
  * completions so, the Lua bindings a coroutine's writes (a body's journal
  * stays in order). Elsewhere it is lash_engine_write. */
-LASH_API int lash_engine_write_again(lash_engine *e, lash_write_fn fn,
-                                     void *ud, lash_done_fn done);
+LASH_API int lash_engine_write_again(lash_engine *e, lash_write_fn fn, void *ud,
+                                     lash_done_fn done);
 /* Runs @p fn now in one transaction with everything already queued and
  * commits before returning (inside lash_engine_batch_begin: joins the open
  * batch, committed by batch_end). @return fn's result or the commit
  * error. Queued done callbacks still run later from the loop. */
-LASH_API int lash_engine_write_sync(lash_engine *e, lash_write_fn fn,
-                                    void *ud);
+LASH_API int lash_engine_write_sync(lash_engine *e, lash_write_fn fn, void *ud);
 /* Opens an explicit atomic batch for write_sync calls (eng:batch). While
  * it is open the loop must not run. @return 0, LASH_EINVAL (one open). */
 LASH_API int lash_engine_batch_begin(lash_engine *e);
@@ -1288,9 +1288,9 @@ typedef void (*lash_wait_fn)(void *ud, lash_wait *w, int rc);
  * (so a parent awaiting its child finishes at concurrency 1); a run whose
  * row gets a cancellation request sees cb(LASH_ECANCELED).
  * @p timeout_ms: < 0 waits forever. */
-LASH_API int lash_await_terminal(lash_engine *e, lash_run *run,
-                                 const char *id, int64_t timeout_ms,
-                                 lash_wait_fn cb, void *ud, lash_wait **out);
+LASH_API int lash_await_terminal(lash_engine *e, lash_run *run, const char *id,
+                                 int64_t timeout_ms, lash_wait_fn cb, void *ud,
+                                 lash_wait **out);
 /* First event of @p id with seq > after_seq and exactly @p type ("*": of
  * any type). Does not stop on terminal rows (bound it with a timeout). */
 LASH_API int lash_await_event(lash_engine *e, lash_run *run, const char *id,
@@ -1362,11 +1362,11 @@ LASH_API void lash_wait_free(lash_wait *w);
 /* ------------------------------------------------------------ driving */
 
 typedef struct lash_drive_report {
-  unsigned admitted;  /* rows claimed and started by this pass */
-  unsigned deferred;  /* busy (foreign lease, already running here),
-                         external, left to their owner */
-  int coalesced;      /* a scan was in flight: this call only asked for a
-                         rescan */
+  unsigned admitted;   /* rows claimed and started by this pass */
+  unsigned deferred;   /* busy (foreign lease, already running here),
+                          external, left to their owner */
+  int coalesced;       /* a scan was in flight: this call only asked for a
+                          rescan */
   unsigned taken_over; /* rows whose live lease was taken over because its
                           owner is gone (lash_owner_alive) */
 } lash_drive_report;
@@ -1614,9 +1614,8 @@ LASH_API void lash_schedule_free(lash_schedule *sc); /* NULL-safe */
  * the last tick started, at most 256 each call). *started (may be NULL):
  * children this call created. @return 0 (also when not due), LASH_ENOENT
  * (no such schedule), LASH_EINVAL, storage errors. */
-LASH_API int lash_schedule_tick(lash_store *s, lash_txn *txn,
-                                const char *name, int64_t now,
-                                size_t *started);
+LASH_API int lash_schedule_tick(lash_store *s, lash_txn *txn, const char *name,
+                                int64_t now, size_t *started);
 /* The engine re-reads the schedules at its loop's next turn: call it after
  * a put or delete through this engine's store (puts of other processes
  * reach it through the change feed). NULL is a no-op. */
@@ -1670,20 +1669,20 @@ typedef enum lash_obs_type {
 } lash_obs_type; /* (a storage error ends lash_engine_run: the host says it) */
 
 typedef struct lash_observation {
-  int type;            /* lash_obs_type */
-  const char *id;      /* the row (NULL for SUMMARY) */
-  const char *kind;    /* its kind, or NULL */
-  uint32_t attempt;    /* its attempt number, or 0 */
-  int status;          /* FINISHED: completed, failed or cancelled */
-  lash_bytes payload;  /* FINISHED: the outcome (MessagePack) */
-  const char *owner;   /* TAKEN_OVER: the previous owner, or NULL */
-  int owner_gone;      /* TAKEN_OVER: 1 its process is gone, 0 its lease
-                          lapsed (the TTL) */
-  uint64_t count;      /* SUMMARY: suspensions in the period */
-  int64_t period_ms;   /* SUMMARY: the period */
-  int64_t retry_at;    /* FINISHED, failed: > 0 when the store answered the
-                          failure with a retry at this time (ms; the row
-                          is not terminal) */
+  int type;           /* lash_obs_type */
+  const char *id;     /* the row (NULL for SUMMARY) */
+  const char *kind;   /* its kind, or NULL */
+  uint32_t attempt;   /* its attempt number, or 0 */
+  int status;         /* FINISHED: completed, failed or cancelled */
+  lash_bytes payload; /* FINISHED: the outcome (MessagePack) */
+  const char *owner;  /* TAKEN_OVER: the previous owner, or NULL */
+  int owner_gone;     /* TAKEN_OVER: 1 its process is gone, 0 its lease
+                         lapsed (the TTL) */
+  uint64_t count;     /* SUMMARY: suspensions in the period */
+  int64_t period_ms;  /* SUMMARY: the period */
+  int64_t retry_at;   /* FINISHED, failed: > 0 when the store answered the
+                         failure with a retry at this time (ms; the row
+                         is not terminal) */
 } lash_observation;
 
 /* Called on the loop thread; pointers are valid during the call only. */

@@ -415,9 +415,54 @@ static void test_payloads(tu_env *e) {
   tu_check(s, "S8.5 check after S8.21");
 }
 
+/* lash_start_record: the record it hands back is the one lash_get reads
+ * after the start, also inside a transaction, and also for a start that
+ * wrote nothing (the same execution again); a refused start leaves it
+ * empty. */
+static void test_start_record(tu_env *e) {
+  lash_store *s = e->s;
+  lash_lease a, b;
+  lash_record got, want;
+  lash_txn *t = NULL;
+  uint32_t att = 0;
+
+  is_rc(s, tu_reg(s, "sr-1", "k", LASH_RERUNNABLE, 0), 0, "register sr-1");
+  is_rc(s, claim(s, "sr-1", "A", "a1", &a), 0, "A claims sr-1");
+  is_rc(s, lash_txn_begin(s, &t), 0, "begin");
+  is_rc(s, lash_start_record(s, t, &a, &att, &got), 0, "start_record in a txn");
+  memset(&want, 0, sizeof want);
+  is_rc(s, lash_get(s, t, "sr-1", &want, NULL), 0, "get in the same txn");
+  iss(got.id, "sr-1", "its id");
+  iss(got.kind, "k", "its kind");
+  is(got.status, LASH_RUNNING, "running");
+  is(got.status, want.status, "status as lash_get");
+  ok(got.has_attempt && got.attempt.number == 1 && att == 1, "attempt 1");
+  is(got.attempt.fence, want.attempt.fence, "fence as lash_get");
+  is(got.last_seq, want.last_seq, "last_seq as lash_get");
+  is(got.change_seq, want.change_seq, "change_seq as lash_get");
+  lash_record_free(&got);
+  lash_record_free(&want);
+  is_rc(s, lash_txn_commit(t), 0, "commit");
+  /* the same execution again: nothing written, the same record */
+  is_rc(s, lash_start_record(s, NULL, &a, &att, &got), 0, "start again");
+  get_rec(s, "sr-1", &want);
+  is(got.change_seq, want.change_seq, "no write, the stored record");
+  iss(got.attempt.owner, "A", "attempt owner A");
+  lash_record_free(&got);
+  lash_record_free(&want);
+  /* a stale lease: refused, *out empty */
+  e->now += TTL + 1;
+  is_rc(s, claim(s, "sr-1", "B", "b1", &b), 0, "B takes sr-1 over");
+  is(lash_start_record(s, NULL, &a, &att, &got), LASH_ESUPERSEDED,
+     "A's stale start refused");
+  ok(got.id == NULL && got.kind == NULL, "and *out is empty");
+  lash_record_free(&got);
+}
+
 int main(void) {
   tu_env e;
   tu_open(&e, NULL);
+  test_start_record(&e);
   test_attempts(&e);
   test_owner_bound(&e);
   test_exhausted(&e);

@@ -350,39 +350,37 @@ static int abandon(scan_ctx *c, const lash_lease *ls, int writer,
   return fatal(rc) ? rc : 0;
 }
 
-static int admit(scan_ctx *c, const scan_row *row, const lash_lease *ls) {
+/* @p full: the row's record after its start (lash_start_record), freed
+ * here. */
+static int admit(scan_ctx *c, const lash_lease *ls, lash_record *full) {
   lash__admit *a = c->a;
-  lash_record full;
   lash_run *r;
   int rc;
-  memset(&full, 0, sizeof full);
-  rc = lash_get(a->s, c->txn, row->id, &full, NULL);
-  if (rc < 0) goto fail;
-  r = lash__run_admit(a->runs, &full, ls,
-                      full.timeout_ms > 0 ? full.timeout_ms
-                                          : lash__admit_timeout(a, full.kind));
-  if (r != NULL && full.retry.max_attempts == 0) {
+  r = lash__run_admit(a->runs, full, ls,
+                      full->timeout_ms > 0
+                          ? full->timeout_ms
+                          : lash__admit_timeout(a, full->kind));
+  if (r != NULL && full->retry.max_attempts == 0) {
     /* issue 13: a row started without a policy takes its kind's here */
-    const lash_retry_policy *p = lash__admit_retry(a, full.kind);
+    const lash_retry_policy *p = lash__admit_retry(a, full->kind);
     if (p != NULL) r->retry = *p;
   }
-  lash_record_free(&full);
+  lash_record_free(full);
   if (r == NULL) {
     rc = LASH_ENOMEM;
-    goto fail;
+    if (fatal(rc)) return rc;
+    rc = lash_lease_release(a->s, c->txn, ls);
+    return fatal(rc) ? rc : 0;
   }
   a->scan.pass_admitted++;
   c->rep->admitted++;
   return 0;
-fail:
-  if (fatal(rc)) return rc;
-  rc = lash_lease_release(a->s, c->txn, ls);
-  return fatal(rc) ? rc : 0;
 }
 
 /* One worklist row, under the writer's transaction (SEMANTICS 3.7). */
 static int row_claim(scan_ctx *c, const scan_row *row) {
   lash__admit *a = c->a;
+  lash_record full;
   lash_lease ls;
   uint32_t attempt = 0;
   int rc;
@@ -425,11 +423,11 @@ static int row_claim(scan_ctx *c, const scan_row *row) {
   if (row->cancel_requested && row->disposition == LASH_OWNER_BOUND &&
       row->has_attempt)
     return cancel_orphan(c, row, &ls);
-  rc = lash_start(a->s, c->txn, &ls, &attempt);
+  rc = lash_start_record(a->s, c->txn, &ls, &attempt, &full);
   LASH_INJECT("engine.after_start");
   switch (rc) {
   case 0:
-    return admit(c, row, &ls);
+    return admit(c, &ls, &full);
   case LASH_EEXHAUSTED:
     if (row->cancel_requested) return cancel_orphan(c, row, &ls);
     return abandon(c, &ls, LASH_WRITER_ENGINE_GAVE_UP,

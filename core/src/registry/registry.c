@@ -855,8 +855,9 @@ static int attempt_is(const lash__rec *r, const lash_lease *ls) {
          lash__sv_eq(r->att_inc, lash__sv_str(ls->incarnation));
 }
 
-int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
-               uint32_t *attempt) {
+/* lash_start; with @p out, the row's record as it is after the start. */
+static int start_row(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                     uint32_t *attempt, lash_record *out) {
   lash_txn *t = NULL;
   lash_lease row;
   op o;
@@ -889,7 +890,9 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
   if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
   if (attempt_is(&o.r, ls)) {
     if (attempt != NULL) *attempt = o.r.att_number;
-    goto out; /* this execution already started it: nothing to write */
+    /* this execution already started it: nothing to write */
+    if (out != NULL && lash__rec_export(&o.r, out, NULL) < 0) rc = LASH_ENOMEM;
+    goto out;
   }
   if (o.r.suspended) {
     rc = lash__fail(s, LASH_EBUSY,
@@ -946,10 +949,27 @@ int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
       (rc = op_event_lit(&o, LASH__EV_STARTED, &s->pbuf[0], now, NULL)) < 0)
     goto out;
   if ((rc = op_save(&o, 0)) == 0 && attempt != NULL) *attempt = number;
+  /* (o.r's bytes stay where op_save left them until the next save) */
+  if (rc == 0 && out != NULL && lash__rec_export(&o.r, out, NULL) < 0)
+    rc = LASH_ENOMEM;
 out:
   if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
     lash__fail(s, rc, "out of memory starting %s", id);
   return lash__wend(s, t, rc);
+}
+
+int lash_start(lash_store *s, lash_txn *txn, const lash_lease *ls,
+               uint32_t *attempt) {
+  return start_row(s, txn, ls, attempt, NULL);
+}
+
+int lash_start_record(lash_store *s, lash_txn *txn, const lash_lease *ls,
+                      uint32_t *attempt, lash_record *out) {
+  int rc;
+  memset(out, 0, sizeof *out);
+  rc = start_row(s, txn, ls, attempt, out);
+  if (rc < 0) lash_record_free(out);
+  return rc;
 }
 
 static int wait_common(lash_store *s, lash_txn *txn, const lash_lease *ls,
