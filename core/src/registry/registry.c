@@ -1376,7 +1376,8 @@ int lash__wake_waiters(lash_txn *t, const char *id, size_t idlen) {
   rc = s->b->m->scan(s->b, t->bt, &q, collect_id_cb, &ids);
   for (i = 0; rc == 0 && t->awaits_cached && i < t->nch; i++) {
     lash__chg *c = &t->ch[i];
-    if (c->rec_state == 0 || c->cur_awaits_n != idlen ||
+    /* (a clean row, flushed or only loaded, is in the stored index) */
+    if (c->rec_state != 2 || c->cur_awaits_n != idlen ||
         memcmp(c->cur_awaits, pid, idlen) != 0)
       continue;
     rc = lash__ids_add(&ids, t->ids.p + c->id_off, c->id_len);
