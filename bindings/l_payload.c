@@ -178,13 +178,14 @@ static int l_enc_value(l_enc *x, int idx) {
 }
 
 int llash_encode(lua_State *L, int idx, const char *what, lash_bytes *out) {
-  l_enc *x;
+  l_enc state, *x = &state;
   msgpack_sbuffer *sb;
   int top, d;
   idx = lua_absindex(L, idx);
-  /* The state lives in a userdata too: nothing here needs freeing if a
-   * memory error unwinds the stack. */
-  x = lua_newuserdatauv(L, sizeof *x, 0);
+  /* The state is on the C stack (3 KiB a row of garbage otherwise) and
+   * the buffer a userdata: nothing here needs freeing if a memory error
+   * unwinds the stack. The nil holds the slot the result goes to. */
+  lua_pushnil(L);
   top = lua_gettop(L);
   sb = l_newbuf(L);
   x->L = L;
