@@ -37,8 +37,9 @@ static int live(const lash_bindex *x) {
 void pg__pending_reset(pg__store *s) {
   int i;
   for (i = 0; i < PG__PCOLS; i++)
-    s->prow.col[i].len = s->pev.col[i].len = s->plea.col[i].len = 0;
-  s->prow.n = s->pev.n = s->plea.n = 0;
+    s->prow.col[i].len = s->pev.col[i].len = s->plea.col[i].len =
+        s->pnew.col[i].len = 0;
+  s->prow.n = s->pev.n = s->plea.n = s->pnew.n = 0;
   s->nbst = 0;
   s->bdata.len = 0;
   s->pgen++;
@@ -50,6 +51,7 @@ void pg__pending_free(pg__store *s) {
     pg__buf_free(&s->prow.col[i]);
     pg__buf_free(&s->pev.col[i]);
     pg__buf_free(&s->plea.col[i]);
+    pg__buf_free(&s->pnew.col[i]);
   }
   pg__buf_free(&s->bdata);
   free(s->bst);
@@ -163,17 +165,19 @@ static int pending_stmt(pg__store *s, const char *name, pg__pend *p, int ncols,
 
 int pg__pending_flush(pg__store *s) {
   int rc;
-  if (s->prow.n + s->pev.n + s->plea.n == 0) return 0;
+  if (s->prow.n + s->pev.n + s->plea.n + s->pnew.n == 0) return 0;
   rc = pending_stmt(s, "lash_ev_putn", &s->pev, N_EV, ev_types);
   if (rc == 0)
     rc = pending_stmt(s, "lash_rows_putn", &s->prow, N_ROWS, rows_types);
   if (rc == 0)
     rc = pending_stmt(s, "lash_lease_putn", &s->plea, N_LEASE, lease_types);
+  if (rc == 0)
+    rc = pending_stmt(s, "lash_lease_newn", &s->pnew, N_LEASE, lease_types);
   s->pgen++;
   return rc;
 }
 
-int pg__pending_save(pg__store *s, const lash_bsave *row) {
+int pg__pending_save(pg__store *s, const lash_bsave *row, int lease_new) {
   size_t i;
   int rc = 0;
   for (i = 0; i < row->nevents && rc == 0; i++) {
@@ -213,10 +217,11 @@ int pg__pending_save(pg__store *s, const lash_bsave *row) {
     s->prow.n++;
   }
   if (rc == 0 && row->lease.data != NULL) {
-    pg__buf *c = s->plea.col;
-    rc = bin_bytes(&c[C_ID], row->id, row->idlen);
-    if (rc == 0) rc = bin_bytes(&c[C_LEASE], row->lease.data, row->lease.len);
-    s->plea.n++;
+    pg__pend *p = lease_new ? &s->pnew : &s->plea;
+    rc = bin_bytes(&p->col[C_ID], row->id, row->idlen);
+    if (rc == 0)
+      rc = bin_bytes(&p->col[C_LEASE], row->lease.data, row->lease.len);
+    p->n++;
   }
   return rc;
 }

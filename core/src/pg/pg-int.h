@@ -138,6 +138,7 @@ typedef struct pg__store {
    * table before it is sent (pg__pending_flush); a row saved twice
    * flushes the first. */
   pg__pend prow, pev, plea;
+  pg__pend pnew; /* leases known absent until now: a plain INSERT */
   uint64_t pgen;
   /* The flushed ones: each a marker statement in s->q ("\001N"), sent
    * with binary parameters in a pipeline by pg__run (conn.c). */
@@ -182,8 +183,9 @@ void pg__pending_free(pg__store *s);
  * (data NULL: NULL), or text as it is (pending.c). */
 int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len);
 int pg__el_text(pg__buf *b, size_t n, const char *text);
-/* Queues the events, row and lease of one save (pending.c). */
-int pg__pending_save(pg__store *s, const lash_bsave *row);
+/* Queues the events, row and lease of one save (pending.c); @p lease_new:
+ * the row has no lease row yet (this write knows it). */
+int pg__pending_save(pg__store *s, const lash_bsave *row, int lease_new);
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res);
 /* Decodes a bytea text value into a blob kept until the txn ends. */
 int pg__bytea(pg__store *s, const PGresult *r, int row, int col,

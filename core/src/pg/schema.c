@@ -269,6 +269,8 @@ int pg__prepare(pg__store *s) {
       "PREPARE lash_ev_putn (bytea[], bigint[], bytea[], bytea[]) AS INSERT "
       "INTO events (id, seq, ev, key) SELECT i, q, e, k FROM unnest($1, $2, "
       "$3, $4) AS u (i, q, e, k);"
+      "PREPARE lash_lease_newn (bytea[], bytea[]) AS INSERT INTO leases (id, "
+      "lease) SELECT i, l FROM unnest($1, $2) AS u (i, l);"
       "PREPARE lash_lease_putn (bytea[], bytea[]) AS INSERT INTO leases (id, "
       "lease) SELECT i, l FROM unnest($1, $2) AS u (i, l) ON CONFLICT (id) DO "
       "UPDATE SET lease = EXCLUDED.lease;"
