@@ -357,6 +357,57 @@ static void test_connection_loss_pg(void) {
   lash_store_close(s);
 }
 
+/* A flush's multi-row writes travel in a pipeline with binary
+ * parameters (pending.c): a statement of it that the server refuses (a
+ * trigger of the test's, here) fails the commit with the server's message
+ * and writes nothing of the batch; the connection is not left in the
+ * pipeline, so the next writes and reads work. */
+static void test_refused_flush_pg(void) {
+  tu_env e;
+  lash_store *s;
+  lash_txn *txn = NULL;
+  lash_def d;
+  char sql[1024];
+  const char *sch;
+  PGconn *c;
+  PGresult *r;
+  int rc, i;
+  s = tu_open(&e, NULL);
+  is(tu_reg(s, "ok-1", "k", LASH_RERUNNABLE, 0), 0, "a committed row");
+  sch = strstr(lash_store_path(s), "schema=") + 7;
+  c = PQconnectdb(getenv("LASH_TEST_PG"));
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION \"%s\".refuse() RETURNS trigger AS $$BEGIN IF "
+           "NEW.id = 'bad'::bytea THEN RAISE EXCEPTION 'refused by the "
+           "test'; END IF; RETURN NEW; END$$ LANGUAGE plpgsql; CREATE "
+           "TRIGGER refuse BEFORE INSERT OR UPDATE ON \"%s\".rows FOR EACH "
+           "ROW EXECUTE FUNCTION \"%s\".refuse()",
+           sch, sch, sch);
+  r = PQexec(c, sql);
+  ok(PQresultStatus(r) == PGRES_COMMAND_OK, "a trigger that refuses 'bad' (%s)",
+     PQresultErrorMessage(r));
+  PQclear(r);
+  PQfinish(c);
+  for (i = 0; i < 2; i++) {
+    is(lash_txn_begin(s, &txn), 0, "a batch (%d)", i);
+    d = tu_def(i == 0 ? "good-2" : "good-3", "k", LASH_RERUNNABLE, 0);
+    is(lash_register(s, txn, &d, NULL, NULL), 0, "... registers a good row");
+    d = tu_def("bad", "k", LASH_RERUNNABLE, 0);
+    is(lash_register(s, txn, &d, NULL, NULL), 0, "... and 'bad'");
+    rc = lash_txn_commit(txn);
+    ok(rc < 0, "the commit fails (%d)", rc);
+    ok(tu_has(lash_errmsg(s), "refused by the test"),
+       "... with the server's message ('%s')", lash_errmsg(s));
+    is(tu_status(s, i == 0 ? "good-2" : "good-3"), LASH_ENOENT,
+       "nothing of the batch was written");
+  }
+  is(tu_reg(s, "ok-4", "k", LASH_RERUNNABLE, 0), 0,
+     "the next write commits (the connection is usable)");
+  is(tu_status(s, "ok-4"), LASH_PENDING, "... and its row reads back");
+  is(tu_status(s, "ok-1"), LASH_PENDING, "the first row is there");
+  tu_close(&e);
+}
+
 /* The rows a commit wrote stay cached for the next write (the meta row's
  * xmin says nobody wrote in between), with the bytes of every version
  * since; past a bound those no row uses any more are freed. Many small
@@ -1024,6 +1075,7 @@ int main(void) {
 #ifdef LASH_TEST_PG
   test_format_pg();
   test_connection_loss_pg();
+  test_refused_flush_pg();
   test_kept_cache_pg();
   test_cache_two_writers_pg();
 #endif

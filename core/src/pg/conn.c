@@ -245,11 +245,113 @@ int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
   return (int)st;
 }
 
+/* The statements of @p sql (";"-separated: lash's own, no ";" inside a
+ * literal) in one pipeline, one round trip: text ones as they are, a
+ * marker "\001N" as the prepared multi-row write s->bst[N] with its binary
+ * array parameters (pending.c); *res is the last statement's result, the
+ * first failure the error. */
+static int pipe_run(pg__store *s, char *sql, const char *doing,
+                    PGresult **res) {
+  PGconn *c = s->w;
+  PGresult *r, *last = NULL, *bad = NULL;
+  char *p = sql;
+  size_t nsent = 0, i;
+  int rc = 0, sent = 1;
+  if (!PQenterPipelineMode(c)) return pg__fail_res(s, c, NULL, doing);
+  while (*p != '\0' && sent) {
+    char *e = strchr(p, ';');
+    if (e != NULL) *e = '\0';
+    while (*p == ' ' || *p == '\n')
+      p++;
+    if (*p == '\001') {
+      const pg__bstmt *st = &s->bst[strtoul(p + 1, NULL, 10)];
+      const char *vals[PG__PCOLS];
+      int lens[PG__PCOLS], fmts[PG__PCOLS], k;
+      for (k = 0; k < st->nparams; k++) {
+        vals[k] = s->bdata.p + st->off[k];
+        lens[k] = (int)st->len[k];
+        fmts[k] = 1;
+      }
+      sent = PQsendQueryPrepared(c, st->name, st->nparams, vals, lens, fmts, 0);
+      nsent++;
+    } else if (*p != '\0') {
+      sent = PQsendQueryParams(c, p, 0, NULL, NULL, NULL, NULL, 0);
+      nsent++;
+    }
+    p = e != NULL ? e + 1 : p + strlen(p);
+  }
+  if (!sent || !PQpipelineSync(c)) {
+    rc = pg__fail_res(s, c, NULL, doing);
+    s->w_ready = 0; /* the next write connects afresh */
+    return rc;
+  }
+  for (i = 0; i < nsent; i++)
+    while ((r = PQgetResult(c)) != NULL) {
+      ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        PQclear(last);
+        last = r;
+      } else if (st == PGRES_PIPELINE_ABORTED || bad != NULL) {
+        PQclear(r);
+      } else {
+        bad = r;
+      }
+    }
+  /* the sync's own result, then out of pipeline mode */
+  while ((r = PQgetResult(c)) != NULL) {
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_PIPELINE_SYNC) break;
+  }
+  {
+    int64_t now = pg__mono_ms();
+    s->w_gap = now - s->w_last;
+    s->w_last = now;
+  }
+  if (!PQexitPipelineMode(c) && bad == NULL && PQstatus(c) == CONNECTION_OK)
+    bad = PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
+  if (bad != NULL || PQstatus(c) != CONNECTION_OK) {
+    rc = pg__fail_res(s, c, bad, doing);
+    PQclear(bad);
+    PQclear(last);
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF)
+      s->w_ready = 0; /* stuck in the pipeline: the next write connects */
+    return rc;
+  }
+  *res = last;
+  return 0;
+}
+
 /* Sends the queued writes (s->q) with @p sql appended, in one round
  * trip; *res is the last statement's result. */
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res) {
   int rc;
   *res = NULL;
+  if (s->nbst > 0) { /* multi-row writes with binary parameters */
+    pg__buf all = {0};
+    const char *pre = s->end_due && s->begin_due
+                          ? "ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ "
+                            "READ ONLY;"
+                      : s->end_due   ? "ROLLBACK;"
+                      : s->begin_due ? "BEGIN ISOLATION LEVEL REPEATABLE READ "
+                                       "READ ONLY;"
+                                     : "";
+    s->end_due = 0;
+    s->begin_due = 0;
+    if (pg__buf_str(&all, pre) < 0 || pg__buf_str(&all, s->q.p) < 0 ||
+        (sql != NULL && pg__buf_str(&all, sql) < 0)) {
+      pg__buf_free(&all);
+      return lash_backend_fail(&s->base, LASH_ENOMEM,
+                               "out of memory writing store %s", s->name);
+    }
+    rc = pipe_run(s, all.p, doing, res);
+    pg__buf_free(&all);
+    s->q.len = 0;
+    s->nq = 0;
+    s->nbst = 0;
+    s->bdata.len = 0;
+    return rc;
+  }
   if (!s->end_due && !s->begin_due) {
     if (s->nq == 0) return sql != NULL ? pg__exec(s, s->w, sql, doing, res) : 0;
     if (sql != NULL && pg__buf_str(&s->q, sql) < 0)

@@ -31,12 +31,21 @@ typedef struct pg__blob {
   unsigned char b[];
 } pg__blob;
 
-/* A table's pending rows: each column's array literal so far (pending.c). */
+/* A table's pending rows: each column's array elements so far, in the
+ * binary array format (pending.c). */
 #define PG__PCOLS 10
 typedef struct pg__pend {
   pg__buf col[PG__PCOLS];
   size_t n;
 } pg__pend;
+
+/* A flushed multi-row write waiting in s->q: a prepared statement and its
+ * binary array parameters (offsets into s->bdata). */
+typedef struct pg__bstmt {
+  const char *name;
+  int nparams;
+  size_t off[PG__PCOLS], len[PG__PCOLS];
+} pg__bstmt;
 
 /* A row as this write transaction knows it (loaded, or written by it). */
 typedef struct pg__ev {
@@ -126,11 +135,17 @@ typedef struct pg__store {
   pg__buf q; /* queued writes */
   size_t nq;
   /* Multi-row writes (mig): the rows, events and leases saves wait here
-   * as one array literal per column and join s->q as one EXECUTE per
+   * as one array per column and join s->q as one prepared statement per
    * table before it is sent (pg__pending_flush); a row saved twice
    * flushes the first. */
   pg__pend prow, pev, plea;
+  pg__pend pnew; /* leases known absent until now: a plain INSERT */
   uint64_t pgen;
+  /* The flushed ones: each a marker statement in s->q ("\001N"), sent
+   * with binary parameters in a pipeline by pg__run (conn.c). */
+  pg__bstmt *bst;
+  size_t nbst, capbst;
+  pg__buf bdata;
   pg__blob *blobs; /* bytes handed out in the open transaction */
   pg__buf sql;     /* scratch */
 } pg__store;
@@ -169,8 +184,9 @@ void pg__pending_free(pg__store *s);
  * (data NULL: NULL), or text as it is (pending.c). */
 int pg__el_bytes(pg__buf *b, size_t n, const void *data, size_t len);
 int pg__el_text(pg__buf *b, size_t n, const char *text);
-/* Queues the events, row and lease of one save (pending.c). */
-int pg__pending_save(pg__store *s, const lash_bsave *row);
+/* Queues the events, row and lease of one save (pending.c); @p lease_new:
+ * the row has no lease row yet (this write knows it). */
+int pg__pending_save(pg__store *s, const lash_bsave *row, int lease_new);
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res);
 /* Decodes a bytea text value into a blob kept until the txn ends. */
 int pg__bytea(pg__store *s, const PGresult *r, int row, int col,

@@ -143,7 +143,10 @@ int pg__save(lash_backend *b, lash_btxn *t, const lash_bsave *row) {
   if ((e = pg__cache_put(s, row->id, row->idlen)) == NULL) return oom(s);
   if (e->pgen == s->pgen && pg__pending_flush(s) < 0) return oom(s);
   e->pgen = s->pgen;
-  rc = pg__pending_save(s, row);
+  /* A lease row this write knows is absent (its claim page or load read
+   * none, and nothing wrote one since) is inserted without ON CONFLICT's
+   * look-up and speculative lock (docs/perf.md, session 7). */
+  rc = pg__pending_save(s, row, e->known && e->lease.data == NULL);
   if (rc == 0 && row->drop_tomb)
     rc = put_stmt(s, "lash_tomb_drop", row, NULL, NULL, NULL, NULL);
   if (rc < 0) return oom(s);

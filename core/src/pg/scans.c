@@ -34,14 +34,19 @@ static int page_sql(pg__store *s, const lash_bscan *q, const void *after,
     if (rc == 0) rc = pg__buf_fmt(b, " ORDER BY seq %s", order);
     return rc;
   case LASH_SCAN_CHANGES:
+    /* Each table's page in its change index's order, then the two merged:
+     * the planner otherwise reads every row past the cursor and sorts them
+     * when many are (a reader far behind: 17 ms a page of 256 out of
+     * 20,000, and 0.9 ms near the head; docs/perf.md, session 7). */
     return pg__buf_fmt(
         b,
-        "SELECT cs, id, rec, tomb FROM (SELECT change_seq AS cs, id, rec, "
-        "NULL::bytea AS tomb FROM rows WHERE change_seq > %llu UNION ALL "
-        "SELECT change_seq, id, NULL, tomb FROM tombs WHERE change_seq > "
-        "%llu) c ORDER BY cs %s",
-        (unsigned long long)(last ? 0 : after_seq),
-        (unsigned long long)(last ? 0 : after_seq), order);
+        "SELECT cs, id, rec, tomb FROM ((SELECT change_seq AS cs, id, rec, "
+        "NULL::bytea AS tomb FROM rows WHERE change_seq > %llu ORDER BY "
+        "change_seq %s) UNION ALL (SELECT change_seq, id, NULL, tomb FROM "
+        "tombs WHERE change_seq > %llu ORDER BY change_seq %s)) c ORDER BY cs "
+        "%s",
+        (unsigned long long)(last ? 0 : after_seq), order,
+        (unsigned long long)(last ? 0 : after_seq), order, order);
   case LASH_SCAN_LIVE:
     /* Inside a write the page brings each row's lease and tombstone too:
      * the claims that follow load them from the cache. */

@@ -252,7 +252,10 @@ int pg__prepare(pg__store *s) {
       "EXCLUDED.awaits;"
       "PREPARE lash_lease_put (bytea, bytea) AS INSERT INTO leases VALUES "
       "($1, $2) ON CONFLICT (id) DO UPDATE SET lease = EXCLUDED.lease;"
-      /* the multi-row writes (pending.c): one array per column */
+      /* the multi-row writes (pending.c): one array per column. A save's
+       * events are new (lash_backend.h: after the row's last stored one):
+       * a plain INSERT, without ON CONFLICT's second look-up of the key
+       * and its speculative insertion lock (docs/perf.md, session 7). */
       "PREPARE lash_rows_putn (bytea[], bytea[], bytea[], smallint[], "
       "boolean[], bigint[], bigint[], bytea[], bigint[], bigint[]) AS INSERT "
       "INTO rows (id, kind, rec, status, live, change_seq, wake_at, awaits, "
@@ -265,9 +268,9 @@ int pg__prepare(pg__store *s) {
       "EXCLUDED.awaits;"
       "PREPARE lash_ev_putn (bytea[], bigint[], bytea[], bytea[]) AS INSERT "
       "INTO events (id, seq, ev, key) SELECT i, q, e, k FROM unnest($1, $2, "
-      "$3, $4) AS u (i, q, e, k) ON CONFLICT (id, seq) DO UPDATE SET ev = "
-      "EXCLUDED.ev, key = "
-      "EXCLUDED.key;"
+      "$3, $4) AS u (i, q, e, k);"
+      "PREPARE lash_lease_newn (bytea[], bytea[]) AS INSERT INTO leases (id, "
+      "lease) SELECT i, l FROM unnest($1, $2) AS u (i, l);"
       "PREPARE lash_lease_putn (bytea[], bytea[]) AS INSERT INTO leases (id, "
       "lease) SELECT i, l FROM unnest($1, $2) AS u (i, l) ON CONFLICT (id) DO "
       "UPDATE SET lease = EXCLUDED.lease;"
