@@ -5,6 +5,8 @@
 
 #include "lash_backend.h"
 
+#include "base/inject.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -348,6 +350,10 @@ static void test_connection_loss_pg(void) {
   is_rc(s, rc, LASH_EIO, "the batch's commit fails with EIO");
   ok(tu_has(lash_errmsg(s), "lost the connection"),
      "... saying the connection was lost ('%s')", lash_errmsg(s));
+  /* the server was asked what became of the transaction (txid_status) */
+  ok(tu_has(lash_errmsg(s), "rolled that transaction back: nothing of it "
+                            "was written"),
+     "... and that the server rolled it back");
   /* A write first (no read in between): it reconnects by itself. */
   is(tu_reg(s, "c", "k", LASH_RERUNNABLE, 0), 0,
      "the next write reconnects and commits (not EPANIC)");
@@ -356,6 +362,36 @@ static void test_connection_loss_pg(void) {
   is(tu_status(s, "c"), LASH_PENDING, "... and reads its write");
   lash_store_close(s);
 }
+
+#ifdef LASH_TEST_HOOKS
+/* A commit whose connection is lost after the server committed it (the
+ * hooks build's pg.commit_lost): the store asks the server on a new
+ * connection (txid_status), finds it committed and says so, 0; the row is
+ * there once, and the store keeps working. */
+static void test_commit_lost_pg(void) {
+  tu_env e;
+  lash_store *s = tu_open(&e, NULL);
+  lash_txn *txn = NULL;
+  lash_def d;
+  int created;
+  is(lash_txn_begin(s, &txn), 0, "a batch");
+  d = tu_def("cl-1", "k", LASH_RERUNNABLE, 0);
+  is(lash_register(s, txn, &d, NULL, NULL), 0, "... registers cl-1");
+  lash__inject_arm("pg.commit_lost", -1, 0, 1);
+  is_rc(s, lash_txn_commit(txn), 0,
+        "its commit, whose connection was lost after the server committed, "
+        "is 0");
+  is(lash__inject_hits("pg.commit_lost"), 1, "(the connection was lost)");
+  lash__inject_reset();
+  is(tu_status(s, "cl-1"), LASH_PENDING, "the row is there");
+  created = -1;
+  is_rc(s, lash_register(s, NULL, &d, &created, NULL), 0, "registered again");
+  is(created, 0, "... it was there: the lost commit was written once");
+  is(tu_reg(s, "cl-2", "k", LASH_RERUNNABLE, 0), 0, "the next write commits");
+  is(tu_status(s, "cl-2"), LASH_PENDING, "... and reads back");
+  tu_close(&e);
+}
+#endif
 
 /* A flush's multi-row writes travel in a pipeline with binary
  * parameters (pending.c): a statement of it that the server refuses (a
@@ -1075,6 +1111,9 @@ int main(void) {
 #ifdef LASH_TEST_PG
   test_format_pg();
   test_connection_loss_pg();
+#ifdef LASH_TEST_HOOKS
+  test_commit_lost_pg();
+#endif
   test_refused_flush_pg();
   test_kept_cache_pg();
   test_cache_two_writers_pg();

@@ -32,6 +32,8 @@
  *                    the commit's result (a commit lost with its connection)
  *   store.reopens    registry/store.c: armed rc > 0, lash_store_reopens says
  *                    1 (any store behaves as one that reconnects)
+ *   pg.commit_lost   pg/txn.c: armed rc < 0, a write's connection is closed
+ *                    right after the server committed it (core.store.pg)
  */
 #ifndef LASH_BASE_INJECT_H
 #define LASH_BASE_INJECT_H

@@ -222,8 +222,8 @@ int pg__prepare(pg__store *s) {
   static const char sql[] =
       "PREPARE lash_meta_lock AS SELECT change_seq, counts, "
       "(extract(epoch from clock_timestamp()) * 1000)::bigint, "
-      "xmin::text::bigint, txid_current() % 4294967296 FROM meta "
-      "WHERE id = 1 FOR UPDATE;"
+      "xmin::text::bigint, txid_current() % 4294967296, txid_current() "
+      "FROM meta WHERE id = 1 FOR UPDATE;"
       "PREPARE lash_meta_read AS SELECT change_seq, counts, "
       "(extract(epoch from clock_timestamp()) * 1000)::bigint FROM meta "
       "WHERE id = 1;"

@@ -7,10 +7,13 @@
 #define _GNU_SOURCE 1
 #include "pg-int.h"
 
+#include "base/inject.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define PG__KEEP_MAX 65536 /* rows a write keeps from the last commit */
 
@@ -129,6 +132,7 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   }
   set_clock(s, r, 2);
   s->cur_xid = (uint32_t)pg__u64(r, 0, 4);
+  s->cur_txid = (int64_t)pg__u64(r, 0, 5);
   foreign = (uint32_t)pg__u64(r, 0, 3) != s->last_xid;
   PQclear(r);
   if (!keep)
@@ -151,6 +155,43 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
   s->meta_loaded = 1;
   *out = t;
   return 0;
+}
+
+/* The connection was lost while the COMMIT of a write was on its way
+ * (@p lost: that message): the server may have committed it. Asks it, on a
+ * new connection, what became of the transaction (txid_status; "in
+ * progress" until the server has seen the loss). @return 0 when it was
+ * committed, else LASH_EIO saying whether anything was written. */
+static int commit_outcome(pg__store *s, const char *lost) {
+  char sql[96], st[32] = "";
+  int i;
+  for (i = 0; i < 40; i++) {
+    PGresult *r;
+    if (pg__ensure_w(s) < 0) break;
+    snprintf(sql, sizeof sql, "SELECT txid_status(%lld)",
+             (long long)s->cur_txid);
+    r = PQexec(s->w, sql);
+    st[0] = '\0';
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+        !PQgetisnull(r, 0, 0))
+      snprintf(st, sizeof st, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (strcmp(st, "in progress") != 0) break;
+    usleep(25000);
+  }
+  if (strcmp(st, "committed") == 0) return 0;
+  if (strcmp(st, "aborted") == 0)
+    return lash_backend_fail(&s->base, LASH_EIO,
+                             "%s; the server rolled that transaction back: "
+                             "nothing of it was written, lash reconnects",
+                             lost);
+  return lash_backend_fail(
+      &s->base, LASH_EIO,
+      "%s, and the server could not be asked whether the commit was "
+      "written: it may have been. What lash writes again is recognised "
+      "where it was done (starts, completions, fenced and keyed writes); an "
+      "append without a replay key may be recorded twice",
+      lost);
 }
 
 int pg__commit(lash_backend *b, lash_btxn *t) {
@@ -181,6 +222,30 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
     s->nq++;
     rc = pg__run(s, NULL, "committing", &r);
     PQclear(r);
+    if (rc == 0 && s->wrote && LASH_INJECT("pg.commit_lost") < 0) {
+      /* a test's connection lost after the server committed */
+      PQfinish(s->w);
+      s->w = NULL;
+      s->w_ready = 0;
+      rc = lash_backend_fail(b, LASH_EIO,
+                             "store %s: lost the connection to PostgreSQL "
+                             "while committing (a test's)",
+                             s->name);
+    }
+  }
+  if (rc == LASH_EIO && s->wrote && PQstatus(s->w) != CONNECTION_OK) {
+    char lost[600];
+    snprintf(lost, sizeof lost, "%s",
+             b->errmsg != NULL ? b->errmsg : "lost the connection");
+    lost[strcspn(lost, ";")] = '\0'; /* (not "nothing ... was written") */
+    if ((rc = commit_outcome(s, lost)) == 0) {
+      /* written: as committed, with nothing kept of the cache */
+      s->own_seq = s->meta.change_seq;
+      s->last_xid_ok = 0;
+      end(s, 0);
+      free(t);
+      return 0;
+    }
   }
   if (rc < 0 && PQstatus(s->w) == CONNECTION_OK &&
       PQtransactionStatus(s->w) != PQTRANS_IDLE)
