@@ -26,14 +26,13 @@
  *   engine.before_complete, engine.after_complete   runs.c, in the txn
  *   engine.after_finish                        runs.c, after the commit
  *   engine.renew, engine.before_release        renew.c / runs.c
- * Points whose armed code changes behaviour (core/test/test_engine_reconnect.c):
- *   writer.commit    writer.c: armed rc < 0, the writer aborts the turn's
- *                    transaction instead of committing it and takes rc as
- *                    the commit's result (a commit lost with its connection)
- *   store.reopens    registry/store.c: armed rc > 0, lash_store_reopens says
- *                    1 (any store behaves as one that reconnects)
- *   pg.commit_lost   pg/txn.c: armed rc < 0, a write's connection is closed
- *                    right after the server committed it (core.store.pg)
+ * Points whose armed code changes behaviour
+ * (core/test/test_engine_reconnect.c): writer.commit    writer.c: armed rc < 0,
+ * the writer aborts the turn's transaction instead of committing it and takes
+ * rc as the commit's result (a commit lost with its connection) store.reopens
+ * registry/store.c: armed rc > 0, lash_store_reopens says 1 (any store behaves
+ * as one that reconnects) pg.commit_lost   pg/txn.c: armed rc < 0, a write's
+ * connection is closed right after the server committed it (core.store.pg)
  */
 #ifndef LASH_BASE_INJECT_H
 #define LASH_BASE_INJECT_H
