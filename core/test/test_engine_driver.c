@@ -599,6 +599,22 @@ static void test_early_start(void) {
   }
   tu_check(t.s, "check clean after early starts");
 
+  /* A transaction claims no more rows of such a kind than start early in
+   * it: none is left to start after the commit (claimed in one commit,
+   * completed in the next: written twice). */
+  er.durable_at_start = 0;
+  er.starts = 0;
+  {
+    uint64_t n = batch_of(&t, "quick", LASH_RERUNNABLE, 1500, "m");
+    ok(n >= 3 && n <= 5, "1500 rows: a few commits of at most 512 (%llu)",
+       (unsigned long long)n);
+  }
+  is(er.starts, 1500, "1500 bodies ran");
+  is(er.durable_at_start, 0,
+     "... every one inside the transaction that claimed it (%d after)",
+     er.durable_at_start);
+  tu_check(t.s, "check clean after 1500 early starts");
+
   /* owner_bound: the start is durable before the body runs, always */
   er.durable_at_start = 0;
   er.starts = 0;

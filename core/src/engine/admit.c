@@ -555,9 +555,17 @@ static void scan_finish(lash__admit *a) {
   }
 }
 
+/* A first resume this short (us) holds the writer's transaction (and, on
+ * LMDB, every worker's writer lock) for no longer than its own claim and
+ * completion cost anyway. */
+#define EARLY_US 300
+/* at most so many early starts in one transaction */
+#define EARLY_MAX (2 * PAGE_MAX)
+
 static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
   lash_drive_report dummy;
   scan_ctx c;
+  uint64_t admitted0;
   size_t i;
   int n, rc = 0;
   if (rep == NULL) {
@@ -569,6 +577,7 @@ static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
   c.txn = txn;
   c.rep = rep;
   c.rows = a->rows;
+  admitted0 = rep->admitted;
   while (a->scan.active) {
     uint64_t nfree = free_slots(a);
     size_t limit;
@@ -578,6 +587,15 @@ static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
     }
     if (nfree == 0) break;
     limit = nfree > PAGE_MAX ? PAGE_MAX : (size_t)nfree;
+    /* A kind whose bodies start early here (the writer's hook): no more
+     * rows in this transaction than can start in it. One claimed beyond
+     * would start after the commit and be written twice, claimed in this
+     * commit and completed in the next; it is claimed by the next. */
+    if (a->in_hook && a->early_score[a->scan.kind] > 0) {
+      size_t used = a->runs->early_n + (size_t)(rep->admitted - admitted0);
+      if (used >= EARLY_MAX) break;
+      if (limit > EARLY_MAX - used) limit = EARLY_MAX - used;
+    }
     c.n = 0;
     n = lash_worklist_page(a->s, txn, a->kinds[a->scan.kind], &a->scan.cur,
                            limit, collect_cb, &c);
@@ -633,13 +651,6 @@ static int take_handed(lash__admit *a, lash_txn *txn) {
 /* ---- issue 10: bodies that end at once complete in the claiming commit ----
  */
 
-/* A first resume this short (us) holds the writer's transaction (and, on
- * LMDB, every worker's writer lock) for no longer than its own claim and
- * completion cost anyway. */
-#define EARLY_US 300
-/* at most so many early starts in one transaction */
-#define EARLY_MAX (2 * PAGE_MAX)
-
 /* A kind's score rises by one for each first resume within EARLY_US and
  * falls by two for each longer one (a preempted resume alone does not
  * stop a kind of short bodies; a kind of long ones stops at once and stays
@@ -670,7 +681,11 @@ static int early_ok(void *ud, const lash_run *r) {
 static int in_txn_hook(void *ud, lash_txn *txn) {
   lash__admit *a = ud;
   int rc = take_handed(a, txn);
-  if (rc >= 0 && a->step_due) rc = scan_step(a, txn, a->rep);
+  if (rc >= 0 && a->step_due) {
+    a->in_hook = 1;
+    rc = scan_step(a, txn, a->rep);
+    a->in_hook = 0;
+  }
   if (rc >= 0 && !a->closed && !a->paused && can_run(a))
     lash__runs_start_early(a->runs, txn, early_ok, a, EARLY_MAX);
   return rc;
