@@ -355,7 +355,6 @@ static int abandon(scan_ctx *c, const lash_lease *ls, int writer,
 static int admit(scan_ctx *c, const lash_lease *ls, lash_record *full) {
   lash__admit *a = c->a;
   lash_run *r;
-  int rc;
   r = lash__run_admit(a->runs, full, ls,
                       full->timeout_ms > 0
                           ? full->timeout_ms
@@ -366,12 +365,7 @@ static int admit(scan_ctx *c, const lash_lease *ls, lash_record *full) {
     if (p != NULL) r->retry = *p;
   }
   lash_record_free(full);
-  if (r == NULL) {
-    rc = LASH_ENOMEM;
-    if (fatal(rc)) return rc;
-    rc = lash_lease_release(a->s, c->txn, ls);
-    return fatal(rc) ? rc : 0;
-  }
+  if (r == NULL) return LASH_ENOMEM; /* fatal: the transaction fails */
   a->scan.pass_admitted++;
   c->rep->admitted++;
   return 0;
@@ -587,11 +581,12 @@ static int scan_step(lash__admit *a, lash_txn *txn, lash_drive_report *rep) {
     }
     if (nfree == 0) break;
     limit = nfree > PAGE_MAX ? PAGE_MAX : (size_t)nfree;
-    /* A kind whose bodies start early here (the writer's hook): no more
-     * rows in this transaction than can start in it. One claimed beyond
-     * would start after the commit and be written twice, claimed in this
-     * commit and completed in the next; it is claimed by the next. */
-    if (a->in_hook && a->early_score[a->scan.kind] > 0) {
+    /* A kind whose bodies start early (the writer's hook, the one caller,
+     * starts them after this): no more rows in this transaction than can
+     * start in it. One claimed beyond would start after the commit and be
+     * written twice, claimed in this commit and completed in the next; it
+     * is claimed by the next. */
+    if (a->early_score[a->scan.kind] > 0) {
       size_t used = a->runs->early_n + (size_t)(rep->admitted - admitted0);
       if (used >= EARLY_MAX) break;
       if (limit > EARLY_MAX - used) limit = EARLY_MAX - used;
@@ -681,11 +676,7 @@ static int early_ok(void *ud, const lash_run *r) {
 static int in_txn_hook(void *ud, lash_txn *txn) {
   lash__admit *a = ud;
   int rc = take_handed(a, txn);
-  if (rc >= 0 && a->step_due) {
-    a->in_hook = 1;
-    rc = scan_step(a, txn, a->rep);
-    a->in_hook = 0;
-  }
+  if (rc >= 0 && a->step_due) rc = scan_step(a, txn, a->rep);
   if (rc >= 0 && !a->closed && !a->paused && can_run(a))
     lash__runs_start_early(a->runs, txn, early_ok, a, EARLY_MAX);
   return rc;

@@ -54,8 +54,6 @@ typedef struct lash__admit {
   int drive_req;          /* a drive was requested (coalesced) */
   int last_pass_admitted; /* the last finished scan admitted something */
   int step_due;           /* the next writer txn continues the scan */
-  int in_hook;            /* scan_step runs in the writer's hook (its early
-                             starts follow in the same transaction) */
   lash_drive_report *rep; /* of the lash_engine_drive in progress */
   int64_t lapse_at;       /* store ms of the armed lapse timer, 0 = none */
   uv_timer_t lapse_timer;

@@ -203,17 +203,21 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing) {
     msg[strcspn(msg, "\n")] = '\0';
     if (c == s->w) s->w_ready = 0;
     if (c == s->l) s->l_ready = 0;
+    /* (a lost COMMIT may have been written: pg__commit asks the server
+     * and says what became of it) */
     return lash_backend_fail(
         &s->base, LASH_EIO,
-        "store %s: lost the connection to PostgreSQL while %s (%s)%s; "
-        "nothing of this transaction was written, lash reconnects",
+        "store %s: lost the connection to PostgreSQL while %s (%s)%s%s",
         s->name, doing, msg,
         strstr(msg, "idle-in-transaction") != NULL ||
                 (c == s->w && s->in_write && s->cur_idle_ms > 0 &&
                  s->w_gap >= s->cur_idle_ms)
             ? ": the write sat idle for longer than write_idle_ms (was its "
               "process stopped?), and the server ended it"
-            : "");
+            : "",
+        c == s->w && s->committing
+            ? ""
+            : "; nothing of this transaction was written, lash reconnects");
   }
   if (state != NULL && strcmp(state, "53100") == 0) rc = LASH_EFULL;
   if (state != NULL && strcmp(state, "53200") == 0) rc = LASH_ENOMEM;
@@ -224,16 +228,20 @@ int pg__fail_res(pg__store *s, PGconn *c, PGresult *r, const char *doing) {
                            s->name, doing, msg);
 }
 
+/* A round trip on w ended: how long since the one before (a stop between
+ * two statements, or inside this one: write_idle_ms's message). */
+static void w_round_trip(pg__store *s) {
+  int64_t now = pg__mono_ms();
+  s->w_gap = now - s->w_last;
+  s->w_last = now;
+}
+
 int pg__exec(pg__store *s, PGconn *c, const char *sql, const char *doing,
              PGresult **res) {
   PGresult *r;
   ExecStatusType st;
   r = PQexec(c, sql);
-  if (c == s->w) { /* a stop between two statements, or inside this one */
-    int64_t now = pg__mono_ms();
-    s->w_gap = now - s->w_last;
-    s->w_last = now;
-  }
+  if (c == s->w) w_round_trip(s);
   st = PQresultStatus(r);
   *res = NULL;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -303,11 +311,7 @@ static int pipe_run(pg__store *s, char *sql, const char *doing,
     PQclear(r);
     if (st == PGRES_PIPELINE_SYNC) break;
   }
-  {
-    int64_t now = pg__mono_ms();
-    s->w_gap = now - s->w_last;
-    s->w_last = now;
-  }
+  w_round_trip(s);
   if (!PQexitPipelineMode(c) && bad == NULL && PQstatus(c) == CONNECTION_OK)
     bad = PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
   if (bad != NULL || PQstatus(c) != CONNECTION_OK) {
@@ -325,34 +329,11 @@ static int pipe_run(pg__store *s, char *sql, const char *doing,
 /* Sends the queued writes (s->q) with @p sql appended, in one round
  * trip; *res is the last statement's result. */
 int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res) {
-  int rc;
+  int rc, pipe = s->nbst > 0; /* multi-row writes with binary parameters */
+  const char *pre;
+  pg__buf all = {0};
   *res = NULL;
-  if (s->nbst > 0) { /* multi-row writes with binary parameters */
-    pg__buf all = {0};
-    const char *pre = s->end_due && s->begin_due
-                          ? "ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ "
-                            "READ ONLY;"
-                      : s->end_due   ? "ROLLBACK;"
-                      : s->begin_due ? "BEGIN ISOLATION LEVEL REPEATABLE READ "
-                                       "READ ONLY;"
-                                     : "";
-    s->end_due = 0;
-    s->begin_due = 0;
-    if (pg__buf_str(&all, pre) < 0 || pg__buf_str(&all, s->q.p) < 0 ||
-        (sql != NULL && pg__buf_str(&all, sql) < 0)) {
-      pg__buf_free(&all);
-      return lash_backend_fail(&s->base, LASH_ENOMEM,
-                               "out of memory writing store %s", s->name);
-    }
-    rc = pipe_run(s, all.p, doing, res);
-    pg__buf_free(&all);
-    s->q.len = 0;
-    s->nq = 0;
-    s->nbst = 0;
-    s->bdata.len = 0;
-    return rc;
-  }
-  if (!s->end_due && !s->begin_due) {
+  if (!pipe && !s->end_due && !s->begin_due) {
     if (s->nq == 0) return sql != NULL ? pg__exec(s, s->w, sql, doing, res) : 0;
     if (sql != NULL && pg__buf_str(&s->q, sql) < 0)
       return lash_backend_fail(&s->base, LASH_ENOMEM,
@@ -363,26 +344,26 @@ int pg__run(pg__store *s, const char *sql, const char *doing, PGresult **res) {
     return rc;
   }
   /* A finished read's ROLLBACK and a new read's BEGIN travel with it. */
-  {
-    const char *pre =
-        s->end_due && s->begin_due
+  pre = s->end_due && s->begin_due
             ? "ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-        : s->end_due ? "ROLLBACK;"
-                     : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;";
-    pg__buf all = {0};
-    s->end_due = 0;
-    s->begin_due = 0;
-    if (pg__buf_str(&all, pre) < 0 ||
-        (s->nq > 0 && pg__buf_str(&all, s->q.p) < 0) ||
-        (sql != NULL && pg__buf_str(&all, sql) < 0)) {
-      pg__buf_free(&all);
-      return lash_backend_fail(&s->base, LASH_ENOMEM,
-                               "out of memory reading store %s", s->name);
-    }
-    rc = pg__exec(s, s->w, all.p, doing, res);
+        : s->end_due   ? "ROLLBACK;"
+        : s->begin_due ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                       : "";
+  s->end_due = 0;
+  s->begin_due = 0;
+  if (pg__buf_str(&all, pre) < 0 ||
+      ((s->nq > 0 || pipe) && pg__buf_str(&all, s->q.p) < 0) ||
+      (sql != NULL && pg__buf_str(&all, sql) < 0)) {
     pg__buf_free(&all);
-    s->q.len = 0;
-    s->nq = 0;
+    return lash_backend_fail(&s->base, LASH_ENOMEM, "out of memory %s store %s",
+                             pipe ? "writing" : "reading", s->name);
   }
+  rc = pipe ? pipe_run(s, all.p, doing, res)
+            : pg__exec(s, s->w, all.p, doing, res);
+  pg__buf_free(&all);
+  s->q.len = 0;
+  s->nq = 0;
+  s->nbst = 0;
+  s->bdata.len = 0;
   return rc;
 }

@@ -130,6 +130,7 @@ typedef struct pg__store {
   uint32_t cur_xid;  /* the open write's transaction id */
   int64_t cur_txid;  /* the same with its epoch (txid_current): what a
                         commit whose connection was lost asks about */
+  int committing;    /* pg__commit's round trip is on its way */
   uint32_t last_xid; /* our last commit that wrote (last_xid_ok) */
   int last_xid_ok;
   int meta_touched; /* the open write queued an update of the meta row */

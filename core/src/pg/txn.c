@@ -158,13 +158,15 @@ int pg__begin(lash_backend *b, int mode, lash_btxn **out) {
 }
 
 /* The connection was lost while the COMMIT of a write was on its way
- * (@p lost: that message): the server may have committed it. Asks it, on a
- * new connection, what became of the transaction (txid_status; "in
- * progress" until the server has seen the loss). @return 0 when it was
- * committed, else LASH_EIO saying whether anything was written. */
-static int commit_outcome(pg__store *s, const char *lost) {
-  char sql[96], st[32] = "";
+ * (the store's message says so): the server may have committed it. Asks it, on
+ * a new connection, what became of the transaction (txid_status; "in progress"
+ * until the server has seen the loss). @return 0 when it was committed, else
+ * LASH_EIO saying whether anything was written. */
+static int commit_outcome(pg__store *s) {
+  char sql[96], st[32] = "", lost[600];
   int i;
+  snprintf(lost, sizeof lost, "%s",
+           s->base.errmsg != NULL ? s->base.errmsg : "lost the connection");
   for (i = 0; i < 40; i++) {
     PGresult *r;
     if (pg__ensure_w(s) < 0) break;
@@ -197,7 +199,7 @@ static int commit_outcome(pg__store *s, const char *lost) {
 int pg__commit(lash_backend *b, lash_btxn *t) {
   pg__store *s = PG__S(b);
   PGresult *r = NULL;
-  int rc;
+  int rc, resolved;
   if (t->nested) {
     s->depth--;
     free(t);
@@ -220,7 +222,9 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
                            s->name);
   } else {
     s->nq++;
+    s->committing = 1;
     rc = pg__run(s, NULL, "committing", &r);
+    s->committing = 0;
     PQclear(r);
     if (rc == 0 && s->wrote && LASH_INJECT("pg.commit_lost") < 0) {
       /* a test's connection lost after the server committed */
@@ -233,31 +237,21 @@ int pg__commit(lash_backend *b, lash_btxn *t) {
                              s->name);
     }
   }
-  if (rc == LASH_EIO && s->wrote && PQstatus(s->w) != CONNECTION_OK) {
-    char lost[600];
-    snprintf(lost, sizeof lost, "%s",
-             b->errmsg != NULL ? b->errmsg : "lost the connection");
-    lost[strcspn(lost, ";")] = '\0'; /* (not "nothing ... was written") */
-    if ((rc = commit_outcome(s, lost)) == 0) {
-      /* written: as committed, with nothing kept of the cache */
-      s->own_seq = s->meta.change_seq;
-      s->last_xid_ok = 0;
-      end(s, 0);
-      free(t);
-      return 0;
-    }
-  }
+  /* committed after all: a success, with nothing kept of the cache (the
+   * session that wrote it is gone) */
+  resolved = rc == LASH_EIO && s->wrote && PQstatus(s->w) != CONNECTION_OK &&
+             (rc = commit_outcome(s)) == 0;
   if (rc < 0 && PQstatus(s->w) == CONNECTION_OK &&
       PQtransactionStatus(s->w) != PQTRANS_IDLE)
     PQclear(PQexec(s->w, "ROLLBACK"));
   if (rc == 0 && s->wrote) {
     s->own_seq = s->meta.change_seq;
     s->last_xid = s->cur_xid;
-    s->last_xid_ok = 1;
+    s->last_xid_ok = !resolved;
   } else if (rc < 0) {
     s->last_xid_ok = 0;
   }
-  end(s, rc == 0);
+  end(s, rc == 0 && !resolved);
   free(t);
   return rc;
 }

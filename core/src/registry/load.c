@@ -13,40 +13,6 @@
 
 /* ------------------------------------------------------------ loading */
 
-/* Keeps a record the backend gave this write transaction in its write-back
- * cache, clean, with the stored state's index: the next op on the row reads
- * it from there (no second B-tree lookup, no second seal check), and its
- * first save starts from that state as after a flush. */
-static void keep_clean(lash_txn *t, const char *id, size_t idlen,
-                       lash_bytes rec, const lash__rec *r) {
-  lash__chg *c = lash__chg_get(t, id, idlen);
-  lash_bindex x;
-  size_t aw;
-  if (c == NULL || c->rec_state != 0 || r->kind.n > sizeof c->kind) return;
-  c->rec.len = 0;
-  if (lash__buf_reserve(&c->rec, rec.len) < 0) return;
-  memcpy(c->rec.p, rec.data, rec.len);
-  c->rec.len = rec.len;
-  lash__rec_index(r, &x);
-  c->orig_exists = 1;
-  c->orig_status = c->cur_status = r->status;
-  c->orig_cs = c->cur_cs = r->change_seq;
-  memcpy(c->kind, r->kind.p, r->kind.n);
-  c->kind_n = r->kind.n;
-  c->orig_listed = c->cur_listed = x.listed;
-  c->orig_suspended = c->cur_suspended = r->suspended;
-  c->orig_wake_at = c->cur_wake_at = x.wake_at;
-  aw = x.awaits.data != NULL && x.awaits.len <= LASH_ID_MAX ? x.awaits.len : 0;
-  c->orig_awaits_n = c->cur_awaits_n = aw;
-  if (aw > 0) {
-    memcpy(c->orig_awaits, x.awaits.data, aw);
-    memcpy(c->cur_awaits, x.awaits.data, aw);
-  }
-  c->prio = r->priority;
-  c->order = r->created_seq;
-  c->rec_state = 1;
-}
-
 int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                      size_t idlen, lash__rec *r) {
   lash__chg *c = t != NULL ? lash__chg_find(t, id, idlen) : NULL;
@@ -68,7 +34,7 @@ int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
     lash__rec tmp;
     if (!own && t != NULL &&
         lash__rec_decode(row.rec.data, row.rec.len, &tmp, &s->zone) == 0)
-      keep_clean(t, id, idlen, row.rec, &tmp);
+      lash__chg_keep(t, id, idlen, row.rec, &tmp);
     return 0;
   }
   if ((own ? lash__rec_decode_own(row.rec.data, row.rec.len, r, &s->zone)
@@ -77,7 +43,7 @@ int lash__rec_lookup(lash_store *s, lash_txn *t, lash_btxn *bt, const char *id,
                       "record of process %s is damaged (checksum or "
                       "encoding): run lash check",
                       id);
-  if (!own && t != NULL) keep_clean(t, id, idlen, row.rec, r);
+  if (!own && t != NULL) lash__chg_keep(t, id, idlen, row.rec, r);
   return 0;
 }
 

@@ -754,26 +754,33 @@ static int rec_from_obj(const msgpack_object *o, lash__rec *r) {
   return claim_from_obj(o, r); /* (claim): [32]..[36] */
 }
 
-int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
+/* The sealed record [p, p+n); @p checked: its seal and headers were
+ * verified before (bytes this process encoded, or decoded once already). */
+static int rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z,
+                      int checked) {
   msgpack_object o;
-  int rc = unpack_sealed(p, n, z, &o);
+  size_t off = 0;
+  int rc;
+  if (!checked)
+    rc = unpack_sealed(p, n, z, &o);
+  else if (p == NULL || n <= SEAL)
+    rc = LASH_ECORRUPT;
+  else
+    rc = msgpack_unpack(p, n - SEAL, &off, z, &o) == MSGPACK_UNPACK_SUCCESS
+             ? 0
+             : LASH_ECORRUPT;
   if (rc == 0) rc = rec_from_obj(&o, r);
   msgpack_zone_clear(z);
   return rc;
 }
 
+int lash__rec_decode(const void *p, size_t n, lash__rec *r, msgpack_zone *z) {
+  return rec_decode(p, n, r, z, 0);
+}
+
 int lash__rec_decode_own(const void *p, size_t n, lash__rec *r,
                          msgpack_zone *z) {
-  msgpack_object o;
-  size_t off = 0;
-  int rc = LASH_ECORRUPT;
-  /* bytes this process encoded (and sealed) in this transaction: neither
-   * the seal nor the headers need checking */
-  if (p != NULL && n > SEAL &&
-      msgpack_unpack(p, n - SEAL, &off, z, &o) == MSGPACK_UNPACK_SUCCESS)
-    rc = rec_from_obj(&o, r);
-  msgpack_zone_clear(z);
-  return rc;
+  return rec_decode(p, n, r, z, 1);
 }
 
 /* Appends a NUL-terminated copy of v to the block at *pos; NULL if absent. */

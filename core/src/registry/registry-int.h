@@ -213,6 +213,11 @@ int lash__pl_woken(lash__buf *b, const char *by, uint64_t seq,
 /* Where a record is listed (the core's side of lash_bindex): listed,
  * wake_at and awaits from r (status and change_seq are the caller's). */
 void lash__rec_index(const lash__rec *r, lash_bindex *x);
+/* How many bytes of x's awaited id a cache entry keeps (0: none). */
+static inline size_t lash__awaits_n(const lash_bindex *x) {
+  return x->awaits.data != NULL && x->awaits.len <= LASH_ID_MAX ? x->awaits.len
+                                                                : 0;
+}
 int lash__pl_waiting(lash__buf *b, const char *wait, int64_t since);
 int lash__pl_resumed(lash__buf *b);
 int lash__pl_cancel(lash__buf *b, const char *reason);
@@ -512,6 +517,11 @@ int lash__wb_flush(lash_txn *t, int drop);
 /* Notes that @p c has something to save (its record, lease or events):
  * 0 or LASH_ENOMEM (the transaction is then poisoned). */
 int lash__chg_dirty(lash_txn *t, lash__chg *c);
+/* Keeps the record @p rec (decoded: @p r) that the backend gave t for id
+ * in its write-back cache, clean, with the stored state as after a flush;
+ * nothing when the row is cached already (or out of memory). */
+void lash__chg_keep(lash_txn *t, const char *id, size_t idlen, lash_bytes rec,
+                    const lash__rec *r);
 /* Flushes t if it holds unsaved events of id (before reading its log). */
 int lash__wb_flush_events(lash_txn *t, const char *id, size_t idlen);
 void lash__txn_free(lash_txn *t);

@@ -59,8 +59,7 @@ static void op_loaded(op *o) {
   o->old_listed = x.listed;
   o->old_suspended = o->r.suspended;
   o->old_wake_at = x.wake_at;
-  o->old_awaits_n =
-      x.awaits.data != NULL && x.awaits.len <= LASH_ID_MAX ? x.awaits.len : 0;
+  o->old_awaits_n = lash__awaits_n(&x);
   if (o->old_awaits_n > 0)
     memcpy(o->old_awaits, x.awaits.data, o->old_awaits_n);
 }
@@ -149,8 +148,7 @@ static void op_index(op *o, lash__chg *c) {
   lash__rec_index(r, &x);
   c->cur_listed = x.listed;
   c->cur_wake_at = x.wake_at;
-  c->cur_awaits_n =
-      x.awaits.data != NULL && x.awaits.len <= LASH_ID_MAX ? x.awaits.len : 0;
+  c->cur_awaits_n = lash__awaits_n(&x);
   if (c->cur_awaits_n > 0) {
     memcpy(c->cur_awaits, x.awaits.data, x.awaits.len);
     t->awaits_cached = 1;
@@ -890,9 +888,7 @@ static int start_row(lash_store *s, lash_txn *txn, const lash_lease *ls,
   if ((rc = lash__fence(t, ls, now, &row)) < 0) goto out;
   if (attempt_is(&o.r, ls)) {
     if (attempt != NULL) *attempt = o.r.att_number;
-    /* this execution already started it: nothing to write */
-    if (out != NULL && lash__rec_export(&o.r, out, NULL) < 0) rc = LASH_ENOMEM;
-    goto out;
+    goto out; /* this execution already started it: nothing to write */
   }
   if (o.r.suspended) {
     rc = lash__fail(s, LASH_EBUSY,
@@ -949,10 +945,11 @@ static int start_row(lash_store *s, lash_txn *txn, const lash_lease *ls,
       (rc = op_event_lit(&o, LASH__EV_STARTED, &s->pbuf[0], now, NULL)) < 0)
     goto out;
   if ((rc = op_save(&o, 0)) == 0 && attempt != NULL) *attempt = number;
-  /* (o.r's bytes stay where op_save left them until the next save) */
+out:
+  /* the row as it is now (o.r's bytes stay where op_save left them until
+   * the next save); every failure comes here with rc < 0 */
   if (rc == 0 && out != NULL && lash__rec_export(&o.r, out, NULL) < 0)
     rc = LASH_ENOMEM;
-out:
   if (rc == LASH_ENOMEM && s->errmsg[0] == '\0')
     lash__fail(s, rc, "out of memory starting %s", id);
   return lash__wend(s, t, rc);

@@ -306,6 +306,35 @@ int lash__wb_flush(lash_txn *t, int drop) {
   return 0;
 }
 
+void lash__chg_keep(lash_txn *t, const char *id, size_t idlen, lash_bytes rec,
+                    const lash__rec *r) {
+  lash__chg *c = lash__chg_get(t, id, idlen);
+  lash_bindex x;
+  if (c == NULL || c->rec_state != 0 || r->kind.n > sizeof c->kind) return;
+  c->rec.len = 0;
+  if (lash__buf_reserve(&c->rec, rec.len) < 0) return;
+  memcpy(c->rec.p, rec.data, rec.len);
+  c->rec.len = rec.len;
+  lash__rec_index(r, &x);
+  /* the stored state, before and after (as lash__wb_flush leaves a row) */
+  c->orig_exists = 1;
+  c->orig_status = c->cur_status = r->status;
+  c->orig_cs = c->cur_cs = r->change_seq;
+  memcpy(c->kind, r->kind.p, r->kind.n);
+  c->kind_n = r->kind.n;
+  c->orig_listed = c->cur_listed = x.listed;
+  c->orig_suspended = c->cur_suspended = r->suspended;
+  c->orig_wake_at = c->cur_wake_at = x.wake_at;
+  c->orig_awaits_n = c->cur_awaits_n = lash__awaits_n(&x);
+  if (c->orig_awaits_n > 0) {
+    memcpy(c->orig_awaits, x.awaits.data, c->orig_awaits_n);
+    memcpy(c->cur_awaits, x.awaits.data, c->cur_awaits_n);
+  }
+  c->prio = r->priority;
+  c->order = r->created_seq;
+  c->rec_state = 1;
+}
+
 int lash__wb_flush_events(lash_txn *t, const char *id, size_t idlen) {
   lash__chg *c = t != NULL ? lash__chg_find(t, id, idlen) : NULL;
   return c != NULL && c->nev > 0 ? lash__wb_flush(t, 0) : 0;
